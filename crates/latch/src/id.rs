@@ -1,0 +1,193 @@
+//! Session identifiers and the hashed keys stores index them by.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Bytes of entropy in a session ID (256 bits).
+const ID_BYTES: usize = 32;
+/// Length of an encoded ID: 32 bytes in unpadded base64url.
+const ID_CHARS: usize = 43;
+
+/// An opaque session identifier: 256 bits from the OS CSPRNG, carrying no data.
+///
+/// It is the bearer secret in the cookie of a server-side session, so it is never
+/// printed (`Debug` is redacted) and never handed to a store: stores see only its
+/// SHA-256, the [`StoreKey`].
+///
+/// # Example
+/// ```
+/// use latch::SessionId;
+///
+/// let id = SessionId::generate();
+/// let text = id.encode();
+/// assert_eq!(text.len(), 43);
+/// assert_eq!(SessionId::parse(&text), Some(id));
+/// assert_eq!(SessionId::parse("not-an-id"), None);
+/// ```
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct SessionId([u8; ID_BYTES]);
+
+impl SessionId {
+    /// A new random ID.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; ID_BYTES];
+        crate::rand::fill(&mut bytes);
+        Self(bytes)
+    }
+
+    /// Parse an ID strictly: exactly 43 characters of unpadded base64url that decode
+    /// canonically. Anything else is `None`, before it reaches a store or a log.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() != ID_CHARS
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return None;
+        }
+        let mut bytes = [0u8; ID_BYTES];
+        let n = URL_SAFE_NO_PAD.decode_slice(text, &mut bytes).ok()?;
+        (n == ID_BYTES).then_some(Self(bytes))
+    }
+
+    /// The cookie form of the ID.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// The key a store files this session under: SHA-256 of the ID.
+    ///
+    /// # Example
+    /// ```
+    /// let id = latch::SessionId::generate();
+    /// assert_eq!(id.store_key(), id.store_key());
+    /// assert_eq!(id.store_key().to_hex().len(), 64);
+    /// ```
+    pub fn store_key(&self) -> StoreKey {
+        StoreKey(Sha256::digest(self.0).into())
+    }
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for SessionId {}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId(..)")
+    }
+}
+
+/// The SHA-256 of a [`SessionId`]: what stores use as the primary key.
+///
+/// A leaked table of store keys gives no usable session, because the cookie must
+/// carry the preimage. Store keys are safe to log and to show to administrators,
+/// and are how a user's sessions are listed and revoked one by one.
+///
+/// # Example
+/// ```
+/// let key = latch::SessionId::generate().store_key();
+/// assert_eq!(latch::StoreKey::from_hex(&key.to_hex()), Some(key));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey([u8; 32]);
+
+impl StoreKey {
+    /// Wrap raw hash bytes read back from a store.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lowercase hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        use fmt::Write as _;
+        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
+            // OK because writing to a String cannot fail.
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    /// Parse 64 hex digits (either case); anything else is `None`.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
+            let pair = std::str::from_utf8(chunk).ok()?;
+            out[i] = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(Self(out))
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreKey({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_256_bits() {
+        let ids: std::collections::HashSet<String> =
+            (0..1000).map(|_| SessionId::generate().encode()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert_eq!(ID_BYTES * 8, 256);
+    }
+
+    #[test]
+    fn parse_is_strict() {
+        let good = SessionId::generate().encode();
+        assert!(SessionId::parse(&good).is_some());
+        assert!(SessionId::parse(&good[..42]).is_none());
+        assert!(SessionId::parse(&format!("{good}A")).is_none());
+        assert!(SessionId::parse(&good.replace(|c: char| c.is_ascii_alphanumeric(), "+")).is_none());
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let id = SessionId::generate();
+        assert_eq!(format!("{id:?}"), "SessionId(..)");
+    }
+
+    #[test]
+    fn store_key_is_sha256_of_id_bytes() {
+        let id = SessionId([7u8; 32]);
+        assert_eq!(
+            id.store_key().to_hex(),
+            "4bb06f8e4e3a7715d201d573d0aa423762e55dabd61a2c02278fa56cc6d294e0"
+        );
+    }
+
+    #[test]
+    fn parse_rejects_canonically_invalid_tail() {
+        // The 43rd character carries 4 padding bits; a non-zero one is not canonical.
+        let text = format!("{}B", "A".repeat(42));
+        assert!(SessionId::parse(&text).is_none());
+    }
+}

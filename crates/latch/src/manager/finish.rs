@@ -1,0 +1,246 @@
+//! Ending a request: write what changed and say which cookie to send.
+
+use std::time::Duration;
+
+use super::load::CookiePayload;
+use super::{Backend, SessionManager, Shared};
+use crate::codec::{CookieCodec, MAX_COOKIE_BYTES};
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::{SessionId, StoreKey};
+use crate::record::Record;
+use crate::session::Session;
+use crate::session::state::{Origin, State};
+use crate::store::{SaveOutcome, SessionStore};
+use crate::time::UnixTime;
+
+/// How often a conflicting save is retried before the request fails.
+const MAX_SAVE_ATTEMPTS: u32 = 100;
+/// How often a freshly drawn ID may collide before creation gives up (with 256-bit
+/// IDs even one collision means a broken random source).
+const MAX_CREATE_ATTEMPTS: u32 = 4;
+
+/// What the adapter must do to the response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Finished {
+    /// A `Set-Cookie` value to send, if any. When present the response must not be
+    /// stored by shared caches (`Cache-Control: no-store`).
+    pub set_cookie: Option<String>,
+    /// Whether the handler read the session, so the response depends on the
+    /// `Cookie` header (`Vary: Cookie`).
+    pub vary_cookie: bool,
+}
+
+impl SessionManager {
+    /// Save what the handler changed and compute the cookie to send.
+    ///
+    /// Untouched sessions cost nothing. Fresh sessions are created only when
+    /// written to. Store sessions are saved with compare-and-swap: on a conflict
+    /// the handler's changes are replayed on the newest record, so concurrent
+    /// requests that change different keys all keep their changes, and a session
+    /// deleted meanwhile (logout, revoke) is never brought back.
+    ///
+    /// # Errors
+    /// A store failure or timeout (answer 503), or [`ErrorKind::CookieTooLarge`]
+    /// when a cookie session no longer fits in 4096 bytes (the data is not dropped
+    /// silently: the request fails).
+    pub async fn finish(&self, session: &Session) -> Result<Finished> {
+        let mut state = session.state.lock().await;
+        if !state.loaded {
+            return Ok(Finished::default());
+        }
+        let shared = &*self.shared;
+        let now = shared.clock.now();
+        let set_cookie = match &shared.backend {
+            Backend::Cookie(codec) => shared.finish_cookie(codec.as_ref(), &mut state, now)?,
+            Backend::Store(store) => shared.finish_stored(store.as_ref(), &mut state, now).await?,
+        };
+        Ok(Finished {
+            set_cookie,
+            vary_cookie: true,
+        })
+    }
+}
+
+impl Shared {
+    fn removal_if_needed(&self, state: &State) -> Option<String> {
+        (state.clear_cookie || !matches!(state.origin, Origin::Fresh))
+            .then(|| self.cookie.removal_cookie())
+    }
+
+    /// `Max-Age` for the cookie: the absolute deadline for remember-me sessions,
+    /// none (a browser-session cookie) otherwise.
+    fn max_age(&self, record: &Record, now: UnixTime) -> Option<i64> {
+        record
+            .remember
+            .then(|| record.absolute_deadline(&self.expiry) - now)
+    }
+
+    fn set_cookie(&self, value: &str, record: &Record, now: UnixTime) -> Result<String> {
+        let size = self.cookie.name().len() + value.len();
+        if size > MAX_COOKIE_BYTES {
+            return Err(Error::new(
+                ErrorKind::CookieTooLarge {
+                    size,
+                    limit: MAX_COOKIE_BYTES,
+                },
+                format!(
+                    "session cookie would be {size} bytes (name + value), over the \
+                     {MAX_COOKIE_BYTES}-byte limit browsers accept; keep less in the \
+                     session or use a server-side store"
+                ),
+            ));
+        }
+        Ok(self.cookie.set_cookie(value, self.max_age(record, now)))
+    }
+
+    fn finish_cookie(
+        &self,
+        codec: &dyn CookieCodec,
+        state: &mut State,
+        now: UnixTime,
+    ) -> Result<Option<String>> {
+        if state.destroyed {
+            return Ok(self.removal_if_needed(state));
+        }
+        let write = state.changed() || state.regenerate || state.touch || state.reissue;
+        if !write {
+            return Ok(state.clear_cookie.then(|| self.cookie.removal_cookie()));
+        }
+        if state.is_empty() && !state.record.remember {
+            return Ok(self.removal_if_needed(state));
+        }
+        let record = &mut state.record;
+        record.last_seen = now;
+        let payload = CookiePayload {
+            c: record.created_at,
+            r: record.remember,
+            u: record.user_id.clone(),
+            d: std::mem::take(&mut record.data),
+        };
+        let bytes = serde_json::to_vec(&payload);
+        record.data = payload.d;
+        let bytes = bytes.map_err(|e| {
+            Error::new(ErrorKind::Serialization, "cannot serialize the session").with_source(e)
+        })?;
+        let value = codec.seal(self.cookie.name(), now, &bytes)?;
+        self.set_cookie(&value, &state.record, now).map(Some)
+    }
+
+    async fn finish_stored(
+        &self,
+        store: &dyn SessionStore,
+        state: &mut State,
+        now: UnixTime,
+    ) -> Result<Option<String>> {
+        let origin = std::mem::replace(&mut state.origin, Origin::Fresh);
+        let (id, key) = match origin {
+            Origin::Stored { id, key } => (id, key),
+            Origin::Fresh | Origin::Cookie => {
+                if state.destroyed || !state.changed() || state.is_empty() {
+                    return Ok(state.clear_cookie.then(|| self.cookie.removal_cookie()));
+                }
+                return self.create(store, &mut state.record, now).await.map(Some);
+            }
+        };
+        if state.destroyed {
+            self.timed("deleting a session", store.delete(&key)).await?;
+            return Ok(Some(self.cookie.removal_cookie()));
+        }
+        if state.regenerate {
+            let value = self.create(store, &mut state.record, now).await?;
+            self.timed("deleting the old session id", store.delete(&key)).await?;
+            return Ok(Some(value));
+        }
+        let remember_changed = state
+            .ops
+            .iter()
+            .any(|op| matches!(op, crate::session::state::Op::SetRemember(_)));
+        let alive = if state.changed() {
+            self.save_with_retry(store, &key, state, now).await?
+        } else if state.touch {
+            let deadline = {
+                let mut r = state.record.clone();
+                r.last_seen = now;
+                r.deadline(&self.expiry)
+            };
+            self.timed("refreshing a session", store.touch(&key, now, deadline)).await?
+        } else {
+            true
+        };
+        if !alive {
+            tracing::debug!("session was ended by another request; its changes are dropped");
+            return Ok(Some(self.cookie.removal_cookie()));
+        }
+        let resend = remember_changed || (state.touch && state.record.remember);
+        if resend {
+            state.record.last_seen = now;
+            return self.set_cookie(&id.encode(), &state.record, now).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Store `record` under a new random ID (create-if-absent, redrawing on the
+    /// astronomically unlikely collision) and return its `Set-Cookie`.
+    async fn create(&self, store: &dyn SessionStore, record: &mut Record, now: UnixTime) -> Result<String> {
+        record.last_seen = now;
+        record.expires_at = record.deadline(&self.expiry);
+        record.version = record.version.saturating_add(1);
+        for _ in 0..MAX_CREATE_ATTEMPTS {
+            let id = SessionId::generate();
+            if self.timed("creating a session", store.create(&id.store_key(), record)).await? {
+                return self.set_cookie(&id.encode(), record, now);
+            }
+            tracing::error!("freshly generated session id already exists; is the random source broken?");
+        }
+        Err(Error::new(ErrorKind::Conflict, "could not draw an unused session id"))
+    }
+
+    /// Compare-and-swap the handler's changes; on conflict replay them on the
+    /// newest record. Returns `false` when the session was deleted meanwhile.
+    async fn save_with_retry(
+        &self,
+        store: &dyn SessionStore,
+        key: &StoreKey,
+        state: &mut State,
+        now: UnixTime,
+    ) -> Result<bool> {
+        let mut expected = state.record.version;
+        for attempt in 0..MAX_SAVE_ATTEMPTS {
+            let record = &mut state.record;
+            record.version = expected + 1;
+            record.last_seen = now;
+            record.expires_at = record.deadline(&self.expiry);
+            match self.timed("saving a session", store.save(key, record, expected)).await? {
+                SaveOutcome::Saved => return Ok(true),
+                SaveOutcome::Gone => return Ok(false),
+                SaveOutcome::Conflict => {}
+            }
+            backoff(attempt).await;
+            let Some(newest) = self.timed("reloading a session", store.load(key)).await? else {
+                return Ok(false);
+            };
+            if newest.is_expired(now, &self.expiry) {
+                return Ok(false);
+            }
+            expected = newest.version;
+            state.record = newest;
+            for op in &state.ops {
+                op.apply(&mut state.record)?;
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!("session save kept conflicting after {MAX_SAVE_ATTEMPTS} attempts"),
+        ))
+    }
+}
+
+/// A short randomized pause after a conflict, growing with the attempt, so that
+/// many writers racing on one session spread out instead of colliding in lockstep.
+async fn backoff(attempt: u32) {
+    let mut byte = [0u8; 1];
+    crate::rand::fill(&mut byte);
+    let cap_us = 50u64 << attempt.min(6);
+    let us = u64::from(byte[0]) * cap_us / 255;
+    tokio::time::sleep(Duration::from_micros(us)).await;
+}

@@ -1,0 +1,144 @@
+//! Loading a session on first use: decode or look up, then enforce expiry.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Backend, Shared};
+use crate::codec::CookieCodec;
+use crate::cookie::IncomingCookie;
+use crate::error::Result;
+use crate::id::SessionId;
+use crate::record::{Data, Record};
+use crate::session::state::{Origin, State};
+use crate::time::UnixTime;
+
+/// How far in the future an issue time may lie (clock skew between app servers)
+/// before a cookie is refused.
+const MAX_CLOCK_SKEW: i64 = 60;
+
+/// What a signed or sealed cookie carries besides its issue time. Short field
+/// names keep cookies small; unknown fields are refused.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CookiePayload {
+    /// created_at
+    pub(crate) c: UnixTime,
+    /// remember
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) r: bool,
+    /// user_id
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) u: Option<String>,
+    /// data
+    pub(crate) d: Data,
+}
+
+impl Shared {
+    /// Load the session for `state`'s incoming cookie, or start a fresh one.
+    ///
+    /// Every kind of bad cookie ends the same way: a fresh session and a removal
+    /// cookie. Only store failures are errors.
+    pub(crate) async fn load(&self, state: &mut State) -> Result<()> {
+        let now = self.clock.now();
+        let incoming = std::mem::replace(&mut state.incoming, IncomingCookie::Absent);
+        let loaded = match incoming {
+            IncomingCookie::Absent => None,
+            IncomingCookie::Duplicate => {
+                self.note_rejected("duplicate session cookies in one request");
+                state.clear_cookie = true;
+                None
+            }
+            IncomingCookie::One(value) => {
+                let found = match &self.backend {
+                    Backend::Cookie(codec) => self.open_cookie(codec.as_ref(), &value, now, state),
+                    Backend::Store(_) => self.load_stored(&value, now).await?,
+                };
+                if found.is_none() {
+                    state.clear_cookie = true;
+                }
+                found
+            }
+        };
+        match loaded {
+            Some((origin, record)) => {
+                state.touch = now - record.last_seen >= crate::time::secs(self.expiry.touch_every());
+                state.origin = origin;
+                state.record = record;
+            }
+            None => {
+                let mut record = Record::new(now);
+                record.user_agent = state.user_agent.take();
+                record.ip = state.ip.take();
+                state.origin = Origin::Fresh;
+                state.record = record;
+            }
+        }
+        state.loaded = true;
+        Ok(())
+    }
+
+    fn open_cookie(
+        &self,
+        codec: &dyn CookieCodec,
+        value: &str,
+        now: UnixTime,
+        state: &mut State,
+    ) -> Option<(Origin, Record)> {
+        let opened = match codec.open(self.cookie.name(), value) {
+            Ok(opened) => opened,
+            Err(rejected) => {
+                self.note_rejected(rejected.reason());
+                return None;
+            }
+        };
+        // The MAC/tag has been checked: only now is the payload parsed.
+        let Ok(payload) = serde_json::from_slice::<CookiePayload>(&opened.payload) else {
+            self.note_rejected("authentic cookie with an unreadable payload");
+            return None;
+        };
+        let mut record = Record::new(payload.c);
+        record.last_seen = opened.issued_at;
+        record.remember = payload.r;
+        record.user_id = payload.u;
+        record.data = payload.d;
+        record.expires_at = record.deadline(&self.expiry);
+        if !self.is_current(&record, now) {
+            return None;
+        }
+        state.reissue = opened.key_index > 0;
+        Some((Origin::Cookie, record))
+    }
+
+    async fn load_stored(&self, value: &str, now: UnixTime) -> Result<Option<(Origin, Record)>> {
+        let Backend::Store(store) = &self.backend else {
+            return Ok(None);
+        };
+        let Some(id) = SessionId::parse(value) else {
+            self.note_rejected("malformed session id");
+            return Ok(None);
+        };
+        let key = id.store_key();
+        let Some(record) = self.timed("loading a session", store.load(&key)).await? else {
+            self.note_rejected("unknown, revoked or purged session id");
+            return Ok(None);
+        };
+        if !self.is_current(&record, now) {
+            return Ok(None);
+        }
+        Ok(Some((Origin::Stored { id, key }, record)))
+    }
+
+    /// Expiry check shared by every kind: both deadlines under the policy in force
+    /// now (not the one a store row was written under), and no issue time from the
+    /// future.
+    fn is_current(&self, record: &Record, now: UnixTime) -> bool {
+        if record.last_seen > now + MAX_CLOCK_SKEW || record.created_at > record.last_seen {
+            self.note_rejected("session times in the future");
+            return false;
+        }
+        if record.is_expired(now, &self.expiry) {
+            self.note_rejected("expired session");
+            return false;
+        }
+        true
+    }
+}

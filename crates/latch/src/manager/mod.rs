@@ -1,0 +1,320 @@
+//! The session manager: configuration, and the framework-neutral request cycle
+//! ([`SessionManager::start`] before the handler, [`SessionManager::finish`] after).
+//!
+//! Framework adapters (such as `latch-axum`) are thin: they hand the `Cookie`
+//! headers to `start`, put the [`Session`] where handlers find it, and apply what
+//! `finish` returns to the response.
+
+mod finish;
+mod load;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+pub use finish::Finished;
+
+use crate::codec::{Aead, CookieCodec, SealedCodec, SignedCodec};
+use crate::cookie::{CookieConfig, find_session_cookie};
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::StoreKey;
+use crate::key::Keyring;
+use crate::session::Session;
+use crate::session::state::State;
+use crate::store::{SessionInfo, SessionStore};
+use crate::time::{Clock, Expiry, SystemClock};
+
+/// What the client sent about itself, recorded on new sessions for the devices
+/// list. Adapters fill it from the request; applications may override it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// The `User-Agent` header, truncated to 256 bytes.
+    pub user_agent: Option<String>,
+    /// The client address as the application sees it.
+    pub ip: Option<String>,
+}
+
+/// The three kinds of session.
+#[derive(Debug)]
+pub(crate) enum Backend {
+    /// The data travels in the cookie, signed or sealed.
+    Cookie(Box<dyn CookieCodec>),
+    /// The cookie holds an opaque ID; the data lives in a store.
+    Store(Arc<dyn SessionStore>),
+}
+
+/// Shared by the manager and every session it starts.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) backend: Backend,
+    pub(crate) cookie: CookieConfig,
+    pub(crate) expiry: Expiry,
+    pub(crate) store_timeout: Duration,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rejected: AtomicU64,
+}
+
+impl Shared {
+    /// Run a store call under the configured timeout.
+    pub(crate) async fn timed<T>(&self, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        match tokio::time::timeout(self.store_timeout, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::StoreTimeout,
+                format!(
+                    "session store did not answer within {} ms ({what})",
+                    self.store_timeout.as_millis()
+                ),
+            )),
+        }
+    }
+
+    fn store(&self) -> Result<&Arc<dyn SessionStore>> {
+        match &self.backend {
+            Backend::Store(store) => Ok(store),
+            Backend::Cookie(_) => Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "listing and revoking sessions needs a server-side store; \
+                 cookie-only sessions have no server-side list",
+            )),
+        }
+    }
+
+    pub(crate) async fn list_by_user(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        let store = self.store()?;
+        let now = self.clock.now();
+        self.timed("listing sessions", store.list_by_user(user, now)).await
+    }
+
+    pub(crate) async fn delete_key(&self, key: &StoreKey) -> Result<bool> {
+        let store = self.store()?;
+        self.timed("deleting a session", store.delete(key)).await
+    }
+
+    pub(crate) async fn delete_by_user(&self, user: &str, keep: Option<&StoreKey>) -> Result<u64> {
+        let store = self.store()?;
+        self.timed("deleting sessions", store.delete_by_user(user, keep)).await
+    }
+
+    /// Count and log a refused cookie, without its value.
+    pub(crate) fn note_rejected(&self, reason: &str) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(reason, cookie = %self.cookie.name(), "session cookie refused; starting a fresh session");
+    }
+}
+
+/// Runs sessions: built once at start-up, shared by every request.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use latch::{CookieConfig, Expiry, MemoryStore, SessionManager};
+///
+/// let manager = SessionManager::builder()
+///     .store(MemoryStore::new())
+///     .cookie(CookieConfig::default())
+///     .expiry(Expiry::default().idle(Duration::from_secs(20 * 60)))
+///     .build()?;
+/// assert_eq!(manager.cookie_config().name(), "__Host-session");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionManager {
+    shared: Arc<Shared>,
+}
+
+impl SessionManager {
+    /// Start configuring a manager.
+    pub fn builder() -> SessionManagerBuilder {
+        SessionManagerBuilder::default()
+    }
+
+    /// Begin a request: find the session cookie among the values of every `Cookie`
+    /// header. Nothing is decoded or loaded until a handler uses the session.
+    pub fn start<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a str>, meta: RequestMeta) -> Session {
+        let incoming = find_session_cookie(cookie_headers, self.shared.cookie.name());
+        Session {
+            shared: Arc::clone(&self.shared),
+            state: Arc::new(Mutex::new(State::new(incoming, meta.user_agent, meta.ip))),
+        }
+    }
+
+    /// The cookie settings in force.
+    pub fn cookie_config(&self) -> &CookieConfig {
+        &self.shared.cookie
+    }
+
+    /// The expiry policy in force.
+    pub fn expiry(&self) -> &Expiry {
+        &self.shared.expiry
+    }
+
+    /// The store of server-side sessions; `None` for cookie-only sessions.
+    pub fn store(&self) -> Option<&Arc<dyn SessionStore>> {
+        match &self.shared.backend {
+            Backend::Store(store) => Some(store),
+            Backend::Cookie(_) => None,
+        }
+    }
+
+    /// How many incoming session cookies were refused (bad, expired, unknown,
+    /// duplicated) since start-up.
+    pub fn rejected_cookies(&self) -> u64 {
+        self.shared.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Delete expired sessions in batches of `batch` until none is left; returns
+    /// how many. A no-op for cookie-only sessions.
+    ///
+    /// # Errors
+    /// A store failure or timeout.
+    pub async fn purge_expired(&self, batch: usize) -> Result<u64> {
+        let Backend::Store(store) = &self.shared.backend else {
+            return Ok(0);
+        };
+        let batch = batch.max(1);
+        let mut total = 0;
+        loop {
+            let now = self.shared.clock.now();
+            let n = self.shared.timed("purging sessions", store.purge_expired(now, batch)).await?;
+            total += n;
+            if n < batch as u64 {
+                return Ok(total);
+            }
+            // Let request handling in between batches.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Builder for [`SessionManager`]; [`build`](Self::build) refuses unsafe settings.
+#[derive(Debug)]
+pub struct SessionManagerBuilder {
+    kind: Option<Kind>,
+    cookie: CookieConfig,
+    expiry: Expiry,
+    store_timeout: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Signed(Keyring),
+    Sealed(Keyring, Aead),
+    Store(Arc<dyn SessionStore>),
+}
+
+impl Default for SessionManagerBuilder {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            cookie: CookieConfig::default(),
+            expiry: Expiry::default(),
+            store_timeout: Duration::from_secs(2),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl SessionManagerBuilder {
+    /// Keep session data in a signed cookie (readable by the client, not changeable).
+    #[must_use]
+    pub fn signed_cookies(mut self, keys: Keyring) -> Self {
+        self.kind = Some(Kind::Signed(keys));
+        self
+    }
+
+    /// Keep session data in an encrypted cookie (neither readable nor changeable).
+    #[must_use]
+    pub fn encrypted_cookies(mut self, keys: Keyring, aead: Aead) -> Self {
+        self.kind = Some(Kind::Sealed(keys, aead));
+        self
+    }
+
+    /// Keep session data in `store`; the cookie carries only a random ID.
+    #[must_use]
+    pub fn store(self, store: impl SessionStore) -> Self {
+        self.shared_store(Arc::new(store))
+    }
+
+    /// Like [`store`](Self::store), for a store already behind an `Arc`.
+    #[must_use]
+    pub fn shared_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.kind = Some(Kind::Store(store));
+        self
+    }
+
+    /// Set the cookie attributes (default: [`CookieConfig::default`]).
+    #[must_use]
+    pub fn cookie(mut self, cookie: CookieConfig) -> Self {
+        self.cookie = cookie;
+        self
+    }
+
+    /// Set the expiry policy (default: [`Expiry::default`]).
+    #[must_use]
+    pub fn expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// Set how long a store call may take before the request gets a 503
+    /// (default 2 seconds).
+    #[must_use]
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// Use another clock (tests use [`ManualClock`](crate::ManualClock)).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Check everything and build the manager.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`] when no session kind was chosen, the expiry
+    /// policy is inconsistent or over 400 days, or the store timeout is zero.
+    /// Logs a warning when the cookie is in plain-http dev mode.
+    pub fn build(self) -> Result<SessionManager> {
+        let kind = self.kind.ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                "choose a session kind: signed_cookies(keys), encrypted_cookies(keys, aead) \
+                 or store(store)",
+            )
+        })?;
+        self.expiry.validate()?;
+        if self.store_timeout.is_zero() {
+            return Err(Error::new(ErrorKind::InvalidConfig, "the store timeout must be above zero"));
+        }
+        if !self.cookie.is_secure() {
+            tracing::warn!(
+                cookie = %self.cookie.name(),
+                "latch is in plain-http development mode: the session cookie is sent without \
+                 Secure and can be stolen on the network; never use this in production"
+            );
+        }
+        let backend = match kind {
+            Kind::Signed(keys) => Backend::Cookie(Box::new(SignedCodec::new(&keys))),
+            Kind::Sealed(keys, aead) => Backend::Cookie(Box::new(SealedCodec::new(&keys, aead))),
+            Kind::Store(store) => Backend::Store(store),
+        };
+        Ok(SessionManager {
+            shared: Arc::new(Shared {
+                backend,
+                cookie: self.cookie,
+                expiry: self.expiry,
+                store_timeout: self.store_timeout,
+                clock: self.clock,
+                rejected: AtomicU64::new(0),
+            }),
+        })
+    }
+}

@@ -1,0 +1,96 @@
+//! The session record: what a store keeps for one session.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::{Expiry, UnixTime, secs};
+
+/// The data of one session, a map from string keys to JSON values.
+///
+/// Values are plain serde data: nothing in a session can rebuild code or arbitrary
+/// objects when read back.
+pub type Data = BTreeMap<String, serde_json::Value>;
+
+/// Everything a store keeps about one session.
+///
+/// Stores persist every field and hand it back unchanged; the fields other than
+/// `data` also feed the per-user index and the devices list.
+///
+/// # Example
+/// ```
+/// let record = latch::Record::new(1_000);
+/// assert_eq!(record.created_at, 1_000);
+/// assert!(record.data.is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The application's key/value data.
+    pub data: Data,
+    /// When the session was created.
+    pub created_at: UnixTime,
+    /// When the session was last used (refreshed at most once per touch interval).
+    pub last_seen: UnixTime,
+    /// When the session expires under the policy in force when it was last written:
+    /// the earlier of the idle and absolute deadlines. Stores index it for purging.
+    pub expires_at: UnixTime,
+    /// Whether the user asked to be remembered (persistent cookie, longer timeouts).
+    pub remember: bool,
+    /// The signed-in user, if any; feeds the per-user index.
+    pub user_id: Option<String>,
+    /// The client's user agent as recorded when the session was created.
+    pub user_agent: Option<String>,
+    /// The client's address as the application reported it.
+    pub ip: Option<String>,
+    /// Incremented on every data save; stores use it for compare-and-swap.
+    pub version: u64,
+}
+
+impl Record {
+    /// An empty session created at `now`.
+    pub fn new(now: UnixTime) -> Self {
+        Self {
+            data: Data::new(),
+            created_at: now,
+            last_seen: now,
+            expires_at: now,
+            remember: false,
+            user_id: None,
+            user_agent: None,
+            ip: None,
+            version: 0,
+        }
+    }
+
+    /// The idle deadline under `policy`: the first second the session is expired.
+    pub fn idle_deadline(&self, policy: &Expiry) -> UnixTime {
+        self.last_seen
+            .saturating_add(secs(policy.idle_timeout(self.remember)))
+    }
+
+    /// The absolute deadline under `policy`: the first second the session is expired.
+    pub fn absolute_deadline(&self, policy: &Expiry) -> UnixTime {
+        self.created_at
+            .saturating_add(secs(policy.absolute_timeout(self.remember)))
+    }
+
+    /// The earlier of the two deadlines.
+    pub fn deadline(&self, policy: &Expiry) -> UnixTime {
+        self.idle_deadline(policy).min(self.absolute_deadline(policy))
+    }
+
+    /// Whether the session is expired at `now` under `policy`.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{Expiry, Record};
+    ///
+    /// let record = Record::new(0);
+    /// let policy = Expiry::default(); // 30 minutes idle
+    /// assert!(!record.is_expired(1799, &policy));
+    /// assert!(record.is_expired(1800, &policy));
+    /// ```
+    pub fn is_expired(&self, now: UnixTime, policy: &Expiry) -> bool {
+        now >= self.deadline(policy)
+    }
+}

@@ -1,0 +1,356 @@
+//! The `Session` handle that request handlers use.
+
+mod flash;
+pub(crate) mod state;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{Mutex, MutexGuard};
+
+pub use flash::Flash;
+use flash::FLASH_KEY;
+use state::{Op, Origin, State};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::StoreKey;
+use crate::manager::Shared;
+use crate::store::SessionInfo;
+use crate::time::UnixTime;
+
+/// Keys starting with this are latch's own (flash messages, ...).
+const RESERVED_PREFIX: &str = "_latch.";
+
+/// One request's view of its session.
+///
+/// Cheap to clone; clones share state. Nothing is loaded until a method needs it,
+/// so a handler that never calls one costs no store round trip and sends no cookie.
+/// Changes are written when the response goes out, by the adapter's call to
+/// [`SessionManager::finish`](crate::SessionManager::finish).
+///
+/// Every method is `async` because the first call may load the session from the
+/// store; they fail only when the store does (see [`Error::is_unavailable`]) or
+/// when a value cannot be (de)serialized.
+///
+/// # Example
+/// ```
+/// use latch::{Keyring, SecretKey, SessionManager};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+/// let manager = SessionManager::builder()
+///     .signed_cookies(Keyring::new(SecretKey::generate()))
+///     .build()?;
+/// let session = manager.start(std::iter::empty(), Default::default());
+/// session.insert("theme", "dark").await?;
+/// assert_eq!(session.get::<String>("theme").await?.as_deref(), Some("dark"));
+/// let finished = manager.finish(&session).await?;
+/// assert!(finished.set_cookie.unwrap().starts_with("__Host-session="));
+/// # Ok::<(), latch::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Session(..)")
+    }
+}
+
+/// The timing facts of a session, for a profile page or `/api/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionFacts {
+    /// When the session was created.
+    pub created_at: UnixTime,
+    /// When it was last seen (as of the start of this request).
+    pub last_seen: UnixTime,
+    /// When it expires if left idle.
+    pub idle_expires_at: UnixTime,
+    /// When it expires however active it is.
+    pub absolute_expires_at: UnixTime,
+    /// Whether it is a remember-me session.
+    pub remember: bool,
+    /// Whether this request started it (no valid session arrived).
+    pub is_new: bool,
+}
+
+fn check_key(key: &str) -> Result<()> {
+    if key.starts_with(RESERVED_PREFIX) {
+        return Err(Error::new(
+            ErrorKind::InvalidKey,
+            format!("session keys starting with {RESERVED_PREFIX:?} are reserved for latch"),
+        ));
+    }
+    Ok(())
+}
+
+fn to_value<T: Serialize>(value: T) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| {
+        Error::new(ErrorKind::Serialization, "cannot serialize a session value").with_source(e)
+    })
+}
+
+fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| {
+        Error::new(ErrorKind::Serialization, "session value has an unexpected type").with_source(e)
+    })
+}
+
+impl Session {
+    /// Lock the state, loading the session first if this is the first access.
+    async fn loaded(&self) -> Result<MutexGuard<'_, State>> {
+        let mut state = self.state.lock().await;
+        if !state.loaded {
+            self.shared.load(&mut state).await?;
+        }
+        Ok(state)
+    }
+
+    /// The value under `key`, deserialized as `T`; `None` when absent.
+    ///
+    /// # Errors
+    /// A store failure, or [`ErrorKind::Serialization`] when the stored value is not
+    /// a `T`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let state = self.loaded().await?;
+        state.record.data.get(key).cloned().map(from_value).transpose()
+    }
+
+    /// Store `value` under `key`, replacing any previous value.
+    ///
+    /// # Errors
+    /// A store failure, [`ErrorKind::InvalidKey`] for a key starting with
+    /// `_latch.`, or [`ErrorKind::Serialization`].
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
+        check_key(key)?;
+        let value = to_value(value)?;
+        self.loaded().await?.push(Op::Insert(key.to_owned(), value))
+    }
+
+    /// Remove `key`; returns whether it was present.
+    ///
+    /// # Errors
+    /// A store failure or a reserved key.
+    pub async fn remove(&self, key: &str) -> Result<bool> {
+        check_key(key)?;
+        let mut state = self.loaded().await?;
+        let present = state.record.data.contains_key(key);
+        if present {
+            state.push(Op::Remove(key.to_owned()))?;
+        }
+        Ok(present)
+    }
+
+    /// Remove every key (the session itself, its ID and user stay).
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn clear(&self) -> Result<()> {
+        self.loaded().await?.push(Op::Clear)
+    }
+
+    /// Atomically replace the value under `key` with `f(old)` and return the new
+    /// value.
+    ///
+    /// If another request saved the same session in the meantime, latch re-runs
+    /// `f` on the newest stored value when saving, so concurrent updates compose:
+    /// 32 concurrent `update("n", |n| n.unwrap_or(0) + 1)` end at 32. `f` must
+    /// therefore be a pure function of its input. (Cookie-only sessions have no
+    /// shared copy to merge with; there the last response wins.)
+    ///
+    /// # Errors
+    /// A store failure, a reserved key, or a value of the wrong type.
+    ///
+    /// # Example
+    /// ```
+    /// # use latch::{MemoryStore, SessionManager};
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// # let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+    /// # let session = manager.start(std::iter::empty(), Default::default());
+    /// let n: u64 = session.update("visits", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+    /// assert_eq!(n, 1);
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn update<T, F>(&self, key: &str, f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(Option<T>) -> T + Send + Sync + 'static,
+    {
+        check_key(key)?;
+        let op = Op::Update(
+            key.to_owned(),
+            Arc::new(move |old: Option<&Value>| {
+                let old = old.cloned().map(from_value::<T>).transpose()?;
+                to_value(f(old))
+            }),
+        );
+        let mut state = self.loaded().await?;
+        state.push(op)?;
+        // OK to index: `push` just inserted the key.
+        from_value(state.record.data[key].clone())
+    }
+
+    /// Give the session a new ID, keep its data, and kill the old ID in the store.
+    ///
+    /// Call it at login and at every privilege change, so an ID planted or seen
+    /// before the change is worth nothing after it (session fixation).
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn regenerate(&self) -> Result<()> {
+        self.loaded().await?.regenerate = true;
+        Ok(())
+    }
+
+    /// Sign `user_id` in: regenerate the ID and record the user for the per-user
+    /// index ("devices", "sign out everywhere").
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn log_in(&self, user_id: impl Into<String>) -> Result<()> {
+        let mut state = self.loaded().await?;
+        state.regenerate = true;
+        state.push(Op::SetUser(Some(user_id.into())))
+    }
+
+    /// The signed-in user, if any.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn user_id(&self) -> Result<Option<String>> {
+        Ok(self.loaded().await?.record.user_id.clone())
+    }
+
+    /// Make this a remember-me session (persistent cookie, the longer timeouts of
+    /// [`Expiry`](crate::Expiry)) or a browser-session one.
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn set_remember(&self, remember: bool) -> Result<()> {
+        let mut state = self.loaded().await?;
+        if state.record.remember != remember {
+            state.push(Op::SetRemember(remember))?;
+        }
+        Ok(())
+    }
+
+    /// End the session (logout): it is deleted from the store and the cookie is
+    /// expired with the same `Path`/`Domain` when the response goes out. A replay
+    /// of the old cookie afterwards finds nothing.
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn destroy(&self) -> Result<()> {
+        self.loaded().await?.destroyed = true;
+        Ok(())
+    }
+
+    /// Queue a flash message for the next page.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn flash(&self, level: &str, message: &str) -> Result<()> {
+        let flash = to_value(Flash::new(level, message))?;
+        let op = Op::Update(
+            FLASH_KEY.to_owned(),
+            Arc::new(move |old: Option<&Value>| {
+                let mut list = match old {
+                    Some(Value::Array(items)) => items.clone(),
+                    _ => Vec::new(),
+                };
+                list.push(flash.clone());
+                Ok(Value::Array(list))
+            }),
+        );
+        self.loaded().await?.push(op)
+    }
+
+    /// Take the pending flash messages; each is returned once.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn take_flashes(&self) -> Result<Vec<Flash>> {
+        let mut state = self.loaded().await?;
+        let Some(value) = state.record.data.get(FLASH_KEY).cloned() else {
+            return Ok(Vec::new());
+        };
+        state.push(Op::Remove(FLASH_KEY.to_owned()))?;
+        // A malformed flash list is dropped rather than failing the page.
+        Ok(serde_json::from_value(value).unwrap_or_default())
+    }
+
+    /// Created/last-seen/expiry times of this session.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn facts(&self) -> Result<SessionFacts> {
+        let state = self.loaded().await?;
+        let policy = &self.shared.expiry;
+        Ok(SessionFacts {
+            created_at: state.record.created_at,
+            last_seen: state.record.last_seen,
+            idle_expires_at: state.record.idle_deadline(policy),
+            absolute_expires_at: state.record.absolute_deadline(policy),
+            remember: state.record.remember,
+            is_new: matches!(state.origin, Origin::Fresh),
+        })
+    }
+
+    /// This session's store key ("this device" in a devices list), if it is a
+    /// stored session.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn store_key(&self) -> Result<Option<StoreKey>> {
+        Ok(match &self.loaded().await?.origin {
+            Origin::Stored { key, .. } => Some(*key),
+            _ => None,
+        })
+    }
+
+    /// The signed-in user's live sessions (devices), most recently used first.
+    /// Empty when nobody is signed in.
+    ///
+    /// # Errors
+    /// A store failure, or [`ErrorKind::InvalidConfig`] for cookie-only sessions,
+    /// which have no server-side list.
+    pub async fn devices(&self) -> Result<Vec<SessionInfo>> {
+        let Some(user) = self.user_id().await? else {
+            return Ok(Vec::new());
+        };
+        self.shared.list_by_user(&user).await
+    }
+
+    /// End one of the signed-in user's sessions, found by its store key. Keys that
+    /// belong to another user are ignored (returns `false`).
+    ///
+    /// # Errors
+    /// A store failure, or cookie-only sessions.
+    pub async fn revoke_device(&self, key: &StoreKey) -> Result<bool> {
+        let devices = self.devices().await?;
+        if !devices.iter().any(|d| &d.key == key) {
+            return Ok(false);
+        }
+        self.shared.delete_key(key).await
+    }
+
+    /// End every session of the signed-in user but this one; returns how many.
+    ///
+    /// # Errors
+    /// A store failure, or cookie-only sessions.
+    pub async fn sign_out_everywhere_else(&self) -> Result<u64> {
+        let Some(user) = self.user_id().await? else {
+            return Ok(0);
+        };
+        let keep = self.store_key().await?;
+        self.shared.delete_by_user(&user, keep.as_ref()).await
+    }
+}

@@ -1,0 +1,104 @@
+//! The store trait: where server-side sessions live.
+//!
+//! Stores see only [`StoreKey`]s (SHA-256 of the session ID), never the ID itself,
+//! and [`Record`]s. Every operation a store must offer is here, so each backend is
+//! designed against the whole contract once; the `latch-conformance` crate checks a
+//! backend against it.
+
+mod memory;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryStore;
+
+use crate::error::Result;
+use crate::id::StoreKey;
+use crate::record::Record;
+use crate::time::UnixTime;
+
+/// What became of a compare-and-swap [`SessionStore::save`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// The record was written.
+    Saved,
+    /// The stored version was not the expected one: somebody else saved first.
+    Conflict,
+    /// The session no longer exists (logged out, revoked, purged): it must not be
+    /// brought back.
+    Gone,
+}
+
+/// One session of a user, as the devices list shows it (no data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session's store key (safe to show; not a usable cookie).
+    pub key: StoreKey,
+    /// When it was created.
+    pub created_at: UnixTime,
+    /// When it was last used.
+    pub last_seen: UnixTime,
+    /// When it expires.
+    pub expires_at: UnixTime,
+    /// The browser's user agent, if recorded.
+    pub user_agent: Option<String>,
+    /// The client address, if recorded.
+    pub ip: Option<String>,
+}
+
+impl SessionInfo {
+    /// The listing entry for `record` filed under `key`.
+    pub fn from_record(key: StoreKey, record: &Record) -> Self {
+        Self {
+            key,
+            created_at: record.created_at,
+            last_seen: record.last_seen,
+            expires_at: record.expires_at,
+            user_agent: record.user_agent.clone(),
+            ip: record.ip.clone(),
+        }
+    }
+}
+
+/// A place to keep server-side sessions.
+///
+/// Implementations must be safe to share between requests and must make each
+/// method atomic. Times are Unix seconds; `record.expires_at` is the moment a
+/// session becomes invalid and is what [`purge_expired`](Self::purge_expired) and
+/// TTL-based stores use.
+#[async_trait]
+pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Insert `record` under `key` only if no session has that key.
+    ///
+    /// Returns `false`, changing nothing, when the key is taken; the caller then
+    /// draws a new ID. An existing session is never overwritten.
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool>;
+
+    /// The record under `key`, if any. Stores may return an expired record; the
+    /// caller checks expiry.
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>>;
+
+    /// Replace the record under `key` if its stored version is `expected_version`
+    /// (compare-and-swap). `record.version` is the new version.
+    async fn save(&self, key: &StoreKey, record: &Record, expected_version: u64)
+    -> Result<SaveOutcome>;
+
+    /// Refresh `last_seen` and `expires_at` without touching data or version.
+    /// Returns `false` when the session is gone.
+    async fn touch(&self, key: &StoreKey, last_seen: UnixTime, expires_at: UnixTime)
+    -> Result<bool>;
+
+    /// Delete the session under `key`; `false` if there was none.
+    async fn delete(&self, key: &StoreKey) -> Result<bool>;
+
+    /// The sessions of `user_id` that have not expired at `now`, in time proportional
+    /// to that user's sessions.
+    async fn list_by_user(&self, user_id: &str, now: UnixTime) -> Result<Vec<SessionInfo>>;
+
+    /// Delete every session of `user_id` except `keep` (the current one, for "sign
+    /// out everywhere else"); returns how many were deleted.
+    async fn delete_by_user(&self, user_id: &str, keep: Option<&StoreKey>) -> Result<u64>;
+
+    /// Delete at most `limit` sessions that expired at or before `now`, oldest
+    /// first; returns how many. Callers loop until it returns less than `limit`.
+    async fn purge_expired(&self, now: UnixTime, limit: usize) -> Result<u64>;
+}
