@@ -1,1 +1,37 @@
-//! placeholder
+//! # latch-axum: latch sessions for axum and tower
+//!
+//! Add a [`SessionLayer`] to the router and take a [`Session`] in handlers. The
+//! layer loads nothing until a handler uses the session, writes only what changed,
+//! and sets `Vary: Cookie`, `Cache-Control: no-store` and the cookie as needed. A
+//! store outage becomes `503 Service Unavailable` with a plain body.
+//!
+//! ## Example
+//! ```
+//! use axum::{Router, routing::get};
+//! use latch::{MemoryStore, SessionManager};
+//! use latch_axum::{Session, SessionError, SessionLayer};
+//!
+//! async fn visits(session: Session) -> Result<String, SessionError> {
+//!     let n: u64 = session.update("visits", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+//!     Ok(format!("visit number {n}"))
+//! }
+//!
+//! let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+//! let app: Router = Router::new()
+//!     .route("/", get(visits))
+//!     .layer(SessionLayer::new(manager));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod extract;
+mod layer;
+mod service;
+
+pub use error::SessionError;
+pub use extract::Session;
+pub use layer::SessionLayer;
+pub use service::SessionService;

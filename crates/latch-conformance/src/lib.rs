@@ -1,1 +1,68 @@
-//! placeholder
+//! The store conformance suite: every behaviour a latch [`SessionStore`] must have,
+//! written once and run against every backend.
+//!
+//! In a store crate's tests:
+//! ```ignore
+//! async fn make() -> Option<Arc<dyn SessionStore>> { Some(Arc::new(MyStore::new())) }
+//! latch_conformance::store_conformance!(make);
+//! ```
+//! `make` returns `None` to skip (after saying so loudly) when its server is not
+//! available; see [`skip_or_fail`]. Every case uses fresh random keys and user
+//! names, so cases can share one store and run in parallel.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod cases;
+
+/// Generate one `#[tokio::test]` per conformance case, each calling `$make` for
+/// its store.
+#[macro_export]
+macro_rules! store_conformance {
+    ($make:path) => {
+        $crate::store_conformance!(@cases $make;
+            create_never_overwrites,
+            load_returns_every_field,
+            load_of_unknown_key_is_none,
+            save_is_compare_and_swap,
+            save_never_resurrects_deleted,
+            touch_refreshes_times_only,
+            delete_reports_presence,
+            list_by_user_lists_live_sessions_of_that_user_only,
+            user_change_moves_index_entry,
+            delete_by_user_keeps_current,
+            purge_removes_only_expired_in_batches,
+            concurrent_writers_of_distinct_keys_all_kept,
+            concurrent_counter_updates_are_exact,
+            concurrent_logout_is_not_undone,
+            regenerate_kills_old_id_and_keeps_data,
+            logout_replay_is_refused,
+            idle_and_absolute_expiry_to_the_second,
+            anonymous_reads_create_nothing
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if let Some(store) = $make().await {
+                    $crate::cases::$case(store).await;
+                }
+            }
+        )*
+    };
+}
+
+/// For tests that need an external server: when `LATCH_REQUIRE_BACKENDS=1` a
+/// missing server fails the test; otherwise print a loud skip notice and return
+/// `None`.
+///
+/// # Panics
+/// When `LATCH_REQUIRE_BACKENDS=1` (as CI sets it).
+pub fn skip_or_fail<T>(what: &str, why: &str) -> Option<T> {
+    if std::env::var("LATCH_REQUIRE_BACKENDS").is_ok_and(|v| v == "1") {
+        panic!("{what} is required (LATCH_REQUIRE_BACKENDS=1) but unavailable: {why}");
+    }
+    eprintln!("SKIPPED: {what} unavailable ({why}); set LATCH_REQUIRE_BACKENDS=1 to make this a failure");
+    None
+}

@@ -40,7 +40,7 @@ pub struct Opened {
 ///
 /// # Example
 /// ```
-/// use latch::{Keyring, SecretKey, codec::SignedCodec};
+/// use latch::{Keyring, SecretKey, codec::{CookieCodec, SignedCodec}};
 ///
 /// let codec = SignedCodec::new(&Keyring::new(SecretKey::generate()));
 /// let err = codec.open("session", "garbage").unwrap_err();

@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn short_passphrase_refused() {
         assert!(matches!(
-            check(b"correct horse battery"),
+            check(b"correct horse battery staple"),
             Err(Weakness::TooFewBits { .. })
         ));
     }

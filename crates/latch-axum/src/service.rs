@@ -1,0 +1,158 @@
+//! The service: start a session before the handler, finish it after.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Response};
+use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, USER_AGENT, VARY};
+use http::{HeaderMap, HeaderValue, Request};
+use latch::{Finished, RequestMeta, SessionManager};
+use tower_service::Service;
+
+use crate::error::SessionError;
+
+/// Longest user agent kept for the devices list.
+const MAX_USER_AGENT: usize = 256;
+
+/// The service made by [`SessionLayer`](crate::SessionLayer).
+#[derive(Debug, Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    manager: SessionManager,
+}
+
+impl<S> SessionService<S> {
+    pub(crate) fn new(inner: S, manager: SessionManager) -> Self {
+        Self { inner, manager }
+    }
+}
+
+impl<S, B> Service<Request<B>> for SessionService<S>
+where
+    S: Service<Request<B>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let session = start(&self.manager, &req);
+        req.extensions_mut().insert(session.clone());
+        // Take the service that poll_ready readied; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let manager = self.manager.clone();
+        Box::pin(async move {
+            let response = inner.call(req).await?;
+            Ok(match manager.finish(&session).await {
+                Ok(finished) => apply(response, finished),
+                Err(err) => SessionError::from(err).into_response(),
+            })
+        })
+    }
+}
+
+/// Read the session cookie and client facts from the request.
+fn start<B>(manager: &SessionManager, req: &Request<B>) -> latch::Session {
+    let cookies = req
+        .headers()
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let meta = RequestMeta {
+        user_agent: req
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| truncate(ua, MAX_USER_AGENT).to_owned()),
+        ip: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string()),
+    };
+    manager.start(cookies, meta)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Put the session's headers on the handler's response.
+fn apply(mut response: Response, finished: Finished) -> Response {
+    let headers = response.headers_mut();
+    if finished.vary_cookie {
+        add_vary_cookie(headers);
+    }
+    if let Some(cookie) = finished.set_cookie {
+        let Ok(value) = HeaderValue::from_str(&cookie) else {
+            // Cookie values are base64url and attributes are validated at start-up,
+            // so this cannot happen; refuse rather than send a broken header.
+            tracing::error!("latch produced a Set-Cookie value that is not a valid header");
+            return http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        headers.append(SET_COOKIE, value);
+        let already_no_store = headers
+            .get_all(CACHE_CONTROL)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("no-store")));
+        if !already_no_store {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
+    response
+}
+
+fn add_vary_cookie(headers: &mut HeaderMap) {
+    let present = headers.get_all(VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("cookie"))
+        })
+    });
+    if !present {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    #[test]
+    fn vary_is_not_duplicated() {
+        let mut h = HeaderMap::new();
+        h.insert(VARY, HeaderValue::from_static("Accept-Encoding, cookie"));
+        add_vary_cookie(&mut h);
+        assert_eq!(h.get_all(VARY).iter().count(), 1);
+        let mut h = HeaderMap::new();
+        add_vary_cookie(&mut h);
+        assert_eq!(h.get(VARY).unwrap(), "Cookie");
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("aé", 2), "a");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn body_type_is_axum_body() {
+        // Compile-time check that error responses and handler responses agree.
+        let _: Response<Body> = SessionError::from(latch::Error::store_msg("x")).into_response();
+    }
+}

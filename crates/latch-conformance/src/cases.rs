@@ -1,0 +1,396 @@
+//! The conformance cases; each takes a fresh handle to the store under test.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use latch::{
+    Clock, Expiry, ManualClock, Record, SaveOutcome, SessionId, SessionManager, SessionStore, StoreKey,
+};
+
+/// A store under test.
+pub type Store = Arc<dyn SessionStore>;
+
+/// A time well after the epoch, so deadlines are realistic.
+const T0: i64 = 1_800_000_000;
+
+fn key() -> StoreKey {
+    SessionId::generate().store_key()
+}
+
+fn unique_user() -> String {
+    format!("user-{}", &SessionId::generate().encode()[..16])
+}
+
+fn record(user: Option<&str>, expires_at: i64) -> Record {
+    let mut r = Record::new(T0);
+    r.user_id = user.map(str::to_owned);
+    r.expires_at = expires_at;
+    r.version = 1;
+    r
+}
+
+/// A manager over `store` with a manual clock at `T0`.
+fn manager(store: &Store) -> (SessionManager, ManualClock) {
+    let clock = ManualClock::new(T0);
+    let manager = SessionManager::builder()
+        .shared_store(Arc::clone(store))
+        .clock(clock.clone())
+        .store_timeout(Duration::from_secs(10))
+        .expiry(
+            Expiry::default()
+                .idle(Duration::from_secs(1800))
+                .absolute(Duration::from_secs(12 * 3600)),
+        )
+        .build()
+        .expect("valid test configuration");
+    (manager, clock)
+}
+
+/// The cookie value of a `Set-Cookie` string.
+fn cookie_value(set_cookie: &str) -> String {
+    let pair = set_cookie.split(';').next().unwrap_or_default();
+    pair.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default()
+}
+
+/// Run one request carrying `cookie` through `f`; returns the `Set-Cookie`.
+async fn request<F, Fut>(manager: &SessionManager, cookie: Option<&str>, f: F) -> Option<String>
+where
+    F: FnOnce(latch::Session) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let header = cookie.map(|c| format!("{}={c}", manager.cookie_config().name()));
+    let session = manager.start(header.as_deref(), Default::default());
+    f(session.clone()).await;
+    manager.finish(&session).await.expect("finish").set_cookie
+}
+
+/// Start a stored session holding `k = v`; returns its cookie value.
+async fn new_session(manager: &SessionManager) -> String {
+    let set = request(manager, None, |s| async move {
+        s.insert("seed", 1).await.expect("insert");
+    })
+    .await
+    .expect("a new session sets a cookie");
+    cookie_value(&set)
+}
+
+/// S4: creating never overwrites an existing session.
+pub async fn create_never_overwrites(store: Store) {
+    let k = key();
+    let mut first = record(None, T0 + 60);
+    first.data.insert("who".into(), "first".into());
+    assert!(store.create(&k, &first).await.expect("create"));
+    let mut second = first.clone();
+    second.data.insert("who".into(), "second".into());
+    assert!(!store.create(&k, &second).await.expect("create again"));
+    let loaded = store.load(&k).await.expect("load").expect("present");
+    assert_eq!(loaded.data["who"], "first");
+}
+
+/// Every field comes back as written.
+pub async fn load_returns_every_field(store: Store) {
+    let k = key();
+    let mut r = record(Some("alice"), T0 + 600);
+    r.data.insert("n".into(), 42.into());
+    r.data.insert("nested".into(), serde_json_value());
+    r.last_seen = T0 + 5;
+    r.remember = true;
+    r.user_agent = Some("Mozilla/5.0 (X11)".into());
+    r.ip = Some("2001:db8::1".into());
+    r.version = 7;
+    assert!(store.create(&k, &r).await.expect("create"));
+    assert_eq!(store.load(&k).await.expect("load"), Some(r));
+}
+
+/// A nested value, to show nesting and non-ASCII text survive the store.
+fn serde_json_value() -> serde_json::Value {
+    serde_json::json!({"list": [1, 2, 3], "text": "é \u{1f512} \"quoted\"", "none": null})
+}
+
+/// An unknown key loads as `None`.
+pub async fn load_of_unknown_key_is_none(store: Store) {
+    assert_eq!(store.load(&key()).await.expect("load"), None);
+}
+
+/// A6/E5 building block: save succeeds only on the expected version.
+pub async fn save_is_compare_and_swap(store: Store) {
+    let k = key();
+    let r = record(None, T0 + 60);
+    assert!(store.create(&k, &r).await.expect("create"));
+    let mut next = r.clone();
+    next.version = 2;
+    next.data.insert("a".into(), 1.into());
+    assert_eq!(store.save(&k, &next, 1).await.expect("save"), SaveOutcome::Saved);
+    let mut stale = r.clone();
+    stale.version = 2;
+    assert_eq!(store.save(&k, &stale, 1).await.expect("save"), SaveOutcome::Conflict);
+    assert_eq!(store.load(&k).await.expect("load"), Some(next));
+}
+
+/// E5: a save after a delete reports `Gone` and does not recreate.
+pub async fn save_never_resurrects_deleted(store: Store) {
+    let k = key();
+    let r = record(None, T0 + 60);
+    assert!(store.create(&k, &r).await.expect("create"));
+    assert!(store.delete(&k).await.expect("delete"));
+    let mut next = r.clone();
+    next.version = 2;
+    assert_eq!(store.save(&k, &next, 1).await.expect("save"), SaveOutcome::Gone);
+    assert_eq!(store.load(&k).await.expect("load"), None);
+}
+
+/// Touch moves `last_seen`/`expires_at` and nothing else.
+pub async fn touch_refreshes_times_only(store: Store) {
+    let k = key();
+    let mut r = record(None, T0 + 60);
+    r.data.insert("x".into(), true.into());
+    assert!(store.create(&k, &r).await.expect("create"));
+    assert!(store.touch(&k, T0 + 30, T0 + 90).await.expect("touch"));
+    let loaded = store.load(&k).await.expect("load").expect("present");
+    assert_eq!((loaded.last_seen, loaded.expires_at), (T0 + 30, T0 + 90));
+    assert_eq!((loaded.data, loaded.version), (r.data, r.version));
+    assert!(!store.touch(&key(), T0, T0 + 1).await.expect("touch missing"));
+}
+
+/// Delete says whether something was there.
+pub async fn delete_reports_presence(store: Store) {
+    let k = key();
+    assert!(store.create(&k, &record(None, T0 + 60)).await.expect("create"));
+    assert!(store.delete(&k).await.expect("delete"));
+    assert!(!store.delete(&k).await.expect("delete again"));
+}
+
+/// E4: listing shows the user's live sessions and no one else's.
+pub async fn list_by_user_lists_live_sessions_of_that_user_only(store: Store) {
+    let (alice, bob) = (unique_user(), unique_user());
+    let live: BTreeSet<StoreKey> = (0..3).map(|_| key()).collect();
+    for k in &live {
+        assert!(store.create(k, &record(Some(&alice), T0 + 600)).await.expect("create"));
+    }
+    let expired = key();
+    assert!(store.create(&expired, &record(Some(&alice), T0 - 1)).await.expect("create"));
+    assert!(store.create(&key(), &record(Some(&bob), T0 + 600)).await.expect("create"));
+    let listed: BTreeSet<StoreKey> = store
+        .list_by_user(&alice, T0)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| i.key)
+        .collect();
+    assert_eq!(listed, live);
+    assert!(store.list_by_user(&unique_user(), T0).await.expect("list").is_empty());
+}
+
+/// Saving a record with another user moves it in the per-user index.
+pub async fn user_change_moves_index_entry(store: Store) {
+    let (alice, bob) = (unique_user(), unique_user());
+    let k = key();
+    let r = record(Some(&alice), T0 + 600);
+    assert!(store.create(&k, &r).await.expect("create"));
+    let mut next = r.clone();
+    next.user_id = Some(bob.clone());
+    next.version = 2;
+    assert_eq!(store.save(&k, &next, 1).await.expect("save"), SaveOutcome::Saved);
+    assert!(store.list_by_user(&alice, T0).await.expect("list").is_empty());
+    assert_eq!(store.list_by_user(&bob, T0).await.expect("list").len(), 1);
+}
+
+/// E4: "sign out everywhere else" keeps exactly the current session.
+pub async fn delete_by_user_keeps_current(store: Store) {
+    let (alice, bob) = (unique_user(), unique_user());
+    let keys: Vec<StoreKey> = (0..4).map(|_| key()).collect();
+    for k in &keys {
+        assert!(store.create(k, &record(Some(&alice), T0 + 600)).await.expect("create"));
+    }
+    let bobs = key();
+    assert!(store.create(&bobs, &record(Some(&bob), T0 + 600)).await.expect("create"));
+    assert_eq!(store.delete_by_user(&alice, Some(&keys[0])).await.expect("delete"), 3);
+    assert!(store.load(&keys[0]).await.expect("load").is_some());
+    assert!(store.load(&keys[1]).await.expect("load").is_none());
+    assert_eq!(store.delete_by_user(&alice, None).await.expect("delete all"), 1);
+    assert!(store.load(&bobs).await.expect("load").is_some(), "other users untouched");
+}
+
+/// A4: purge deletes expired sessions only, at most `limit` per call.
+pub async fn purge_removes_only_expired_in_batches(store: Store) {
+    // Far-past expiry times so other cases' rows sharing the store are not counted.
+    let past = 1_000_000;
+    let expired: Vec<StoreKey> = (0..5).map(|_| key()).collect();
+    for (i, k) in expired.iter().enumerate() {
+        assert!(store.create(k, &record(None, past + i as i64)).await.expect("create"));
+    }
+    let live = key();
+    assert!(store.create(&live, &record(None, T0 + 600)).await.expect("create"));
+    let mut purged = 0;
+    loop {
+        let n = store.purge_expired(past + 10, 2).await.expect("purge");
+        assert!(n <= 2, "purge exceeded its batch limit: {n}");
+        purged += n;
+        if n < 2 {
+            break;
+        }
+    }
+    assert!(purged >= 5);
+    for k in &expired {
+        assert!(store.load(k).await.expect("load").is_none());
+    }
+    assert!(store.load(&live).await.expect("load").is_some());
+}
+
+/// A2: 64 concurrent requests on one session, each writing its own key, keep all.
+pub async fn concurrent_writers_of_distinct_keys_all_kept(store: Store) {
+    let (manager, _clock) = manager(&store);
+    let cookie = new_session(&manager).await;
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let (manager, cookie) = (manager.clone(), cookie.clone());
+            tokio::spawn(async move {
+                request(&manager, Some(&cookie), |s| async move {
+                    s.insert(&format!("k{i}"), i).await.expect("insert");
+                })
+                .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let session = manager.start(
+        Some(format!("{}={cookie}", manager.cookie_config().name()).as_str()),
+        Default::default(),
+    );
+    for i in 0..64 {
+        assert_eq!(session.get::<i32>(&format!("k{i}")).await.expect("get"), Some(i), "k{i} lost");
+    }
+}
+
+/// `Session::update` composes under concurrency: 32 increments end at 32.
+pub async fn concurrent_counter_updates_are_exact(store: Store) {
+    let (manager, _clock) = manager(&store);
+    let cookie = new_session(&manager).await;
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (manager, cookie) = (manager.clone(), cookie.clone());
+            tokio::spawn(async move {
+                request(&manager, Some(&cookie), |s| async move {
+                    s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await.expect("update");
+                })
+                .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let header = format!("{}={cookie}", manager.cookie_config().name());
+    let session = manager.start(Some(header.as_str()), Default::default());
+    assert_eq!(session.get::<u64>("n").await.expect("get"), Some(32));
+}
+
+/// E5: a save that finishes after a concurrent logout does not bring it back.
+pub async fn concurrent_logout_is_not_undone(store: Store) {
+    let (manager, _clock) = manager(&store);
+    let cookie = new_session(&manager).await;
+    let header = format!("{}={cookie}", manager.cookie_config().name());
+    // The slow request loads first ...
+    let slow = manager.start(Some(header.as_str()), Default::default());
+    slow.insert("late", true).await.expect("insert");
+    // ... a logout completes meanwhile ...
+    let logout = request(&manager, Some(&cookie), |s| async move {
+        s.destroy().await.expect("destroy");
+    })
+    .await
+    .expect("logout sets a removal cookie");
+    assert!(logout.contains("Max-Age=0"));
+    // ... and then the slow request saves.
+    let finished = manager.finish(&slow).await.expect("finish");
+    assert!(finished.set_cookie.expect("removal").contains("Max-Age=0"));
+    let replay = manager.start(Some(header.as_str()), Default::default());
+    assert_eq!(replay.get::<bool>("late").await.expect("get"), None);
+    assert!(replay.facts().await.expect("facts").is_new, "logged-out session came back");
+}
+
+/// S3: regenerate issues a new ID, keeps the data and kills the old ID.
+pub async fn regenerate_kills_old_id_and_keeps_data(store: Store) {
+    let (manager, _clock) = manager(&store);
+    let old = new_session(&manager).await;
+    let user = unique_user();
+    let set = request(&manager, Some(&old), |s| async move {
+        s.log_in(user).await.expect("log in");
+    })
+    .await
+    .expect("regenerate sets a cookie");
+    let new = cookie_value(&set);
+    assert_ne!(new, old);
+    let header = |c: &str| format!("{}={c}", manager.cookie_config().name());
+    let h_new = header(&new);
+    let fresh = manager.start(Some(h_new.as_str()), Default::default());
+    assert_eq!(fresh.get::<i32>("seed").await.expect("get"), Some(1), "data kept");
+    let h_old = header(&old);
+    let stale = manager.start(Some(h_old.as_str()), Default::default());
+    assert!(stale.facts().await.expect("facts").is_new, "old id still honoured");
+    assert_eq!(stale.get::<i32>("seed").await.expect("get"), None);
+}
+
+/// E2: after logout the old cookie is refused and the removal cookie matches.
+pub async fn logout_replay_is_refused(store: Store) {
+    let (manager, _clock) = manager(&store);
+    let cookie = new_session(&manager).await;
+    let removal = request(&manager, Some(&cookie), |s| async move {
+        s.destroy().await.expect("destroy");
+    })
+    .await
+    .expect("removal cookie");
+    assert_eq!(removal, manager.cookie_config().removal_cookie());
+    let header = format!("{}={cookie}", manager.cookie_config().name());
+    let replay = manager.start(Some(header.as_str()), Default::default());
+    assert!(replay.facts().await.expect("facts").is_new);
+}
+
+/// E1: idle and absolute timeouts, each checked at the boundary second.
+pub async fn idle_and_absolute_expiry_to_the_second(store: Store) {
+    let (manager, clock) = manager(&store);
+    let alive = |cookie: String| {
+        let manager = manager.clone();
+        async move {
+            let header = format!("{}={cookie}", manager.cookie_config().name());
+            let s = manager.start(Some(header.as_str()), Default::default());
+            let new = s.facts().await.expect("facts").is_new;
+            manager.finish(&s).await.expect("finish");
+            !new
+        }
+    };
+    // Idle: valid at 1799 s of inactivity, expired at 1800 s.
+    let cookie = new_session(&manager).await;
+    clock.advance(1799);
+    assert!(alive(cookie.clone()).await, "expired one second early");
+    let cookie2 = new_session(&manager).await;
+    clock.advance(1800);
+    assert!(!alive(cookie2).await, "idle session honoured at the idle deadline");
+    // Absolute: a session kept busy still ends at 12 h.
+    clock.set(T0);
+    let busy = new_session(&manager).await;
+    for _ in 0..(12 * 60 / 25) {
+        clock.advance(25 * 60);
+        if clock.now() >= T0 + 12 * 3600 {
+            break;
+        }
+        assert!(alive(busy.clone()).await, "busy session expired early");
+    }
+    clock.set(T0 + 12 * 3600 - 1);
+    assert!(alive(busy.clone()).await, "expired before the absolute deadline");
+    clock.set(T0 + 12 * 3600);
+    assert!(!alive(busy).await, "honoured at the absolute deadline");
+}
+
+/// A3: reading an anonymous session creates nothing and sends no cookie.
+pub async fn anonymous_reads_create_nothing(store: Store) {
+    let (manager, _clock) = manager(&store);
+    let set = request(&manager, None, |s| async move {
+        assert_eq!(s.get::<String>("anything").await.expect("get"), None);
+        assert!(s.user_id().await.expect("user").is_none());
+    })
+    .await;
+    assert_eq!(set, None);
+}
