@@ -71,15 +71,23 @@ impl IntoResponse for SessionError {
             tracing::error!(error = %chain(&self.0), "session too large for a cookie");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Internal Server Error: session cookie of {size} bytes exceeds the {limit}-byte limit\n"),
+                format!(
+                    "Internal Server Error: session cookie of {size} bytes exceeds the {limit}-byte limit\n"
+                ),
             )
         } else {
             tracing::error!(error = %chain(&self.0), "session error");
-            (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n".to_owned())
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error\n".to_owned(),
+            )
         };
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(
+            CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         headers.insert(CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(RETRY_AFTER, http::HeaderValue::from_static("1"));

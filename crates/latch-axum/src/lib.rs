@@ -35,3 +35,8 @@ pub use error::SessionError;
 pub use extract::Session;
 pub use layer::SessionLayer;
 pub use service::SessionService;
+
+/// The README's code blocks, compiled and run as doctests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -105,10 +105,10 @@ fn apply(mut response: Response, finished: Finished) -> Response {
             return http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         headers.append(SET_COOKIE, value);
-        let already_no_store = headers
-            .get_all(CACHE_CONTROL)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("no-store")));
+        let already_no_store = headers.get_all(CACHE_CONTROL).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.to_ascii_lowercase().contains("no-store"))
+        });
         if !already_no_store {
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }

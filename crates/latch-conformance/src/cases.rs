@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latch::{
-    Clock, Expiry, ManualClock, Record, SaveOutcome, SessionId, SessionManager, SessionStore, StoreKey,
+    Clock, Expiry, ManualClock, Record, SaveOutcome, SessionId, SessionManager, SessionStore,
+    StoreKey,
 };
 
 /// A store under test.
@@ -50,7 +51,9 @@ fn manager(store: &Store) -> (SessionManager, ManualClock) {
 /// The cookie value of a `Set-Cookie` string.
 fn cookie_value(set_cookie: &str) -> String {
     let pair = set_cookie.split(';').next().unwrap_or_default();
-    pair.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default()
+    pair.split_once('=')
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default()
 }
 
 /// Run one request carrying `cookie` through `f`; returns the `Set-Cookie`.
@@ -121,10 +124,16 @@ pub async fn save_is_compare_and_swap(store: Store) {
     let mut next = r.clone();
     next.version = 2;
     next.data.insert("a".into(), 1.into());
-    assert_eq!(store.save(&k, &next, 1).await.expect("save"), SaveOutcome::Saved);
+    assert_eq!(
+        store.save(&k, &next, 1).await.expect("save"),
+        SaveOutcome::Saved
+    );
     let mut stale = r.clone();
     stale.version = 2;
-    assert_eq!(store.save(&k, &stale, 1).await.expect("save"), SaveOutcome::Conflict);
+    assert_eq!(
+        store.save(&k, &stale, 1).await.expect("save"),
+        SaveOutcome::Conflict
+    );
     assert_eq!(store.load(&k).await.expect("load"), Some(next));
 }
 
@@ -136,7 +145,10 @@ pub async fn save_never_resurrects_deleted(store: Store) {
     assert!(store.delete(&k).await.expect("delete"));
     let mut next = r.clone();
     next.version = 2;
-    assert_eq!(store.save(&k, &next, 1).await.expect("save"), SaveOutcome::Gone);
+    assert_eq!(
+        store.save(&k, &next, 1).await.expect("save"),
+        SaveOutcome::Gone
+    );
     assert_eq!(store.load(&k).await.expect("load"), None);
 }
 
@@ -150,13 +162,23 @@ pub async fn touch_refreshes_times_only(store: Store) {
     let loaded = store.load(&k).await.expect("load").expect("present");
     assert_eq!((loaded.last_seen, loaded.expires_at), (T0 + 30, T0 + 90));
     assert_eq!((loaded.data, loaded.version), (r.data, r.version));
-    assert!(!store.touch(&key(), T0, T0 + 1).await.expect("touch missing"));
+    assert!(
+        !store
+            .touch(&key(), T0, T0 + 1)
+            .await
+            .expect("touch missing")
+    );
 }
 
 /// Delete says whether something was there.
 pub async fn delete_reports_presence(store: Store) {
     let k = key();
-    assert!(store.create(&k, &record(None, T0 + 60)).await.expect("create"));
+    assert!(
+        store
+            .create(&k, &record(None, T0 + 60))
+            .await
+            .expect("create")
+    );
     assert!(store.delete(&k).await.expect("delete"));
     assert!(!store.delete(&k).await.expect("delete again"));
 }
@@ -166,11 +188,26 @@ pub async fn list_by_user_lists_live_sessions_of_that_user_only(store: Store) {
     let (alice, bob) = (unique_user(), unique_user());
     let live: BTreeSet<StoreKey> = (0..3).map(|_| key()).collect();
     for k in &live {
-        assert!(store.create(k, &record(Some(&alice), T0 + 600)).await.expect("create"));
+        assert!(
+            store
+                .create(k, &record(Some(&alice), T0 + 600))
+                .await
+                .expect("create")
+        );
     }
     let expired = key();
-    assert!(store.create(&expired, &record(Some(&alice), T0 - 1)).await.expect("create"));
-    assert!(store.create(&key(), &record(Some(&bob), T0 + 600)).await.expect("create"));
+    assert!(
+        store
+            .create(&expired, &record(Some(&alice), T0 - 1))
+            .await
+            .expect("create")
+    );
+    assert!(
+        store
+            .create(&key(), &record(Some(&bob), T0 + 600))
+            .await
+            .expect("create")
+    );
     let listed: BTreeSet<StoreKey> = store
         .list_by_user(&alice, T0)
         .await
@@ -179,7 +216,13 @@ pub async fn list_by_user_lists_live_sessions_of_that_user_only(store: Store) {
         .map(|i| i.key)
         .collect();
     assert_eq!(listed, live);
-    assert!(store.list_by_user(&unique_user(), T0).await.expect("list").is_empty());
+    assert!(
+        store
+            .list_by_user(&unique_user(), T0)
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }
 
 /// Saving a record with another user moves it in the per-user index.
@@ -191,8 +234,17 @@ pub async fn user_change_moves_index_entry(store: Store) {
     let mut next = r.clone();
     next.user_id = Some(bob.clone());
     next.version = 2;
-    assert_eq!(store.save(&k, &next, 1).await.expect("save"), SaveOutcome::Saved);
-    assert!(store.list_by_user(&alice, T0).await.expect("list").is_empty());
+    assert_eq!(
+        store.save(&k, &next, 1).await.expect("save"),
+        SaveOutcome::Saved
+    );
+    assert!(
+        store
+            .list_by_user(&alice, T0)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     assert_eq!(store.list_by_user(&bob, T0).await.expect("list").len(), 1);
 }
 
@@ -201,15 +253,40 @@ pub async fn delete_by_user_keeps_current(store: Store) {
     let (alice, bob) = (unique_user(), unique_user());
     let keys: Vec<StoreKey> = (0..4).map(|_| key()).collect();
     for k in &keys {
-        assert!(store.create(k, &record(Some(&alice), T0 + 600)).await.expect("create"));
+        assert!(
+            store
+                .create(k, &record(Some(&alice), T0 + 600))
+                .await
+                .expect("create")
+        );
     }
     let bobs = key();
-    assert!(store.create(&bobs, &record(Some(&bob), T0 + 600)).await.expect("create"));
-    assert_eq!(store.delete_by_user(&alice, Some(&keys[0])).await.expect("delete"), 3);
+    assert!(
+        store
+            .create(&bobs, &record(Some(&bob), T0 + 600))
+            .await
+            .expect("create")
+    );
+    assert_eq!(
+        store
+            .delete_by_user(&alice, Some(&keys[0]))
+            .await
+            .expect("delete"),
+        3
+    );
     assert!(store.load(&keys[0]).await.expect("load").is_some());
     assert!(store.load(&keys[1]).await.expect("load").is_none());
-    assert_eq!(store.delete_by_user(&alice, None).await.expect("delete all"), 1);
-    assert!(store.load(&bobs).await.expect("load").is_some(), "other users untouched");
+    assert_eq!(
+        store
+            .delete_by_user(&alice, None)
+            .await
+            .expect("delete all"),
+        1
+    );
+    assert!(
+        store.load(&bobs).await.expect("load").is_some(),
+        "other users untouched"
+    );
 }
 
 /// A4: purge deletes expired sessions only, at most `limit` per call.
@@ -218,10 +295,20 @@ pub async fn purge_removes_only_expired_in_batches(store: Store) {
     let past = 1_000_000;
     let expired: Vec<StoreKey> = (0..5).map(|_| key()).collect();
     for (i, k) in expired.iter().enumerate() {
-        assert!(store.create(k, &record(None, past + i as i64)).await.expect("create"));
+        assert!(
+            store
+                .create(k, &record(None, past + i as i64))
+                .await
+                .expect("create")
+        );
     }
     let live = key();
-    assert!(store.create(&live, &record(None, T0 + 600)).await.expect("create"));
+    assert!(
+        store
+            .create(&live, &record(None, T0 + 600))
+            .await
+            .expect("create")
+    );
     let mut purged = 0;
     loop {
         let n = store.purge_expired(past + 10, 2).await.expect("purge");
@@ -261,7 +348,11 @@ pub async fn concurrent_writers_of_distinct_keys_all_kept(store: Store) {
         Default::default(),
     );
     for i in 0..64 {
-        assert_eq!(session.get::<i32>(&format!("k{i}")).await.expect("get"), Some(i), "k{i} lost");
+        assert_eq!(
+            session.get::<i32>(&format!("k{i}")).await.expect("get"),
+            Some(i),
+            "k{i} lost"
+        );
     }
 }
 
@@ -274,7 +365,9 @@ pub async fn concurrent_counter_updates_are_exact(store: Store) {
             let (manager, cookie) = (manager.clone(), cookie.clone());
             tokio::spawn(async move {
                 request(&manager, Some(&cookie), |s| async move {
-                    s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).await.expect("update");
+                    s.update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+                        .await
+                        .expect("update");
                 })
                 .await
             })
@@ -308,7 +401,10 @@ pub async fn concurrent_logout_is_not_undone(store: Store) {
     assert!(finished.set_cookie.expect("removal").contains("Max-Age=0"));
     let replay = manager.start(Some(header.as_str()), Default::default());
     assert_eq!(replay.get::<bool>("late").await.expect("get"), None);
-    assert!(replay.facts().await.expect("facts").is_new, "logged-out session came back");
+    assert!(
+        replay.facts().await.expect("facts").is_new,
+        "logged-out session came back"
+    );
 }
 
 /// S3: regenerate issues a new ID, keeps the data and kills the old ID.
@@ -326,10 +422,17 @@ pub async fn regenerate_kills_old_id_and_keeps_data(store: Store) {
     let header = |c: &str| format!("{}={c}", manager.cookie_config().name());
     let h_new = header(&new);
     let fresh = manager.start(Some(h_new.as_str()), Default::default());
-    assert_eq!(fresh.get::<i32>("seed").await.expect("get"), Some(1), "data kept");
+    assert_eq!(
+        fresh.get::<i32>("seed").await.expect("get"),
+        Some(1),
+        "data kept"
+    );
     let h_old = header(&old);
     let stale = manager.start(Some(h_old.as_str()), Default::default());
-    assert!(stale.facts().await.expect("facts").is_new, "old id still honoured");
+    assert!(
+        stale.facts().await.expect("facts").is_new,
+        "old id still honoured"
+    );
     assert_eq!(stale.get::<i32>("seed").await.expect("get"), None);
 }
 
@@ -367,7 +470,10 @@ pub async fn idle_and_absolute_expiry_to_the_second(store: Store) {
     assert!(alive(cookie.clone()).await, "expired one second early");
     let cookie2 = new_session(&manager).await;
     clock.advance(1800);
-    assert!(!alive(cookie2).await, "idle session honoured at the idle deadline");
+    assert!(
+        !alive(cookie2).await,
+        "idle session honoured at the idle deadline"
+    );
     // Absolute: a session kept busy still ends at 12 h.
     clock.set(T0);
     let busy = new_session(&manager).await;
@@ -379,7 +485,10 @@ pub async fn idle_and_absolute_expiry_to_the_second(store: Store) {
         assert!(alive(busy.clone()).await, "busy session expired early");
     }
     clock.set(T0 + 12 * 3600 - 1);
-    assert!(alive(busy.clone()).await, "expired before the absolute deadline");
+    assert!(
+        alive(busy.clone()).await,
+        "expired before the absolute deadline"
+    );
     clock.set(T0 + 12 * 3600);
     assert!(!alive(busy).await, "honoured at the absolute deadline");
 }

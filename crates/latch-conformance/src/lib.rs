@@ -63,6 +63,8 @@ pub fn skip_or_fail<T>(what: &str, why: &str) -> Option<T> {
     if std::env::var("LATCH_REQUIRE_BACKENDS").is_ok_and(|v| v == "1") {
         panic!("{what} is required (LATCH_REQUIRE_BACKENDS=1) but unavailable: {why}");
     }
-    eprintln!("SKIPPED: {what} unavailable ({why}); set LATCH_REQUIRE_BACKENDS=1 to make this a failure");
+    eprintln!(
+        "SKIPPED: {what} unavailable ({why}); set LATCH_REQUIRE_BACKENDS=1 to make this a failure"
+    );
     None
 }

@@ -106,7 +106,10 @@ impl Error {
         Self::new(ErrorKind::InvalidConfig, message)
     }
 
-    pub(crate) fn with_source(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub(crate) fn with_source(
+        mut self,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         self.source = Some(Box::new(cause));
         self
     }

@@ -166,7 +166,9 @@ mod tests {
         assert!(SessionId::parse(&good).is_some());
         assert!(SessionId::parse(&good[..42]).is_none());
         assert!(SessionId::parse(&format!("{good}A")).is_none());
-        assert!(SessionId::parse(&good.replace(|c: char| c.is_ascii_alphanumeric(), "+")).is_none());
+        assert!(
+            SessionId::parse(&good.replace(|c: char| c.is_ascii_alphanumeric(), "+")).is_none()
+        );
     }
 
     #[test]

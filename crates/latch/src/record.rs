@@ -76,7 +76,8 @@ impl Record {
 
     /// The earlier of the two deadlines.
     pub fn deadline(&self, policy: &Expiry) -> UnixTime {
-        self.idle_deadline(policy).min(self.absolute_deadline(policy))
+        self.idle_deadline(policy)
+            .min(self.absolute_deadline(policy))
     }
 
     /// Whether the session is expired at `now` under `policy`.

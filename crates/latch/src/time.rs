@@ -147,7 +147,11 @@ impl Expiry {
 
     /// The idle timeout for a session that is (`remember`) or is not remembered.
     pub fn idle_timeout(&self, remember: bool) -> Duration {
-        if remember { self.remember_idle } else { self.idle }
+        if remember {
+            self.remember_idle
+        } else {
+            self.idle
+        }
     }
 
     /// The absolute timeout for a session that is (`remember`) or is not remembered.
@@ -221,7 +225,10 @@ mod tests {
     fn over_400_days_refused_with_reason() {
         let e = Expiry::default().remember_absolute(Duration::from_secs(401 * 24 * 3600));
         let err = e.validate().unwrap_err();
-        assert!(err.to_string().starts_with("cookie Max-Age above 400 days is refused"));
+        assert!(
+            err.to_string()
+                .starts_with("cookie Max-Age above 400 days is refused")
+        );
         let ok = Expiry::default().remember_absolute(MAX_COOKIE_LIFETIME);
         assert!(ok.validate().is_ok());
     }

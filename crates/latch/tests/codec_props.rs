@@ -1,5 +1,6 @@
 //! Property tests of the cookie codecs: every codec round-trips, and every
 //! single-byte change, truncation or extension of a valid token is rejected.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use latch::codec::{Aead, CookieCodec, SealedCodec, SignedCodec};
 use latch::{Keyring, SecretKey};
@@ -11,8 +12,14 @@ fn codecs() -> Vec<(&'static str, Box<dyn CookieCodec>)> {
     let ring = Keyring::new(SecretKey::generate());
     vec![
         ("signed", Box::new(SignedCodec::new(&ring))),
-        ("xchacha", Box::new(SealedCodec::new(&ring, Aead::XChaCha20Poly1305))),
-        ("aes-gcm", Box::new(SealedCodec::new(&ring, Aead::Aes256Gcm))),
+        (
+            "xchacha",
+            Box::new(SealedCodec::new(&ring, Aead::XChaCha20Poly1305)),
+        ),
+        (
+            "aes-gcm",
+            Box::new(SealedCodec::new(&ring, Aead::Aes256Gcm)),
+        ),
     ]
 }
 
@@ -86,21 +93,34 @@ fn tamper_matrix_rejects_every_variant() {
         Box::new(SealedCodec::new(&other_ring, Aead::Aes256Gcm)),
     ];
     for ((kind, codec), other) in codecs().into_iter().zip(others) {
-        let value = codec.seal(NAME, 1_700_000_000, br#"{"user":"alice"}"#).unwrap();
+        let value = codec
+            .seal(NAME, 1_700_000_000, br#"{"user":"alice"}"#)
+            .unwrap();
         let raw = URL_SAFE_NO_PAD.decode(&value).unwrap();
         let mut rejected = 0;
         for bit in 0..raw.len() * 8 {
             let mut flipped = raw.clone();
             flipped[bit / 8] ^= 1 << (bit % 8);
-            assert!(codec.open(NAME, &URL_SAFE_NO_PAD.encode(&flipped)).is_err(), "{kind} bit {bit}");
+            assert!(
+                codec.open(NAME, &URL_SAFE_NO_PAD.encode(&flipped)).is_err(),
+                "{kind} bit {bit}"
+            );
             rejected += 1;
         }
         for n in 0..raw.len() {
-            assert!(codec.open(NAME, &URL_SAFE_NO_PAD.encode(&raw[..n])).is_err(), "{kind} cut {n}");
+            assert!(
+                codec
+                    .open(NAME, &URL_SAFE_NO_PAD.encode(&raw[..n]))
+                    .is_err(),
+                "{kind} cut {n}"
+            );
             rejected += 1;
         }
         // Moved to another cookie name, or checked under another key.
-        assert!(codec.open("__Host-other", &value).is_err(), "{kind} name swap");
+        assert!(
+            codec.open("__Host-other", &value).is_err(),
+            "{kind} name swap"
+        );
         assert!(other.open(NAME, &value).is_err(), "{kind} key swap");
         let foreign = other.seal(NAME, 1_700_000_000, b"{}").unwrap();
         assert!(codec.open(NAME, &foreign).is_err(), "{kind} foreign token");
@@ -157,5 +177,21 @@ fn oversized_value_rejected() {
         let big = "A".repeat(4097 - NAME.len());
         let err = codec.open(NAME, &big).unwrap_err();
         assert_eq!(err.reason(), "oversized", "{kind}");
+    }
+}
+
+/// K4: nothing is compressed before encryption: the sealed size is the payload
+/// size plus a fixed overhead, however repetitive the payload.
+#[test]
+fn sealed_length_is_payload_plus_fixed_overhead() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let codec = SealedCodec::new(&Keyring::new(SecretKey::generate()), Aead::XChaCha20Poly1305);
+    for n in [0usize, 100, 1000, 3000] {
+        let repetitive = vec![b'a'; n];
+        let sealed = codec.seal(NAME, 1, &repetitive).unwrap();
+        // version 1 + nonce 24 + issued_at 8 + tag 16
+        assert_eq!(URL_SAFE_NO_PAD.decode(sealed).unwrap().len(), n + 49);
     }
 }

@@ -1,11 +1,13 @@
 //! Signed and encrypted cookie sessions through the manager: expiry, rotation,
 //! size limit and bad input.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::time::Duration;
 
 use latch::codec::Aead;
 use latch::{
-    Clock, CookieConfig, ErrorKind, Expiry, Keyring, ManualClock, SecretKey, Session, SessionManager,
+    Clock, CookieConfig, ErrorKind, Expiry, Keyring, ManualClock, SecretKey, Session,
+    SessionManager,
 };
 
 const T0: i64 = 1_800_000_000;
@@ -69,7 +71,10 @@ async fn round_trip_and_read_only_requests_send_no_cookie() {
         let cookie = write(&m, None, "n", 7).await;
         let (v, finished) = read(&m, &cookie, "n").await;
         assert_eq!(v, Some(7), "{kind:?}");
-        assert_eq!(finished.set_cookie, None, "{kind:?}: a read re-sent the cookie");
+        assert_eq!(
+            finished.set_cookie, None,
+            "{kind:?}: a read re-sent the cookie"
+        );
         assert!(finished.vary_cookie);
     }
 }
@@ -80,7 +85,11 @@ async fn untouched_session_costs_nothing() {
     let m = manager(Kind::Signed, Keyring::new(SecretKey::generate()), &clock);
     let s = start(&m, "garbage");
     assert_eq!(m.finish(&s).await.unwrap(), latch::Finished::default());
-    assert_eq!(m.rejected_cookies(), 0, "an unused cookie was not even decoded");
+    assert_eq!(
+        m.rejected_cookies(),
+        0,
+        "an unused cookie was not even decoded"
+    );
 }
 
 #[tokio::test]
@@ -90,11 +99,18 @@ async fn idle_timeout_enforced_to_the_second() {
         let m = manager(kind, Keyring::new(SecretKey::generate()), &clock);
         let cookie = write(&m, None, "n", 1).await;
         clock.set(T0 + 1799);
-        assert_eq!(read(&m, &cookie, "n").await.0, Some(1), "{kind:?} expired early");
+        assert_eq!(
+            read(&m, &cookie, "n").await.0,
+            Some(1),
+            "{kind:?} expired early"
+        );
         clock.set(T0 + 1800);
         let (v, finished) = read(&m, &cookie, "n").await;
         assert_eq!(v, None, "{kind:?} honoured at the idle deadline");
-        assert!(finished.set_cookie.unwrap().contains("Max-Age=0"), "expired cookie not cleared");
+        assert!(
+            finished.set_cookie.unwrap().contains("Max-Age=0"),
+            "expired cookie not cleared"
+        );
     }
 }
 
@@ -112,7 +128,11 @@ async fn absolute_timeout_enforced_even_when_active() {
         clock.set(T0 + 12 * 3600 - 1);
         assert_eq!(read(&m, &cookie, "n").await.0, Some(1), "{kind:?}");
         clock.set(T0 + 12 * 3600);
-        assert_eq!(read(&m, &cookie, "n").await.0, None, "{kind:?} outlived its absolute timeout");
+        assert_eq!(
+            read(&m, &cookie, "n").await.0,
+            None,
+            "{kind:?} outlived its absolute timeout"
+        );
     }
 }
 
@@ -124,7 +144,11 @@ async fn reads_refresh_the_cookie_once_per_touch_interval() {
     clock.advance(59);
     assert_eq!(read(&m, &cookie, "n").await.1.set_cookie, None);
     clock.advance(1);
-    let refreshed = read(&m, &cookie, "n").await.1.set_cookie.expect("refresh after 60 s");
+    let refreshed = read(&m, &cookie, "n")
+        .await
+        .1
+        .set_cookie
+        .expect("refresh after 60 s");
     // The refreshed cookie restarts the idle clock.
     clock.set(T0 + 60 + 1799);
     assert_eq!(read(&m, &value_of(&refreshed), "n").await.0, Some(1));
@@ -161,7 +185,10 @@ async fn oversized_session_fails_loudly_naming_the_limit() {
         };
         assert_eq!(limit, 4096);
         assert!(size > 4096);
-        assert!(err.to_string().starts_with(&format!("session cookie would be {size} bytes")));
+        assert!(
+            err.to_string()
+                .starts_with(&format!("session cookie would be {size} bytes"))
+        );
         assert!(err.to_string().contains("4096-byte limit"));
     }
 }
@@ -172,7 +199,11 @@ async fn every_defect_gets_the_same_answer() {
     let keys = Keyring::new(SecretKey::generate());
     let m = manager(Kind::Sealed(Aead::XChaCha20Poly1305), keys, &clock);
     let good = write(&m, None, "n", 1).await;
-    let other = manager(Kind::Sealed(Aead::XChaCha20Poly1305), Keyring::new(SecretKey::generate()), &clock);
+    let other = manager(
+        Kind::Sealed(Aead::XChaCha20Poly1305),
+        Keyring::new(SecretKey::generate()),
+        &clock,
+    );
     let wrong_key = write(&other, None, "n", 1).await;
     let mut flipped = good.clone().into_bytes();
     flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
@@ -193,8 +224,14 @@ async fn every_defect_gets_the_same_answer() {
         assert_eq!(s.get::<i32>("n").await.unwrap(), None);
         answers.push(m.finish(&s).await.unwrap());
     }
-    assert!(answers.windows(2).all(|w| w[0] == w[1]), "answers differ: {answers:?}");
-    assert_eq!(answers[0].set_cookie.as_deref(), Some(m.cookie_config().removal_cookie().as_str()));
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "answers differ: {answers:?}"
+    );
+    assert_eq!(
+        answers[0].set_cookie.as_deref(),
+        Some(m.cookie_config().removal_cookie().as_str())
+    );
     assert_eq!(m.rejected_cookies(), defects.len() as u64);
 }
 
@@ -207,12 +244,18 @@ async fn remember_me_sets_max_age_to_the_absolute_deadline() {
     s.set_remember(true).await.unwrap();
     let set = m.finish(&s).await.unwrap().set_cookie.unwrap();
     // Default remember-me absolute timeout: 30 days.
-    assert!(set.contains(&format!("Max-Age={}", 30 * 24 * 3600)), "{set}");
+    assert!(
+        set.contains(&format!("Max-Age={}", 30 * 24 * 3600)),
+        "{set}"
+    );
     let plain = write(&m, None, "n", 1).await;
     let s = start(&m, &plain);
     s.insert("m", 2).await.unwrap();
     let set = m.finish(&s).await.unwrap().set_cookie.unwrap();
-    assert!(!set.contains("Max-Age"), "browser-session cookie by default: {set}");
+    assert!(
+        !set.contains("Max-Age"),
+        "browser-session cookie by default: {set}"
+    );
 }
 
 #[tokio::test]
@@ -270,7 +313,13 @@ async fn flash_messages_are_read_once() {
     let cookie = value_of(&m.finish(&s).await.unwrap().set_cookie.unwrap());
     let s = start(&m, &cookie);
     let flashes = s.take_flashes().await.unwrap();
-    assert_eq!(flashes, vec![latch::Flash::new("info", "Welcome back"), latch::Flash::new("error", "Second")]);
+    assert_eq!(
+        flashes,
+        vec![
+            latch::Flash::new("info", "Welcome back"),
+            latch::Flash::new("error", "Second")
+        ]
+    );
     let after = m.finish(&s).await.unwrap().set_cookie.unwrap();
     let s = start(&m, &value_of(&after));
     assert!(s.take_flashes().await.unwrap().is_empty());
@@ -286,4 +335,21 @@ fn configuration_errors_are_refused_at_build() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("400 days"));
+}
+
+/// K5: a correctly signed value whose payload is not latch's format is refused
+/// (the MAC is checked first, then the payload parsed into fixed types).
+#[tokio::test]
+async fn authentic_but_foreign_payload_is_refused() {
+    use latch::codec::{CookieCodec, SignedCodec};
+    let keys = Keyring::new(SecretKey::generate());
+    let clock = ManualClock::new(T0);
+    let m = manager(Kind::Signed, keys.clone(), &clock);
+    let codec = SignedCodec::new(&keys);
+    for payload in [&b"not json"[..], br#"{"c":1,"d":{},"evil":"extra field"}"#, br#"{"c":"x","d":[]}"#] {
+        let value = codec.seal("__Host-session", T0, payload).unwrap();
+        let s = start(&m, &value);
+        assert!(s.facts().await.unwrap().is_new);
+    }
+    assert_eq!(m.rejected_cookies(), 3);
 }

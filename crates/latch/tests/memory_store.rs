@@ -1,4 +1,5 @@
 //! The store conformance suite against the in-memory store.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::sync::Arc;
 

@@ -48,7 +48,7 @@ impl Aead {
 #[derive(Clone)]
 enum Cipher {
     XChaCha(XChaCha20Poly1305),
-    Gcm(Aes256Gcm),
+    Gcm(Box<Aes256Gcm>),
 }
 
 impl Cipher {
@@ -92,7 +92,12 @@ pub struct SealedCodec {
 
 impl std::fmt::Debug for SealedCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SealedCodec {{ aead: {:?}, keys: {} }}", self.aead, self.ciphers.len())
+        write!(
+            f,
+            "SealedCodec {{ aead: {:?}, keys: {} }}",
+            self.aead,
+            self.ciphers.len()
+        )
     }
 }
 
@@ -106,7 +111,7 @@ impl SealedCodec {
                 Aead::XChaCha20Poly1305 => {
                     Cipher::XChaCha(XChaCha20Poly1305::new(k.as_bytes().into()))
                 }
-                Aead::Aes256Gcm => Cipher::Gcm(Aes256Gcm::new(k.as_bytes().into())),
+                Aead::Aes256Gcm => Cipher::Gcm(Box::new(Aes256Gcm::new(k.as_bytes().into()))),
             })
             .collect();
         Self {
@@ -140,7 +145,13 @@ impl CookieCodec for SealedCodec {
         plain.extend_from_slice(payload);
         let aad = context(Purpose::COOKIE_ENCRYPTION.label(), name, version);
         let sealed = self.ciphers[0]
-            .seal(&nonce, Payload { msg: &plain, aad: &aad })
+            .seal(
+                &nonce,
+                Payload {
+                    msg: &plain,
+                    aad: &aad,
+                },
+            )
             .ok_or_else(|| Error::new(ErrorKind::InvalidConfig, "AEAD encryption failed"))?;
         let mut out = Vec::with_capacity(1 + nonce.len() + sealed.len());
         out.push(version);
@@ -166,7 +177,16 @@ impl CookieCodec for SealedCodec {
             .ciphers
             .iter()
             .enumerate()
-            .find_map(|(i, c)| c.open(nonce, Payload { msg: sealed, aad: &aad }).map(|p| (i, p)))
+            .find_map(|(i, c)| {
+                c.open(
+                    nonce,
+                    Payload {
+                        msg: sealed,
+                        aad: &aad,
+                    },
+                )
+                .map(|p| (i, p))
+            })
             .ok_or(Rejected("bad tag"))?;
         Ok(Opened {
             issued_at: read_time(&plain[..8])?,

@@ -60,17 +60,29 @@ mod tests {
 
     #[test]
     fn duplicate_in_one_line_or_across_lines_is_refused() {
-        assert_eq!(find_session_cookie(["s=a; s=b"], "s"), IncomingCookie::Duplicate);
-        assert_eq!(find_session_cookie(["s=a", "t=1; s=a"], "s"), IncomingCookie::Duplicate);
+        assert_eq!(
+            find_session_cookie(["s=a; s=b"], "s"),
+            IncomingCookie::Duplicate
+        );
+        assert_eq!(
+            find_session_cookie(["s=a", "t=1; s=a"], "s"),
+            IncomingCookie::Duplicate
+        );
     }
 
     #[test]
     fn names_match_exactly() {
-        assert_eq!(find_session_cookie(["S=a; s2=b"], "s"), IncomingCookie::Absent);
+        assert_eq!(
+            find_session_cookie(["S=a; s2=b"], "s"),
+            IncomingCookie::Absent
+        );
     }
 
     #[test]
     fn garbage_header_is_absent_not_a_panic() {
-        assert_eq!(find_session_cookie([";;;=; \u{7f}"], "s"), IncomingCookie::Absent);
+        assert_eq!(
+            find_session_cookie([";;;=; \u{7f}"], "s"),
+            IncomingCookie::Absent
+        );
     }
 }

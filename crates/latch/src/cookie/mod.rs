@@ -142,6 +142,8 @@ impl CookieConfig {
     pub fn removal_cookie(&self) -> String {
         let mut c = self.base("");
         c.make_removal();
+        // A fixed date keeps the header identical whenever it is sent.
+        c.set_expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
         c.to_string()
     }
 
@@ -239,43 +241,60 @@ impl CookieConfigBuilder {
             ));
         }
         if c.same_site == SameSite::None && !c.secure {
-            return fail("SameSite=None without Secure is rejected by browsers; \
+            return fail(
+                "SameSite=None without Secure is rejected by browsers; \
                          use SameSite=Lax or serve over https"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         if c.partitioned && !c.secure {
             return fail("Partitioned cookies must be Secure; serve over https".to_owned());
         }
         if !c.path.starts_with('/') || c.path.bytes().any(|b| b == b';' || b.is_ascii_control()) {
-            return fail(format!("cookie path {:?} must start with / and contain no ';'", c.path));
+            return fail(format!(
+                "cookie path {:?} must start with / and contain no ';'",
+                c.path
+            ));
         }
         if let Some(d) = &c.domain {
-            if d.is_empty() || !d.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)) {
+            if d.is_empty()
+                || !d
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+            {
                 return fail(format!("cookie domain {d:?} is not a valid host name"));
             }
         }
         let lower = c.name.to_ascii_lowercase();
         if lower.starts_with("__host-") {
             if !c.secure {
-                return fail("a __Host- cookie must be Secure; in plain-http dev mode use a name \
+                return fail(
+                    "a __Host- cookie must be Secure; in plain-http dev mode use a name \
                              without the prefix"
-                    .to_owned());
+                        .to_owned(),
+                );
             }
             if c.domain.is_some() {
-                return fail("a __Host- cookie cannot have a Domain; remove the domain or \
+                return fail(
+                    "a __Host- cookie cannot have a Domain; remove the domain or \
                              rename the cookie to __Secure-..."
-                    .to_owned());
+                        .to_owned(),
+                );
             }
             if c.path != "/" {
-                return fail("a __Host- cookie must have Path=/; remove the path or rename \
+                return fail(
+                    "a __Host- cookie must have Path=/; remove the path or rename \
                              the cookie to __Secure-..."
-                    .to_owned());
+                        .to_owned(),
+                );
             }
         }
         if lower.starts_with("__secure-") && !c.secure {
-            return fail("a __Secure- cookie must be Secure; in plain-http dev mode use a name \
+            return fail(
+                "a __Secure- cookie must be Secure; in plain-http dev mode use a name \
                          without the prefix"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         Ok(c)
     }
@@ -319,7 +338,9 @@ mod tests {
 
     #[test]
     fn host_prefix_rules() {
-        assert!(refused(CookieConfig::builder().domain("example.com")).contains("cannot have a Domain"));
+        assert!(
+            refused(CookieConfig::builder().domain("example.com")).contains("cannot have a Domain")
+        );
         assert!(refused(CookieConfig::builder().path("/app")).contains("must have Path=/"));
         assert!(refused(CookieConfig::builder().insecure_dev_mode()).contains("must be Secure"));
         // Case-insensitive prefix match, as browsers do.
@@ -328,9 +349,14 @@ mod tests {
 
     #[test]
     fn secure_prefix_requires_secure() {
-        let b = CookieConfig::builder().name("__Secure-s").insecure_dev_mode();
+        let b = CookieConfig::builder()
+            .name("__Secure-s")
+            .insecure_dev_mode();
         assert!(refused(b).contains("__Secure- cookie must be Secure"));
-        let ok = CookieConfig::builder().name("__Secure-s").domain("example.com").path("/app");
+        let ok = CookieConfig::builder()
+            .name("__Secure-s")
+            .domain("example.com")
+            .path("/app");
         assert!(ok.build().is_ok());
     }
 
@@ -338,7 +364,11 @@ mod tests {
     fn partitioned_is_opt_in_and_rendered() {
         let c = CookieConfig::builder().partitioned(true).build().unwrap();
         assert!(c.set_cookie("v", None).contains("Partitioned"));
-        assert!(!CookieConfig::default().set_cookie("v", None).contains("Partitioned"));
+        assert!(
+            !CookieConfig::default()
+                .set_cookie("v", None)
+                .contains("Partitioned")
+        );
     }
 
     #[test]
@@ -351,7 +381,13 @@ mod tests {
             .unwrap();
         let r = c.removal_cookie();
         assert!(r.starts_with("__Secure-s=;"), "{r}");
-        for part in ["Path=/app", "Domain=example.com", "Max-Age=0", "Secure", "Expires="] {
+        for part in [
+            "Path=/app",
+            "Domain=example.com",
+            "Max-Age=0",
+            "Secure",
+            "Expires=",
+        ] {
             assert!(r.contains(part), "{r} lacks {part}");
         }
     }
@@ -359,7 +395,10 @@ mod tests {
     #[test]
     fn dev_mode_has_no_secure_and_no_prefix() {
         let d = CookieConfig::insecure_dev_mode();
-        assert_eq!(d.set_cookie("v", None), "latch-session=v; HttpOnly; SameSite=Lax; Path=/");
+        assert_eq!(
+            d.set_cookie("v", None),
+            "latch-session=v; HttpOnly; SameSite=Lax; Path=/"
+        );
     }
 
     #[test]

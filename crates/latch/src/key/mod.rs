@@ -125,9 +125,8 @@ impl SecretKey {
             .iter()
             .rposition(|b| !b.is_ascii_whitespace())
             .map_or(0, |i| i + 1);
-        Self::from_bytes(&bytes[..end]).map_err(|e| {
-            Error::new(ErrorKind::WeakKey, format!("{}: {e}", path.display()))
-        })
+        Self::from_bytes(&bytes[..end])
+            .map_err(|e| Error::new(ErrorKind::WeakKey, format!("{}: {e}", path.display())))
     }
 
     /// A new random 64-byte key from the operating system's CSPRNG.
@@ -268,7 +267,9 @@ pub struct Keyring {
 impl Keyring {
     /// A keyring with `current` as the signing key and no previous keys.
     pub fn new(current: SecretKey) -> Self {
-        Self { keys: vec![current] }
+        Self {
+            keys: vec![current],
+        }
     }
 
     /// Add a previous key that still verifies (oldest last).
@@ -324,7 +325,10 @@ mod tests {
         let sub = key.derive(Purpose::CSRF);
         let ring = Keyring::new(key.clone());
         for text in [format!("{key:?}"), format!("{sub:?}"), format!("{ring:?}")] {
-            assert!(!text.contains(&format!("{:?}", &key.expose_bytes()[..4])), "{text}");
+            assert!(
+                !text.contains(&format!("{:?}", &key.expose_bytes()[..4])),
+                "{text}"
+            );
             assert!(text.contains("(..)"), "{text}");
         }
     }
@@ -333,8 +337,14 @@ mod tests {
     fn purposes_derive_distinct_keys_and_keys_differ() {
         let a = SecretKey::generate();
         let b = SecretKey::generate();
-        assert_ne!(a.derive(Purpose::COOKIE_SIGNING), a.derive(Purpose::COOKIE_ENCRYPTION));
-        assert_ne!(a.derive(Purpose::COOKIE_SIGNING), b.derive(Purpose::COOKIE_SIGNING));
+        assert_ne!(
+            a.derive(Purpose::COOKIE_SIGNING),
+            a.derive(Purpose::COOKIE_ENCRYPTION)
+        );
+        assert_ne!(
+            a.derive(Purpose::COOKIE_SIGNING),
+            b.derive(Purpose::COOKIE_SIGNING)
+        );
     }
 
     #[test]

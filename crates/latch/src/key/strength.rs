@@ -142,7 +142,9 @@ mod tests {
 
     #[test]
     fn random_raw_32_bytes_pass() {
-        let key: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(97).wrapping_add(13)).collect();
+        let key: Vec<u8> = (0u8..32)
+            .map(|i| i.wrapping_mul(97).wrapping_add(13))
+            .collect();
         assert_eq!(check(&key), Ok(256));
     }
 
@@ -178,13 +180,19 @@ mod tests {
     #[test]
     fn repeated_pattern_refused() {
         let s = "k3Y!q9#Lz7&Wm2^P".repeat(8);
-        assert_eq!(check(s.as_bytes()), Err(Weakness::TooFewBits { estimated: 105 }));
+        assert_eq!(
+            check(s.as_bytes()),
+            Err(Weakness::TooFewBits { estimated: 105 })
+        );
     }
 
     #[test]
     fn few_distinct_bytes_refused() {
         let s = "ab".repeat(40);
-        assert_eq!(check(s.as_bytes()), Err(Weakness::TooFewDistinct { distinct: 2 }));
+        assert_eq!(
+            check(s.as_bytes()),
+            Err(Weakness::TooFewDistinct { distinct: 2 })
+        );
     }
 
     #[test]

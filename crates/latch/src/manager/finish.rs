@@ -52,7 +52,11 @@ impl SessionManager {
         let now = shared.clock.now();
         let set_cookie = match &shared.backend {
             Backend::Cookie(codec) => shared.finish_cookie(codec.as_ref(), &mut state, now)?,
-            Backend::Store(store) => shared.finish_stored(store.as_ref(), &mut state, now).await?,
+            Backend::Store(store) => {
+                shared
+                    .finish_stored(store.as_ref(), &mut state, now)
+                    .await?
+            }
         };
         Ok(Finished {
             set_cookie,
@@ -148,7 +152,8 @@ impl Shared {
         }
         if state.regenerate {
             let value = self.create(store, &mut state.record, now).await?;
-            self.timed("deleting the old session id", store.delete(&key)).await?;
+            self.timed("deleting the old session id", store.delete(&key))
+                .await?;
             return Ok(Some(value));
         }
         let remember_changed = state
@@ -163,7 +168,8 @@ impl Shared {
                 r.last_seen = now;
                 r.deadline(&self.expiry)
             };
-            self.timed("refreshing a session", store.touch(&key, now, deadline)).await?
+            self.timed("refreshing a session", store.touch(&key, now, deadline))
+                .await?
         } else {
             true
         };
@@ -181,18 +187,31 @@ impl Shared {
 
     /// Store `record` under a new random ID (create-if-absent, redrawing on the
     /// astronomically unlikely collision) and return its `Set-Cookie`.
-    async fn create(&self, store: &dyn SessionStore, record: &mut Record, now: UnixTime) -> Result<String> {
+    async fn create(
+        &self,
+        store: &dyn SessionStore,
+        record: &mut Record,
+        now: UnixTime,
+    ) -> Result<String> {
         record.last_seen = now;
         record.expires_at = record.deadline(&self.expiry);
         record.version = record.version.saturating_add(1);
         for _ in 0..MAX_CREATE_ATTEMPTS {
             let id = SessionId::generate();
-            if self.timed("creating a session", store.create(&id.store_key(), record)).await? {
+            if self
+                .timed("creating a session", store.create(&id.store_key(), record))
+                .await?
+            {
                 return self.set_cookie(&id.encode(), record, now);
             }
-            tracing::error!("freshly generated session id already exists; is the random source broken?");
+            tracing::error!(
+                "freshly generated session id already exists; is the random source broken?"
+            );
         }
-        Err(Error::new(ErrorKind::Conflict, "could not draw an unused session id"))
+        Err(Error::new(
+            ErrorKind::Conflict,
+            "could not draw an unused session id",
+        ))
     }
 
     /// Compare-and-swap the handler's changes; on conflict replay them on the
@@ -210,7 +229,10 @@ impl Shared {
             record.version = expected + 1;
             record.last_seen = now;
             record.expires_at = record.deadline(&self.expiry);
-            match self.timed("saving a session", store.save(key, record, expected)).await? {
+            match self
+                .timed("saving a session", store.save(key, record, expected))
+                .await?
+            {
                 SaveOutcome::Saved => return Ok(true),
                 SaveOutcome::Gone => return Ok(false),
                 SaveOutcome::Conflict => {}

@@ -60,7 +60,8 @@ impl Shared {
         };
         match loaded {
             Some((origin, record)) => {
-                state.touch = now - record.last_seen >= crate::time::secs(self.expiry.touch_every());
+                state.touch =
+                    now - record.last_seen >= crate::time::secs(self.expiry.touch_every());
                 state.origin = origin;
                 state.record = record;
             }

@@ -59,7 +59,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Run a store call under the configured timeout.
-    pub(crate) async fn timed<T>(&self, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    pub(crate) async fn timed<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         match tokio::time::timeout(self.store_timeout, fut).await {
             Ok(result) => result,
             Err(_) => Err(Error::new(
@@ -86,7 +90,8 @@ impl Shared {
     pub(crate) async fn list_by_user(&self, user: &str) -> Result<Vec<SessionInfo>> {
         let store = self.store()?;
         let now = self.clock.now();
-        self.timed("listing sessions", store.list_by_user(user, now)).await
+        self.timed("listing sessions", store.list_by_user(user, now))
+            .await
     }
 
     pub(crate) async fn delete_key(&self, key: &StoreKey) -> Result<bool> {
@@ -96,7 +101,8 @@ impl Shared {
 
     pub(crate) async fn delete_by_user(&self, user: &str, keep: Option<&StoreKey>) -> Result<u64> {
         let store = self.store()?;
-        self.timed("deleting sessions", store.delete_by_user(user, keep)).await
+        self.timed("deleting sessions", store.delete_by_user(user, keep))
+            .await
     }
 
     /// Count and log a refused cookie, without its value.
@@ -134,7 +140,11 @@ impl SessionManager {
 
     /// Begin a request: find the session cookie among the values of every `Cookie`
     /// header. Nothing is decoded or loaded until a handler uses the session.
-    pub fn start<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a str>, meta: RequestMeta) -> Session {
+    pub fn start<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a str>,
+        meta: RequestMeta,
+    ) -> Session {
         let incoming = find_session_cookie(cookie_headers, self.shared.cookie.name());
         Session {
             shared: Arc::clone(&self.shared),
@@ -179,7 +189,10 @@ impl SessionManager {
         let mut total = 0;
         loop {
             let now = self.shared.clock.now();
-            let n = self.shared.timed("purging sessions", store.purge_expired(now, batch)).await?;
+            let n = self
+                .shared
+                .timed("purging sessions", store.purge_expired(now, batch))
+                .await?;
             total += n;
             if n < batch as u64 {
                 return Ok(total);
@@ -292,7 +305,10 @@ impl SessionManagerBuilder {
         })?;
         self.expiry.validate()?;
         if self.store_timeout.is_zero() {
-            return Err(Error::new(ErrorKind::InvalidConfig, "the store timeout must be above zero"));
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "the store timeout must be above zero",
+            ));
         }
         if !self.cookie.is_secure() {
             tracing::warn!(

@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
 
-pub use flash::Flash;
 use flash::FLASH_KEY;
+pub use flash::Flash;
 use state::{Op, Origin, State};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -98,7 +98,11 @@ fn to_value<T: Serialize>(value: T) -> Result<Value> {
 
 fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
     serde_json::from_value(value).map_err(|e| {
-        Error::new(ErrorKind::Serialization, "session value has an unexpected type").with_source(e)
+        Error::new(
+            ErrorKind::Serialization,
+            "session value has an unexpected type",
+        )
+        .with_source(e)
     })
 }
 
@@ -119,7 +123,13 @@ impl Session {
     /// a `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let state = self.loaded().await?;
-        state.record.data.get(key).cloned().map(from_value).transpose()
+        state
+            .record
+            .data
+            .get(key)
+            .cloned()
+            .map(from_value)
+            .transpose()
     }
 
     /// Store `value` under `key`, replacing any previous value.

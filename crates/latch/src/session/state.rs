@@ -79,7 +79,11 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(incoming: IncomingCookie, user_agent: Option<String>, ip: Option<String>) -> Self {
+    pub(crate) fn new(
+        incoming: IncomingCookie,
+        user_agent: Option<String>,
+        ip: Option<String>,
+    ) -> Self {
         Self {
             incoming,
             user_agent,

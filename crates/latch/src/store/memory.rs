@@ -88,7 +88,9 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half-updated in a way
         // that matters more than losing the process's sessions: keep serving.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -124,7 +126,12 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn touch(&self, key: &StoreKey, last_seen: UnixTime, expires_at: UnixTime) -> Result<bool> {
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        last_seen: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<bool> {
         let mut inner = self.lock();
         let Some(mut record) = inner.sessions.get(key).cloned() else {
             return Ok(false);
@@ -146,7 +153,12 @@ impl SessionStore for MemoryStore {
         };
         let mut list: Vec<SessionInfo> = keys
             .iter()
-            .filter_map(|k| inner.sessions.get(k).map(|r| SessionInfo::from_record(*k, r)))
+            .filter_map(|k| {
+                inner
+                    .sessions
+                    .get(k)
+                    .map(|r| SessionInfo::from_record(*k, r))
+            })
             .filter(|info| info.expires_at > now)
             .collect();
         list.sort_by_key(|info| std::cmp::Reverse(info.last_seen));

@@ -79,13 +79,21 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Replace the record under `key` if its stored version is `expected_version`
     /// (compare-and-swap). `record.version` is the new version.
-    async fn save(&self, key: &StoreKey, record: &Record, expected_version: u64)
-    -> Result<SaveOutcome>;
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome>;
 
     /// Refresh `last_seen` and `expires_at` without touching data or version.
     /// Returns `false` when the session is gone.
-    async fn touch(&self, key: &StoreKey, last_seen: UnixTime, expires_at: UnixTime)
-    -> Result<bool>;
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        last_seen: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<bool>;
 
     /// Delete the session under `key`; `false` if there was none.
     async fn delete(&self, key: &StoreKey) -> Result<bool>;
