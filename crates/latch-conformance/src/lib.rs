@@ -1,8 +1,8 @@
-//! The store conformance suite: every behaviour a latch [`SessionStore`] must have,
+//! The store conformance suite: every behaviour a latch [`latch::SessionStore`] must have,
 //! written once and run against every backend.
 //!
 //! In a store crate's tests:
-//! ```ignore
+//! ```text
 //! async fn make() -> Option<Arc<dyn SessionStore>> { Some(Arc::new(MyStore::new())) }
 //! latch_conformance::store_conformance!(make);
 //! ```

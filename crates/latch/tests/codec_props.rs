@@ -187,7 +187,10 @@ fn sealed_length_is_payload_plus_fixed_overhead() {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-    let codec = SealedCodec::new(&Keyring::new(SecretKey::generate()), Aead::XChaCha20Poly1305);
+    let codec = SealedCodec::new(
+        &Keyring::new(SecretKey::generate()),
+        Aead::XChaCha20Poly1305,
+    );
     for n in [0usize, 100, 1000, 3000] {
         let repetitive = vec![b'a'; n];
         let sealed = codec.seal(NAME, 1, &repetitive).unwrap();

@@ -346,7 +346,11 @@ async fn authentic_but_foreign_payload_is_refused() {
     let clock = ManualClock::new(T0);
     let m = manager(Kind::Signed, keys.clone(), &clock);
     let codec = SignedCodec::new(&keys);
-    for payload in [&b"not json"[..], br#"{"c":1,"d":{},"evil":"extra field"}"#, br#"{"c":"x","d":[]}"#] {
+    for payload in [
+        &b"not json"[..],
+        br#"{"c":1,"d":{},"evil":"extra field"}"#,
+        br#"{"c":"x","d":[]}"#,
+    ] {
         let value = codec.seal("__Host-session", T0, payload).unwrap();
         let s = start(&m, &value);
         assert!(s.facts().await.unwrap().is_new);
