@@ -503,3 +503,77 @@ pub async fn anonymous_reads_create_nothing(store: Store) {
     .await;
     assert_eq!(set, None);
 }
+
+/// E4 through the `Session` API: list a user's devices, revoke one (only the
+/// user's own), and sign out everywhere else.
+pub async fn devices_list_and_revoke_through_sessions(store: Store) {
+    let (manager, _clock) = manager(&store);
+    let user = unique_user();
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        let u = user.clone();
+        let set = request(&manager, None, |s| async move {
+            s.log_in(u).await.expect("log in");
+        })
+        .await
+        .expect("cookie");
+        cookies.push(cookie_value(&set));
+    }
+    let stranger = request(&manager, None, |s| async move {
+        s.log_in(unique_user()).await.expect("log in");
+    })
+    .await
+    .expect("cookie");
+    let stranger_key = SessionId::parse(&cookie_value(&stranger))
+        .expect("id")
+        .store_key();
+    let header = |c: &str| format!("{}={c}", manager.cookie_config().name());
+    let key_of = |c: &str| SessionId::parse(c).expect("id").store_key();
+
+    let h = header(&cookies[0]);
+    let s = manager.start(Some(h.as_str()), Default::default());
+    let devices = s.devices().await.expect("devices");
+    let listed: BTreeSet<StoreKey> = devices.iter().map(|d| d.key).collect();
+    let expected: BTreeSet<StoreKey> = cookies.iter().map(|c| key_of(c)).collect();
+    assert_eq!(listed, expected);
+    assert_eq!(
+        s.store_key().await.expect("key"),
+        Some(key_of(&cookies[0])),
+        "this device"
+    );
+    assert!(
+        !s.revoke_device(&stranger_key).await.expect("revoke"),
+        "revoked another user's session"
+    );
+    assert!(s.revoke_device(&key_of(&cookies[1])).await.expect("revoke"));
+    manager.finish(&s).await.expect("finish");
+
+    let anonymous = |c: String| {
+        let manager = manager.clone();
+        async move {
+            let h = format!("{}={c}", manager.cookie_config().name());
+            let s = manager.start(Some(h.as_str()), Default::default());
+            s.user_id().await.expect("user").is_none()
+        }
+    };
+    assert!(
+        anonymous(cookies[1].clone()).await,
+        "revoked device still signed in"
+    );
+    assert!(
+        !anonymous(cookie_value(&stranger)).await,
+        "stranger affected"
+    );
+
+    let s = manager.start(Some(h.as_str()), Default::default());
+    assert_eq!(
+        s.sign_out_everywhere_else().await.expect("sign out others"),
+        1
+    );
+    manager.finish(&s).await.expect("finish");
+    assert!(anonymous(cookies[2].clone()).await);
+    assert!(
+        !anonymous(cookies[0].clone()).await,
+        "current device signed out too"
+    );
+}

@@ -38,7 +38,8 @@ macro_rules! store_conformance {
             regenerate_kills_old_id_and_keeps_data,
             logout_replay_is_refused,
             idle_and_absolute_expiry_to_the_second,
-            anonymous_reads_create_nothing
+            anonymous_reads_create_nothing,
+            devices_list_and_revoke_through_sessions
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

@@ -7,6 +7,7 @@
 
 mod finish;
 mod load;
+mod purge;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 pub use finish::Finished;
+pub use purge::PurgeTask;
 
 use crate::codec::{Aead, CookieCodec, SealedCodec, SignedCodec};
 use crate::cookie::{CookieConfig, find_session_cookie};

@@ -1,0 +1,61 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `i` to `i + 1`. Append only: never
+/// edit a migration that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: the sessions table and its two indexes.
+    "CREATE TABLE latch_sessions (
+        key        BLOB PRIMARY KEY NOT NULL, -- SHA-256 of the session id
+        version    INTEGER NOT NULL,
+        data       TEXT NOT NULL,             -- JSON object
+        created_at INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        remember   INTEGER NOT NULL,
+        user_id    TEXT,
+        user_agent TEXT,
+        ip         TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX latch_sessions_expires_at ON latch_sessions (expires_at);
+    CREATE INDEX latch_sessions_user_id ON latch_sessions (user_id) WHERE user_id IS NOT NULL;",
+];
+
+/// The schema version this build writes.
+pub(crate) const CURRENT: i64 = MIGRATIONS.len() as i64;
+
+/// Bring the schema up to [`CURRENT`]; refuse a database from a newer build.
+pub(crate) fn run(conn: &mut Connection) -> latch::Result<()> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| latch::Error::store("reading the schema version", e))?;
+    if found > CURRENT {
+        return Err(latch::Error::store_msg(format!(
+            "the session database has schema version {found}, newer than the {CURRENT} this \
+             build of latch-sqlite knows; upgrade latch or use another database file"
+        )));
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        // IMMEDIATE takes the write lock first, so two processes opening the same
+        // file at once apply each migration exactly once.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| latch::Error::store("starting a migration", e))?;
+        let now: i64 = tx
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|e| latch::Error::store("reading the schema version", e))?;
+        if now > i as i64 {
+            continue; // another process got there first
+        }
+        tx.execute_batch(sql)
+            .and_then(|()| tx.pragma_update(None, "user_version", i as i64 + 1))
+            .and_then(|()| tx.commit())
+            .map_err(|e| latch::Error::store(format!("applying schema migration {}", i + 1), e))?;
+    }
+    Ok(())
+}

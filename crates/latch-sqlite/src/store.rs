@@ -1,0 +1,314 @@
+//! `SqliteStore`: the `SessionStore` implementation.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use latch::{Record, SaveOutcome, SessionInfo, SessionStore, StoreKey, UnixTime};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::pool::Pool;
+
+/// How hard SQLite works to make each commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// With WAL, every commit survives the process being killed; the last
+    /// commits before an operating-system crash or power loss may be lost. The
+    /// default: sessions are cheap to lose in a power cut, and this avoids an
+    /// fsync per request.
+    #[default]
+    Normal,
+    /// Every commit is fsynced: survives power loss too, at the price of an
+    /// fsync per write.
+    Full,
+}
+
+impl Synchronous {
+    pub(crate) fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
+/// Sessions in a SQLite database file.
+///
+/// Cheap to clone (clones share the connections).
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: Arc<Pool>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+const COLUMNS: &str =
+    "key, version, data, created_at, last_seen, expires_at, remember, user_id, user_agent, ip";
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path`, switch it to WAL and
+    /// apply any pending migrations.
+    ///
+    /// # Errors
+    /// [`latch::ErrorKind::Store`] when the file cannot be opened or written, the
+    /// file system cannot do WAL, or the schema is newer than this build.
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("latch-open-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let store = latch_sqlite::SqliteStore::open(dir.join("s.db"))?;
+    /// # std::fs::remove_dir_all(dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> latch::Result<Self> {
+        Self::open_with(path, Synchronous::default())
+    }
+
+    /// Like [`open`](Self::open), choosing the durability level.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with(path: impl AsRef<Path>, sync: Synchronous) -> latch::Result<Self> {
+        let path = path.as_ref();
+        let readers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+        Ok(Self {
+            pool: Arc::new(Pool::open(path, readers, sync)?),
+            path: Arc::new(path.to_owned()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` on the writer connection on the blocking thread pool.
+    async fn write<T, F>(&self, what: &'static str, f: F) -> latch::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.pool);
+        blocking(what, move || f(&mut pool.writer())).await
+    }
+
+    /// Run `f` on a reader connection on the blocking thread pool.
+    async fn read<T, F>(&self, what: &'static str, f: F) -> latch::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.pool);
+        blocking(what, move || f(&pool.reader())).await
+    }
+}
+
+async fn blocking<T, F>(what: &'static str, f: F) -> latch::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> rusqlite::Result<T> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| latch::Error::store(what, e)),
+        Err(join) => Err(latch::Error::store(what, join)),
+    }
+}
+
+fn data_json(record: &Record) -> rusqlite::Result<String> {
+    serde_json::to_string(&record.data)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+}
+
+fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
+    let data: String = row.get(2)?;
+    let data = serde_json::from_str(&data).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+    })?;
+    Ok(Record {
+        data,
+        version: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+        created_at: row.get(3)?,
+        last_seen: row.get(4)?,
+        expires_at: row.get(5)?,
+        remember: row.get(6)?,
+        user_id: row.get(7)?,
+        user_agent: row.get(8)?,
+        ip: row.get(9)?,
+    })
+}
+
+fn row_to_key(row: &Row<'_>) -> rusqlite::Result<StoreKey> {
+    let bytes: [u8; 32] = row.get(0)?;
+    Ok(StoreKey::from_bytes(bytes))
+}
+
+fn version(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create(&self, key: &StoreKey, record: &Record) -> latch::Result<bool> {
+        let (key, record) = (*key, record.clone());
+        self.write("creating a session", move |conn| {
+            let sql = format!(
+                "INSERT INTO latch_sessions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 ON CONFLICT (key) DO NOTHING"
+            );
+            let n = conn.prepare_cached(&sql)?.execute(params![
+                key.as_bytes(),
+                version(record.version),
+                data_json(&record)?,
+                record.created_at,
+                record.last_seen,
+                record.expires_at,
+                record.remember,
+                record.user_id,
+                record.user_agent,
+                record.ip,
+            ])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn load(&self, key: &StoreKey) -> latch::Result<Option<Record>> {
+        let key = *key;
+        self.read("loading a session", move |conn| {
+            let sql = format!("SELECT {COLUMNS} FROM latch_sessions WHERE key = ?1");
+            conn.prepare_cached(&sql)?
+                .query_row([key.as_bytes()], row_to_record)
+                .optional()
+        })
+        .await
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected: u64,
+    ) -> latch::Result<SaveOutcome> {
+        let (key, record) = (*key, record.clone());
+        self.write("saving a session", move |conn| {
+            let tx = conn.transaction()?;
+            let n = tx
+                .prepare_cached(
+                    "UPDATE latch_sessions SET version = ?3, data = ?4, last_seen = ?5, \
+                     expires_at = ?6, remember = ?7, user_id = ?8, user_agent = ?9, ip = ?10 \
+                     WHERE key = ?1 AND version = ?2",
+                )?
+                .execute(params![
+                    key.as_bytes(),
+                    version(expected),
+                    version(record.version),
+                    data_json(&record)?,
+                    record.last_seen,
+                    record.expires_at,
+                    record.remember,
+                    record.user_id,
+                    record.user_agent,
+                    record.ip,
+                ])?;
+            let outcome = if n == 1 {
+                SaveOutcome::Saved
+            } else {
+                let exists = tx
+                    .prepare_cached("SELECT 1 FROM latch_sessions WHERE key = ?1")?
+                    .exists([key.as_bytes()])?;
+                if exists {
+                    SaveOutcome::Conflict
+                } else {
+                    SaveOutcome::Gone
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        last_seen: UnixTime,
+        expires_at: UnixTime,
+    ) -> latch::Result<bool> {
+        let key = *key;
+        self.write("refreshing a session", move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE latch_sessions SET last_seen = ?2, expires_at = ?3 WHERE key = ?1",
+                )?
+                .execute(params![key.as_bytes(), last_seen, expires_at])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> latch::Result<bool> {
+        let key = *key;
+        self.write("deleting a session", move |conn| {
+            let n = conn
+                .prepare_cached("DELETE FROM latch_sessions WHERE key = ?1")?
+                .execute([key.as_bytes()])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn list_by_user(&self, user_id: &str, now: UnixTime) -> latch::Result<Vec<SessionInfo>> {
+        let user = user_id.to_owned();
+        self.read("listing a user's sessions", move |conn| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM latch_sessions WHERE user_id = ?1 AND expires_at > ?2 \
+                 ORDER BY last_seen DESC"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![user, now], |row| {
+                Ok(SessionInfo::from_record(
+                    row_to_key(row)?,
+                    &row_to_record(row)?,
+                ))
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn delete_by_user(&self, user_id: &str, keep: Option<&StoreKey>) -> latch::Result<u64> {
+        let (user, keep) = (user_id.to_owned(), keep.copied());
+        self.write("deleting a user's sessions", move |conn| {
+            let keep = keep.map(|k| k.as_bytes().to_vec()).unwrap_or_default();
+            let n = conn
+                .prepare_cached("DELETE FROM latch_sessions WHERE user_id = ?1 AND key != ?2")?
+                .execute(params![user, keep])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: UnixTime, limit: usize) -> latch::Result<u64> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.write("purging expired sessions", move |conn| {
+            // The subquery walks the expires_at index from the oldest entry and
+            // stops after `limit` rows: cost follows what expired, not the table.
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM latch_sessions WHERE key IN (SELECT key FROM latch_sessions \
+                     WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+                )?
+                .execute(params![now, limit])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}

@@ -1,0 +1,274 @@
+//! SQLite-specific behaviour: WAL, migrations, hashing at rest, bulk purge, and
+//! blocking work kept off the async executor.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use latch::{Record, SessionId, SessionManager, SessionStore};
+use latch_sqlite::SqliteStore;
+use rusqlite::Connection;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "latch-sqlite-{tag}-{}-{}",
+            std::process::id(),
+            &SessionId::generate().store_key().to_hex()[..12]
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("sessions.db")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn database_is_in_wal_mode_with_current_schema() {
+    let dir = TempDir::new("wal");
+    let _store = SqliteStore::open(dir.db()).unwrap();
+    let conn = Connection::open(dir.db()).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((mode.as_str(), version), ("wal", 1));
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'latch_sessions' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        indexes,
+        ["latch_sessions_expires_at", "latch_sessions_user_id"]
+    );
+}
+
+#[tokio::test]
+async fn reopening_keeps_sessions_and_migrates_once() {
+    let dir = TempDir::new("reopen");
+    let key = SessionId::generate().store_key();
+    {
+        let store = SqliteStore::open(dir.db()).unwrap();
+        assert!(store.create(&key, &Record::new(1)).await.unwrap());
+    }
+    let store = SqliteStore::open(dir.db()).unwrap();
+    assert_eq!(
+        store.load(&key).await.unwrap().map(|r| r.created_at),
+        Some(1)
+    );
+}
+
+#[test]
+fn newer_schema_is_refused_with_a_clear_message() {
+    let dir = TempDir::new("newer");
+    drop(SqliteStore::open(dir.db()).unwrap());
+    Connection::open(dir.db())
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let err = SqliteStore::open(dir.db()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the session database has schema version 99, newer than the 1 this build of \
+         latch-sqlite knows; upgrade latch or use another database file"
+    );
+}
+
+#[test]
+fn unwritable_location_is_a_clear_error() {
+    let err = SqliteStore::open("/nonexistent-dir/for/latch/sessions.db").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("opening the session database /nonexistent-dir"),
+        "{err}"
+    );
+    assert!(std::error::Error::source(&err).is_some(), "cause kept");
+}
+
+/// S5: the database holds only SHA-256 of each ID; no column contains an ID.
+#[tokio::test]
+async fn session_ids_are_hashed_at_rest() {
+    let dir = TempDir::new("hash");
+    let store = SqliteStore::open(dir.db()).unwrap();
+    let manager = SessionManager::builder().store(store).build().unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let s = manager.start(std::iter::empty(), Default::default());
+        s.insert("i", i).await.unwrap();
+        let set = manager.finish(&s).await.unwrap().set_cookie.unwrap();
+        ids.push(
+            set.split(';')
+                .next()
+                .unwrap()
+                .split_once('=')
+                .unwrap()
+                .1
+                .to_owned(),
+        );
+    }
+    drop(manager);
+    let conn = Connection::open(dir.db()).unwrap();
+    let dump: Vec<(Vec<u8>, String)> = conn
+        .prepare(
+            "SELECT key, quote(key) || data || created_at || last_seen || expires_at || \
+             coalesce(user_id, '') || coalesce(user_agent, '') || coalesce(ip, '') FROM latch_sessions",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(dump.len(), 5);
+    let file = std::fs::read(dir.db()).unwrap_or_default();
+    let wal = std::fs::read(dir.0.join("sessions.db-wal")).unwrap_or_default();
+    for id in &ids {
+        let hashed = SessionId::parse(id).unwrap().store_key();
+        assert!(
+            dump.iter().any(|(key, _)| key == hashed.as_bytes()),
+            "row keyed by SHA-256(id)"
+        );
+        assert!(dump.iter().all(|(_, text)| !text.contains(id.as_str())));
+        let raw = SessionIdBytes::of(id);
+        for bytes in [&file, &wal] {
+            assert!(
+                !contains(bytes, id.as_bytes()) && !contains(bytes, &raw),
+                "id found in the file"
+            );
+        }
+    }
+}
+
+/// The 32 raw bytes behind an encoded ID.
+struct SessionIdBytes;
+
+impl SessionIdBytes {
+    fn of(encoded: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .unwrap()
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A4 at scale: 100,000 expired and 100,000 live sessions; purging removes
+/// exactly the expired ones, in bounded batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_of_100k_expired_keeps_100k_live() {
+    let dir = TempDir::new("purge");
+    let store = SqliteStore::open(dir.db()).unwrap();
+    let now = 1_800_000_000;
+    {
+        let mut conn = Connection::open(dir.db()).unwrap();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO latch_sessions (key, version, data, created_at, last_seen, \
+                     expires_at, remember, user_id) VALUES (?1, 1, '{}', ?2, ?2, ?3, 0, NULL)",
+                )
+                .unwrap();
+            for i in 0..200_000i64 {
+                let key = SessionId::generate().store_key();
+                // Even rows expired up to ~28 h ago, odd rows live for ~28 h more.
+                let expires_at = if i % 2 == 0 {
+                    now - 1 - i / 2
+                } else {
+                    now + 1 + i / 2
+                };
+                insert
+                    .execute(rusqlite::params![key.as_bytes(), now - 3600, expires_at])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let started = Instant::now();
+    let mut purged = 0;
+    let mut calls = 0;
+    loop {
+        let n = store.purge_expired(now, 10_000).await.unwrap();
+        assert!(n <= 10_000);
+        purged += n;
+        calls += 1;
+        if n < 10_000 {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    println!("purged {purged} expired sessions in {calls} batches in {took:?}");
+    assert_eq!(purged, 100_000);
+    let conn = Connection::open(dir.db()).unwrap();
+    let (left, expired): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(*) FILTER (WHERE expires_at <= ?1) FROM latch_sessions",
+            [now],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((left, expired), (100_000, 0));
+}
+
+/// SQLite calls wait on a lock here for half a second; a ticker on the same
+/// single-threaded runtime must keep ticking meanwhile, which it could not if
+/// the store blocked the executor thread.
+#[test]
+fn blocking_calls_stay_off_the_executor() {
+    let dir = TempDir::new("blocking");
+    let store = SqliteStore::open(dir.db()).unwrap();
+    let locker = Connection::open(dir.db()).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        locker.execute_batch("COMMIT").unwrap();
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ticks = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&ticks);
+    rt.block_on(async move {
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let key = SessionId::generate().store_key();
+        let started = Instant::now();
+        assert!(store.create(&key, &Record::new(1)).await.unwrap());
+        assert!(
+            started.elapsed() >= Duration::from_millis(400),
+            "the lock did not block the write"
+        );
+        ticker.abort();
+    });
+    release.join().unwrap();
+    // About 50 ticks fit in the 500 ms wait; a blocked executor would allow none.
+    let ticks = ticks.load(Ordering::SeqCst);
+    assert!(
+        ticks >= 20,
+        "executor stalled during a blocking SQLite call: {ticks} ticks"
+    );
+}
