@@ -40,6 +40,17 @@ impl SessionId {
         Self(bytes)
     }
 
+    /// Wrap 32 bytes as an ID, for ID formats of other frameworks whose IDs are
+    /// also 32 random bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 raw bytes (a bearer secret: never log them).
+    pub fn expose_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Parse an ID strictly: exactly 43 characters of unpadded base64url that decode
     /// canonically. Anything else is `None`, before it reaches a store or a log.
     pub fn parse(text: &str) -> Option<Self> {

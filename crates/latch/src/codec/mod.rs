@@ -5,6 +5,7 @@
 //! job. Both check the size first and the MAC/tag second, and only then hand bytes
 //! to a parser. Every defect, whatever it is, yields the same [`Rejected`].
 
+mod format;
 mod sealed;
 mod signed;
 
@@ -13,6 +14,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+pub use format::{CookieFormat, DecodedCookie, HashedIds, IdFormat, LatchFormat};
 pub use sealed::{Aead, SealedCodec};
 pub use signed::SignedCodec;
 
@@ -47,9 +49,14 @@ pub struct Opened {
 /// assert_eq!(err.to_string(), "invalid session cookie");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rejected(&'static str);
+pub struct Rejected(pub(crate) &'static str);
 
 impl Rejected {
+    /// A rejection with a reason for the server log (never shown to clients).
+    pub fn new(reason: &'static str) -> Self {
+        Self(reason)
+    }
+
     /// Why the value was rejected, for logs: never send it to the client.
     pub fn reason(&self) -> &'static str {
         self.0

@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use super::load::CookiePayload;
 use super::{Backend, SessionManager, Shared};
-use crate::codec::{CookieCodec, MAX_COOKIE_BYTES};
+use crate::codec::{CookieFormat, IdFormat, MAX_COOKIE_BYTES};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{SessionId, StoreKey};
 use crate::record::Record;
@@ -51,10 +50,10 @@ impl SessionManager {
         let shared = &*self.shared;
         let now = shared.clock.now();
         let set_cookie = match &shared.backend {
-            Backend::Cookie(codec) => shared.finish_cookie(codec.as_ref(), &mut state, now)?,
-            Backend::Store(store) => {
+            Backend::Cookie(format) => shared.finish_cookie(format.as_ref(), &mut state, now)?,
+            Backend::Store(store, ids) => {
                 shared
-                    .finish_stored(store.as_ref(), &mut state, now)
+                    .finish_stored(store.as_ref(), ids.as_ref(), &mut state, now)
                     .await?
             }
         };
@@ -99,7 +98,7 @@ impl Shared {
 
     fn finish_cookie(
         &self,
-        codec: &dyn CookieCodec,
+        format: &dyn CookieFormat,
         state: &mut State,
         now: UnixTime,
     ) -> Result<Option<String>> {
@@ -113,26 +112,15 @@ impl Shared {
         if state.is_empty() && !state.record.remember {
             return Ok(self.removal_if_needed(state));
         }
-        let record = &mut state.record;
-        record.last_seen = now;
-        let payload = CookiePayload {
-            c: record.created_at,
-            r: record.remember,
-            u: record.user_id.clone(),
-            d: std::mem::take(&mut record.data),
-        };
-        let bytes = serde_json::to_vec(&payload);
-        record.data = payload.d;
-        let bytes = bytes.map_err(|e| {
-            Error::new(ErrorKind::Serialization, "cannot serialize the session").with_source(e)
-        })?;
-        let value = codec.seal(self.cookie.name(), now, &bytes)?;
+        state.record.last_seen = now;
+        let value = format.encode(self.cookie.name(), &state.record, now)?;
         self.set_cookie(&value, &state.record, now).map(Some)
     }
 
     async fn finish_stored(
         &self,
         store: &dyn SessionStore,
+        ids: &dyn IdFormat,
         state: &mut State,
         now: UnixTime,
     ) -> Result<Option<String>> {
@@ -143,7 +131,10 @@ impl Shared {
                 if state.destroyed || !state.changed() || state.is_empty() {
                     return Ok(state.clear_cookie.then(|| self.cookie.removal_cookie()));
                 }
-                return self.create(store, &mut state.record, now).await.map(Some);
+                return self
+                    .create(store, ids, &mut state.record, now)
+                    .await
+                    .map(Some);
             }
         };
         if state.destroyed {
@@ -151,7 +142,7 @@ impl Shared {
             return Ok(Some(self.cookie.removal_cookie()));
         }
         if state.regenerate {
-            let value = self.create(store, &mut state.record, now).await?;
+            let value = self.create(store, ids, &mut state.record, now).await?;
             self.timed("deleting the old session id", store.delete(&key))
                 .await?;
             return Ok(Some(value));
@@ -180,7 +171,9 @@ impl Shared {
         let resend = remember_changed || (state.touch && state.record.remember);
         if resend {
             state.record.last_seen = now;
-            return self.set_cookie(&id.encode(), &state.record, now).map(Some);
+            return self
+                .set_cookie(&ids.encode(&id), &state.record, now)
+                .map(Some);
         }
         Ok(None)
     }
@@ -190,6 +183,7 @@ impl Shared {
     async fn create(
         &self,
         store: &dyn SessionStore,
+        ids: &dyn IdFormat,
         record: &mut Record,
         now: UnixTime,
     ) -> Result<String> {
@@ -199,10 +193,13 @@ impl Shared {
         for _ in 0..MAX_CREATE_ATTEMPTS {
             let id = SessionId::generate();
             if self
-                .timed("creating a session", store.create(&id.store_key(), record))
+                .timed(
+                    "creating a session",
+                    store.create(&ids.store_key(&id), record),
+                )
                 .await?
             {
-                return self.set_cookie(&id.encode(), record, now);
+                return self.set_cookie(&ids.encode(&id), record, now);
             }
             tracing::error!(
                 "freshly generated session id already exists; is the random source broken?"

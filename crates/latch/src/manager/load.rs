@@ -1,36 +1,16 @@
 //! Loading a session on first use: decode or look up, then enforce expiry.
 
-use serde::{Deserialize, Serialize};
-
 use super::{Backend, Shared};
-use crate::codec::CookieCodec;
+use crate::codec::{CookieFormat, IdFormat};
 use crate::cookie::IncomingCookie;
 use crate::error::Result;
-use crate::id::SessionId;
-use crate::record::{Data, Record};
+use crate::record::Record;
 use crate::session::state::{Origin, State};
 use crate::time::UnixTime;
 
 /// How far in the future an issue time may lie (clock skew between app servers)
 /// before a cookie is refused.
 const MAX_CLOCK_SKEW: i64 = 60;
-
-/// What a signed or sealed cookie carries besides its issue time. Short field
-/// names keep cookies small; unknown fields are refused.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CookiePayload {
-    /// created_at
-    pub(crate) c: UnixTime,
-    /// remember
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub(crate) r: bool,
-    /// user_id
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) u: Option<String>,
-    /// data
-    pub(crate) d: Data,
-}
 
 impl Shared {
     /// Load the session for `state`'s incoming cookie, or start a fresh one.
@@ -49,8 +29,10 @@ impl Shared {
             }
             IncomingCookie::One(value) => {
                 let found = match &self.backend {
-                    Backend::Cookie(codec) => self.open_cookie(codec.as_ref(), &value, now, state),
-                    Backend::Store(_) => self.load_stored(&value, now).await?,
+                    Backend::Cookie(format) => {
+                        self.open_cookie(format.as_ref(), &value, now, state)
+                    }
+                    Backend::Store(_, ids) => self.load_stored(ids.as_ref(), &value, now).await?,
                 };
                 if found.is_none() {
                     state.clear_cookie = true;
@@ -79,45 +61,41 @@ impl Shared {
 
     fn open_cookie(
         &self,
-        codec: &dyn CookieCodec,
+        format: &dyn CookieFormat,
         value: &str,
         now: UnixTime,
         state: &mut State,
     ) -> Option<(Origin, Record)> {
-        let opened = match codec.open(self.cookie.name(), value) {
-            Ok(opened) => opened,
+        let decoded = match format.decode(self.cookie.name(), value) {
+            Ok(decoded) => decoded,
             Err(rejected) => {
                 self.note_rejected(rejected.reason());
                 return None;
             }
         };
-        // The MAC/tag has been checked: only now is the payload parsed.
-        let Ok(payload) = serde_json::from_slice::<CookiePayload>(&opened.payload) else {
-            self.note_rejected("authentic cookie with an unreadable payload");
-            return None;
-        };
-        let mut record = Record::new(payload.c);
-        record.last_seen = opened.issued_at;
-        record.remember = payload.r;
-        record.user_id = payload.u;
-        record.data = payload.d;
+        let mut record = decoded.record;
         record.expires_at = record.deadline(&self.expiry);
         if !self.is_current(&record, now) {
             return None;
         }
-        state.reissue = opened.key_index > 0;
+        state.reissue = decoded.key_index > 0;
         Some((Origin::Cookie, record))
     }
 
-    async fn load_stored(&self, value: &str, now: UnixTime) -> Result<Option<(Origin, Record)>> {
-        let Backend::Store(store) = &self.backend else {
+    async fn load_stored(
+        &self,
+        ids: &dyn IdFormat,
+        value: &str,
+        now: UnixTime,
+    ) -> Result<Option<(Origin, Record)>> {
+        let Backend::Store(store, _) = &self.backend else {
             return Ok(None);
         };
-        let Some(id) = SessionId::parse(value) else {
+        let Some(id) = ids.parse(value) else {
             self.note_rejected("malformed session id");
             return Ok(None);
         };
-        let key = id.store_key();
+        let key = ids.store_key(&id);
         let Some(record) = self.timed("loading a session", store.load(&key)).await? else {
             self.note_rejected("unknown, revoked or purged session id");
             return Ok(None);

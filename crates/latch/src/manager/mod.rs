@@ -19,7 +19,9 @@ use tokio::sync::Mutex;
 pub use finish::Finished;
 pub use purge::PurgeTask;
 
-use crate::codec::{Aead, CookieCodec, SealedCodec, SignedCodec};
+use crate::codec::{
+    Aead, CookieFormat, HashedIds, IdFormat, LatchFormat, SealedCodec, SignedCodec,
+};
 use crate::cookie::{CookieConfig, find_session_cookie};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::StoreKey;
@@ -43,9 +45,9 @@ pub struct RequestMeta {
 #[derive(Debug)]
 pub(crate) enum Backend {
     /// The data travels in the cookie, signed or sealed.
-    Cookie(Box<dyn CookieCodec>),
+    Cookie(Box<dyn CookieFormat>),
     /// The cookie holds an opaque ID; the data lives in a store.
-    Store(Arc<dyn SessionStore>),
+    Store(Arc<dyn SessionStore>, Box<dyn IdFormat>),
 }
 
 /// Shared by the manager and every session it starts.
@@ -80,7 +82,7 @@ impl Shared {
 
     fn store(&self) -> Result<&Arc<dyn SessionStore>> {
         match &self.backend {
-            Backend::Store(store) => Ok(store),
+            Backend::Store(store, _) => Ok(store),
             Backend::Cookie(_) => Err(Error::new(
                 ErrorKind::InvalidConfig,
                 "listing and revoking sessions needs a server-side store; \
@@ -167,7 +169,7 @@ impl SessionManager {
     /// The store of server-side sessions; `None` for cookie-only sessions.
     pub fn store(&self) -> Option<&Arc<dyn SessionStore>> {
         match &self.shared.backend {
-            Backend::Store(store) => Some(store),
+            Backend::Store(store, _) => Some(store),
             Backend::Cookie(_) => None,
         }
     }
@@ -184,7 +186,7 @@ impl SessionManager {
     /// # Errors
     /// A store failure or timeout.
     pub async fn purge_expired(&self, batch: usize) -> Result<u64> {
-        let Backend::Store(store) = &self.shared.backend else {
+        let Backend::Store(store, _) = &self.shared.backend else {
             return Ok(0);
         };
         let batch = batch.max(1);
@@ -209,6 +211,7 @@ impl SessionManager {
 #[derive(Debug)]
 pub struct SessionManagerBuilder {
     kind: Option<Kind>,
+    id_format: Box<dyn IdFormat>,
     cookie: CookieConfig,
     expiry: Expiry,
     store_timeout: Duration,
@@ -219,6 +222,7 @@ pub struct SessionManagerBuilder {
 enum Kind {
     Signed(Keyring),
     Sealed(Keyring, Aead),
+    Format(Box<dyn CookieFormat>),
     Store(Arc<dyn SessionStore>),
 }
 
@@ -226,6 +230,7 @@ impl Default for SessionManagerBuilder {
     fn default() -> Self {
         Self {
             kind: None,
+            id_format: Box::new(HashedIds),
             cookie: CookieConfig::default(),
             expiry: Expiry::default(),
             store_timeout: Duration::from_secs(2),
@@ -246,6 +251,22 @@ impl SessionManagerBuilder {
     #[must_use]
     pub fn encrypted_cookies(mut self, keys: Keyring, aead: Aead) -> Self {
         self.kind = Some(Kind::Sealed(keys, aead));
+        self
+    }
+
+    /// Keep session data in the cookie in another `format` (for interoperability,
+    /// such as Flask's cookies in `latch-flask`).
+    #[must_use]
+    pub fn cookie_format(mut self, format: impl CookieFormat) -> Self {
+        self.kind = Some(Kind::Format(Box::new(format)));
+        self
+    }
+
+    /// Write server-side session IDs in another `format` (default: [`HashedIds`]:
+    /// base64url in the cookie, SHA-256 in the store).
+    #[must_use]
+    pub fn id_format(mut self, format: impl IdFormat) -> Self {
+        self.id_format = Box::new(format);
         self
     }
 
@@ -320,9 +341,14 @@ impl SessionManagerBuilder {
             );
         }
         let backend = match kind {
-            Kind::Signed(keys) => Backend::Cookie(Box::new(SignedCodec::new(&keys))),
-            Kind::Sealed(keys, aead) => Backend::Cookie(Box::new(SealedCodec::new(&keys, aead))),
-            Kind::Store(store) => Backend::Store(store),
+            Kind::Signed(keys) => {
+                Backend::Cookie(Box::new(LatchFormat::new(SignedCodec::new(&keys))))
+            }
+            Kind::Sealed(keys, aead) => {
+                Backend::Cookie(Box::new(LatchFormat::new(SealedCodec::new(&keys, aead))))
+            }
+            Kind::Format(format) => Backend::Cookie(format),
+            Kind::Store(store) => Backend::Store(store, self.id_format),
         };
         Ok(SessionManager {
             shared: Arc::new(Shared {
