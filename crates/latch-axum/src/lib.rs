@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod csrf;
 mod error;
 mod extract;
 mod layer;

@@ -1,5 +1,6 @@
 //! The `Session` handle that request handlers use.
 
+mod csrf;
 mod flash;
 pub(crate) mod state;
 
@@ -220,15 +221,67 @@ impl Session {
         Ok(())
     }
 
-    /// Sign `user_id` in: regenerate the ID and record the user for the per-user
-    /// index ("devices", "sign out everywhere").
+    /// Sign `user_id` in: regenerate the ID, record the user for the per-user
+    /// index ("devices", "sign out everywhere") and start a new CSRF secret.
     ///
     /// # Errors
     /// A store failure while loading.
     pub async fn log_in(&self, user_id: impl Into<String>) -> Result<()> {
         let mut state = self.loaded().await?;
         state.regenerate = true;
+        if state.record.data.contains_key(csrf::CSRF_KEY) {
+            state.push(Op::Remove(csrf::CSRF_KEY.to_owned()))?;
+        }
         state.push(Op::SetUser(Some(user_id.into())))
+    }
+
+    /// A CSRF token for a form or a header, bound to this session and masked
+    /// afresh on every call (so it is safe in compressed responses). The
+    /// session's secret is created on first use, which writes the session.
+    ///
+    /// # Errors
+    /// A store failure.
+    ///
+    /// # Example
+    /// ```
+    /// # use latch::{MemoryStore, SessionManager};
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// # let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+    /// # let session = manager.start(std::iter::empty(), Default::default());
+    /// let token = session.csrf_token().await?;
+    /// assert!(session.verify_csrf(&token).await?);
+    /// assert!(!session.verify_csrf("forged").await?);
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn csrf_token(&self) -> Result<String> {
+        let mut state = self.loaded().await?;
+        let stored = match state.record.data.get(csrf::CSRF_KEY).and_then(Value::as_str) {
+            Some(secret) => secret.to_owned(),
+            None => {
+                let secret = csrf::new_secret();
+                state.push(Op::Insert(csrf::CSRF_KEY.to_owned(), Value::String(secret.clone())))?;
+                secret
+            }
+        };
+        // OK because the secret was just read or made in the expected format.
+        Ok(csrf::mask(&stored).expect("stored CSRF secret is well-formed"))
+    }
+
+    /// Whether `submitted` is a CSRF token this session issued (constant-time).
+    /// `false` when the session has no CSRF secret.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn verify_csrf(&self, submitted: &str) -> Result<bool> {
+        let state = self.loaded().await?;
+        Ok(state
+            .record
+            .data
+            .get(csrf::CSRF_KEY)
+            .and_then(Value::as_str)
+            .is_some_and(|stored| csrf::verify(stored, submitted)))
     }
 
     /// The signed-in user, if any.
