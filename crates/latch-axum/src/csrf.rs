@@ -65,7 +65,11 @@ pub struct CrossSiteRequest;
 impl IntoResponse for CrossSiteRequest {
     fn into_response(self) -> Response {
         tracing::info!("cross-site state-changing request refused");
-        (StatusCode::FORBIDDEN, "Forbidden: cross-site request refused.\n").into_response()
+        (
+            StatusCode::FORBIDDEN,
+            "Forbidden: cross-site request refused.\n",
+        )
+            .into_response()
     }
 }
 
@@ -77,23 +81,43 @@ mod tests {
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         pairs
             .iter()
-            .map(|(k, v)| (http::HeaderName::from_static(k), HeaderValue::from_static(v)))
+            .map(|(k, v)| {
+                (
+                    http::HeaderName::from_static(k),
+                    HeaderValue::from_static(v),
+                )
+            })
             .collect()
     }
 
     #[test]
     fn fetch_metadata_decides_when_present() {
-        for (site, ok) in [("same-origin", true), ("none", true), ("same-site", false), ("cross-site", false)] {
-            let h = headers(&[("sec-fetch-site", site), ("origin", "https://a.example"), ("host", "a.example")]);
+        for (site, ok) in [
+            ("same-origin", true),
+            ("none", true),
+            ("same-site", false),
+            ("cross-site", false),
+        ] {
+            let h = headers(&[
+                ("sec-fetch-site", site),
+                ("origin", "https://a.example"),
+                ("host", "a.example"),
+            ]);
             assert_eq!(check_origin(&Method::POST, &h).is_ok(), ok, "{site}");
         }
     }
 
     #[test]
     fn origin_must_match_host() {
-        let same = headers(&[("origin", "http://localhost:8080"), ("host", "localhost:8080")]);
+        let same = headers(&[
+            ("origin", "http://localhost:8080"),
+            ("host", "localhost:8080"),
+        ]);
         assert!(check_origin(&Method::PUT, &same).is_ok());
-        let other = headers(&[("origin", "http://localhost:9999"), ("host", "localhost:8080")]);
+        let other = headers(&[
+            ("origin", "http://localhost:9999"),
+            ("host", "localhost:8080"),
+        ]);
         assert!(check_origin(&Method::DELETE, &other).is_err());
         let null = headers(&[("origin", "null"), ("host", "localhost:8080")]);
         assert!(check_origin(&Method::POST, &null).is_err());

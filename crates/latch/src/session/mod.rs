@@ -257,11 +257,19 @@ impl Session {
     /// ```
     pub async fn csrf_token(&self) -> Result<String> {
         let mut state = self.loaded().await?;
-        let stored = match state.record.data.get(csrf::CSRF_KEY).and_then(Value::as_str) {
+        let stored = match state
+            .record
+            .data
+            .get(csrf::CSRF_KEY)
+            .and_then(Value::as_str)
+        {
             Some(secret) => secret.to_owned(),
             None => {
                 let secret = csrf::new_secret();
-                state.push(Op::Insert(csrf::CSRF_KEY.to_owned(), Value::String(secret.clone())))?;
+                state.push(Op::Insert(
+                    csrf::CSRF_KEY.to_owned(),
+                    Value::String(secret.clone()),
+                ))?;
                 secret
             }
         };

@@ -1,0 +1,237 @@
+//! Command-line flags and environment variables, checked before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+
+/// The latch demo site.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "latch-demo",
+    version,
+    about = "The latch demo site: sign up, sign in, see and revoke your devices.",
+    after_help = "The secret key comes from LATCH_SECRET_KEY; without it a strong key is generated \
+                  on first start and kept (mode 0600) beside the database.\n\n\
+                  Examples:\n  latch-demo\n  latch-demo --store memory --listen 127.0.0.1:3000\n  \
+                  latch-demo --store redis://127.0.0.1:6379/ --idle-timeout 900"
+)]
+pub struct Args {
+    /// Address to serve on.
+    #[arg(long, env = "LATCH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Where sessions live: sqlite[:PATH], memory, redis://..., postgres://...,
+    /// cookie-signed or cookie-encrypted.
+    #[arg(long, env = "LATCH_STORE", default_value = "sqlite")]
+    pub store: String,
+
+    /// Folder for the database, the users and the generated key (unless the
+    /// store names its own SQLite file).
+    #[arg(long, env = "LATCH_DATA_DIR", default_value = "latch-demo-data")]
+    pub data_dir: PathBuf,
+
+    /// Idle timeout in seconds.
+    #[arg(long, env = "LATCH_IDLE_TIMEOUT", default_value_t = 1800)]
+    pub idle_timeout: u64,
+
+    /// Absolute timeout in seconds.
+    #[arg(long, env = "LATCH_ABSOLUTE_TIMEOUT", default_value_t = 43_200)]
+    pub absolute_timeout: u64,
+
+    /// How long a store call may take before the request gets a 503, in ms.
+    #[arg(long, env = "LATCH_STORE_TIMEOUT_MS", default_value_t = 2000)]
+    pub store_timeout_ms: u64,
+
+    /// Plain-http development mode: cookies without Secure and without the
+    /// __Host- prefix. Not needed for http://localhost, which browsers treat as
+    /// secure.
+    #[arg(long, env = "LATCH_INSECURE_DEV_MODE")]
+    pub insecure_dev_mode: bool,
+
+    /// Tokio worker threads (default: one per core).
+    #[arg(long, env = "LATCH_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
+}
+
+/// Where sessions are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// The embedded SQLite store in this file.
+    Sqlite(PathBuf),
+    /// The in-memory store (lost on restart).
+    Memory,
+    /// A Redis server.
+    Redis(String),
+    /// A PostgreSQL server.
+    Postgres(String),
+    /// Signed cookies.
+    CookieSigned,
+    /// Encrypted cookies.
+    CookieEncrypted,
+}
+
+impl StoreSpec {
+    /// Parse `--store`, relative to the data folder.
+    ///
+    /// # Errors
+    /// An unknown form, with the list of known ones.
+    pub fn parse(text: &str, data_dir: &Path) -> anyhow::Result<Self> {
+        Ok(match text {
+            "sqlite" => StoreSpec::Sqlite(data_dir.join("latch-demo.db")),
+            "memory" => StoreSpec::Memory,
+            "cookie-signed" => StoreSpec::CookieSigned,
+            "cookie-encrypted" => StoreSpec::CookieEncrypted,
+            _ if text.starts_with("sqlite:") && text.len() > "sqlite:".len() => {
+                StoreSpec::Sqlite(PathBuf::from(&text["sqlite:".len()..]))
+            }
+            _ if text.starts_with("redis://") || text.starts_with("rediss://") => {
+                StoreSpec::Redis(text.to_owned())
+            }
+            _ if text.starts_with("postgres://") || text.starts_with("postgresql://") => {
+                StoreSpec::Postgres(text.to_owned())
+            }
+            _ => bail!(
+                "--store {text:?} is not a store latch-demo knows; use one of: sqlite, \
+                 sqlite:PATH, memory, redis://HOST:PORT/, postgres://USER@HOST/DB, \
+                 cookie-signed, cookie-encrypted"
+            ),
+        })
+    }
+
+    /// The SQLite file that holds users (and sessions, for the SQLite store);
+    /// `None` when users live in PostgreSQL.
+    pub fn users_db(&self, data_dir: &Path) -> Option<PathBuf> {
+        match self {
+            StoreSpec::Sqlite(path) => Some(path.clone()),
+            StoreSpec::Postgres(_) => None,
+            _ => Some(data_dir.join("latch-demo.db")),
+        }
+    }
+
+    /// Where a generated key is kept: beside the database.
+    pub fn key_file(&self, data_dir: &Path) -> PathBuf {
+        match self {
+            StoreSpec::Sqlite(path) => path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .join("latch-demo.key"),
+            _ => data_dir.join("latch-demo.key"),
+        }
+    }
+}
+
+/// Everything the app needs, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to serve on.
+    pub listen: SocketAddr,
+    /// Where sessions live.
+    pub store: StoreSpec,
+    /// Folder for generated files.
+    pub data_dir: PathBuf,
+    /// Idle timeout.
+    pub idle: Duration,
+    /// Absolute timeout.
+    pub absolute: Duration,
+    /// Store call timeout.
+    pub store_timeout: Duration,
+    /// Plain-http development mode.
+    pub insecure_dev_mode: bool,
+}
+
+impl Settings {
+    /// Check the flags.
+    ///
+    /// # Errors
+    /// Bad store spec or timeouts, each with how to fix it.
+    pub fn from_args(args: &Args) -> anyhow::Result<Self> {
+        let store = StoreSpec::parse(&args.store, &args.data_dir)?;
+        if args.idle_timeout == 0 || args.absolute_timeout == 0 {
+            bail!("--idle-timeout and --absolute-timeout must be at least 1 second");
+        }
+        if args.store_timeout_ms == 0 {
+            bail!("--store-timeout-ms must be at least 1");
+        }
+        Ok(Self {
+            listen: args.listen,
+            store,
+            data_dir: args.data_dir.clone(),
+            idle: Duration::from_secs(args.idle_timeout),
+            absolute: Duration::from_secs(args.absolute_timeout),
+            store_timeout: Duration::from_millis(args.store_timeout_ms),
+            insecure_dev_mode: args.insecure_dev_mode,
+        })
+    }
+
+    /// Where the users live.
+    pub fn users_db(&self) -> Option<PathBuf> {
+        self.store.users_db(&self.data_dir)
+    }
+
+    /// Where a generated key is kept.
+    pub fn key_file(&self) -> PathBuf {
+        self.store.key_file(&self.data_dir)
+    }
+}
+
+/// Make sure the folder holding `path` exists.
+///
+/// # Errors
+/// When it cannot be created.
+pub fn ensure_parent(path: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the folder {}", parent.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_specs_parse() {
+        let dir = Path::new("d");
+        assert_eq!(
+            StoreSpec::parse("sqlite", dir).unwrap(),
+            StoreSpec::Sqlite("d/latch-demo.db".into())
+        );
+        assert_eq!(
+            StoreSpec::parse("sqlite:/x/y.db", dir).unwrap(),
+            StoreSpec::Sqlite("/x/y.db".into())
+        );
+        assert_eq!(StoreSpec::parse("memory", dir).unwrap(), StoreSpec::Memory);
+        assert!(matches!(
+            StoreSpec::parse("redis://h:1/", dir).unwrap(),
+            StoreSpec::Redis(_)
+        ));
+        assert!(matches!(
+            StoreSpec::parse("postgresql://u@h/db", dir).unwrap(),
+            StoreSpec::Postgres(_)
+        ));
+        let err = StoreSpec::parse("mysql://x", dir).unwrap_err().to_string();
+        assert!(err.contains("use one of: sqlite"), "{err}");
+    }
+
+    #[test]
+    fn key_file_sits_beside_the_database() {
+        let dir = Path::new("d");
+        assert_eq!(
+            StoreSpec::Sqlite("/a/b.db".into()).key_file(dir),
+            Path::new("/a/latch-demo.key")
+        );
+        assert_eq!(
+            StoreSpec::Sqlite("b.db".into()).key_file(dir),
+            Path::new("./latch-demo.key")
+        );
+        assert_eq!(
+            StoreSpec::Memory.key_file(dir),
+            Path::new("d/latch-demo.key")
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! The JSON API that tests and benchmarks use.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::Path;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, StatusCode};
+use latch_axum::Session;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppError;
+
+/// The session key holding the scratch map.
+const SCRATCH: &str = "scratch";
+
+/// `GET /api/me`: the user and the session's times, or 401.
+pub async fn me(session: Session) -> Result<Response, AppError> {
+    let Some(user) = session.user_id().await? else {
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "not signed in"})),
+        )
+            .into_response());
+    };
+    let facts = session.facts().await?;
+    Ok(Json(json!({"user": user, "session": facts})).into_response())
+}
+
+/// `GET /api/scratch`: the session's scratch map.
+pub async fn scratch(session: Session) -> Result<Response, AppError> {
+    let map: BTreeMap<String, String> = session.get(SCRATCH).await?.unwrap_or_default();
+    Ok(Json(map).into_response())
+}
+
+/// The body of `PUT /api/scratch/{key}`.
+#[derive(Debug, Deserialize)]
+pub struct ScratchValue {
+    value: String,
+}
+
+/// `PUT /api/scratch/{key}`: set one entry, creating the session if needed.
+///
+/// Cross-site requests are refused by their Origin/Sec-Fetch-Site, and the
+/// JSON content type (which `Json` requires) cannot be sent cross-site without
+/// a CORS preflight this server never grants.
+pub async fn put_scratch(
+    session: Session,
+    method: Method,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    Json(body): Json<ScratchValue>,
+) -> Result<Response, AppError> {
+    latch_axum::csrf::check_origin(&method, &headers)?;
+    if key.is_empty() || key.len() > 64 || body.value.len() > 1024 {
+        let msg = json!({"error": "keys are 1 to 64 bytes and values at most 1024 bytes"});
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(msg)).into_response());
+    }
+    // `update` re-applies on a concurrent save, so parallel PUTs of different
+    // keys all land.
+    session
+        .update(SCRATCH, move |map: Option<BTreeMap<String, String>>| {
+            let mut map = map.unwrap_or_default();
+            map.insert(key.clone(), body.value.clone());
+            map
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

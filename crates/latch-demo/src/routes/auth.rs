@@ -1,0 +1,164 @@
+//! Sign-up, sign-in and sign-out.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use http::{HeaderMap, Method, StatusCode};
+use latch_axum::Session;
+use serde::Deserialize;
+
+use super::check_csrf;
+use crate::app::{AppError, AppState};
+use crate::html::{Page, credentials_form};
+use crate::users::SignupError;
+
+/// The fields the sign-in and sign-up forms post.
+#[derive(Debug, Deserialize)]
+pub struct Credentials {
+    username: String,
+    password: String,
+    remember: Option<String>,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn form_page(
+    session: &Session,
+    status: StatusCode,
+    title: &str,
+    action: &str,
+    message: Option<(&str, &str)>,
+) -> Result<Response, AppError> {
+    let csrf = session.csrf_token().await?;
+    let flashes = session.take_flashes().await?;
+    let page = Page {
+        title,
+        user: None,
+        csrf: None,
+        flashes: &flashes,
+    };
+    Ok(page.respond(
+        status,
+        &credentials_form(action, &csrf, action == "/login", message),
+    ))
+}
+
+/// `GET /signup`.
+pub async fn signup_form(session: Session) -> Result<Response, AppError> {
+    form_page(
+        &session,
+        StatusCode::OK,
+        "Create an account",
+        "/signup",
+        None,
+    )
+    .await
+}
+
+/// `POST /signup`: create the user and sign them in.
+pub async fn signup(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    method: Method,
+    headers: HeaderMap,
+    Form(form): Form<Credentials>,
+) -> Result<Response, AppError> {
+    check_csrf(&session, &method, &headers, &form.csrf_token).await?;
+    match app.users.create(&form.username, &form.password).await? {
+        Ok(()) => {
+            session.log_in(&form.username).await?;
+            session
+                .flash("success", "Welcome! Your account is ready.")
+                .await?;
+            Ok(Redirect::to("/").into_response())
+        }
+        Err(SignupError::Taken) => {
+            let msg = "That username is taken; choose another.";
+            form_page(
+                &session,
+                StatusCode::CONFLICT,
+                "Create an account",
+                "/signup",
+                Some(("error", msg)),
+            )
+            .await
+        }
+        Err(SignupError::Invalid(msg)) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            form_page(
+                &session,
+                status,
+                "Create an account",
+                "/signup",
+                Some(("error", msg)),
+            )
+            .await
+        }
+    }
+}
+
+/// `?bye=1` after sign-out.
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    bye: Option<String>,
+}
+
+/// `GET /login`.
+pub async fn login_form(
+    session: Session,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, AppError> {
+    let note = q.bye.is_some().then_some(("info", "You are signed out."));
+    form_page(&session, StatusCode::OK, "Sign in", "/login", note).await
+}
+
+/// `POST /login`: check the password, then regenerate the session ID (S3).
+/// A failure is a 401 with the form again, saying nothing about which part
+/// was wrong.
+pub async fn login(
+    State(app): State<Arc<AppState>>,
+    session: Session,
+    method: Method,
+    headers: HeaderMap,
+    Form(form): Form<Credentials>,
+) -> Result<Response, AppError> {
+    check_csrf(&session, &method, &headers, &form.csrf_token).await?;
+    if !app.users.verify(&form.username, &form.password).await? {
+        let msg = "Wrong username or password.";
+        return form_page(
+            &session,
+            StatusCode::UNAUTHORIZED,
+            "Sign in",
+            "/login",
+            Some(("error", msg)),
+        )
+        .await;
+    }
+    session.log_in(&form.username).await?;
+    session
+        .set_remember(form.remember.as_deref() == Some("on"))
+        .await?;
+    session.flash("success", "Signed in.").await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// The sign-out form's only field.
+#[derive(Debug, Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// `POST /logout`: delete the session and expire the cookie (E2).
+pub async fn logout(
+    session: Session,
+    method: Method,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&session, &method, &headers, &form.csrf_token).await?;
+    session.destroy().await?;
+    Ok(Redirect::to("/login?bye=1").into_response())
+}

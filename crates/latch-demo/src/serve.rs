@@ -1,0 +1,150 @@
+//! Building the whole app from settings, and serving it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use latch::codec::Aead;
+use latch::{CookieConfig, Expiry, Keyring, MemoryStore, SessionManager, SessionStore};
+use latch_sqlite::SqliteStore;
+
+use crate::config::{Settings, StoreSpec, ensure_parent};
+use crate::users::Users;
+
+/// The store behind `spec`, for server-side kinds.
+async fn open_store(spec: &StoreSpec) -> anyhow::Result<Option<Arc<dyn SessionStore>>> {
+    Ok(Some(match spec {
+        StoreSpec::Sqlite(path) => {
+            ensure_parent(path)?;
+            Arc::new(SqliteStore::open(path)?)
+        }
+        StoreSpec::Memory => Arc::new(MemoryStore::new()),
+        StoreSpec::Redis(_) | StoreSpec::Postgres(_) => {
+            anyhow::bail!(
+                "this build of latch-demo has no Redis/PostgreSQL store yet; use --store sqlite"
+            )
+        }
+        StoreSpec::CookieSigned | StoreSpec::CookieEncrypted => return Ok(None),
+    }))
+}
+
+/// The session manager for `settings`.
+///
+/// # Errors
+/// A weak key, an unsafe configuration, or a store that cannot be opened,
+/// each with how to fix it.
+pub async fn manager(settings: &Settings) -> anyhow::Result<SessionManager> {
+    let expiry = Expiry::default()
+        .idle(settings.idle)
+        .absolute(settings.absolute)
+        .touch_interval(
+            Duration::from_secs(60)
+                .min(settings.idle / 10)
+                .max(Duration::from_secs(1)),
+        );
+    let cookie = if settings.insecure_dev_mode {
+        CookieConfig::insecure_dev_mode()
+    } else {
+        CookieConfig::default()
+    };
+    let builder = SessionManager::builder()
+        .cookie(cookie)
+        .expiry(expiry)
+        .store_timeout(settings.store_timeout);
+    // Loaded (and checked) whatever the store, so a weak key is refused at
+    // start-up and switching to cookie sessions keeps the same key.
+    let keys = Keyring::new(crate::keys::load_or_generate(&settings.key_file())?);
+    let builder = match open_store(&settings.store).await? {
+        Some(store) => builder.shared_store(store),
+        None => {
+            if settings.store == StoreSpec::CookieSigned {
+                builder.signed_cookies(keys)
+            } else {
+                builder.encrypted_cookies(keys, Aead::default())
+            }
+        }
+    };
+    builder.build().context("session configuration refused")
+}
+
+/// The users table for `settings`.
+///
+/// # Errors
+/// When the database cannot be opened.
+pub fn users(settings: &Settings) -> anyhow::Result<Users> {
+    match settings.users_db() {
+        Some(path) => Users::open(&path),
+        None => anyhow::bail!("users in PostgreSQL are not built yet; use --store sqlite"),
+    }
+}
+
+/// The router for `settings`, plus the purge task that must live as long.
+///
+/// # Errors
+/// As [`manager`] and [`users`].
+pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Option<latch::PurgeTask>)> {
+    let manager = manager(settings).await?;
+    let users = users(settings)?;
+    let purger = manager
+        .store()
+        .is_some()
+        .then(|| manager.spawn_purger(Duration::from_secs(60), 1000));
+    Ok((crate::app::router(users, manager), purger))
+}
+
+/// Serve until Ctrl-C or SIGTERM.
+///
+/// # Errors
+/// When the address cannot be bound, or as [`app`].
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let (router, _purger) = app(&settings).await?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let shown = if settings.listen.ip().is_loopback() {
+        format!("http://localhost:{}", settings.listen.port())
+    } else {
+        format!("http://{}", settings.listen)
+    };
+    println!(
+        "latch-demo: serving {shown} (store: {})",
+        describe(&settings.store)
+    );
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .context("serving")
+}
+
+fn describe(spec: &StoreSpec) -> String {
+    match spec {
+        StoreSpec::Sqlite(path) => format!("sqlite:{}", path.display()),
+        StoreSpec::Memory => "memory".into(),
+        StoreSpec::Redis(_) => "redis".into(),
+        StoreSpec::Postgres(_) => "postgres".into(),
+        StoreSpec::CookieSigned => "cookie-signed".into(),
+        StoreSpec::CookieEncrypted => "cookie-encrypted".into(),
+    }
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

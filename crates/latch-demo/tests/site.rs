@@ -1,0 +1,545 @@
+//! The demo site end to end, in-process: sign-up, sign-in, CSRF, devices, API.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use http::{HeaderMap, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use latch::{MemoryStore, SessionManager};
+use latch_demo::users::Users;
+use tower::ServiceExt;
+
+#[derive(Clone)]
+struct Site {
+    app: Router,
+    _dir: Arc<TempDir>,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn site() -> Site {
+    let dir = std::env::temp_dir().join(format!(
+        "latch-demo-test-{}-{}",
+        std::process::id(),
+        &latch::SessionId::generate().store_key().to_hex()[..12]
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = Users::open(&dir.join("users.db")).unwrap();
+    let manager = SessionManager::builder()
+        .store(MemoryStore::new())
+        .build()
+        .unwrap();
+    Site {
+        app: latch_demo::app::router(users, manager),
+        _dir: Arc::new(TempDir(dir)),
+    }
+}
+
+/// A browser-like client: keeps its cookie, sends same-origin fetch metadata.
+#[derive(Clone, Default)]
+struct Client {
+    cookie: Option<String>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf_token\" value=\"";
+        let start = self.body.find(marker).expect("page has a CSRF field") + marker.len();
+        self.body[start..].split('"').next().unwrap().to_owned()
+    }
+
+    fn location(&self) -> &str {
+        self.headers[header::LOCATION].to_str().unwrap()
+    }
+}
+
+impl Client {
+    async fn send(&mut self, site: &Site, req: http::request::Builder, body: Body) -> Reply {
+        let req = match &self.cookie {
+            Some(c) => req.header(header::COOKIE, c),
+            None => req,
+        };
+        let res = site
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = res.into_parts();
+        for set in parts.headers.get_all(header::SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            let pair = set.split(';').next().unwrap();
+            self.cookie = if set.contains("Max-Age=0") {
+                None
+            } else {
+                Some(pair.to_owned())
+            };
+        }
+        let body = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    async fn get(&mut self, site: &Site, uri: &str) -> Reply {
+        self.send(site, Request::get(uri), Body::empty()).await
+    }
+
+    async fn post(&mut self, site: &Site, uri: &str, form: &[(&str, &str)]) -> Reply {
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let req = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin");
+        self.send(site, req, Body::from(body)).await
+    }
+
+    /// Fetch `form_page`, then post `fields` to `action` with its CSRF token.
+    async fn submit(
+        &mut self,
+        site: &Site,
+        form_page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> Reply {
+        let token = self.get(site, form_page).await.csrf();
+        let mut all = fields.to_vec();
+        all.push(("csrf_token", &token));
+        self.post(site, action, &all).await
+    }
+
+    async fn signup(&mut self, site: &Site, user: &str) -> Reply {
+        self.submit(
+            site,
+            "/signup",
+            "/signup",
+            &[("username", user), ("password", "correct horse")],
+        )
+        .await
+    }
+
+    async fn login(&mut self, site: &Site, user: &str, password: &str) -> Reply {
+        self.submit(
+            site,
+            "/login",
+            "/login",
+            &[("username", user), ("password", password)],
+        )
+        .await
+    }
+
+    async fn me(&mut self, site: &Site) -> StatusCode {
+        self.get(site, "/api/me").await.status
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn signup_signs_in_and_shows_the_user() {
+    let site = site();
+    let mut c = Client::default();
+    let r = c.signup(&site, "alice").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/");
+    let home = c.get(&site, "/").await;
+    assert!(home.body.contains("Hello, <b>alice</b>"));
+    assert!(
+        home.body.contains("Welcome! Your account is ready."),
+        "flash shown"
+    );
+    assert!(
+        !c.get(&site, "/").await.body.contains("Welcome!"),
+        "flash shown once"
+    );
+    assert!(
+        home.body.contains("action=\"/logout\""),
+        "signed-in pages carry the sign-out form"
+    );
+    assert_eq!(home.headers[header::CACHE_CONTROL], "no-store");
+}
+
+#[tokio::test]
+async fn failed_sign_in_is_401_and_says_nothing_specific() {
+    let site = site();
+    Client::default().signup(&site, "bob").await;
+    let mut c = Client::default();
+    let wrong_password = c.login(&site, "bob", "not the password").await;
+    let unknown_user = c.login(&site, "nobody", "correct horse").await;
+    for r in [&wrong_password, &unknown_user] {
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(r.body.contains("Wrong username or password."));
+        assert!(r.body.contains("action=\"/login\""), "form shown again");
+    }
+    assert_eq!(c.me(&site).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn sign_in_regenerates_the_session_id() {
+    let site = site();
+    Client::default().signup(&site, "carol").await;
+    let mut c = Client::default();
+    let token = c.get(&site, "/login").await.csrf();
+    let before = c.cookie.clone().unwrap();
+    let r = c
+        .post(
+            &site,
+            "/login",
+            &[
+                ("username", "carol"),
+                ("password", "correct horse"),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let after = c.cookie.clone().unwrap();
+    assert_ne!(before, after);
+    assert_eq!(c.me(&site).await, StatusCode::OK);
+    let mut fixated = Client {
+        cookie: Some(before),
+    };
+    assert_eq!(
+        fixated.me(&site).await,
+        StatusCode::UNAUTHORIZED,
+        "pre-login id still works"
+    );
+}
+
+#[tokio::test]
+async fn forms_without_a_valid_token_or_from_another_site_are_refused() {
+    let site = site();
+    Client::default().signup(&site, "dave").await;
+    let mut c = Client::default();
+    let token = c.get(&site, "/login").await.csrf();
+    let creds = [("username", "dave"), ("password", "correct horse")];
+    // No token.
+    assert_eq!(
+        c.post(&site, "/login", &creds).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Another session's token.
+    let other = Client::default().get(&site, "/login").await.csrf();
+    let mut with_other = creds.to_vec();
+    with_other.push(("csrf_token", &other));
+    assert_eq!(
+        c.post(&site, "/login", &with_other).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // The right token, but a cross-site request.
+    let mut good = creds.to_vec();
+    good.push(("csrf_token", &token));
+    let body = good
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let req = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "cross-site");
+    assert_eq!(
+        c.send(&site, req, Body::from(body)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        c.me(&site).await,
+        StatusCode::UNAUTHORIZED,
+        "no state changed"
+    );
+    // And the right token from the same site works.
+    assert_eq!(
+        c.post(&site, "/login", &good).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn csrf_tokens_are_masked_per_response() {
+    let site = site();
+    let mut c = Client::default();
+    let a = c.get(&site, "/login").await.csrf();
+    let b = c.get(&site, "/login").await.csrf();
+    assert_ne!(a, b, "same token bytes twice");
+    for token in [a, b] {
+        let r = c
+            .post(
+                &site,
+                "/signup",
+                &[
+                    ("username", "erin"),
+                    ("password", "x"),
+                    ("csrf_token", &token),
+                ],
+            )
+            .await;
+        assert_ne!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "a masked token was refused"
+        );
+    }
+}
+
+#[tokio::test]
+async fn get_requests_never_change_state() {
+    let site = site();
+    Client::default().signup(&site, "gina").await;
+    let mut c = Client::default();
+    let r = c
+        .get(&site, "/login?username=gina&password=correct+horse")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        c.get(&site, "/logout").await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(c.me(&site).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn sign_out_kills_the_session_and_a_replay_is_refused() {
+    let site = site();
+    let mut c = Client::default();
+    c.signup(&site, "frank").await;
+    let cookie = c.cookie.clone().unwrap();
+    let token = c.get(&site, "/").await.csrf();
+    let r = c.post(&site, "/logout", &[("csrf_token", &token)]).await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/login?bye=1")
+    );
+    let removal = r.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        removal.starts_with("__Host-session=;")
+            && removal.contains("Path=/")
+            && removal.contains("Max-Age=0")
+    );
+    assert!(
+        c.get(&site, "/login?bye=1")
+            .await
+            .body
+            .contains("You are signed out.")
+    );
+    let mut replay = Client {
+        cookie: Some(cookie),
+    };
+    assert_eq!(replay.me(&site).await, StatusCode::UNAUTHORIZED);
+    let profile = replay.get(&site, "/profile").await;
+    assert_eq!(
+        (profile.status, profile.location()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
+}
+
+#[tokio::test]
+async fn devices_list_and_revoke_from_another_device() {
+    let site = site();
+    let mut laptop = Client::default();
+    laptop.signup(&site, "hana").await;
+    let mut phone = Client::default();
+    assert_eq!(
+        phone.login(&site, "hana", "correct horse").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = laptop.get(&site, "/devices").await;
+    assert_eq!(page.body.matches("<tr class=\"device\">").count(), 2);
+    assert_eq!(page.body.matches("this device").count(), 1);
+    // Revoke the phone (the only other device listed) from the laptop.
+    let marker = "name=\"key\" value=\"";
+    let start = page.body.find(marker).unwrap() + marker.len();
+    let key = page.body[start..start + 64].to_owned();
+    let r = laptop
+        .post(
+            &site,
+            "/devices/revoke",
+            &[("csrf_token", &page.csrf()), ("key", &key)],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/devices")
+    );
+    assert!(
+        laptop
+            .get(&site, "/devices")
+            .await
+            .body
+            .contains("That device is signed out.")
+    );
+    assert_eq!(
+        phone.me(&site).await,
+        StatusCode::UNAUTHORIZED,
+        "revoked device still in"
+    );
+    assert_eq!(laptop.me(&site).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_else_keeps_this_device() {
+    let site = site();
+    let mut a = Client::default();
+    a.signup(&site, "ivan").await;
+    let mut others = vec![Client::default(), Client::default()];
+    for o in &mut others {
+        o.login(&site, "ivan", "correct horse").await;
+    }
+    let r = a
+        .submit(&site, "/devices", "/devices/revoke-others", &[])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(
+        a.get(&site, "/devices")
+            .await
+            .body
+            .contains("Signed out 2 other sessions.")
+    );
+    for o in &mut others {
+        assert_eq!(o.me(&site).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(a.me(&site).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn profile_shows_the_session_facts() {
+    let site = site();
+    let mut c = Client::default();
+    c.signup(&site, "judy").await;
+    let body = c.get(&site, "/profile").await.body;
+    for id in [
+        "created",
+        "last-seen",
+        "idle-expiry",
+        "absolute-expiry",
+        "remember",
+    ] {
+        assert!(body.contains(&format!("id=\"{id}\"")), "{id} missing");
+    }
+    assert!(body.contains(" UTC</td>"));
+}
+
+#[tokio::test]
+async fn api_me_and_healthz() {
+    let site = site();
+    let mut c = Client::default();
+    let health = c.get(&site, "/healthz").await;
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (StatusCode::OK, "ok")
+    );
+    assert!(
+        health.headers.get(header::SET_COOKIE).is_none()
+            && health.headers.get(header::VARY).is_none()
+    );
+    assert_eq!(c.me(&site).await, StatusCode::UNAUTHORIZED);
+    c.signup(&site, "kate").await;
+    let me: serde_json::Value = serde_json::from_str(&c.get(&site, "/api/me").await.body).unwrap();
+    assert_eq!(me["user"], "kate");
+    for field in [
+        "created_at",
+        "last_seen",
+        "idle_expires_at",
+        "absolute_expires_at",
+    ] {
+        assert!(me["session"][field].is_i64(), "{field}");
+    }
+}
+
+async fn put_scratch(site: &Site, c: &mut Client, key: &str, value: &str) -> StatusCode {
+    let req = Request::put(format!("/api/scratch/{key}"))
+        .header(header::CONTENT_TYPE, "application/json");
+    let body = serde_json::json!({ "value": value }).to_string();
+    c.send(site, req, Body::from(body)).await.status
+}
+
+#[tokio::test]
+async fn scratch_api_reads_and_writes_and_keeps_concurrent_writes() {
+    let site = site();
+    let mut c = Client::default();
+    assert_eq!(c.get(&site, "/api/scratch").await.body, "{}");
+    assert_eq!(
+        put_scratch(&site, &mut c, "first", "1").await,
+        StatusCode::NO_CONTENT
+    );
+    assert!(c.cookie.is_some(), "PUT created the session");
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let (site, mut client) = (site.clone(), c.clone());
+            tokio::spawn(async move {
+                put_scratch(&site, &mut client, &format!("k{i}"), &i.to_string()).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::NO_CONTENT);
+    }
+    let map: BTreeMap<String, String> =
+        serde_json::from_str(&c.get(&site, "/api/scratch").await.body).unwrap();
+    assert_eq!(map.len(), 65, "lost writes: {map:?}");
+}
+
+#[tokio::test]
+async fn scratch_put_needs_json_and_same_origin() {
+    let site = site();
+    let mut c = Client::default();
+    let form = Request::put("/api/scratch/a").header(header::CONTENT_TYPE, "text/plain");
+    assert_eq!(
+        c.send(&site, form, Body::from("{\"value\":\"x\"}"))
+            .await
+            .status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    let cross = Request::put("/api/scratch/a")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::HOST, "demo.example")
+        .header(header::ORIGIN, "https://evil.example");
+    assert_eq!(
+        c.send(&site, cross, Body::from("{\"value\":\"x\"}"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(c.get(&site, "/api/scratch").await.body, "{}");
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers() {
+    let site = site();
+    let r = Client::default().get(&site, "/login").await;
+    assert_eq!(r.headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(r.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert!(
+        r.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+}
