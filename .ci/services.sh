@@ -19,6 +19,10 @@ wait_for() { # wait_for WHAT COMMAND...
   return 1
 }
 
+# Headless Chromium and its WebDriver for the demo's browser test.
+need_pkg chromium chromium
+need_pkg chromedriver chromium-driver
+
 # Redis on 127.0.0.1:6379 (nothing kept on disk).
 need_pkg redis-server redis-server redis-tools
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then

@@ -102,10 +102,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
-    let shown = if settings.listen.ip().is_loopback() {
-        format!("http://localhost:{}", settings.listen.port())
+    let bound = listener.local_addr().context("reading the bound address")?;
+    let shown = if bound.ip().is_loopback() {
+        format!("http://localhost:{}", bound.port())
     } else {
-        format!("http://{}", settings.listen)
+        format!("http://{bound}")
     };
     println!(
         "latch-demo: serving {shown} (store: {})",

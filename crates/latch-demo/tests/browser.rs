@@ -1,0 +1,283 @@
+//! The demo in a real headless Chromium, driven over WebDriver (chromedriver):
+//! sign-up, HttpOnly, sign-out and the back button, revoking another browser's
+//! session, and remember-me across a browser restart.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them);
+//! paths come from `LATCH_CHROMIUM` / `LATCH_CHROMEDRIVER` (defaults
+//! `/usr/bin/chromium`, `/usr/bin/chromedriver`). Screenshots of the main pages
+//! are written to `target/screenshots/`.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// Kills a child process when dropped, so a failing test leaves nothing behind.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("latch-browser-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Start the demo on a free port; returns its base URL.
+fn start_demo(data: &Path) -> (Reaper, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latch-demo"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env_remove("LATCH_SECRET_KEY")
+        .env_remove("LATCH_STORE")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("serving ").nth(1) {
+            let url = rest.split_whitespace().next().unwrap().to_owned();
+            return (Reaper(child), url);
+        }
+    }
+    panic!("latch-demo exited before serving");
+}
+
+fn start_chromedriver(driver: &str) -> (Reaper, u16) {
+    let port = free_port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (Reaper(child), port)
+}
+
+/// A headless Chromium with its own profile folder (a "browser profile").
+async fn browser(driver_port: u16, chromium: &str, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--window-size=1000,800", "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .unwrap()
+}
+
+async fn fill_and_submit(c: &Client, fields: &[(&str, &str)], remember: bool) {
+    for (name, value) in fields {
+        c.find(Locator::Css(&format!("input[name={name}]")))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    if remember {
+        c.find(Locator::Css("input[name=remember]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    c.find(Locator::Css("main button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn sign_up(c: &Client, base: &str, user: &str) {
+    c.goto(&format!("{base}/signup")).await.unwrap();
+    fill_and_submit(
+        c,
+        &[("username", user), ("password", "correct horse battery")],
+        false,
+    )
+    .await;
+}
+
+async fn sign_in(c: &Client, base: &str, user: &str, remember: bool) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    fill_and_submit(
+        c,
+        &[("username", user), ("password", "correct horse battery")],
+        remember,
+    )
+    .await;
+}
+
+async fn text(c: &Client) -> String {
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn signed_in_as(c: &Client, base: &str) -> Option<String> {
+    c.goto(&format!("{base}/")).await.unwrap();
+    let body = text(c).await;
+    body.split("Signed in as ")
+        .nth(1)
+        .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.png")),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn browser_end_to_end() {
+    let chromium = std::env::var("LATCH_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let driver =
+        std::env::var("LATCH_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    if !Path::new(&chromium).exists() || !Path::new(&driver).exists() {
+        latch_conformance::skip_or_fail::<()>(
+            "Chromium and chromedriver",
+            &format!("{chromium} or {driver} not found"),
+        );
+        return;
+    }
+    let root = temp_dir("e2e");
+    let (_demo, base) = start_demo(&root.join("data"));
+    let (_driver, port) = start_chromedriver(&driver);
+
+    // Profile A: sign up, see the signed-in page; the cookie is HttpOnly.
+    let a = browser(port, &chromium, &root.join("profile-a")).await;
+    sign_up(&a, &base, "alice").await;
+    assert_eq!(
+        signed_in_as(&a, &base).await.as_deref(),
+        Some("alice"),
+        "sign-up signs in"
+    );
+    screenshot(&a, "home").await;
+    let cookie = a.execute("return document.cookie", vec![]).await.unwrap();
+    assert!(
+        !cookie.as_str().unwrap_or("").contains("session"),
+        "session cookie visible to scripts: {cookie}"
+    );
+    a.goto(&format!("{base}/profile")).await.unwrap();
+    assert!(text(&a).await.contains("Expires if idle"));
+    screenshot(&a, "profile").await;
+
+    // Sign out; "back" must not show the private page again.
+    a.find(Locator::Css("nav form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text(&a).await.contains("You are signed out."));
+    screenshot(&a, "signed-out").await;
+    a.back().await.unwrap();
+    let after_back = text(&a).await;
+    assert!(
+        !after_back.contains("Expires if idle"),
+        "back button showed a private page: {after_back}"
+    );
+    assert_eq!(signed_in_as(&a, &base).await, None);
+
+    // Profiles A and B both sign in; A revokes B from its Devices page.
+    sign_in(&a, &base, "alice", false).await;
+    let b = browser(port, &chromium, &root.join("profile-b")).await;
+    sign_in(&b, &base, "alice", false).await;
+    assert_eq!(signed_in_as(&b, &base).await.as_deref(), Some("alice"));
+    a.goto(&format!("{base}/devices")).await.unwrap();
+    assert_eq!(
+        a.find_all(Locator::Css("tr.device")).await.unwrap().len(),
+        2
+    );
+    screenshot(&a, "devices").await;
+    a.find(Locator::Css("tr.device form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text(&a).await.contains("That device is signed out."));
+    assert_eq!(
+        signed_in_as(&b, &base).await,
+        None,
+        "revoked browser still signed in"
+    );
+    assert_eq!(signed_in_as(&a, &base).await.as_deref(), Some("alice"));
+    b.close().await.unwrap();
+    a.close().await.unwrap();
+
+    // Remember-me survives a browser restart; a plain session does not.
+    let remembered = root.join("profile-remember");
+    let plain = root.join("profile-plain");
+    for (profile, remember) in [(&remembered, true), (&plain, false)] {
+        let c = browser(port, &chromium, profile).await;
+        sign_in(&c, &base, "alice", remember).await;
+        assert_eq!(signed_in_as(&c, &base).await.as_deref(), Some("alice"));
+        if !remember {
+            c.goto(&format!("{base}/login")).await.unwrap();
+            screenshot(&c, "sign-in").await;
+        }
+        c.close().await.unwrap();
+    }
+    let c = browser(port, &chromium, &remembered).await;
+    assert_eq!(
+        signed_in_as(&c, &base).await.as_deref(),
+        Some("alice"),
+        "remember-me lost on restart"
+    );
+    c.close().await.unwrap();
+    let c = browser(port, &chromium, &plain).await;
+    assert_eq!(
+        signed_in_as(&c, &base).await,
+        None,
+        "browser-session cookie survived a restart"
+    );
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+}
