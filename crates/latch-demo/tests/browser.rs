@@ -44,20 +44,22 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 /// Start the demo on a free port; returns its base URL.
 fn start_demo(data: &Path) -> (Reaper, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latch-demo"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env_remove("LATCH_SECRET_KEY")
-        .env_remove("LATCH_STORE")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut demo = Reaper(
+        Command::new(env!("CARGO_BIN_EXE_latch-demo"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env_remove("LATCH_SECRET_KEY")
+            .env_remove("LATCH_STORE")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = BufReader::new(demo.0.stdout.take().unwrap());
     for line in stdout.lines() {
         let line = line.unwrap();
         if let Some(rest) = line.split("serving ").nth(1) {
             let url = rest.split_whitespace().next().unwrap().to_owned();
-            return (Reaper(child), url);
+            return (demo, url);
         }
     }
     panic!("latch-demo exited before serving");
@@ -65,18 +67,20 @@ fn start_demo(data: &Path) -> (Reaper, String) {
 
 fn start_chromedriver(driver: &str) -> (Reaper, u16) {
     let port = free_port();
-    let child = Command::new(driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let driver = Reaper(
+        Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "chromedriver did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    (Reaper(child), port)
+    (driver, port)
 }
 
 /// A headless Chromium with its own profile folder (a "browser profile").
