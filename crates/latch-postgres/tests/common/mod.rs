@@ -58,6 +58,43 @@ pub async fn store() -> Option<PostgresStore> {
     )
 }
 
+/// [`url`] with the connections' `application_name` set to `name`, so a test can
+/// find its own server processes in `pg_stat_activity`.
+pub fn url_named(name: &str) -> String {
+    let url = url();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let glue = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{glue}application_name={name}")
+    } else {
+        format!("{url} application_name={name}")
+    }
+}
+
+/// Wait until no server process connected as `name` is left (a dropped pool
+/// closes its connections asynchronously). A process reports its statistics
+/// before it leaves `pg_stat_activity`, so afterwards they are all counted.
+pub async fn wait_gone(db: &Client, name: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&name],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if left == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{left} connections named {name} still open after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A schema name no other test run uses.
 pub fn unique_schema(purpose: &str) -> String {
     let tag: String = SessionId::generate()
@@ -85,7 +122,12 @@ impl Schema {
 
     /// A store with its tables in this schema.
     pub async fn store(&self) -> PostgresStore {
-        PostgresStore::builder(&url())
+        self.store_at(&url()).await
+    }
+
+    /// A store with its tables in this schema, connecting with `url`.
+    pub async fn store_at(&self, url: &str) -> PostgresStore {
+        PostgresStore::builder(url)
             .schema(&self.name)
             .connect()
             .await
