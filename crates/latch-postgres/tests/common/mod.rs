@@ -58,16 +58,21 @@ pub async fn store() -> Option<PostgresStore> {
     )
 }
 
-/// [`url`] with the connections' `application_name` set to `name`, so a test can
-/// find its own server processes in `pg_stat_activity`.
-pub fn url_named(name: &str) -> String {
+/// [`url`] with one more connection option.
+pub fn url_with(option: &str, value: &str) -> String {
     let url = url();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let glue = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{glue}application_name={name}")
+        format!("{url}{glue}{option}={value}")
     } else {
-        format!("{url} application_name={name}")
+        format!("{url} {option}={value}")
     }
+}
+
+/// [`url`] with the connections' `application_name` set to `name`, so a test can
+/// find its own server processes in `pg_stat_activity`.
+pub fn url_named(name: &str) -> String {
+    url_with("application_name", name)
 }
 
 /// Wait until no server process connected as `name` is left (a dropped pool
