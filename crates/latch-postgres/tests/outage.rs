@@ -241,3 +241,62 @@ async fn crash_fails_fast_recovers_and_keeps_acknowledged_writes() {
     let (status, _, body) = send(&app, "GET", "/read", Some(&http_cookie)).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "v"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_server_times_out_and_recovers() {
+    let server = match PrivateServer::start() {
+        Ok(server) => server,
+        Err(why) => {
+            let _: Option<()> =
+                latch_conformance::skip_or_fail("a private PostgreSQL server", &why);
+            return;
+        }
+    };
+    let store = PostgresStore::builder(&server.url())
+        .pool_size(2)
+        .connect_timeout(Duration::from_millis(500))
+        .wait_timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .expect("connect to the private server");
+    let manager = SessionManager::builder()
+        .store(store)
+        .store_timeout(STORE_TIMEOUT)
+        .build()
+        .expect("manager");
+    let pair = write(&manager, None, "n", 7)
+        .await
+        .expect("write acknowledged")
+        .expect("a new session sets a cookie");
+    let cookie = value_of(&pair).to_owned();
+
+    server.freeze().expect("freeze the server");
+    // More calls than pooled connections: every one must give up, none may queue
+    // forever behind a stuck connection.
+    for round in 0..4 {
+        fails_fast(
+            &format!("reading a session, round {round}"),
+            read(&manager, &cookie, "n"),
+        )
+        .await;
+    }
+    fails_fast("creating a session", write(&manager, None, "n", 8)).await;
+
+    server.thaw().expect("thaw the server");
+    let thawed = Instant::now();
+    let recovered_in = loop {
+        match read(&manager, &cookie, "n").await {
+            Ok(value) => {
+                assert_eq!(value, Some(7), "acknowledged write lost");
+                break thawed.elapsed();
+            }
+            Err(err) if thawed.elapsed() < RECOVER_WITHIN => {
+                eprintln!("not yet: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("no recovery within {RECOVER_WITHIN:?}: {err:?}"),
+        }
+    };
+    eprintln!("frozen server: recovered {recovered_in:?} after thawing");
+    assert_eq!(bump(&manager, &cookie).await.expect("bump"), 1);
+}

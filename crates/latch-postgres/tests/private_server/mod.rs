@@ -93,6 +93,37 @@ impl PrivateServer {
         )
     }
 
+    /// Stop every process of the server (SIGSTOP) without closing anything: the
+    /// kernel still accepts connections and data, but nothing answers, as with a
+    /// server that hangs or a network that drops replies.
+    pub fn freeze(&self) -> Result<(), String> {
+        // The postmaster first, so it starts no new process meanwhile.
+        self.signal("STOP", &self.processes()?)
+    }
+
+    /// Let a frozen server run again.
+    pub fn thaw(&self) -> Result<(), String> {
+        let mut pids = self.processes()?;
+        pids.reverse();
+        self.signal("CONT", &pids)
+    }
+
+    /// The postmaster's process ID and those of its children.
+    fn processes(&self) -> Result<Vec<String>, String> {
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file)
+            .map_err(|e| format!("reading {}: {e}", pid_file.display()))?;
+        let postmaster = text.lines().next().unwrap_or_default().trim().to_owned();
+        let mut pids = vec![postmaster.clone()];
+        pids.extend(children_of(&postmaster));
+        Ok(pids)
+    }
+
+    /// Signal the server's own processes, by ID.
+    fn signal(&self, signal: &str, pids: &[String]) -> Result<(), String> {
+        run(Command::new("kill").arg(format!("-{signal}")).args(pids))
+    }
+
     fn data(&self) -> String {
         self.dir.join("data").display().to_string()
     }
@@ -114,6 +145,8 @@ impl PrivateServer {
 
 impl Drop for PrivateServer {
     fn drop(&mut self) {
+        // A frozen server would ignore the stop request until thawed.
+        let _ = self.thaw();
         let _ = self.tool("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -157,6 +190,24 @@ fn find_bin() -> Result<PathBuf, String> {
         .pop()
         .map(|(_, bin)| bin)
         .ok_or_else(|| format!("no pg_ctl under {}/*/bin", root.display()))
+}
+
+/// Process IDs whose parent is `parent`, from `/proc`.
+fn children_of(parent: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (name) state ppid ...`; the name may contain spaces, so read
+            // after its closing parenthesis.
+            let after_name = &stat[stat.rfind(')')? + 1..];
+            let ppid = after_name.split_whitespace().nth(1)?;
+            (ppid == parent).then(|| entry.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
 }
 
 fn running_as_root() -> Result<bool, String> {
