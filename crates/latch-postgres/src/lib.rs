@@ -69,6 +69,12 @@
 //! restart are dropped from the pool and replaced on the next call, so the store
 //! recovers by itself when the server is back.
 //!
+//! A server that keeps connections open but stops answering (hung, or replies
+//! lost on the network) is bounded only by latch's per-call timeout: a statement
+//! already sent waits for it. As with any timeout, a write reported as failed may
+//! still be applied if the server wakes up later; a write reported as done is
+//! always stored.
+//!
 //! ## TLS
 //! This version connects without TLS (`sslmode=require` in the URL is refused at
 //! connect time, never silently downgraded): use it on a trusted network or a Unix
