@@ -133,18 +133,7 @@ impl SessionStore for PostgresStore {
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
         let enc = Encoded::new(record)?;
         let key = key.as_bytes().as_slice();
-        let params: [&(dyn ToSql + Sync); 10] = [
-            &key,
-            &enc.version,
-            &enc.data,
-            &record.created_at,
-            &record.last_seen,
-            &record.expires_at,
-            &record.remember,
-            &record.user_id,
-            &record.user_agent,
-            &record.ip,
-        ];
+        let params = columns(&key, &enc, record);
         let inserted = self
             .execute(
                 "creating a session in PostgreSQL",
@@ -172,19 +161,8 @@ impl SessionStore for PostgresStore {
         let enc = Encoded::new(record)?;
         let expected = row::version_to_sql(expected_version)?;
         let key = key.as_bytes().as_slice();
-        let params: [&(dyn ToSql + Sync); 11] = [
-            &key,
-            &enc.version,
-            &enc.data,
-            &record.created_at,
-            &record.last_seen,
-            &record.expires_at,
-            &record.remember,
-            &record.user_id,
-            &record.user_agent,
-            &record.ip,
-            &expected,
-        ];
+        let mut params = columns(&key, &enc, record);
+        params.push(&expected);
         let what = "saving a session to PostgreSQL";
         let rows = self.query(what, &self.sql.save, &params).await?;
         let outcome = rows
@@ -255,6 +233,27 @@ impl SessionStore for PostgresStore {
         )
         .await
     }
+}
+
+/// A record's columns, bound as `$1` to `$10` in the order of the create and save
+/// statements.
+fn columns<'a>(
+    key: &'a &'a [u8],
+    enc: &'a Encoded,
+    record: &'a Record,
+) -> Vec<&'a (dyn ToSql + Sync)> {
+    vec![
+        key,
+        &enc.version,
+        &enc.data,
+        &record.created_at,
+        &record.last_seen,
+        &record.expires_at,
+        &record.remember,
+        &record.user_id,
+        &record.user_agent,
+        &record.ip,
+    ]
 }
 
 /// Read the `saved` / `present` pair the save statement returns.
