@@ -1,0 +1,134 @@
+//! Session IDs are hashed at rest: the table never holds a cookie's session ID,
+//! in any column, in any encoding; rows are keyed by its SHA-256.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use latch::{RequestMeta, SessionId, SessionManager, StoreKey};
+
+/// The cookie value of a `Set-Cookie` header (empty for a removal cookie).
+fn cookie_value(set_cookie: &str) -> String {
+    let pair = set_cookie.split(';').next().unwrap_or_default();
+    pair.split_once('=')
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default()
+}
+
+/// Run one request carrying `cookie` through `f`; returns the new cookie value,
+/// if the response set one.
+async fn request<F, Fut>(manager: &SessionManager, cookie: Option<&str>, f: F) -> Option<String>
+where
+    F: FnOnce(latch::Session) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let header = cookie.map(|c| format!("{}={c}", manager.cookie_config().name()));
+    let meta = RequestMeta {
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) test".into()),
+        ip: Some("192.0.2.10".into()),
+    };
+    let session = manager.start(header.as_deref(), meta);
+    f(session.clone()).await;
+    let set = manager.finish(&session).await.expect("finish").set_cookie?;
+    Some(cookie_value(&set)).filter(|v| !v.is_empty())
+}
+
+/// The hex form PostgreSQL prints a `bytea` in (`\x...`), without the prefix.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_hold_sha256_of_the_id_and_never_the_id() {
+    let Some(db) = common::raw().await else {
+        return;
+    };
+    let schema = common::Schema::new("hashed");
+    let store = schema.store().await;
+    let manager = SessionManager::builder()
+        .store(store)
+        .build()
+        .expect("manager");
+    let user = format!("alice-{}", schema.name);
+
+    // Every ID a client was ever given, and the ones still valid.
+    let mut issued = Vec::new();
+    let anonymous = request(&manager, None, |s| async move {
+        s.insert("note", "hello").await.expect("insert");
+    })
+    .await
+    .expect("a new session sets a cookie");
+    issued.push(anonymous.clone());
+
+    let before_login = request(&manager, None, |s| async move {
+        s.insert("cart", vec![1, 2, 3]).await.expect("insert");
+    })
+    .await
+    .expect("a new session sets a cookie");
+    issued.push(before_login.clone());
+    let user_for_login = user.clone();
+    let logged_in = request(&manager, Some(&before_login), |s| async move {
+        s.log_in(user_for_login).await.expect("log in");
+    })
+    .await
+    .expect("log in issues a new ID");
+    issued.push(logged_in.clone());
+    assert_ne!(logged_in, before_login);
+
+    for _ in 0..3 {
+        let again = request(&manager, Some(&logged_in), |s| async move {
+            s.update("visits", |n: Option<u64>| n.unwrap_or(0) + 1)
+                .await
+                .expect("update");
+        })
+        .await;
+        issued.extend(again);
+    }
+
+    let rows = db
+        .query(
+            &format!(
+                "SELECT key, t::text AS whole FROM {} AS t",
+                schema.table("latch_sessions")
+            ),
+            &[],
+        )
+        .await
+        .expect("read the table");
+    let live: BTreeSet<String> = [anonymous, logged_in].into();
+    let expected_keys: BTreeSet<StoreKey> = live
+        .iter()
+        .map(|v| SessionId::parse(v).expect("cookie holds an ID").store_key())
+        .collect();
+    let stored_keys: BTreeSet<StoreKey> = rows
+        .iter()
+        .map(|row| {
+            let key: Vec<u8> = row.get("key");
+            StoreKey::from_bytes(key.try_into().expect("32-byte key"))
+        })
+        .collect();
+    assert_eq!(
+        stored_keys, expected_keys,
+        "one row per live session, keyed by SHA-256 of its ID; the pre-login ID is gone"
+    );
+
+    for row in &rows {
+        let whole: String = row.get("whole");
+        let key: Vec<u8> = row.get("key");
+        assert!(whole.contains(&user) || whole.contains("hello"), "{whole}");
+        for id in &issued {
+            let raw = URL_SAFE_NO_PAD.decode(id).expect("IDs are base64url");
+            assert!(
+                !whole.contains(id.as_str()),
+                "ID in clear in the row: {whole}"
+            );
+            assert!(
+                !whole.contains(&hex(&raw)),
+                "raw ID bytes in the row: {whole}"
+            );
+            assert_ne!(key, raw, "key column is the raw ID");
+        }
+    }
+}
