@@ -72,10 +72,11 @@ pub async fn manager(settings: &Settings) -> anyhow::Result<SessionManager> {
 ///
 /// # Errors
 /// When the database cannot be opened.
-pub fn users(settings: &Settings) -> anyhow::Result<Users> {
-    match settings.users_db() {
-        Some(path) => Users::open(&path),
-        None => anyhow::bail!("users in PostgreSQL are not built yet; use --store sqlite"),
+pub async fn users(settings: &Settings) -> anyhow::Result<Users> {
+    match (&settings.store, settings.users_db()) {
+        (StoreSpec::Postgres(url), _) => Users::open_postgres(url).await,
+        (_, Some(path)) => Users::open(&path),
+        (_, None) => anyhow::bail!("no place for users: give --store sqlite or postgres://..."),
     }
 }
 
@@ -85,7 +86,7 @@ pub fn users(settings: &Settings) -> anyhow::Result<Users> {
 /// As [`manager`] and [`users`].
 pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Option<latch::PurgeTask>)> {
     let manager = manager(settings).await?;
-    let users = users(settings)?;
+    let users = users(settings).await?;
     let purger = manager
         .store()
         .is_some()

@@ -18,12 +18,20 @@ pub enum SignupError {
     Invalid(&'static str),
 }
 
+/// Where users are kept: the SQLite file of the demo, or PostgreSQL when
+/// sessions live there.
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<Mutex<Connection>>),
+    Postgres(deadpool_postgres::Pool),
+}
+
 /// The users table.
 #[derive(Clone)]
 pub struct Users {
-    conn: Arc<Mutex<Connection>>,
-    /// A real hash, verified against when the user does not
-    /// exist, so a failed sign-in takes as long whatever was wrong.
+    backend: Backend,
+    /// A real hash, verified against when the user does not exist, so a failed
+    /// sign-in takes as long whatever was wrong.
     dummy_hash: Arc<String>,
 }
 
@@ -68,7 +76,28 @@ fn validate(username: &str, password: &str) -> Result<(), SignupError> {
     Ok(())
 }
 
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS demo_users (
+    username      TEXT PRIMARY KEY NOT NULL,
+    password_hash TEXT NOT NULL
+)";
+
+/// Argon2id is slow on purpose: run it off the async executor.
+async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .context("password hashing task failed")
+}
+
 impl Users {
+    fn with_backend(backend: Backend) -> anyhow::Result<Self> {
+        Ok(Self {
+            backend,
+            // Its password need not be secret: it is only ever checked when the
+            // user does not exist, and the answer is "no" either way.
+            dummy_hash: Arc::new(hash("latch-demo timing equaliser")?),
+        })
+    }
+
     /// Open the users table in the SQLite file at `path` (created if needed).
     ///
     /// # Errors
@@ -77,33 +106,80 @@ impl Users {
         crate::config::ensure_parent(path)?;
         let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS demo_users (
-                username      TEXT PRIMARY KEY NOT NULL,
-                password_hash TEXT NOT NULL,
-                created_at    INTEGER NOT NULL DEFAULT (unixepoch())
-            )",
-        )
-        .context("creating the users table")?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            // Its password need not be secret: it is only ever checked when the
-            // user does not exist, and the answer is "no" either way.
-            dummy_hash: Arc::new(hash("latch-demo timing equaliser")?),
-        })
+        conn.execute_batch(CREATE_TABLE)
+            .context("creating the users table")?;
+        Self::with_backend(Backend::Sqlite(Arc::new(Mutex::new(conn))))
     }
 
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
-        })
-        .await
-        .context("user database task failed")?
+    /// Open the users table in the PostgreSQL database at `url`.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or the table created.
+    pub async fn open_postgres(url: &str) -> anyhow::Result<Self> {
+        let config: tokio_postgres::Config = url.parse().context("parsing the PostgreSQL URL")?;
+        let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(4)
+            .build()
+            .context("building the PostgreSQL pool")?;
+        let client = pool
+            .get()
+            .await
+            .context("connecting to PostgreSQL for users")?;
+        client
+            .batch_execute(CREATE_TABLE)
+            .await
+            .context("creating the users table")?;
+        Self::with_backend(Backend::Postgres(pool))
+    }
+
+    /// The stored hash of `username`, if the user exists.
+    async fn stored_hash(&self, username: &str) -> anyhow::Result<Option<String>> {
+        let sql = "SELECT password_hash FROM demo_users WHERE username = $1";
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                let (conn, username) = (Arc::clone(conn), username.to_owned());
+                cpu(move || {
+                    let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                    conn.query_row(sql, [&username], |row| row.get(0))
+                        .optional()
+                })
+                .await?
+                .context("reading a user")
+            }
+            Backend::Postgres(pool) => {
+                let client = pool.get().await.context("connecting to PostgreSQL")?;
+                let row = client
+                    .query_opt(sql, &[&username])
+                    .await
+                    .context("reading a user")?;
+                Ok(row.map(|r| r.get(0)))
+            }
+        }
+    }
+
+    /// Insert a user; `false` when the name is taken.
+    async fn insert(&self, username: &str, hashed: String) -> anyhow::Result<bool> {
+        let sql = "INSERT INTO demo_users (username, password_hash) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        let n = match &self.backend {
+            Backend::Sqlite(conn) => {
+                let (conn, username) = (Arc::clone(conn), username.to_owned());
+                cpu(move || {
+                    let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                    conn.execute(sql, params![username, hashed])
+                })
+                .await?
+                .context("creating a user")? as u64
+            }
+            Backend::Postgres(pool) => {
+                let client = pool.get().await.context("connecting to PostgreSQL")?;
+                client
+                    .execute(sql, &[&username, &hashed])
+                    .await
+                    .context("creating a user")?
+            }
+        };
+        Ok(n == 1)
     }
 
     /// Create a user; `Err(SignupError)` for a taken name or bad input.
@@ -118,16 +194,13 @@ impl Users {
         if let Err(e) = validate(username, password) {
             return Ok(Err(e));
         }
-        let (username, password) = (username.to_owned(), password.to_owned());
-        self.blocking(move |conn| {
-            let hashed = hash(&password)?;
-            let n = conn.execute(
-                "INSERT INTO demo_users (username, password_hash) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![username, hashed],
-            )?;
-            Ok(if n == 1 { Ok(()) } else { Err(SignupError::Taken) })
+        let password = password.to_owned();
+        let hashed = cpu(move || hash(&password)).await??;
+        Ok(if self.insert(username, hashed).await? {
+            Ok(())
+        } else {
+            Err(SignupError::Taken)
         })
-        .await
     }
 
     /// Whether `password` is `username`'s. Takes the same time for an unknown
@@ -136,25 +209,12 @@ impl Users {
     /// # Errors
     /// A database failure.
     pub async fn verify(&self, username: &str, password: &str) -> anyhow::Result<bool> {
-        let (username, password) = (username.to_owned(), password.to_owned());
-        let dummy = Arc::clone(&self.dummy_hash);
-        self.blocking(move |conn| {
-            let stored: Option<String> = conn
-                .query_row(
-                    "SELECT password_hash FROM demo_users WHERE username = ?1",
-                    [&username],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            Ok(match stored {
-                Some(stored) => matches(&password, &stored),
-                None => {
-                    let _ = matches(&password, &dummy);
-                    false
-                }
-            })
-        })
-        .await
+        let stored = self.stored_hash(username).await?;
+        let exists = stored.is_some();
+        let hashed = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
+        let password = password.to_owned();
+        let ok = cpu(move || matches(&password, &hashed)).await?;
+        Ok(exists && ok)
     }
 }
 

@@ -543,3 +543,53 @@ async fn pages_carry_security_headers() {
     );
     assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
 }
+
+/// The same flow with sessions and users in PostgreSQL (`LATCH_POSTGRES_URL`).
+#[tokio::test]
+async fn postgres_store_holds_sessions_and_users() {
+    let url = std::env::var("LATCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let dir = std::env::temp_dir().join(format!("latch-demo-pg-{}", std::process::id()));
+    let args = latch_demo::config::Args {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store: url.clone(),
+        data_dir: dir.clone(),
+        idle_timeout: 1800,
+        absolute_timeout: 43_200,
+        store_timeout_ms: 2000,
+        insecure_dev_mode: false,
+        worker_threads: None,
+    };
+    let settings = latch_demo::config::Settings::from_args(&args).unwrap();
+    let (app, _purger) = match latch_demo::serve::app(&settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            latch_conformance::skip_or_fail::<()>("PostgreSQL", &format!("{e:#}"));
+            return;
+        }
+    };
+    let site = Site {
+        app,
+        _dir: Arc::new(TempDir(dir)),
+    };
+    let user = format!(
+        "pg{}",
+        &latch::SessionId::generate().store_key().to_hex()[..12]
+    );
+    let mut c = Client::default();
+    assert_eq!(c.signup(&site, &user).await.status, StatusCode::SEE_OTHER);
+    let mut other = Client::default();
+    assert_eq!(
+        other.login(&site, &user, "correct horse").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(other.me(&site).await, StatusCode::OK);
+    assert_eq!(
+        c.submit(&site, "/devices", "/devices/revoke-others", &[])
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(other.me(&site).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.me(&site).await, StatusCode::OK);
+}
