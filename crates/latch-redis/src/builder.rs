@@ -159,7 +159,10 @@ impl RedisStoreBuilder {
         match tokio::time::timeout(limit, connecting).await {
             Ok(result) => result.map_err(|e| Error::store("connecting to Redis", e)),
             Err(elapsed) => Err(Error::store(
-                format!("connecting to Redis: no answer within {} ms", limit.as_millis()),
+                format!(
+                    "connecting to Redis: no answer within {} ms",
+                    limit.as_millis()
+                ),
                 elapsed,
             )),
         }

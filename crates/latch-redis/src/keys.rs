@@ -57,5 +57,4 @@ mod tests {
         assert_eq!(keys.user("alice@example.com"), "app:u:alice@example.com");
         assert_eq!(keys.expiry(), "app:expiry");
     }
-
 }

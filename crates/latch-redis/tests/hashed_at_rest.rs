@@ -1,6 +1,7 @@
 //! Session IDs are kept only as their SHA-256: a dump of every key and value
 //! the store wrote holds no session ID, and each session's key is named by the
 //! hex SHA-256 of the decoded ID.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 mod common;
 
@@ -36,9 +37,17 @@ async fn dump(conn: &mut MultiplexedConnection, prefix: &str) -> Vec<(String, St
     }
     let mut out = Vec::new();
     for key in keys {
-        let kind: String = redis::cmd("TYPE").arg(&key).query_async(conn).await.unwrap();
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .unwrap();
         let value: Vec<String> = match kind.as_str() {
-            "hash" => redis::cmd("HGETALL").arg(&key).query_async(conn).await.unwrap(),
+            "hash" => redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(conn)
+                .await
+                .unwrap(),
             "zset" => redis::cmd("ZRANGE")
                 .arg(&key)
                 .arg(0)
@@ -87,10 +96,7 @@ async fn ids_are_stored_only_as_their_sha256() {
 
     let mut conn = common::raw(&common::redis_url()).await;
     let dump = dump(&mut conn, &prefix).await;
-    let everything: String = dump
-        .iter()
-        .map(|(k, v)| format!("{k}\n{v}\n"))
-        .collect();
+    let everything: String = dump.iter().map(|(k, v)| format!("{k}\n{v}\n")).collect();
     let session_keys: Vec<&str> = dump
         .iter()
         .map(|(k, _)| k.as_str())
@@ -101,8 +107,14 @@ async fn ids_are_stored_only_as_their_sha256() {
     for (id, live) in [(&anon, true), (&signed_in, true), (&before_login, false)] {
         let raw = URL_SAFE_NO_PAD.decode(id).unwrap();
         assert_eq!(raw.len(), 32);
-        assert!(!everything.contains(id.as_str()), "session ID stored in clear");
-        assert!(!everything.contains(&hex(&raw)), "raw ID bytes stored as hex");
+        assert!(
+            !everything.contains(id.as_str()),
+            "session ID stored in clear"
+        );
+        assert!(
+            !everything.contains(&hex(&raw)),
+            "raw ID bytes stored as hex"
+        );
         let expected = format!("{prefix}s:{}", hex(&Sha256::digest(&raw)));
         assert_eq!(
             session_keys.contains(&expected.as_str()),

@@ -4,6 +4,7 @@
 //! work again within 2 s of its return without rebuilding anything, and every
 //! acknowledged write is still there (the server runs with
 //! `appendfsync always`, so what it acknowledged is on disk when it is killed).
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 mod common;
 
@@ -38,14 +39,16 @@ impl PrivateRedis {
     /// Start one on a free loopback port; `None` (after a loud skip) when
     /// `redis-server` is not installed.
     async fn start() -> Option<Self> {
-        if Command::new("redis-server").arg("--version").output().is_err() {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             return latch_conformance::skip_or_fail("Redis", "redis-server is not installed");
         }
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "latch-redis-outage-{}-{port}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("latch-redis-outage-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut server = Self {
             child: None,
@@ -65,7 +68,14 @@ impl PrivateRedis {
     async fn spawn(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
@@ -77,7 +87,10 @@ impl PrivateRedis {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.answers().await {
-            assert!(Instant::now() < deadline, "private redis-server did not start");
+            assert!(
+                Instant::now() < deadline,
+                "private redis-server did not start"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -227,7 +240,10 @@ async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
     let started = Instant::now();
     let (status, cookie, _) = send(&app, "POST", "/add", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(cookie, None, "a session that was not stored is not handed out");
+    assert_eq!(
+        cookie, None,
+        "a session that was not stored is not handed out"
+    );
     assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
 
     let started = Instant::now();
@@ -257,7 +273,11 @@ async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(back.elapsed() < Duration::from_secs(2), "{:?}", back.elapsed());
+    assert!(
+        back.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        back.elapsed()
+    );
     eprintln!("recovered {:?} after the server returned", back.elapsed());
 
     // Nothing acknowledged was lost, and writes work again.
@@ -295,7 +315,10 @@ async fn a_hung_server_times_out_and_the_store_recovers() {
         let err = store.load(&key).await.unwrap_err();
         assert!(err.is_unavailable(), "{err:?}");
         assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
-        eprintln!("hung server: load failed after {:?}: {err}", started.elapsed());
+        eprintln!(
+            "hung server: load failed after {:?}: {err}",
+            started.elapsed()
+        );
     }
     let started = Instant::now();
     let err = store.list_by_user("someone", common::wall_now()).await;
@@ -314,7 +337,11 @@ async fn a_hung_server_times_out_and_the_store_recovers() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(back.elapsed() < Duration::from_secs(2), "{:?}", back.elapsed());
+    assert!(
+        back.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        back.elapsed()
+    );
     assert_eq!(loaded.map(|r| r.version), Some(record.version));
 }
 

@@ -195,8 +195,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete_by_user(&self, user_id: &str, keep: Option<&StoreKey>) -> Result<u64> {
-        self.within("deleting a user's sessions", self.delete_user(user_id, keep))
-            .await
+        self.within(
+            "deleting a user's sessions",
+            self.delete_user(user_id, keep),
+        )
+        .await
     }
 
     async fn purge_expired(&self, now: UnixTime, limit: usize) -> Result<u64> {

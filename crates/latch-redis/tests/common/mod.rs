@@ -18,7 +18,10 @@ pub fn redis_url() -> String {
 
 /// A key prefix no other test uses, so tests can share a server in parallel.
 pub fn unique_prefix(tag: &str) -> String {
-    format!("latch-test:{tag}:{}:", &SessionId::generate().encode()[..12])
+    format!(
+        "latch-test:{tag}:{}:",
+        &SessionId::generate().encode()[..12]
+    )
 }
 
 /// A user id no other test uses.
@@ -46,7 +49,11 @@ pub async fn cluster_store(prefix: &str) -> Option<RedisStore> {
              export LATCH_REDIS_CLUSTER_URLS=$(crates/latch-redis/scripts/cluster.sh start))",
         );
     };
-    let urls: Vec<&str> = list.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    let urls: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
     match RedisStore::builder()
         .prefix(prefix)
         .connect_cluster(&urls)
