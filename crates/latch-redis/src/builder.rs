@@ -11,6 +11,11 @@ use crate::keys::Keys;
 use crate::store::RedisStore;
 
 /// The prefix used when none is set.
+///
+/// # Example
+/// ```
+/// assert_eq!(latch_redis::DEFAULT_PREFIX, "latch:");
+/// ```
 pub const DEFAULT_PREFIX: &str = "latch:";
 
 /// The longest prefix accepted, in bytes.
@@ -240,12 +245,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn url_errors_do_not_echo_the_password() {
+        let err = RedisStoreBuilder::default()
+            .connect("redis://app:s3cret-pw@127.0.0.1:6379/?protocol=9")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidConfig);
+        assert!(!format!("{err} {err:?}").contains("s3cret-pw"), "{err:?}");
+    }
+
+    #[tokio::test]
     async fn bad_urls_are_configuration_errors() {
         let err = RedisStoreBuilder::default()
             .connect("http://127.0.0.1:6379/")
             .await
             .unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::InvalidConfig);
+        // TLS is not built in (yet): refused at start-up, not at the first request.
+        let err = RedisStoreBuilder::default()
+            .connect("rediss://127.0.0.1:6380/")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidConfig, "{err:?}");
         let none: &[&str] = &[];
         let err = RedisStoreBuilder::default()
             .connect_cluster(none)

@@ -7,7 +7,9 @@
 //! every latch store it never sees a session ID, only its SHA-256 (the
 //! [`StoreKey`](latch::StoreKey)), so a dump of Redis holds no usable cookie.
 //!
-//! Needs Redis 6.2 or later (`ZADD ... GT`), and tokio.
+//! Needs Redis 6.2 or later (`ZADD ... GT`), and tokio. TLS (`rediss://`) is
+//! not built in yet: such a URL is refused when the store is built, so keep
+//! Redis on a private network or loopback.
 //!
 //! ## Example
 //! ```no_run
