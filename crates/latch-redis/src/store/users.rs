@@ -15,7 +15,9 @@ use crate::scripts::{self, DeleteReply};
 impl RedisStore {
     pub(super) async fn list_user(&self, user: &str, now: UnixTime) -> Result<Vec<SessionInfo>> {
         let index = self.keys.user(user);
-        // Scores never fall below their session's expiry, so these are expired.
+        // Scores never fall below their session's expiry (index_add.lua uses GT),
+        // so these entries name sessions expired at `now`. (A touch raises its
+        // entry just after its write; were that to fail, the next touch re-adds it.)
         redis::cmd("ZREMRANGEBYSCORE")
             .arg(&index)
             .arg("-inf")
