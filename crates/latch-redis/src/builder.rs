@@ -1,0 +1,277 @@
+//! Configuration and connection: [`RedisStoreBuilder`].
+
+use std::time::Duration;
+
+use latch::{Error, Result};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+
+use crate::conn::Conn;
+use crate::keys::Keys;
+use crate::store::RedisStore;
+
+/// The prefix used when none is set.
+///
+/// # Example
+/// ```
+/// assert_eq!(latch_redis::DEFAULT_PREFIX, "latch:");
+/// ```
+pub const DEFAULT_PREFIX: &str = "latch:";
+
+/// The longest prefix accepted, in bytes.
+const MAX_PREFIX_LEN: usize = 64;
+
+/// How many times a lost connection is retried (with back-off) before the
+/// waiting commands fail; the next command starts a fresh attempt.
+const RECONNECT_RETRIES: usize = 2;
+/// First back-off delay between reconnection attempts.
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
+/// Longest back-off delay, so a server that comes back is found quickly.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
+
+/// Settings for a [`RedisStore`]; finish with [`connect`](Self::connect) or
+/// [`connect_cluster`](Self::connect_cluster).
+///
+/// | setting | default | meaning |
+/// |---|---|---|
+/// | [`prefix`](Self::prefix) | `latch:` | put before every key the store writes |
+/// | [`connection_timeout`](Self::connection_timeout) | 1 s | the most one connection attempt may take |
+/// | [`response_timeout`](Self::response_timeout) | 1 s | the most one command may wait for its reply |
+/// | [`operation_timeout`](Self::operation_timeout) | 2 s | the most one store method may take, every round trip included |
+///
+/// # Example
+/// ```no_run
+/// use std::time::Duration;
+/// use latch_redis::RedisStore;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::builder()
+///     .prefix("shop:sessions:")
+///     .response_timeout(Duration::from_millis(500))
+///     .connect("redis://127.0.0.1:6379/")
+///     .await?;
+/// assert_eq!(store.prefix(), "shop:sessions:");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisStoreBuilder {
+    prefix: String,
+    connection_timeout: Duration,
+    response_timeout: Duration,
+    operation_timeout: Duration,
+}
+
+impl Default for RedisStoreBuilder {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            connection_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            operation_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RedisStoreBuilder {
+    /// Put `prefix` before every key (default `latch:`), to share a database with
+    /// other data or run several applications on one server.
+    ///
+    /// 1 to 64 bytes, without spaces or control characters.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The most one attempt to (re)connect may take (default 1 s).
+    #[must_use]
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// The most one command may wait for its reply (default 1 s).
+    #[must_use]
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The most one store method may take, all its round trips and any wait for a
+    /// reconnection included (default 2 s). Past it the method fails with a store
+    /// error, so a down server never makes a request hang.
+    #[must_use]
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// Connect to one Redis server at `url` (`redis://[user:password@]host:port/db`).
+    ///
+    /// # Errors
+    /// [`latch::ErrorKind::InvalidConfig`] for a bad setting or URL;
+    /// [`latch::ErrorKind::Store`] when the server cannot be reached within the
+    /// connection and operation timeouts.
+    pub async fn connect(self, url: &str) -> Result<RedisStore> {
+        self.validate()?;
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::invalid_config(format!("the Redis URL is not valid: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_min_delay(RECONNECT_MIN_DELAY)
+            .set_max_delay(RECONNECT_MAX_DELAY);
+        let manager = self
+            .bounded(ConnectionManager::new_with_config(client, config))
+            .await?;
+        Ok(self.build(Conn::Single(manager)))
+    }
+
+    /// Connect to a Redis Cluster through one or more of its nodes' URLs; the
+    /// others are discovered from the cluster.
+    ///
+    /// # Errors
+    /// [`latch::ErrorKind::InvalidConfig`] for a bad setting, no URL or a bad URL;
+    /// [`latch::ErrorKind::Store`] when the cluster cannot be reached within the
+    /// connection and operation timeouts.
+    pub async fn connect_cluster<S: AsRef<str>>(self, urls: &[S]) -> Result<RedisStore> {
+        self.validate()?;
+        if urls.is_empty() {
+            return Err(Error::invalid_config(
+                "connect_cluster needs the URL of at least one cluster node",
+            ));
+        }
+        let client = ClusterClientBuilder::new(urls.iter().map(AsRef::as_ref))
+            .connection_timeout(self.connection_timeout)
+            .response_timeout(self.response_timeout)
+            .retries(RECONNECT_RETRIES as u32)
+            .min_retry_wait(millis(RECONNECT_MIN_DELAY))
+            .max_retry_wait(millis(RECONNECT_MAX_DELAY))
+            .build()
+            .map_err(|e| Error::invalid_config(format!("a Redis node URL is not valid: {e}")))?;
+        let conn = self.bounded(client.get_async_connection()).await?;
+        Ok(self.build(Conn::Cluster(conn)))
+    }
+
+    /// Run a connection attempt under the connection plus operation timeout.
+    async fn bounded<T>(
+        &self,
+        connecting: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
+        let limit = self.connection_timeout + self.operation_timeout;
+        match tokio::time::timeout(limit, connecting).await {
+            Ok(result) => result.map_err(|e| Error::store("connecting to Redis", e)),
+            Err(elapsed) => Err(Error::store(
+                format!(
+                    "connecting to Redis: no answer within {} ms",
+                    limit.as_millis()
+                ),
+                elapsed,
+            )),
+        }
+    }
+
+    fn build(self, conn: Conn) -> RedisStore {
+        RedisStore::new(conn, Keys::new(self.prefix), self.operation_timeout)
+    }
+
+    /// Refuse settings that cannot work, before any connection is made.
+    fn validate(&self) -> Result<()> {
+        let p = &self.prefix;
+        if p.is_empty() || p.len() > MAX_PREFIX_LEN {
+            return Err(Error::invalid_config(format!(
+                "the Redis key prefix must be 1 to {MAX_PREFIX_LEN} bytes (it is {}); \
+                 the default is {DEFAULT_PREFIX:?}",
+                p.len()
+            )));
+        }
+        if p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::invalid_config(
+                "the Redis key prefix must not contain spaces or control characters",
+            ));
+        }
+        let timeouts = [
+            self.connection_timeout,
+            self.response_timeout,
+            self.operation_timeout,
+        ];
+        if timeouts.iter().any(Duration::is_zero) {
+            return Err(Error::invalid_config(
+                "the Redis connection, response and operation timeouts must be above zero",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `d` in whole milliseconds, as the cluster client's retry settings take it.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latch::ErrorKind;
+
+    fn refused(builder: RedisStoreBuilder) -> String {
+        let err = builder.validate().unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidConfig);
+        err.to_string()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(RedisStoreBuilder::default().validate().is_ok());
+    }
+
+    #[test]
+    fn bad_prefixes_are_refused_with_the_reason() {
+        let msg = refused(RedisStoreBuilder::default().prefix(""));
+        assert!(msg.contains("1 to 64 bytes"), "{msg}");
+        refused(RedisStoreBuilder::default().prefix("x".repeat(65)));
+        let msg = refused(RedisStoreBuilder::default().prefix("my app:"));
+        assert!(msg.contains("spaces"), "{msg}");
+        refused(RedisStoreBuilder::default().prefix("app\n"));
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused() {
+        refused(RedisStoreBuilder::default().connection_timeout(Duration::ZERO));
+        refused(RedisStoreBuilder::default().response_timeout(Duration::ZERO));
+        refused(RedisStoreBuilder::default().operation_timeout(Duration::ZERO));
+    }
+
+    #[tokio::test]
+    async fn url_errors_do_not_echo_the_password() {
+        let err = RedisStoreBuilder::default()
+            .connect("redis://app:s3cret-pw@127.0.0.1:6379/?protocol=9")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidConfig);
+        assert!(!format!("{err} {err:?}").contains("s3cret-pw"), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn bad_urls_are_configuration_errors() {
+        let err = RedisStoreBuilder::default()
+            .connect("http://127.0.0.1:6379/")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidConfig);
+        // TLS is not built in (yet): refused at start-up, not at the first request.
+        let err = RedisStoreBuilder::default()
+            .connect("rediss://127.0.0.1:6380/")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidConfig, "{err:?}");
+        let none: &[&str] = &[];
+        let err = RedisStoreBuilder::default()
+            .connect_cluster(none)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::InvalidConfig);
+    }
+}

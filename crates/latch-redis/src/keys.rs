@@ -1,0 +1,60 @@
+//! The names of the keys a store writes, all under its prefix.
+
+use latch::StoreKey;
+
+/// Builds key names under one prefix (default `latch:`):
+///
+/// | key | type | holds |
+/// |---|---|---|
+/// | `{prefix}s:{hex store key}` | hash | one session; TTL = its `expires_at` |
+/// | `{prefix}u:{user id}` | sorted set | that user's store keys, scored by `expires_at`; TTL = highest score |
+/// | `{prefix}expiry` | sorted set | every session's store key scored by `expires_at`, for `purge_expired` |
+///
+/// The `s:` and `u:` tags keep the three families apart whatever the user id is.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Key names under `prefix` (already validated by the builder).
+    pub(crate) fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix in force.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The hash holding the session filed under `key`.
+    pub(crate) fn session(&self, key: &StoreKey) -> String {
+        format!("{}s:{}", self.prefix, key.to_hex())
+    }
+
+    /// The sorted set indexing the sessions of `user`.
+    pub(crate) fn user(&self, user: &str) -> String {
+        format!("{}u:{user}", self.prefix)
+    }
+
+    /// The sorted set of every session by expiry, read by `purge_expired`.
+    pub(crate) fn expiry(&self) -> String {
+        format!("{}expiry", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_prefixed_and_tagged() {
+        let keys = Keys::new("app:");
+        let key = StoreKey::from_bytes([0xab; 32]);
+        assert_eq!(keys.session(&key), format!("app:s:{}", "ab".repeat(32)));
+        assert_eq!(keys.user("alice@example.com"), "app:u:alice@example.com");
+        assert_eq!(keys.expiry(), "app:expiry");
+    }
+}

@@ -1,0 +1,88 @@
+//! # latch-redis: latch sessions in Redis
+//!
+//! [`RedisStore`] keeps latch's server-side sessions in Redis, on one server or
+//! on a Redis Cluster. Sessions expire by Redis TTL at their `expires_at`, so
+//! nothing has to sweep them; a per-user index makes "list my devices" and "sign
+//! out everywhere" cost what that user has, never a scan of the keyspace. Like
+//! every latch store it never sees a session ID, only its SHA-256 (the
+//! [`StoreKey`](latch::StoreKey)), so a dump of Redis holds no usable cookie.
+//!
+//! Needs Redis 6.2 or later (`ZADD ... GT`), and tokio. TLS (`rediss://`) is
+//! not built in yet: such a URL is refused when the store is built, so keep
+//! Redis on a private network or loopback.
+//!
+//! ## Example
+//! ```no_run
+//! use latch::SessionManager;
+//! use latch_redis::RedisStore;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::builder()
+//!     .prefix("myapp:")
+//!     .connect("redis://127.0.0.1:6379/")
+//!     .await?;
+//! let manager = SessionManager::builder().store(store).build()?;
+//! // hand `manager` to latch-axum's SessionLayer
+//! # Ok(())
+//! # }
+//! ```
+//! For a cluster: `RedisStore::connect_cluster(&["redis://node1:6379/", ...])`
+//! or `RedisStore::builder().connect_cluster(&urls)`.
+//!
+//! ## Key layout
+//! With the default prefix `latch:`:
+//!
+//! | key | type | holds | TTL |
+//! |---|---|---|---|
+//! | `latch:s:{hex store key}` | hash | `ver` (version), `rec` (the `Record` as JSON), `seen`, `exp`, `user` | `EXPIREAT expires_at` |
+//! | `latch:u:{user id}` | sorted set | the user's hex store keys, scored by `expires_at` | its highest score |
+//! | `latch:expiry` | sorted set | every session's hex store key, scored by `expires_at` | none; trimmed by `purge_expired` |
+//!
+//! `touch` rewrites only `seen`, `exp` and the TTL, never the data or version.
+//! A session created with an `expires_at` already past is deleted by Redis at
+//! once.
+//!
+//! ## Atomicity, and Redis Cluster
+//! Each operation on a session (create if absent, compare-and-swap save, touch,
+//! delete) is one Lua script on that session's key alone, so it is atomic on one
+//! server and in a cluster alike. The indexes live in other keys, which in a
+//! cluster sit in other hash slots, often on other nodes; a script cannot reach
+//! them, so they are updated with separate commands and are *advisory*:
+//! - an index entry is added before a session is given to a user (save) or just
+//!   after the session is created, and removed only after the session is gone,
+//!   so a user's index never misses one of the user's live sessions;
+//! - listing and revoking load every entry's session and check its own user id
+//!   and expiry, so an entry that is stale (session gone, or moved to another
+//!   user) is never listed and never makes another user's session be deleted;
+//!   stale entries are removed as they are met, and expired scores with
+//!   `ZREMRANGEBYSCORE`;
+//! - `purge_expired` reads `latch:expiry`, deletes sessions expired at the
+//!   caller's `now` whose TTL has not fired yet, removes the entries of sessions
+//!   whose TTL did, and counts both. Run it periodically (for example with
+//!   `SessionManager::purge_expired`) so that index stays small.
+//!
+//! `latch:expiry` is one key, so in a cluster it lives on one node and takes
+//! one extra `ZADD` per write. A prefix containing a `{hash tag}` would put
+//! every key in one slot: possible, but it defeats the cluster's sharding.
+//!
+//! ## Failures
+//! Every command has a connection timeout and a response timeout, and every
+//! store method an overall operation timeout ([`RedisStoreBuilder`]). A down
+//! server makes calls fail with [`latch::ErrorKind::Store`] errors (which
+//! [`latch::Error::is_unavailable`] reports, and latch-axum turns into a 503)
+//! within those timeouts; the connection is re-established in the background,
+//! and the same store works again as soon as the server is back. Driver errors
+//! are kept as the cause ([`std::error::Error::source`]).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod builder;
+mod conn;
+mod fields;
+mod keys;
+mod scripts;
+mod store;
+
+pub use builder::{DEFAULT_PREFIX, RedisStoreBuilder};
+pub use store::RedisStore;

@@ -1,0 +1,209 @@
+//! [`RedisStore`]: the [`SessionStore`] implementation.
+//!
+//! `session.rs` has the single-session operations, `users.rs` the per-user
+//! index, `purge.rs` the expiry index. This file holds the type, the trait impl
+//! that delegates to them, and the deadline every operation runs under.
+
+mod purge;
+mod session;
+mod users;
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use latch::{Error, Record, Result, SaveOutcome, SessionInfo, SessionStore, StoreKey, UnixTime};
+
+use crate::builder::RedisStoreBuilder;
+use crate::conn::Conn;
+use crate::keys::Keys;
+
+/// Server-side latch sessions in Redis: one server or a Redis Cluster.
+///
+/// Sessions expire by Redis TTL at their `expires_at`; a per-user index makes
+/// listing and revoking a user's sessions cost what that user has. Every
+/// method runs under the operation timeout (default 2 s), so a down server
+/// gives an error quickly, and the same store works again when the server
+/// returns. See the [crate docs](crate) for the key layout and cluster notes.
+///
+/// # Example
+/// ```no_run
+/// use latch::SessionManager;
+/// use latch_redis::RedisStore;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
+/// let manager = SessionManager::builder().store(store).build()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    conn: Conn,
+    keys: Keys,
+    operation_timeout: Duration,
+}
+
+impl RedisStore {
+    pub(crate) fn new(conn: Conn, keys: Keys, operation_timeout: Duration) -> Self {
+        Self {
+            conn,
+            keys,
+            operation_timeout,
+        }
+    }
+
+    /// Settings beyond the defaults: key prefix and timeouts.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = latch_redis::RedisStore::builder()
+    ///     .prefix("myapp:")
+    ///     .connect("redis://127.0.0.1:6379/")
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder::default()
+    }
+
+    /// Connect to one server with the default settings (prefix `latch:`).
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = latch_redis::RedisStore::connect("redis://127.0.0.1:6379/").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`RedisStoreBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder().connect(url).await
+    }
+
+    /// Connect to a Redis Cluster with the default settings, given one or more
+    /// node URLs.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = latch_redis::RedisStore::connect_cluster(&[
+    ///     "redis://10.0.0.1:6379/",
+    ///     "redis://10.0.0.2:6379/",
+    /// ])
+    /// .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`RedisStoreBuilder::connect_cluster`].
+    pub async fn connect_cluster<S: AsRef<str>>(urls: &[S]) -> Result<Self> {
+        Self::builder().connect_cluster(urls).await
+    }
+
+    /// The prefix before every key this store writes.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = latch_redis::RedisStore::connect("redis://127.0.0.1:6379/").await?;
+    /// assert_eq!(store.prefix(), "latch:");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn prefix(&self) -> &str {
+        self.keys.prefix()
+    }
+
+    /// Run one store operation under the operation timeout.
+    async fn within<T>(&self, what: &str, op: impl Future<Output = Result<T>>) -> Result<T> {
+        match tokio::time::timeout(self.operation_timeout, op).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(Error::store(
+                format!(
+                    "{what}: Redis did not answer within {} ms",
+                    self.operation_timeout.as_millis()
+                ),
+                elapsed,
+            )),
+        }
+    }
+}
+
+/// Attach what was being done to a driver error, keeping it as the cause.
+trait Context<T> {
+    fn context(self, what: &str) -> Result<T>;
+}
+
+impl<T> Context<T> for redis::RedisResult<T> {
+    fn context(self, what: &str) -> Result<T> {
+        self.map_err(|e| Error::store(what, e))
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+        self.within("creating a session", self.create_session(key, record))
+            .await
+    }
+
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
+        self.within("loading a session", self.load_session(key))
+            .await
+    }
+
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome> {
+        self.within(
+            "saving a session",
+            self.save_session(key, record, expected_version),
+        )
+        .await
+    }
+
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        last_seen: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<bool> {
+        self.within(
+            "touching a session",
+            self.touch_session(key, last_seen, expires_at),
+        )
+        .await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool> {
+        self.within("deleting a session", self.delete_session(key))
+            .await
+    }
+
+    async fn list_by_user(&self, user_id: &str, now: UnixTime) -> Result<Vec<SessionInfo>> {
+        self.within("listing a user's sessions", self.list_user(user_id, now))
+            .await
+    }
+
+    async fn delete_by_user(&self, user_id: &str, keep: Option<&StoreKey>) -> Result<u64> {
+        self.within(
+            "deleting a user's sessions",
+            self.delete_user(user_id, keep),
+        )
+        .await
+    }
+
+    async fn purge_expired(&self, now: UnixTime, limit: usize) -> Result<u64> {
+        self.within("purging expired sessions", self.purge(now, limit))
+            .await
+    }
+}

@@ -1,0 +1,185 @@
+//! Operations on one session: create, load, save, touch, delete.
+//!
+//! Index upkeep follows one rule, so that a user's index never lacks one of
+//! that user's live sessions (which would hide it from "sign out everywhere"):
+//! entries are removed only *after* their session is gone, and added
+//! - by `create` right *after* the session is written (an entry whose session
+//!   does not exist yet could be taken for stale and removed by a listing);
+//! - by `save` *before* the write, as the session already exists and must be
+//!   findable under its new user from the moment it belongs to that user;
+//! - by `touch` after the write, to raise the score of an entry that create or
+//!   save put there (only the script knows the session's user).
+//!
+//! When an index command fails the operation reports an error. A create that
+//! fails that way is not acknowledged, so nobody holds the new session's ID.
+
+use futures_util::future::try_join;
+use latch::{Error, Record, Result, SaveOutcome, StoreKey, UnixTime};
+
+use super::{Context, RedisStore};
+use crate::fields;
+use crate::scripts::{self, DeleteReply, SaveReply, TouchReply};
+
+impl RedisStore {
+    pub(super) async fn create_session(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+        let rec = fields::encode(record)?;
+        let mut invocation = scripts::CREATE.key(self.keys.session(key));
+        invocation
+            .arg(record.version)
+            .arg(rec)
+            .arg(record.last_seen)
+            .arg(record.expires_at)
+            .arg(fields::deadline(record.expires_at));
+        if let Some(user) = &record.user_id {
+            invocation.arg(user);
+        }
+        let created: bool = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .context("creating a session")?;
+        if created {
+            self.file(key, record.user_id.as_deref(), record.expires_at)
+                .await?;
+        }
+        Ok(created)
+    }
+
+    pub(super) async fn load_session(&self, key: &StoreKey) -> Result<Option<Record>> {
+        let (rec, seen, exp): (Option<String>, Option<i64>, Option<i64>) = redis::cmd("HMGET")
+            .arg(self.keys.session(key))
+            .arg(&["rec", "seen", "exp"])
+            .query_async(&mut self.conn.clone())
+            .await
+            .context("loading a session")?;
+        match (rec, seen, exp) {
+            (Some(rec), Some(seen), Some(exp)) => fields::decode(&rec, seen, exp).map(Some),
+            (None, None, None) => Ok(None),
+            // HMGET reads the hash atomically and every write sets all three.
+            _ => Err(Error::store_msg(format!(
+                "the stored session {key} is missing fields; it was not written by latch-redis"
+            ))),
+        }
+    }
+
+    pub(super) async fn save_session(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> Result<SaveOutcome> {
+        let rec = fields::encode(record)?;
+        if let Some(user) = &record.user_id {
+            // Before the write: the session exists, so from the moment it belongs
+            // to `user` it must be findable in that user's index.
+            self.index_add(user, key, record.expires_at).await?;
+        }
+        let mut invocation = scripts::SAVE.key(self.keys.session(key));
+        invocation
+            .arg(expected_version)
+            .arg(record.version)
+            .arg(rec)
+            .arg(record.last_seen)
+            .arg(record.expires_at)
+            .arg(fields::deadline(record.expires_at));
+        if let Some(user) = &record.user_id {
+            invocation.arg(user);
+        }
+        let reply: SaveReply = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .context("saving a session")?;
+        match reply {
+            SaveReply::Gone => Ok(SaveOutcome::Gone),
+            SaveReply::Conflict => Ok(SaveOutcome::Conflict),
+            SaveReply::Saved { previous } => {
+                let moved_from = previous.filter(|p| record.user_id.as_deref() != Some(p));
+                let unfile = async {
+                    match &moved_from {
+                        Some(old) => self.index_remove(old, &[key.to_hex()]).await,
+                        None => Ok(()),
+                    }
+                };
+                try_join(unfile, self.expiry_add(key, record.expires_at)).await?;
+                Ok(SaveOutcome::Saved)
+            }
+        }
+    }
+
+    pub(super) async fn touch_session(
+        &self,
+        key: &StoreKey,
+        last_seen: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<bool> {
+        let reply: TouchReply = scripts::TOUCH
+            .key(self.keys.session(key))
+            .arg(last_seen)
+            .arg(expires_at)
+            .arg(fields::deadline(expires_at))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .context("touching a session")?;
+        match reply {
+            TouchReply::Gone => Ok(false),
+            TouchReply::Touched { user } => {
+                self.file(key, user.as_deref(), expires_at).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    pub(super) async fn delete_session(&self, key: &StoreKey) -> Result<bool> {
+        match self.delete_script(key, None).await? {
+            DeleteReply::Deleted { user } => {
+                self.unfile(key, user.as_deref()).await?;
+                Ok(true)
+            }
+            DeleteReply::Gone => Ok(false),
+            DeleteReply::Kept => Err(Error::store_msg(
+                "Redis kept a session that was to be deleted unconditionally",
+            )),
+        }
+    }
+
+    /// Delete the session under `key`; with `owner`, only if it is that user's.
+    pub(super) async fn delete_script(
+        &self,
+        key: &StoreKey,
+        owner: Option<&str>,
+    ) -> Result<DeleteReply> {
+        let mut invocation = scripts::DELETE.key(self.keys.session(key));
+        if let Some(user) = owner {
+            invocation.arg(user);
+        }
+        invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .context("deleting a session")
+    }
+
+    /// Record a written session in the user index (if it has a user) and in the
+    /// expiry index.
+    async fn file(&self, key: &StoreKey, user: Option<&str>, expires_at: UnixTime) -> Result<()> {
+        let by_user = async {
+            match user {
+                Some(user) => self.index_add(user, key, expires_at).await,
+                None => Ok(()),
+            }
+        };
+        try_join(by_user, self.expiry_add(key, expires_at)).await?;
+        Ok(())
+    }
+
+    /// Remove a deleted session from both indexes.
+    pub(super) async fn unfile(&self, key: &StoreKey, user: Option<&str>) -> Result<()> {
+        let hex = [key.to_hex()];
+        let by_user = async {
+            match user {
+                Some(user) => self.index_remove(user, &hex).await,
+                None => Ok(()),
+            }
+        };
+        try_join(by_user, self.expiry_remove(&hex)).await?;
+        Ok(())
+    }
+}

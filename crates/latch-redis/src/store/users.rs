@@ -1,0 +1,132 @@
+//! The per-user index: a sorted set `{prefix}u:{user}` of hex store keys scored
+//! by `expires_at`, read by `list_by_user` and `delete_by_user`.
+//!
+//! The index is advisory: it may hold entries whose session is gone (removed
+//! here when met) or now belongs to another user (skipped; every session is
+//! loaded and its own user id checked before it is listed or deleted).
+
+use futures_util::future::join_all;
+use latch::{Record, Result, SessionInfo, StoreKey, UnixTime};
+
+use super::{Context, RedisStore};
+use crate::fields;
+use crate::scripts::{self, DeleteReply};
+
+impl RedisStore {
+    pub(super) async fn list_user(&self, user: &str, now: UnixTime) -> Result<Vec<SessionInfo>> {
+        let index = self.keys.user(user);
+        // Scores never fall below their session's expiry (index_add.lua uses GT),
+        // so these entries name sessions expired at `now`. (A touch raises its
+        // entry just after its write; were that to fail, the next touch re-adds it.)
+        redis::cmd("ZREMRANGEBYSCORE")
+            .arg(&index)
+            .arg("-inf")
+            .arg(now)
+            .exec_async(&mut self.conn.clone())
+            .await
+            .context("dropping expired entries of a user's index")?;
+        let members = self.index_members(&index).await?;
+        let loaded = join_all(members.iter().map(|m| self.load_member(m))).await;
+        let mut live = Vec::new();
+        let mut stale = Vec::new();
+        for (member, result) in members.into_iter().zip(loaded) {
+            match result? {
+                None => stale.push(member),
+                Some((key, record)) => {
+                    if record.user_id.as_deref() == Some(user) && record.expires_at > now {
+                        live.push(SessionInfo::from_record(key, &record));
+                    }
+                }
+            }
+        }
+        self.index_remove(user, &stale).await?;
+        live.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.key.cmp(&b.key)));
+        Ok(live)
+    }
+
+    pub(super) async fn delete_user(&self, user: &str, keep: Option<&StoreKey>) -> Result<u64> {
+        let keep = keep.map(StoreKey::to_hex);
+        let members: Vec<String> = self
+            .index_members(&self.keys.user(user))
+            .await?
+            .into_iter()
+            .filter(|m| Some(m) != keep.as_ref())
+            .collect();
+        let replies = join_all(members.iter().map(|m| self.delete_member(m, user))).await;
+        let (mut deleted, mut unfiled) = (Vec::new(), Vec::new());
+        for (member, reply) in members.into_iter().zip(replies) {
+            match reply? {
+                Some(DeleteReply::Deleted { .. }) => {
+                    deleted.push(member.clone());
+                    unfiled.push(member);
+                }
+                Some(DeleteReply::Gone) | None => unfiled.push(member),
+                Some(DeleteReply::Kept) => {}
+            }
+        }
+        futures_util::future::try_join(
+            self.index_remove(user, &unfiled),
+            self.expiry_remove(&deleted),
+        )
+        .await?;
+        Ok(deleted.len() as u64)
+    }
+
+    /// Add `key` to `user`'s index with score `expires_at` (never lowering a score)
+    /// and extend the index's TTL to its highest score.
+    pub(super) async fn index_add(
+        &self,
+        user: &str,
+        key: &StoreKey,
+        expires_at: UnixTime,
+    ) -> Result<()> {
+        scripts::INDEX_ADD
+            .key(self.keys.user(user))
+            .arg(key.to_hex())
+            .arg(fields::deadline(expires_at))
+            .invoke_async::<()>(&mut self.conn.clone())
+            .await
+            .context("updating a user's session index")
+    }
+
+    /// Remove `members` (hex store keys) from `user`'s index.
+    pub(super) async fn index_remove(&self, user: &str, members: &[String]) -> Result<()> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        redis::cmd("ZREM")
+            .arg(self.keys.user(user))
+            .arg(members)
+            .exec_async(&mut self.conn.clone())
+            .await
+            .context("removing entries of a user's session index")
+    }
+
+    async fn index_members(&self, index: &str) -> Result<Vec<String>> {
+        redis::cmd("ZRANGE")
+            .arg(index)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn.clone())
+            .await
+            .context("reading a user's session index")
+    }
+
+    /// The session an index entry names; `None` when it is gone or the entry is
+    /// not a store key at all.
+    async fn load_member(&self, member: &str) -> Result<Option<(StoreKey, Record)>> {
+        let Some(key) = StoreKey::from_hex(member) else {
+            return Ok(None);
+        };
+        Ok(self.load_session(&key).await?.map(|record| (key, record)))
+    }
+
+    /// Delete the session an index entry names if it is `user`'s; `None` when
+    /// the entry is not a store key.
+    async fn delete_member(&self, member: &str, user: &str) -> Result<Option<DeleteReply>> {
+        match StoreKey::from_hex(member) {
+            Some(key) => self.delete_script(&key, Some(user)).await.map(Some),
+            None => Ok(None),
+        }
+    }
+}

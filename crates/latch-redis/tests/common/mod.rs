@@ -1,0 +1,107 @@
+//! Shared by the integration tests: where the servers are, and fresh stores.
+//!
+//! Server addresses are read at run time: `LATCH_REDIS_URL` (default
+//! `redis://127.0.0.1:6379/`) and `LATCH_REDIS_CLUSTER_URLS` (comma-separated
+//! node URLs; `scripts/cluster.sh start` prints a value). A missing server is a
+//! loud skip, or a failure with `LATCH_REQUIRE_BACKENDS=1`.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use latch::{SessionId, SessionManager};
+use latch_redis::RedisStore;
+
+/// The single server's URL.
+pub fn redis_url() -> String {
+    std::env::var("LATCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
+
+/// A key prefix no other test uses, so tests can share a server in parallel.
+pub fn unique_prefix(tag: &str) -> String {
+    format!(
+        "latch-test:{tag}:{}:",
+        &SessionId::generate().encode()[..12]
+    )
+}
+
+/// A user id no other test uses.
+pub fn unique_user() -> String {
+    format!("user-{}", &SessionId::generate().encode()[..16])
+}
+
+/// A store on the single server under `prefix`, or `None` (after a loud skip)
+/// when the server is unreachable.
+pub async fn single_store(prefix: &str) -> Option<RedisStore> {
+    let url = redis_url();
+    match RedisStore::builder().prefix(prefix).connect(&url).await {
+        Ok(store) => Some(store),
+        // The URL may carry a password: name the variable, not its value.
+        Err(e) => latch_conformance::skip_or_fail("Redis", &format!("LATCH_REDIS_URL: {e:?}")),
+    }
+}
+
+/// A store on the Redis Cluster named by `LATCH_REDIS_CLUSTER_URLS`, or `None`
+/// (after a loud skip) when the variable is unset or the cluster unreachable.
+pub async fn cluster_store(prefix: &str) -> Option<RedisStore> {
+    let Ok(list) = std::env::var("LATCH_REDIS_CLUSTER_URLS") else {
+        return latch_conformance::skip_or_fail(
+            "Redis Cluster",
+            "LATCH_REDIS_CLUSTER_URLS is not set (for a local cluster: \
+             export LATCH_REDIS_CLUSTER_URLS=$(crates/latch-redis/scripts/cluster.sh start))",
+        );
+    };
+    let urls: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    match RedisStore::builder()
+        .prefix(prefix)
+        .connect_cluster(&urls)
+        .await
+    {
+        Ok(store) => Some(store),
+        Err(e) => latch_conformance::skip_or_fail(
+            "Redis Cluster",
+            &format!("LATCH_REDIS_CLUSTER_URLS: {e:?}"),
+        ),
+    }
+}
+
+/// A plain connection to the single server, to look at what the store wrote.
+pub async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("valid URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect for inspection")
+}
+
+/// The wall clock in Unix seconds (Redis TTLs run on it).
+pub fn wall_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// The value of a `Set-Cookie` header value.
+pub fn cookie_value(set_cookie: &str) -> String {
+    let pair = set_cookie.split(';').next().unwrap_or_default();
+    pair.split_once('=')
+        .map(|(_, v)| v.to_owned())
+        .expect("name=value")
+}
+
+/// Run one request through `manager` carrying `cookie`, letting `f` use the
+/// session; returns the `Set-Cookie` value, if any.
+pub async fn request<F, Fut>(manager: &SessionManager, cookie: Option<&str>, f: F) -> Option<String>
+where
+    F: FnOnce(latch::Session) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let header = cookie.map(|c| format!("{}={c}", manager.cookie_config().name()));
+    let session = manager.start(header.as_deref(), Default::default());
+    f(session.clone()).await;
+    manager.finish(&session).await.expect("finish").set_cookie
+}

@@ -1,0 +1,237 @@
+//! The per-user and expiry indexes do not keep what Redis's TTLs removed, and a
+//! stale index entry never lists or deletes somebody else's session.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod common;
+
+use std::time::Duration;
+
+use latch::{Record, SessionId, SessionStore, StoreKey};
+use latch_redis::RedisStore;
+use redis::aio::MultiplexedConnection;
+
+/// Lifetime of the short sessions, in seconds: 2 rather than 1 so that a second
+/// boundary passing between reading the clock and creating cannot make a
+/// session born expired.
+const SHORT: i64 = 2;
+
+struct Fixture {
+    store: RedisStore,
+    prefix: String,
+    raw: MultiplexedConnection,
+}
+
+async fn fixture(tag: &str) -> Option<Fixture> {
+    let prefix = common::unique_prefix(tag);
+    let store = common::single_store(&prefix).await?;
+    let raw = common::raw(&common::redis_url()).await;
+    Some(Fixture { store, prefix, raw })
+}
+
+impl Fixture {
+    /// Create a session for `user` expiring at `expires_at`.
+    async fn session(&self, user: Option<&str>, expires_at: i64) -> StoreKey {
+        let key = SessionId::generate().store_key();
+        let mut record = Record::new(common::wall_now());
+        record.user_id = user.map(str::to_owned);
+        record.expires_at = expires_at;
+        assert!(self.store.create(&key, &record).await.unwrap());
+        key
+    }
+
+    fn session_key(&self, key: &StoreKey) -> String {
+        format!("{}s:{}", self.prefix, key.to_hex())
+    }
+
+    fn index_key(&self, user: &str) -> String {
+        format!("{}u:{user}", self.prefix)
+    }
+
+    async fn members(&mut self, zset: &str) -> Vec<String> {
+        let mut members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(zset)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.raw)
+            .await
+            .unwrap();
+        members.sort();
+        members
+    }
+
+    async fn exists(&mut self, key: &str) -> bool {
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query_async(&mut self.raw)
+            .await
+            .unwrap()
+    }
+
+    /// Wait (at most 5 s) until Redis's TTL has removed every one of `keys`.
+    async fn wait_expired(&mut self, keys: &[StoreKey]) {
+        for _ in 0..100 {
+            let mut any = false;
+            for key in keys {
+                any |= self.exists(&self.session_key(key)).await;
+            }
+            if !any {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("sessions did not expire by TTL");
+    }
+}
+
+fn hexes(keys: &[StoreKey]) -> Vec<String> {
+    let mut hexes: Vec<String> = keys.iter().map(StoreKey::to_hex).collect();
+    hexes.sort();
+    hexes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_expired_by_ttl_leave_the_user_index() {
+    let Some(mut f) = fixture("ttl-index").await else {
+        return;
+    };
+    let user = common::unique_user();
+    let now = common::wall_now();
+    let short = [
+        f.session(Some(&user), now + SHORT).await,
+        f.session(Some(&user), now + SHORT).await,
+    ];
+    let long = f.session(Some(&user), now + 600).await;
+    let index = f.index_key(&user);
+    assert_eq!(f.members(&index).await.len(), 3);
+
+    f.wait_expired(&short).await;
+    let listed = f
+        .store
+        .list_by_user(&user, common::wall_now())
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().map(|i| i.key).collect::<Vec<_>>(), [long]);
+    assert_eq!(f.members(&index).await, hexes(&[long]));
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&index)
+        .query_async(&mut f.raw)
+        .await
+        .unwrap();
+    assert!(
+        (590..=600).contains(&ttl),
+        "index TTL follows its latest session: {ttl}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_vanished_sessions_are_removed_when_listed() {
+    let Some(mut f) = fixture("vanished").await else {
+        return;
+    };
+    let user = common::unique_user();
+    let now = common::wall_now();
+    let gone = f.session(Some(&user), now + 600).await;
+    let kept = f.session(Some(&user), now + 600).await;
+    // As if the session vanished and its index entry was not removed with it.
+    let _: () = redis::cmd("DEL")
+        .arg(f.session_key(&gone))
+        .query_async(&mut f.raw)
+        .await
+        .unwrap();
+
+    let listed = f.store.list_by_user(&user, now).await.unwrap();
+    assert_eq!(listed.iter().map(|i| i.key).collect::<Vec<_>>(), [kept]);
+    assert_eq!(f.members(&f.index_key(&user)).await, hexes(&[kept]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_entry_never_lists_or_deletes_another_users_session() {
+    let Some(mut f) = fixture("stale").await else {
+        return;
+    };
+    let (alice, bob) = (common::unique_user(), common::unique_user());
+    let now = common::wall_now();
+    let bobs = f.session(Some(&bob), now + 600).await;
+    // A stale entry: Bob's session filed under Alice.
+    let _: () = redis::cmd("ZADD")
+        .arg(f.index_key(&alice))
+        .arg(now + 600)
+        .arg(bobs.to_hex())
+        .query_async(&mut f.raw)
+        .await
+        .unwrap();
+
+    assert!(f.store.list_by_user(&alice, now).await.unwrap().is_empty());
+    assert_eq!(f.store.delete_by_user(&alice, None).await.unwrap(), 0);
+    assert!(
+        f.store.load(&bobs).await.unwrap().is_some(),
+        "Bob's session survives"
+    );
+    let listed = f.store.list_by_user(&bob, now).await.unwrap();
+    assert_eq!(listed.iter().map(|i| i.key).collect::<Vec<_>>(), [bobs]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_index_lives_as_long_as_its_longest_session() {
+    let Some(mut f) = fixture("index-ttl").await else {
+        return;
+    };
+    let (carol, dave) = (common::unique_user(), common::unique_user());
+    let now = common::wall_now();
+    let carols_short = f.session(Some(&carol), now + SHORT).await;
+    let carols_touched = f.session(Some(&carol), now + SHORT).await;
+    assert!(
+        f.store
+            .touch(&carols_touched, now, now + 600)
+            .await
+            .unwrap()
+    );
+    let daves = f.session(Some(&dave), now + SHORT).await;
+
+    f.wait_expired(&[carols_short, daves]).await;
+    // Dave's index went with his only session; Carol's was extended by the touch.
+    assert!(!f.exists(&f.index_key(&dave)).await);
+    let listed = f
+        .store
+        .list_by_user(&carol, common::wall_now())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|i| i.key).collect::<Vec<_>>(),
+        [carols_touched]
+    );
+    assert_eq!(listed[0].expires_at, now + 600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_clears_what_ttls_left_and_deletes_what_they_have_not_reached() {
+    let Some(mut f) = fixture("purge").await else {
+        return;
+    };
+    let user = common::unique_user();
+    let now = common::wall_now();
+    let expired = [
+        f.session(None, now + SHORT).await,
+        f.session(None, now + SHORT).await,
+    ];
+    let due_later = f.session(Some(&user), now + 300).await;
+    let live = f.session(Some(&user), now + 600).await;
+    let expiry = format!("{}expiry", f.prefix);
+    assert_eq!(f.members(&expiry).await.len(), 4);
+
+    f.wait_expired(&expired).await;
+    // The TTL removed two sessions; purging removes their entries and counts them.
+    assert_eq!(
+        f.store.purge_expired(common::wall_now(), 10).await.unwrap(),
+        2
+    );
+    assert_eq!(f.members(&expiry).await, hexes(&[due_later, live]));
+
+    // At a `now` past its expiry but before its TTL, purge deletes the session
+    // itself, with its user-index entry.
+    assert_eq!(f.store.purge_expired(now + 300, 10).await.unwrap(), 1);
+    assert!(f.store.load(&due_later).await.unwrap().is_none());
+    assert_eq!(f.members(&f.index_key(&user)).await, hexes(&[live]));
+    assert_eq!(f.members(&expiry).await, hexes(&[live]));
+    assert!(f.store.load(&live).await.unwrap().is_some());
+}

@@ -1,0 +1,361 @@
+//! A real outage: a private `redis-server` is killed (SIGKILL) and restarted on
+//! the same port while one store and one `SessionManager` keep serving.
+//! Calls fail fast with "unavailable" errors (503 over HTTP) while it is down,
+//! work again within 2 s of its return without rebuilding anything, and every
+//! acknowledged write is still there (the server runs with
+//! `appendfsync always`, so what it acknowledged is on disk when it is killed).
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::{get, post};
+use http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use latch::{ErrorKind, SessionId, SessionManager, SessionStore};
+use latch_axum::{Session, SessionError, SessionLayer};
+use latch_redis::RedisStore;
+use tower::ServiceExt;
+
+/// How long a failing call may take: well above the 1 s timeouts, well below a hang.
+const FAIL_FAST: Duration = Duration::from_secs(3);
+
+/// A `redis-server` child process with an append-only file in its own directory;
+/// killed and its directory removed when dropped.
+struct PrivateRedis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl PrivateRedis {
+    /// Start one on a free loopback port; `None` (after a loud skip) when
+    /// `redis-server` is not installed.
+    async fn start() -> Option<Self> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return latch_conformance::skip_or_fail("Redis", "redis-server is not installed");
+        }
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("latch-redis-outage-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+        };
+        server.spawn().await;
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Run redis-server on the same port and directory, and wait until it has
+    /// loaded its append-only file and answers.
+    async fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.answers().await {
+            assert!(
+                Instant::now() < deadline,
+                "private redis-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether a fresh connection gets PONG (not LOADING, not refused).
+    async fn answers(&self) -> bool {
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return false;
+        };
+        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+            return false;
+        };
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .is_ok_and(|pong| pong == "PONG")
+    }
+
+    /// Send a signal (`STOP`, `CONT`) to the server process.
+    fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
+    /// SIGKILL: no shutdown, no final save.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn add(session: Session) -> Result<String, SessionError> {
+    let n: u64 = session
+        .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+        .await?;
+    Ok(n.to_string())
+}
+
+async fn count(session: Session) -> Result<String, SessionError> {
+    Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
+}
+
+fn app(manager: SessionManager) -> Router {
+    Router::new()
+        .route("/add", post(add))
+        .route("/count", get(count))
+        .layer(SessionLayer::new(manager))
+}
+
+/// Send one request; returns the status, the `name=value` of a Set-Cookie (if
+/// any) and the body.
+async fn send(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, Option<String>, String) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = res.into_parts();
+    let set_cookie = parts
+        .headers
+        .get(header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+    let body = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    (parts.status, set_cookie, body)
+}
+
+fn store_key_of(cookie_pair: &str) -> latch::StoreKey {
+    let value = cookie_pair.split_once('=').unwrap().1;
+    SessionId::parse(value).unwrap().store_key()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
+    let Some(mut server) = PrivateRedis::start().await else {
+        return;
+    };
+    let store = Arc::new(
+        RedisStore::builder()
+            .prefix("outage:")
+            .connection_timeout(Duration::from_millis(500))
+            .response_timeout(Duration::from_secs(1))
+            .operation_timeout(Duration::from_secs(1))
+            .connect(&server.url())
+            .await
+            .unwrap(),
+    );
+    let manager = SessionManager::builder()
+        .shared_store(store.clone())
+        .store_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let app = app(manager.clone());
+
+    // Acknowledged writes: three sessions, each counted up to 3.
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        let (status, cookie, body) = send(&app, "POST", "/add", None).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
+        cookies.push(cookie.expect("a new session sets a cookie"));
+    }
+    for cookie in &cookies {
+        for expected in ["2", "3"] {
+            let (status, _, body) = send(&app, "POST", "/add", Some(cookie)).await;
+            assert_eq!((status, body.as_str()), (StatusCode::OK, expected));
+        }
+    }
+
+    server.kill();
+
+    // Down: every kind of call fails fast, as "unavailable".
+    let started = Instant::now();
+    let (status, _, body) = send(&app, "GET", "/count", Some(&cookies[0])).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        "Service temporarily unavailable; please try again shortly.\n"
+    );
+    assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
+
+    let started = Instant::now();
+    let (status, cookie, _) = send(&app, "POST", "/add", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        cookie, None,
+        "a session that was not stored is not handed out"
+    );
+    assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
+
+    let started = Instant::now();
+    let err = store.load(&store_key_of(&cookies[1])).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(err.kind(), &ErrorKind::Store);
+    assert!(std::error::Error::source(&err).is_some(), "cause kept");
+    assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
+
+    let started = Instant::now();
+    let session = manager.start(Some(cookies[2].as_str()), Default::default());
+    let err = session.get::<u64>("n").await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
+
+    // Back: the same store serves again within 2 s of the server's return.
+    server.spawn().await;
+    let back = Instant::now();
+    loop {
+        let (status, _, _) = send(&app, "GET", "/count", Some(&cookies[0])).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(2),
+            "not recovered 2 s after the server returned (last status {status})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        back.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        back.elapsed()
+    );
+    eprintln!("recovered {:?} after the server returned", back.elapsed());
+
+    // Nothing acknowledged was lost, and writes work again.
+    for cookie in &cookies {
+        let (status, _, body) = send(&app, "GET", "/count", Some(cookie)).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "3"), "{cookie}");
+    }
+    let (status, _, body) = send(&app, "POST", "/add", Some(&cookies[0])).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "4"));
+}
+
+/// A server that accepts connections but never answers (SIGSTOP) is the case
+/// only timeouts can catch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_server_times_out_and_the_store_recovers() {
+    let Some(server) = PrivateRedis::start().await else {
+        return;
+    };
+    let store = RedisStore::builder()
+        .prefix("hung:")
+        .connection_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_millis(500))
+        .operation_timeout(Duration::from_secs(1))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let key = SessionId::generate().store_key();
+    let mut record = latch::Record::new(common::wall_now());
+    record.expires_at = common::wall_now() + 600;
+    assert!(store.create(&key, &record).await.unwrap());
+
+    server.signal("STOP");
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = store.load(&key).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+        assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
+        eprintln!(
+            "hung server: load failed after {:?}: {err}",
+            started.elapsed()
+        );
+    }
+    let started = Instant::now();
+    let err = store.list_by_user("someone", common::wall_now()).await;
+    assert!(err.unwrap_err().is_unavailable());
+    assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
+
+    server.signal("CONT");
+    let back = Instant::now();
+    let loaded = loop {
+        match store.load(&key).await {
+            Ok(loaded) => break loaded,
+            Err(e) => assert!(
+                back.elapsed() < Duration::from_secs(2),
+                "not recovered 2 s after the server resumed: {e:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        back.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        back.elapsed()
+    );
+    assert_eq!(loaded.map(|r| r.version), Some(record.version));
+}
+
+#[tokio::test]
+async fn connecting_to_a_down_server_fails_fast() {
+    let url = format!("redis://127.0.0.1:{}/", free_port());
+    let started = Instant::now();
+    let err = RedisStore::builder()
+        .connection_timeout(Duration::from_millis(500))
+        .operation_timeout(Duration::from_secs(1))
+        .connect(&url)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Store);
+    assert!(err.is_unavailable());
+    assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
+}
