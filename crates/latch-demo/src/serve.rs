@@ -20,11 +20,8 @@ async fn open_store(spec: &StoreSpec) -> anyhow::Result<Option<Arc<dyn SessionSt
             Arc::new(SqliteStore::open(path)?)
         }
         StoreSpec::Memory => Arc::new(MemoryStore::new()),
-        StoreSpec::Redis(_) | StoreSpec::Postgres(_) => {
-            anyhow::bail!(
-                "this build of latch-demo has no Redis/PostgreSQL store yet; use --store sqlite"
-            )
-        }
+        StoreSpec::Redis(url) => Arc::new(latch_redis::RedisStore::connect(url).await?),
+        StoreSpec::Postgres(url) => Arc::new(latch_postgres::PostgresStore::connect(url).await?),
         StoreSpec::CookieSigned | StoreSpec::CookieEncrypted => return Ok(None),
     }))
 }
