@@ -23,8 +23,8 @@ pub struct Args {
     #[arg(long, env = "LATCH_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Where sessions live: sqlite[:PATH], memory, redis://..., postgres://...,
-    /// cookie-signed or cookie-encrypted.
+    /// Where sessions live: `sqlite[:PATH]`, `memory`, `redis://...`, `postgres://...`,
+    /// `cookie-signed` or `cookie-encrypted`.
     #[arg(long, env = "LATCH_STORE", default_value = "sqlite")]
     pub store: String,
 
