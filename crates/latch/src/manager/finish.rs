@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::revoke::SID_KEY;
 use super::{Backend, SessionManager, Shared};
 use crate::codec::{CookieFormat, IdFormat, MAX_COOKIE_BYTES};
 use crate::error::{Error, ErrorKind, Result};
@@ -50,7 +51,11 @@ impl SessionManager {
         let shared = &*self.shared;
         let now = shared.clock.now();
         let set_cookie = match &shared.backend {
-            Backend::Cookie(format) => shared.finish_cookie(format.as_ref(), &mut state, now)?,
+            Backend::Cookie(format) => {
+                shared
+                    .finish_cookie(format.as_ref(), &mut state, now)
+                    .await?
+            }
             Backend::Store(store, ids) => {
                 shared
                     .finish_stored(store.as_ref(), ids.as_ref(), &mut state, now)
@@ -96,12 +101,25 @@ impl Shared {
         Ok(self.cookie.set_cookie(value, self.max_age(record, now)))
     }
 
-    fn finish_cookie(
+    async fn finish_cookie(
         &self,
         format: &dyn CookieFormat,
         state: &mut State,
         now: UnixTime,
     ) -> Result<Option<String>> {
+        let sid = state
+            .record
+            .data
+            .get(SID_KEY)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        if state.destroyed || state.regenerate {
+            // A copy of the old cookie must not outlive logout or regeneration.
+            if let Some(sid) = &sid {
+                let until = state.record.absolute_deadline(&self.expiry);
+                self.revoke_sid(sid, now, until).await?;
+            }
+        }
         if state.destroyed {
             return Ok(self.removal_if_needed(state));
         }
@@ -111,6 +129,10 @@ impl Shared {
         }
         if state.is_empty() && !state.record.remember {
             return Ok(self.removal_if_needed(state));
+        }
+        if self.revocations.is_some() && (sid.is_none() || state.regenerate) {
+            let fresh = serde_json::Value::String(super::revoke::new_sid());
+            state.record.data.insert(SID_KEY.to_owned(), fresh);
         }
         state.record.last_seen = now;
         let value = format.encode(self.cookie.name(), &state.record, now)?;

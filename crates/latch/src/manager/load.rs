@@ -31,6 +31,7 @@ impl Shared {
                 let found = match &self.backend {
                     Backend::Cookie(format) => {
                         self.open_cookie(format.as_ref(), &value, now, state)
+                            .await?
                     }
                     Backend::Store(_, ids) => self.load_stored(ids.as_ref(), &value, now).await?,
                 };
@@ -59,27 +60,31 @@ impl Shared {
         Ok(())
     }
 
-    fn open_cookie(
+    async fn open_cookie(
         &self,
         format: &dyn CookieFormat,
         value: &str,
         now: UnixTime,
         state: &mut State,
-    ) -> Option<(Origin, Record)> {
+    ) -> Result<Option<(Origin, Record)>> {
         let decoded = match format.decode(self.cookie.name(), value) {
             Ok(decoded) => decoded,
             Err(rejected) => {
                 self.note_rejected(rejected.reason());
-                return None;
+                return Ok(None);
             }
         };
         let mut record = decoded.record;
         record.expires_at = record.deadline(&self.expiry);
         if !self.is_current(&record, now) {
-            return None;
+            return Ok(None);
+        }
+        if self.is_revoked(&record).await? {
+            self.note_rejected("revoked cookie session");
+            return Ok(None);
         }
         state.reissue = decoded.key_index > 0;
-        Some((Origin::Cookie, record))
+        Ok(Some((Origin::Cookie, record)))
     }
 
     async fn load_stored(

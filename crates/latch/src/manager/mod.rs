@@ -8,6 +8,7 @@
 mod finish;
 mod load;
 mod purge;
+pub(crate) mod revoke;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) store_timeout: Duration,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rejected: AtomicU64,
+    /// Where revocation markers for cookie-only sessions live, if anywhere.
+    pub(crate) revocations: Option<Arc<dyn SessionStore>>,
 }
 
 impl Shared {
@@ -174,6 +177,22 @@ impl SessionManager {
         }
     }
 
+    /// End every session of `user`: deleted from the store for server-side
+    /// sessions (returns how many), or refused from now on for cookie-only
+    /// sessions with a revocation store (returns 0: cookies cannot be counted).
+    ///
+    /// # Errors
+    /// A store failure, or cookie-only sessions without a revocation store.
+    pub async fn revoke_user(&self, user: &str) -> Result<u64> {
+        match &self.shared.backend {
+            Backend::Store(..) => self.shared.delete_by_user(user, None).await,
+            Backend::Cookie(_) => {
+                let now = self.shared.clock.now();
+                self.shared.revoke_user_cookies(user, now).await.map(|()| 0)
+            }
+        }
+    }
+
     /// How many incoming session cookies were refused (bad, expired, unknown,
     /// duplicated) since start-up.
     pub fn rejected_cookies(&self) -> u64 {
@@ -216,6 +235,7 @@ pub struct SessionManagerBuilder {
     expiry: Expiry,
     store_timeout: Duration,
     clock: Arc<dyn Clock>,
+    revocations: Option<Arc<dyn SessionStore>>,
 }
 
 #[derive(Debug)]
@@ -235,6 +255,7 @@ impl Default for SessionManagerBuilder {
             expiry: Expiry::default(),
             store_timeout: Duration::from_secs(2),
             clock: Arc::new(SystemClock),
+            revocations: None,
         }
     }
 }
@@ -305,6 +326,17 @@ impl SessionManagerBuilder {
         self
     }
 
+    /// Make cookie-only sessions revocable: logout, `regenerate` and "sign out
+    /// everywhere" file markers in `store` (any backend), and every request with
+    /// a cookie session checks them. Without it a copied signed/encrypted cookie
+    /// stays valid until it expires. Ignored for server-side sessions, which are
+    /// revocable by nature.
+    #[must_use]
+    pub fn revocation_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.revocations = Some(store);
+        self
+    }
+
     /// Use another clock (tests use [`ManualClock`](crate::ManualClock)).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -358,6 +390,7 @@ impl SessionManagerBuilder {
                 store_timeout: self.store_timeout,
                 clock: self.clock,
                 rejected: AtomicU64::new(0),
+                revocations: self.revocations,
             }),
         })
     }

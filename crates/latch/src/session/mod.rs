@@ -21,7 +21,8 @@ use crate::manager::Shared;
 use crate::store::SessionInfo;
 use crate::time::UnixTime;
 
-/// Keys starting with this are latch's own (flash messages, ...).
+/// Keys starting with this are latch's own (flash messages, CSRF secret,
+/// cookie-session ID).
 const RESERVED_PREFIX: &str = "_latch.";
 
 /// One request's view of its session.
@@ -413,14 +414,28 @@ impl Session {
         self.shared.delete_key(key).await
     }
 
-    /// End every session of the signed-in user but this one; returns how many.
+    /// End every session of the signed-in user but this one; returns how many
+    /// (always 0 for cookie-only sessions, which cannot be counted).
+    ///
+    /// Cookie-only sessions need a
+    /// [revocation store](crate::SessionManagerBuilder::revocation_store): every
+    /// older session of the user is refused from now on, and this one is
+    /// re-issued as new (its absolute timeout restarts).
     ///
     /// # Errors
-    /// A store failure, or cookie-only sessions.
+    /// A store failure, or cookie-only sessions without a revocation store.
     pub async fn sign_out_everywhere_else(&self) -> Result<u64> {
         let Some(user) = self.user_id().await? else {
             return Ok(0);
         };
+        if matches!(self.shared.backend, crate::manager::Backend::Cookie(_)) {
+            let now = self.shared.clock.now();
+            self.shared.revoke_user_cookies(&user, now).await?;
+            let mut state = self.loaded().await?;
+            state.record.created_at = now;
+            state.reissue = true;
+            return Ok(0);
+        }
         let keep = self.store_key().await?;
         self.shared.delete_by_user(&user, keep.as_ref()).await
     }

@@ -1,0 +1,153 @@
+//! E3: cookie-only sessions are revocable with a revocation store.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::sync::Arc;
+
+use latch::{ErrorKind, Keyring, ManualClock, MemoryStore, SecretKey, Session, SessionManager};
+
+const T0: i64 = 1_800_000_000;
+
+fn manager(revocations: Option<Arc<MemoryStore>>, clock: &ManualClock) -> SessionManager {
+    let mut b = SessionManager::builder()
+        .signed_cookies(Keyring::new(SecretKey::generate()))
+        .clock(clock.clone());
+    if let Some(store) = revocations {
+        b = b.revocation_store(store);
+    }
+    b.build().unwrap()
+}
+
+fn start(m: &SessionManager, cookie: &str) -> Session {
+    let header = format!("__Host-session={cookie}");
+    m.start(Some(header.as_str()), Default::default())
+}
+
+fn value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+async fn log_in(m: &SessionManager, user: &str) -> String {
+    let s = m.start(std::iter::empty(), Default::default());
+    s.log_in(user).await.unwrap();
+    value(&m.finish(&s).await.unwrap().set_cookie.unwrap())
+}
+
+async fn user_of(m: &SessionManager, cookie: &str) -> Option<String> {
+    let s = start(m, cookie);
+    let user = s.user_id().await.unwrap();
+    m.finish(&s).await.unwrap();
+    user
+}
+
+#[tokio::test]
+async fn replay_after_logout_is_refused() {
+    let clock = ManualClock::new(T0);
+    let m = manager(Some(Arc::new(MemoryStore::new())), &clock);
+    let cookie = log_in(&m, "alice").await;
+    assert_eq!(user_of(&m, &cookie).await.as_deref(), Some("alice"));
+    let s = start(&m, &cookie);
+    s.destroy().await.unwrap();
+    assert!(
+        m.finish(&s)
+            .await
+            .unwrap()
+            .set_cookie
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(
+        user_of(&m, &cookie).await,
+        None,
+        "a copy of the cookie outlived logout"
+    );
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_else_refuses_older_copies_and_keeps_this_one() {
+    let clock = ManualClock::new(T0);
+    let m = manager(Some(Arc::new(MemoryStore::new())), &clock);
+    let laptop = log_in(&m, "bob").await;
+    let phone = log_in(&m, "bob").await;
+    let other_user = log_in(&m, "carol").await;
+    clock.advance(5);
+    let s = start(&m, &laptop);
+    assert_eq!(s.sign_out_everywhere_else().await.unwrap(), 0);
+    let reissued = value(
+        &m.finish(&s)
+            .await
+            .unwrap()
+            .set_cookie
+            .expect("this device re-issued"),
+    );
+    assert_eq!(
+        user_of(&m, &phone).await,
+        None,
+        "other device still signed in"
+    );
+    assert_eq!(
+        user_of(&m, &laptop).await,
+        None,
+        "the old copy of this device's cookie"
+    );
+    assert_eq!(user_of(&m, &reissued).await.as_deref(), Some("bob"));
+    assert_eq!(
+        user_of(&m, &other_user).await.as_deref(),
+        Some("carol"),
+        "other users untouched"
+    );
+    // Signing in again later works.
+    clock.advance(1);
+    let again = log_in(&m, "bob").await;
+    assert_eq!(user_of(&m, &again).await.as_deref(), Some("bob"));
+}
+
+#[tokio::test]
+async fn regenerate_revokes_the_pre_login_cookie() {
+    let clock = ManualClock::new(T0);
+    let m = manager(Some(Arc::new(MemoryStore::new())), &clock);
+    let s = m.start(std::iter::empty(), Default::default());
+    s.insert("cart", 3).await.unwrap();
+    let anonymous = value(&m.finish(&s).await.unwrap().set_cookie.unwrap());
+    let s = start(&m, &anonymous);
+    s.log_in("dora").await.unwrap();
+    let signed_in = value(&m.finish(&s).await.unwrap().set_cookie.unwrap());
+    let s = start(&m, &anonymous);
+    assert_eq!(
+        s.get::<i32>("cart").await.unwrap(),
+        None,
+        "pre-login cookie still honoured"
+    );
+    let s = start(&m, &signed_in);
+    assert_eq!(s.get::<i32>("cart").await.unwrap(), Some(3));
+}
+
+#[tokio::test]
+async fn admin_revoke_of_a_user_refuses_their_cookies() {
+    let clock = ManualClock::new(T0);
+    let m = manager(Some(Arc::new(MemoryStore::new())), &clock);
+    let cookie = log_in(&m, "erin").await;
+    clock.advance(1);
+    assert_eq!(m.revoke_user("erin").await.unwrap(), 0);
+    assert_eq!(user_of(&m, &cookie).await, None);
+}
+
+#[tokio::test]
+async fn without_a_revocation_store_revoking_is_refused_loudly() {
+    let clock = ManualClock::new(T0);
+    let m = manager(None, &clock);
+    let cookie = log_in(&m, "fay").await;
+    let err = start(&m, &cookie)
+        .sign_out_everywhere_else()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("revocation store"));
+    assert!(m.revoke_user("fay").await.is_err());
+}
