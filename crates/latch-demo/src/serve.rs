@@ -55,6 +55,13 @@ pub async fn manager(settings: &Settings) -> anyhow::Result<SessionManager> {
     let builder = match open_store(&settings.store).await? {
         Some(store) => builder.shared_store(store),
         None => {
+            // Markers that make cookie sessions revocable (logout, devices)
+            // live in the demo's SQLite file.
+            let users_db = settings
+                .users_db()
+                .context("cookie sessions need a data folder")?;
+            ensure_parent(&users_db)?;
+            let builder = builder.revocation_store(Arc::new(SqliteStore::open(&users_db)?));
             if settings.store == StoreSpec::CookieSigned {
                 builder.signed_cookies(keys)
             } else {

@@ -593,3 +593,69 @@ async fn postgres_store_holds_sessions_and_users() {
     assert_eq!(other.me(&site).await, StatusCode::UNAUTHORIZED);
     assert_eq!(c.me(&site).await, StatusCode::OK);
 }
+
+/// Cookie-only sessions in the demo are revocable too (E3): logout and "sign
+/// out everywhere else" refuse old copies of the cookie.
+#[tokio::test]
+async fn cookie_sessions_are_revocable_in_the_demo() {
+    for store in ["cookie-signed", "cookie-encrypted"] {
+        let dir = std::env::temp_dir().join(format!(
+            "latch-demo-{store}-{}-{}",
+            std::process::id(),
+            &latch::SessionId::generate().store_key().to_hex()[..8]
+        ));
+        let args = latch_demo::config::Args {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            store: store.into(),
+            data_dir: dir.clone(),
+            idle_timeout: 1800,
+            absolute_timeout: 43_200,
+            store_timeout_ms: 2000,
+            insecure_dev_mode: false,
+            worker_threads: None,
+        };
+        let settings = latch_demo::config::Settings::from_args(&args).unwrap();
+        let (app, _) = latch_demo::serve::app(&settings).await.unwrap();
+        let site = Site {
+            app,
+            _dir: Arc::new(TempDir(dir)),
+        };
+        let mut a = Client::default();
+        a.signup(&site, "lena").await;
+        let copy = a.cookie.clone();
+        let mut b = Client::default();
+        b.login(&site, "lena", "correct horse").await;
+        assert_eq!(b.me(&site).await, StatusCode::OK, "{store}");
+        // Make sure the revocation happens in a later second than the sign-ins.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let r = a
+            .submit(&site, "/devices", "/devices/revoke-others", &[])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{store}");
+        assert_eq!(
+            b.me(&site).await,
+            StatusCode::UNAUTHORIZED,
+            "{store}: other device still in"
+        );
+        assert_eq!(
+            a.me(&site).await,
+            StatusCode::OK,
+            "{store}: this device signed out"
+        );
+        let mut replay = Client { cookie: copy };
+        assert_eq!(
+            replay.me(&site).await,
+            StatusCode::UNAUTHORIZED,
+            "{store}: old copy accepted"
+        );
+        let fresh = a.cookie.clone();
+        let token = a.get(&site, "/").await.csrf();
+        a.post(&site, "/logout", &[("csrf_token", &token)]).await;
+        let mut replay = Client { cookie: fresh };
+        assert_eq!(
+            replay.me(&site).await,
+            StatusCode::UNAUTHORIZED,
+            "{store}: replay after logout"
+        );
+    }
+}

@@ -2,7 +2,10 @@
 
 use std::fmt::Write as _;
 
+use std::sync::Arc;
+
 use axum::Form;
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, Method, StatusCode};
 use latch::{ErrorKind, StoreKey};
@@ -10,7 +13,7 @@ use latch_axum::Session;
 use serde::Deserialize;
 
 use super::check_csrf;
-use crate::app::AppError;
+use crate::app::{AppError, AppState};
 use crate::html::{Page, escape, time};
 
 /// The signed-in user, or a redirect to the sign-in page.
@@ -106,9 +109,17 @@ pub async fn devices(session: Session) -> Result<Response, AppError> {
     let devices = match session.devices().await {
         Ok(list) => list,
         Err(e) if e.kind() == &ErrorKind::InvalidConfig => {
-            let body = "<p>This server keeps sessions in cookies, so it has no list of devices. \
-                        Run it with a server-side store (the default SQLite, Redis or PostgreSQL).</p>";
-            return signed_in_page(&session, &user, "Your devices", body).await;
+            let csrf = session.csrf_token().await?;
+            let body = format!(
+                "<p>This server keeps sessions in cookies, so it has no list of devices \
+                 (run it with a server-side store to see one). You can still end every \
+                 other session.</p>\
+                 <form method=\"post\" action=\"/devices/revoke-others\">\
+                 <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
+                 <p><button type=\"submit\">Sign out everywhere else</button></p></form>",
+                escape(&csrf)
+            );
+            return signed_in_page(&session, &user, "Your devices", &body).await;
         }
         Err(e) => return Err(e.into()),
     };
@@ -192,6 +203,7 @@ pub struct TokenOnly {
 
 /// `POST /devices/revoke-others`: end every other session of the user.
 pub async fn revoke_others(
+    State(app): State<Arc<AppState>>,
     session: Session,
     method: Method,
     headers: HeaderMap,
@@ -202,10 +214,14 @@ pub async fn revoke_others(
         return Ok(Redirect::to("/login").into_response());
     }
     let n = session.sign_out_everywhere_else().await?;
-    let msg = format!(
-        "Signed out {n} other session{}.",
-        if n == 1 { "" } else { "s" }
-    );
+    let msg = if app.manager.store().is_none() {
+        "Every other session is signed out.".to_owned()
+    } else {
+        format!(
+            "Signed out {n} other session{}.",
+            if n == 1 { "" } else { "s" }
+        )
+    };
     session.flash("success", &msg).await?;
     Ok(Redirect::to("/devices").into_response())
 }
