@@ -200,3 +200,102 @@ impl CookieFormat for FlaskCookieFormat {
         Ok(DecodedCookie { record, key_index })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latch::ManualClock;
+    use serde_json::{Value, json};
+
+    /// Known vectors made by Flask 3.1.3 / itsdangerous 2.2.0 with
+    /// tests/python/flask_helper.py make-cookie, SECRET_KEY "known-vector-key",
+    /// signing time 1_700_000_000.
+    const FLASK_PLAIN: &str =
+        "eyJfcGVybWFuZW50Ijp0cnVlLCJ1c2VyIjoiYWxpY2UifQ.ZVPxAA.xtD7Fx1q0vAk2AAmQt4iwmKOgOw";
+    const FLASK_COMPRESSED: &str = ".eJx9jLEKAjEMhl8l_HOHpCoeQQUnJ9FBcBA5evaQG6xLnY6-u7nerBm-JD9fMqKDjiAj9udmi-IQa2LEtY-OvNDpkcmzrIjX6htlpsPxMqn9rA615baFSrH4VXcjNt1u8tI7m4rwDEOikCL9nOCQ52_QmzgE3O3-UyMj-E-JXyxRyhciBDct.ZVPxAA.mHjH7k-dZ6AD-CQPl8WCYNeqcjQ";
+    const T: i64 = 1_700_000_000;
+
+    fn format() -> FlaskCookieFormat {
+        FlaskCookieFormat::new("known-vector-key").clock(ManualClock::new(T))
+    }
+
+    fn compressed_data() -> Value {
+        json!({
+            "t": {" t": [1, "a"]}, "b": {" b": "AP8="}, "m": {" m": "<b>"},
+            "u": {" u": "00000000000000000000000000001234"},
+            "d": {" d": "Wed, 21 Oct 2015 07:28:00 GMT"}, "e": {" di": {" t__": 1}},
+            "note": "again and again and again and again"
+        })
+    }
+
+    fn record(data: &Value) -> Record {
+        let mut record = Record::new(T);
+        for (k, v) in data.as_object().unwrap() {
+            record.data.insert(k.clone(), v.clone());
+        }
+        record
+    }
+
+    #[test]
+    fn reads_flask_vectors() {
+        let plain = format().decode("session", FLASK_PLAIN).unwrap();
+        assert!(plain.record.remember);
+        assert_eq!(plain.record.data["user"], "alice");
+        let compressed = format().decode("session", FLASK_COMPRESSED).unwrap();
+        let data: Value = compressed.record.data.clone().into_iter().collect();
+        assert_eq!(data, compressed_data());
+    }
+
+    #[test]
+    fn writes_flask_vectors_byte_for_byte() {
+        let mut plain = record(&json!({"user": "alice"}));
+        plain.remember = true;
+        assert_eq!(format().encode("session", &plain, T).unwrap(), FLASK_PLAIN);
+        let compressed = record(&compressed_data());
+        assert_eq!(
+            format().encode("session", &compressed, T).unwrap(),
+            FLASK_COMPRESSED
+        );
+    }
+
+    #[test]
+    fn expiry_edges() {
+        let at = |now| {
+            FlaskCookieFormat::new("known-vector-key")
+                .max_age(Duration::from_secs(100))
+                .clock(ManualClock::new(now))
+                .decode("session", FLASK_PLAIN)
+                .map(|_| ())
+                .map_err(|e| e.reason())
+        };
+        assert_eq!(at(T + 100), Ok(()));
+        assert_eq!(at(T + 101), Err("expired Flask session cookie"));
+        assert_eq!(at(T - 1), Err("Flask session cookie from the future"));
+    }
+
+    #[test]
+    fn every_mutation_is_rejected_without_panic() {
+        let format = format();
+        for cookie in [FLASK_PLAIN, FLASK_COMPRESSED] {
+            for i in 0..cookie.len() {
+                for flip in [1u8, 2, 4, 8, 16, 32, 64] {
+                    let mut bytes = cookie.as_bytes().to_vec();
+                    bytes[i] ^= flip;
+                    let Ok(text) = String::from_utf8(bytes) else {
+                        continue;
+                    };
+                    assert!(format.decode("session", &text).is_err(), "{text}");
+                }
+            }
+        }
+        let wrong_key = FlaskCookieFormat::new("another-key").clock(ManualClock::new(T));
+        assert!(wrong_key.decode("session", FLASK_PLAIN).is_err());
+        assert!(format.decode("session", &"A".repeat(5000)).is_err());
+    }
+
+    #[test]
+    fn debug_shows_no_key() {
+        let text = format!("{:?}", format());
+        assert!(!text.contains("known-vector-key"), "{text}");
+    }
+}
