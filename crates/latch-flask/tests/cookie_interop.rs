@@ -267,3 +267,38 @@ fn floats_are_written_as_python_writes_them() {
         assert_eq!(data_of(&decoded.record), data);
     }
 }
+
+/// Through the manager: a fallback-signed cookie is re-issued under the current
+/// key (Flask without the fallback then reads it), and latch's expiry policy
+/// from `configure` does not cut in before Flask's rule.
+#[tokio::test]
+async fn manager_reissues_and_keeps_flask_expiry() {
+    let Some(py) = python() else { return };
+    let old = "the-previous-flask-secret-key-0123456789";
+    let cookie = flask_cookie(&py, old, NOW, &json!({"k": "v"}));
+    let clock = ManualClock::new(NOW + MAX_AGE as i64);
+    let manager = format_at(NOW)
+        .fallbacks([old])
+        .clock(clock.clone())
+        .configure(latch::SessionManager::builder())
+        .unwrap()
+        .clock(clock.clone())
+        .cookie(latch::CookieConfig::builder().name(NAME).build().unwrap())
+        .build()
+        .unwrap();
+    let header = format!("{NAME}={cookie}");
+    let session = manager.start(Some(header.as_str()), Default::default());
+    assert_eq!(
+        session.get::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
+    let set = manager.finish(&session).await.unwrap().set_cookie.unwrap();
+    let reissued = common::cookie_value(&set);
+    assert_ne!(reissued, cookie);
+    let seen = flask_reads(&py, KEY, NOW + MAX_AGE as i64, MAX_AGE, &reissued);
+    assert_eq!(seen["data"], json!({"k": "v"}));
+    // One second past max age the manager starts a fresh session.
+    clock.advance(1);
+    let session = manager.start(Some(header.as_str()), Default::default());
+    assert!(session.facts().await.unwrap().is_new);
+}

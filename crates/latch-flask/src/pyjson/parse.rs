@@ -162,7 +162,7 @@ impl Parser<'_> {
             self.require_digits()?;
             is_float = true;
         }
-        // OK because the scanned bytes are ASCII digits and signs.
+        // The scanned bytes are ASCII digits and signs, so this cannot fail.
         let text = std::str::from_utf8(&self.bytes[start..self.pos])
             .map_err(|_| ParseError("invalid JSON number"))?;
         if is_float {
@@ -205,7 +205,7 @@ impl Parser<'_> {
                 }
                 self.pos += 1;
             }
-            // OK because the input is valid UTF-8 and we stopped on ASCII bytes.
+            // Valid UTF-8 cut at ASCII bytes stays valid, so this cannot fail.
             out.push_str(
                 std::str::from_utf8(&self.bytes[start..self.pos])
                     .map_err(|_| ParseError("JSON is not UTF-8"))?,
@@ -270,7 +270,7 @@ impl Parser<'_> {
             return Err(ParseError("invalid \\u escape in JSON string"));
         }
         self.pos += 4;
-        // OK because the four bytes are ASCII hex digits.
+        // Four ASCII hex digits, so neither step can fail.
         let text = std::str::from_utf8(digits).map_err(|_| ParseError("invalid \\u escape"))?;
         u16::from_str_radix(text, 16).map_err(|_| ParseError("invalid \\u escape"))
     }

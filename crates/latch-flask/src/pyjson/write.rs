@@ -45,7 +45,7 @@ pub(crate) fn write(value: &Value, out: &mut String) {
 
 fn write_number(n: &Number, out: &mut String) {
     if let Some(i) = n.as_i64() {
-        // OK because writing to a String cannot fail.
+        // Writing to a String cannot fail, so the results are ignored.
         let _ = write!(out, "{i}");
     } else if let Some(u) = n.as_u64() {
         let _ = write!(out, "{u}");
