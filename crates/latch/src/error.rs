@@ -94,6 +94,26 @@ impl Error {
         Self::new(ErrorKind::Store, message)
     }
 
+    /// Build an [`ErrorKind::Serialization`] error that keeps `cause`: session data
+    /// that cannot be written or read back in a store's or format's encoding.
+    ///
+    /// # Example
+    /// ```
+    /// let bad = serde_json::from_str::<u8>("x").unwrap_err();
+    /// let err = latch::Error::serialization("decoding a session entry", bad);
+    /// assert_eq!(err.kind(), &latch::ErrorKind::Serialization);
+    /// ```
+    pub fn serialization(
+        context: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            kind: ErrorKind::Serialization,
+            message: context.into(),
+            source: Some(Box::new(cause)),
+        }
+    }
+
     /// Build an [`ErrorKind::InvalidConfig`] error; used by adapters and stores to
     /// refuse configuration at start-up with one consistent kind.
     ///

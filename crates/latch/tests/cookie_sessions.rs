@@ -236,18 +236,25 @@ async fn every_defect_gets_the_same_answer() {
 }
 
 #[tokio::test]
-async fn remember_me_sets_max_age_to_the_absolute_deadline() {
+async fn remember_me_sets_max_age_to_the_session_deadline() {
     let clock = ManualClock::new(T0);
     let m = manager(Kind::Signed, Keyring::new(SecretKey::generate()), &clock);
     let s = m.start(std::iter::empty(), Default::default());
     s.insert("n", 1).await.unwrap();
     s.set_remember(true).await.unwrap();
     let set = m.finish(&s).await.unwrap().set_cookie.unwrap();
-    // Default remember-me absolute timeout: 30 days.
-    assert!(
-        set.contains(&format!("Max-Age={}", 30 * 24 * 3600)),
-        "{set}"
-    );
+    // Default remember-me timeouts: 7 days idle, 30 days absolute.
+    assert!(set.contains(&format!("Max-Age={}", 7 * 24 * 3600)), "{set}");
+    // Kept active, the session nears its absolute deadline, which then bounds Max-Age.
+    let mut cookie = value_of(&set);
+    for _ in 0..9 {
+        clock.advance(3 * 24 * 3600);
+        cookie = write(&m, Some(&cookie), "n", 2).await;
+    }
+    let s = start(&m, &cookie);
+    s.insert("n", 3).await.unwrap();
+    let set = m.finish(&s).await.unwrap().set_cookie.unwrap();
+    assert!(set.contains(&format!("Max-Age={}", 3 * 24 * 3600)), "{set}");
     let plain = write(&m, None, "n", 1).await;
     let s = start(&m, &plain);
     s.insert("m", 2).await.unwrap();

@@ -70,10 +70,10 @@ fn decode_msgpack(bytes: &[u8]) -> Option<Result<BTreeMap<String, FlaskValue>, T
 }
 
 fn unreadable(err: TagError) -> latch::Error {
-    latch::Error::invalid_config(format!(
-        "a Flask-Session entry holds a value latch cannot represent ({})",
-        err.reason()
-    ))
+    latch::Error::serialization(
+        "a Flask-Session entry holds a value latch cannot represent",
+        err,
+    )
 }
 
 /// The Redis value for the session dict in `format`.

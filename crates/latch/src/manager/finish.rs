@@ -75,12 +75,12 @@ impl Shared {
             .then(|| self.cookie.removal_cookie())
     }
 
-    /// `Max-Age` for the cookie: the absolute deadline for remember-me sessions,
-    /// none (a browser-session cookie) otherwise.
+    /// `Max-Age` for the cookie: until the session's deadline (the earlier of
+    /// idle and absolute, refreshed whenever the cookie is re-sent) for
+    /// remember-me sessions, none (a browser-session cookie) otherwise. The
+    /// browser then drops the cookie when the server would refuse it anyway.
     fn max_age(&self, record: &Record, now: UnixTime) -> Option<i64> {
-        record
-            .remember
-            .then(|| record.absolute_deadline(&self.expiry) - now)
+        record.remember.then(|| record.deadline(&self.expiry) - now)
     }
 
     fn set_cookie(&self, value: &str, record: &Record, now: UnixTime) -> Result<String> {
