@@ -16,6 +16,9 @@ use std::process::ExitCode;
 pub enum Status {
     /// Exit code 0.
     Success,
+    /// Exit code 2, the errors already reported in the command's own output
+    /// (audit: some inputs failed, the others were audited).
+    Failed,
     /// Exit code 3: audit findings at or above `--fail-on`.
     Findings,
 }
@@ -24,6 +27,7 @@ impl From<Status> for ExitCode {
     fn from(status: Status) -> Self {
         match status {
             Status::Success => ExitCode::SUCCESS,
+            Status::Failed => ExitCode::from(2),
             Status::Findings => ExitCode::from(3),
         }
     }
