@@ -18,6 +18,7 @@ mod cli;
 mod exit;
 mod inspect;
 mod keygen;
+mod progress;
 mod runtime;
 mod sessions;
 mod timefmt;

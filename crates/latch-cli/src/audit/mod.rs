@@ -13,12 +13,11 @@ mod report;
 mod rules;
 mod setcookie;
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use crate::exit::Status;
 use input::Observed;
@@ -143,16 +142,12 @@ async fn fetch_all(
     Ok(())
 }
 
-/// A bar on standard error for several URLs, hidden when it is not a terminal.
+/// A bar for several URLs (none for one: it would only flicker).
 fn progress(len: usize) -> ProgressBar {
-    if len < 2 || !std::io::stderr().is_terminal() {
+    if len < 2 {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}") {
-        bar.set_style(style);
-    }
-    bar
+    crate::progress::bar(len as u64, "{bar:30} {pos}/{len} {wide_msg}")
 }
 
 /// Parse, classify and check one header.
