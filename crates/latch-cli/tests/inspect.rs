@@ -30,7 +30,7 @@ fn signed_cookie_via_env_key_shows_data_times_and_key_0() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text_out = stdout(&out);
     for expected in [
-        "cookie    __Host-session (signed (HMAC-SHA256))",
+        "cookie    __Host-session, signed (HMAC-SHA256)",
         "key       0, the current key (--secret-env LATCH_CLI_TEST_SIGNED)",
         "user      alice",
         "remember  no",

@@ -58,7 +58,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Kind::Auto)]
     pub kind: Kind,
 
-    /// The cookie name, when COOKIE is a bare value [default: __Host-session].
+    /// The cookie name, when COOKIE is a bare value [default: __Host-session, or
+    /// session for --kind flask].
     #[arg(long)]
     pub name: Option<String>,
 

@@ -158,7 +158,7 @@ impl Report {
             )
         };
         let lines = [
-            ("cookie", format!("{} ({})", self.cookie, self.kind)),
+            ("cookie", format!("{}, {}", self.cookie, self.kind)),
             ("key", key),
             ("issued", when(self.issued_at)),
             ("created", when(self.created_at)),

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: the binary, keys and cookies.
 
 #![allow(dead_code)] // each test binary uses its own part of these helpers
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use assert_cmd::Command;
 use base64::Engine as _;
