@@ -104,7 +104,7 @@ fn split_inputs(args: &Args) -> anyhow::Result<(Vec<String>, bool)> {
     for input in &args.inputs {
         if input == "-" {
             stdin = true;
-        } else if input.starts_with("http://") || input.starts_with("https://") {
+        } else if has_http_scheme(input) {
             fetch::parse_url(input)?;
             urls.push(input.clone());
         } else {
@@ -117,6 +117,15 @@ fn split_inputs(args: &Args) -> anyhow::Result<(Vec<String>, bool)> {
         bail!("nothing to audit: give URLs, --file FILE, or - to read standard input");
     }
     Ok((urls, stdin))
+}
+
+/// Whether `input` starts with `http://` or `https://` (any case).
+fn has_http_scheme(input: &str) -> bool {
+    ["http://", "https://"].iter().any(|scheme| {
+        input
+            .get(..scheme.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+    })
 }
 
 /// Fetch every URL in turn, with a progress bar on a terminal when there are several.
@@ -231,4 +240,38 @@ JSON (--json), version 1:
    \"summary\": {{\"cookies\": 1, \"findings\": 1, \"high\": 1, \"medium\": 0, \"low\": 0}}}}
 Values are never printed. Fields are only ever added within a version."
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_schemes_in_any_case() {
+        assert!(has_http_scheme("HTTPS://example.com/"));
+        assert!(has_http_scheme("http://127.0.0.1:1/"));
+        assert!(!has_http_scheme("ftp://example.com/"));
+        assert!(!has_http_scheme("cookies.txt"));
+        assert!(!has_http_scheme("\u{1f512}"));
+    }
+
+    #[test]
+    fn fail_on_compares_the_worst_finding() {
+        let cookie = |line: &str| {
+            audit(
+                &Observed {
+                    source: "t".into(),
+                    url: None,
+                    host: None,
+                    header: line.into(),
+                },
+                0,
+            )
+        };
+        let report = Report::new(vec![cookie("theme=dark; Secure")], vec![]);
+        assert_eq!(report.worst(), Some(Severity::Low));
+        assert_eq!(status(&report, None), Status::Success);
+        assert_eq!(status(&report, Some(Severity::Low)), Status::Findings);
+        assert_eq!(status(&report, Some(Severity::Medium)), Status::Success);
+    }
 }

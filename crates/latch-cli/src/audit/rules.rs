@@ -88,24 +88,6 @@ impl Subject<'_> {
     }
 }
 
-const fn rule(
-    id: &'static str,
-    session: Option<Severity>,
-    other: Option<Severity>,
-    on_removal: bool,
-    title: &'static str,
-    fix: &'static str,
-) -> Rule {
-    Rule {
-        id,
-        session,
-        other,
-        on_removal,
-        title,
-        fix,
-    }
-}
-
 use Severity::{High, Low, Medium};
 
 /// Browsers cap cookie lifetime at 400 days (RFC 6265bis).
@@ -117,184 +99,78 @@ const MAX_SESSION_DAYS: i64 = 30;
 const MIN_SESSION_BITS: u32 = 128;
 
 /// LATCH000: not a cookie browsers would store as named.
-pub const MALFORMED: Rule = rule(
-    "LATCH000",
-    Some(Medium),
-    Some(Medium),
-    true,
-    "malformed Set-Cookie (no name=value pair, or control characters)",
-    "send `name=value` first, then the attributes, in printable ASCII",
-);
+#[rustfmt::skip]
+pub const MALFORMED: Rule = Rule {
+    id: "LATCH000", session: Some(Medium), other: Some(Medium), on_removal: true,
+    title: "malformed Set-Cookie (no name=value pair, or control characters)",
+    fix: "send `name=value` first, then the attributes, in printable ASCII",
+};
 
 /// Every rule but [`MALFORMED`], each with its check, in id order.
+#[rustfmt::skip]
 pub const RULES: &[(Rule, Check)] = &[
-    (
-        rule(
-            "LATCH001",
-            Some(High),
-            Some(Low),
-            false,
-            "`Secure` missing",
-            "add `Secure`",
-        ),
-        no_secure,
-    ),
-    (
-        rule(
-            "LATCH002",
-            Some(High),
-            None,
-            false,
-            "`HttpOnly` missing on a session cookie",
-            "add `HttpOnly`",
-        ),
-        no_http_only,
-    ),
-    (
-        rule(
-            "LATCH003",
-            Some(Medium),
-            Some(Low),
-            false,
-            "`SameSite` missing or not a known value",
-            "add `SameSite=Lax` (or `Strict`)",
-        ),
-        no_same_site,
-    ),
-    (
-        rule(
-            "LATCH004",
-            Some(Medium),
-            Some(Low),
-            false,
-            "`SameSite=None`",
-            "use `SameSite=Lax`; keep `None` only for cookies that must work inside other sites, \
-         with CSRF protection and `Partitioned`",
-        ),
-        same_site_none,
-    ),
-    (
-        rule(
-            "LATCH005",
-            Some(High),
-            Some(High),
-            true,
-            "`SameSite=None` without `Secure` (rejected)",
-            "add `Secure`, or use `SameSite=Lax`",
-        ),
-        none_without_secure,
-    ),
-    (
-        rule(
-            "LATCH006",
-            Some(High),
-            Some(High),
-            true,
-            "`__Host-` prefix without `Secure`, `Path=/`, or with `Domain` (rejected)",
-            "send `__Host-` cookies with `Secure; Path=/` and no `Domain`",
-        ),
-        host_prefix,
-    ),
-    (
-        rule(
-            "LATCH007",
-            Some(High),
-            Some(High),
-            true,
-            "`__Secure-` prefix without `Secure` (rejected)",
-            "add `Secure`",
-        ),
-        secure_prefix,
-    ),
-    (
-        rule(
-            "LATCH008",
-            Some(Low),
-            None,
-            false,
-            "session cookie without a `__Host-` or `__Secure-` prefix",
-            "name it `__Host-<name>` and send it with `Secure; Path=/` and no `Domain`",
-        ),
-        no_prefix,
-    ),
-    (
-        rule(
-            "LATCH009",
-            Some(Medium),
-            None,
-            false,
-            "`Domain` on a session cookie",
-            "drop `Domain`, so only the host that set the cookie receives it",
-        ),
-        session_domain,
-    ),
-    (
-        rule(
-            "LATCH010",
-            None,
-            Some(Low),
-            false,
-            "`Domain` is a parent of the host (URL known)",
-            "drop `Domain`, or set it to the host itself",
-        ),
-        parent_domain,
-    ),
-    (
-        rule(
-            "LATCH011",
-            Some(High),
-            Some(High),
-            true,
-            "`Domain` does not cover the host (rejected; URL known)",
-            "drop `Domain`, or use the host or one of its parent domains",
-        ),
-        foreign_domain,
-    ),
-    (
-        rule(
-            "LATCH012",
-            Some(Medium),
-            Some(Medium),
-            false,
-            "lifetime over 400 days",
-            "set `Max-Age` to at most 34560000 (400 days)",
-        ),
-        over_400_days,
-    ),
-    (
-        rule(
-            "LATCH013",
-            Some(Medium),
-            None,
-            false,
-            "session cookie kept over 30 days",
-            "end the cookie with the browser session (no `Max-Age`/`Expires`) or within days; \
-         sign users in again for longer",
-        ),
-        long_session,
-    ),
-    (
-        rule(
-            "LATCH014",
-            Some(Medium),
-            Some(Medium),
-            false,
-            "name and value over 4096 bytes (dropped)",
-            "keep the data server-side and put only a session ID in the cookie",
-        ),
-        oversized,
-    ),
-    (
-        rule(
-            "LATCH015",
-            Some(High),
-            None,
-            false,
-            "session value below 128 bits",
-            "use at least 128 random bits; latch uses 32 random bytes in base64url (43 characters)",
-        ),
-        short_value,
-    ),
+    (Rule { id: "LATCH001", session: Some(High), other: Some(Low), on_removal: false,
+            title: "`Secure` missing",
+            fix: "add `Secure`" },
+     no_secure),
+    (Rule { id: "LATCH002", session: Some(High), other: None, on_removal: false,
+            title: "`HttpOnly` missing on a session cookie",
+            fix: "add `HttpOnly`" },
+     no_http_only),
+    (Rule { id: "LATCH003", session: Some(Medium), other: Some(Low), on_removal: false,
+            title: "`SameSite` missing or not a known value",
+            fix: "add `SameSite=Lax` (or `Strict`)" },
+     no_same_site),
+    (Rule { id: "LATCH004", session: Some(Medium), other: Some(Low), on_removal: false,
+            title: "`SameSite=None`",
+            fix: "use `SameSite=Lax`; keep `None` only for cookies that must work inside other sites, \
+             with CSRF protection and `Partitioned`" },
+     same_site_none),
+    (Rule { id: "LATCH005", session: Some(High), other: Some(High), on_removal: true,
+            title: "`SameSite=None` without `Secure` (rejected)",
+            fix: "add `Secure`, or use `SameSite=Lax`" },
+     none_without_secure),
+    (Rule { id: "LATCH006", session: Some(High), other: Some(High), on_removal: true,
+            title: "`__Host-` prefix without `Secure`, `Path=/`, or with `Domain` (rejected)",
+            fix: "send `__Host-` cookies with `Secure; Path=/` and no `Domain`" },
+     host_prefix),
+    (Rule { id: "LATCH007", session: Some(High), other: Some(High), on_removal: true,
+            title: "`__Secure-` prefix without `Secure` (rejected)",
+            fix: "add `Secure`" },
+     secure_prefix),
+    (Rule { id: "LATCH008", session: Some(Low), other: None, on_removal: false,
+            title: "session cookie without a `__Host-` or `__Secure-` prefix",
+            fix: "name it `__Host-<name>` and send it with `Secure; Path=/` and no `Domain`" },
+     no_prefix),
+    (Rule { id: "LATCH009", session: Some(Medium), other: None, on_removal: false,
+            title: "`Domain` on a session cookie",
+            fix: "drop `Domain`, so only the host that set the cookie receives it" },
+     session_domain),
+    (Rule { id: "LATCH010", session: None, other: Some(Low), on_removal: false,
+            title: "`Domain` is a parent of the host (URL known)",
+            fix: "drop `Domain`, or set it to the host itself" },
+     parent_domain),
+    (Rule { id: "LATCH011", session: Some(High), other: Some(High), on_removal: true,
+            title: "`Domain` does not cover the host (rejected; URL known)",
+            fix: "drop `Domain`, or use the host or one of its parent domains" },
+     foreign_domain),
+    (Rule { id: "LATCH012", session: Some(Medium), other: Some(Medium), on_removal: false,
+            title: "lifetime over 400 days",
+            fix: "set `Max-Age` to at most 34560000 (400 days)" },
+     over_400_days),
+    (Rule { id: "LATCH013", session: Some(Medium), other: None, on_removal: false,
+            title: "session cookie kept over 30 days",
+            fix: "end the cookie with the browser session (no `Max-Age`/`Expires`) or within days; \
+             sign users in again for longer" },
+     long_session),
+    (Rule { id: "LATCH014", session: Some(Medium), other: Some(Medium), on_removal: false,
+            title: "name and value over 4096 bytes (dropped)",
+            fix: "keep the data server-side and put only a session ID in the cookie" },
+     oversized),
+    (Rule { id: "LATCH015", session: Some(High), other: None, on_removal: false,
+            title: "session value below 128 bits",
+            fix: "use at least 128 random bits; latch uses 32 random bytes in base64url (43 characters)" },
+     short_value),
 ];
 
 /// A rule's check: the one-line message when the rule is broken.

@@ -146,7 +146,7 @@ fn relative(t: UnixTime, now: UnixTime) -> String {
 /// One session in full, as `show` prints it.
 #[derive(Serialize)]
 struct Shown {
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "super::inventory::hex")]
     key: StoreKey,
     user_id: Option<String>,
     created_at: UnixTime,
@@ -158,10 +158,6 @@ struct Shown {
     user_agent: Option<String>,
     ip: Option<String>,
     data: latch::Data,
-}
-
-fn hex<S: serde::Serializer>(key: &StoreKey, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&key.to_hex())
 }
 
 async fn show(opened: &Opened, key: &StoreKey, now: UnixTime, json: bool) -> anyhow::Result<()> {

@@ -58,7 +58,8 @@ pub struct Row {
     pub ip: Option<String>,
 }
 
-fn hex<S: serde::Serializer>(key: &StoreKey, s: S) -> Result<S::Ok, S::Error> {
+/// Serialize a store key as its 64 hex digits.
+pub fn hex<S: serde::Serializer>(key: &StoreKey, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&key.to_hex())
 }
 
