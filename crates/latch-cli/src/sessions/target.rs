@@ -1,0 +1,135 @@
+//! What the admin commands point at: the store (from its URL) and one session
+//! (from its ID or store key).
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use latch::{SessionId, StoreKey};
+
+/// A session store, from `--store`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `sqlite:PATH`: a latch-sqlite database file.
+    Sqlite(PathBuf),
+    /// `redis://...`: a latch-redis server.
+    Redis(String),
+    /// `postgres://...` or `postgresql://...`: a latch-postgres database.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for StoreUrl {
+    // Server URLs may carry a password: show only the kind.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreUrl::Sqlite(path) => write!(f, "Sqlite({})", path.display()),
+            StoreUrl::Redis(_) => f.write_str("Redis(..)"),
+            StoreUrl::Postgres(_) => f.write_str("Postgres(..)"),
+        }
+    }
+}
+
+impl StoreUrl {
+    /// Parse `--store`; the error never repeats the URL (it may hold a password).
+    ///
+    /// # Errors
+    /// A form that is none of the three.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        if let Some(path) = text.strip_prefix("sqlite:").filter(|p| !p.is_empty()) {
+            return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+        }
+        if text.starts_with("redis://") || text.starts_with("rediss://") {
+            return Ok(StoreUrl::Redis(text.to_owned()));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(StoreUrl::Postgres(text.to_owned()));
+        }
+        bail!(
+            "--store must be sqlite:PATH, redis://HOST:PORT/DB or postgres://USER@HOST/DB \
+             (the scheme given is not one of these)"
+        )
+    }
+}
+
+/// The store key a session ID argument stands for.
+///
+/// Accepts the session ID as the cookie carries it (43 base64url characters,
+/// optionally as `name=value`), which is hashed here with SHA-256 like latch
+/// does, or the 64-hex store key itself. `-` reads it from standard input, which
+/// keeps a live session ID out of shell history and process lists. The error
+/// never repeats the argument.
+///
+/// # Errors
+/// Unreadable standard input, or text that is neither form.
+pub fn store_key(arg: &str) -> anyhow::Result<StoreKey> {
+    let text = if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .take(4096)
+            .read_to_string(&mut text)
+            .context("reading the session ID from standard input")?;
+        text
+    } else {
+        arg.to_owned()
+    };
+    parse_key(text.trim())
+}
+
+fn parse_key(text: &str) -> anyhow::Result<StoreKey> {
+    let value = text.rsplit_once('=').map_or(text, |(_, v)| v.trim());
+    if let Some(id) = SessionId::parse(value) {
+        return Ok(id.store_key());
+    }
+    if let Some(key) = StoreKey::from_hex(text) {
+        return Ok(key);
+    }
+    bail!(
+        "the ID is neither a session ID (the cookie value: 43 base64url characters) nor a \
+         store key (64 hex digits)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls() {
+        assert_eq!(
+            StoreUrl::parse("sqlite:/x/s.db").unwrap(),
+            StoreUrl::Sqlite("/x/s.db".into())
+        );
+        assert!(matches!(
+            StoreUrl::parse("redis://h:1/0").unwrap(),
+            StoreUrl::Redis(_)
+        ));
+        assert!(matches!(
+            StoreUrl::parse("postgresql://u@h/d").unwrap(),
+            StoreUrl::Postgres(_)
+        ));
+        let err = StoreUrl::parse("mysql://root:hunter2@h/d")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(StoreUrl::parse("sqlite:").is_err());
+        assert_eq!(
+            format!("{:?}", StoreUrl::Redis("redis://:pw@h/".into())),
+            "Redis(..)"
+        );
+    }
+
+    #[test]
+    fn ids_and_keys() {
+        let id = SessionId::generate();
+        let key = id.store_key();
+        assert_eq!(parse_key(&id.encode()).unwrap(), key);
+        assert_eq!(
+            parse_key(&format!("__Host-session={}", id.encode())).unwrap(),
+            key
+        );
+        assert_eq!(parse_key(&key.to_hex()).unwrap(), key);
+        assert_eq!(parse_key(&key.to_hex().to_uppercase()).unwrap(), key);
+        let err = parse_key("not-an-id").unwrap_err().to_string();
+        assert!(!err.contains("not-an-id"), "{err}");
+    }
+}

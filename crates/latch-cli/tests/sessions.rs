@@ -1,0 +1,496 @@
+//! `latch sessions` round trips against real stores: sessions are made through
+//! `latch::SessionManager` on the store crates, changed through the binary, and
+//! the store is checked afterwards. SQLite always runs; Redis and PostgreSQL
+//! come from `LATCH_REDIS_URL` / `LATCH_POSTGRES_URL` (loud skip when
+//! unreachable, failure with `LATCH_REQUIRE_BACKENDS=1`).
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{json, latch, now, stderr, stdout};
+use latch::{ManualClock, RequestMeta, SessionId, SessionManager, SessionStore, StoreKey};
+use serde_json::{Value, json};
+
+const USER_AGENT: &str = "latch-cli-test/1.0";
+const IP: &str = "203.0.113.7";
+
+/// A store under test and how the binary reaches it.
+struct Fixture {
+    store: Arc<dyn SessionStore>,
+    /// `--store ...` and any prefix or schema options.
+    args: Vec<String>,
+    /// Redis deletes expired sessions by TTL; the others keep them until a purge.
+    ttl: bool,
+}
+
+impl Fixture {
+    fn cli(&self, args: &[&str]) -> Output {
+        self.cli_stdin(args, "")
+    }
+
+    fn cli_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        latch()
+            .arg("sessions")
+            .args(&self.args)
+            .args(args)
+            .write_stdin(stdin)
+            .output()
+            .unwrap()
+    }
+
+    fn cli_json(&self, args: &[&str]) -> Value {
+        let out = self.cli(&[args, &["--json"]].concat());
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        json(&out)
+    }
+}
+
+fn unique(tag: &str) -> String {
+    format!("{tag}-{}", &SessionId::generate().encode()[..12])
+}
+
+fn key_of(cookie: &str) -> StoreKey {
+    SessionId::parse(cookie).unwrap().store_key()
+}
+
+fn hex_of(cookie: &str) -> String {
+    key_of(cookie).to_hex()
+}
+
+/// A manager over `store` whose clock is stopped at `at`.
+fn manager(store: &Arc<dyn SessionStore>, at: i64) -> SessionManager {
+    SessionManager::builder()
+        .shared_store(Arc::clone(store))
+        .clock(ManualClock::new(at))
+        .store_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// One request that signs `user` in (or, without a user, only stores data);
+/// returns the new session's cookie value.
+async fn new_session(manager: &SessionManager, user: Option<&str>) -> String {
+    let meta = RequestMeta {
+        user_agent: Some(USER_AGENT.to_owned()),
+        ip: Some(IP.to_owned()),
+    };
+    let session = manager.start(None, meta);
+    session.insert("theme", "dark").await.unwrap();
+    if let Some(user) = user {
+        session.log_in(user).await.unwrap();
+    }
+    let set = manager.finish(&session).await.unwrap().set_cookie.unwrap();
+    let pair = set.split(';').next().unwrap();
+    pair.split_once('=').unwrap().1.to_owned()
+}
+
+/// The sessions the round trip works on.
+struct Population {
+    alice: String,
+    bob: String,
+    carol: String,
+    /// Alice's three live sessions.
+    a: Vec<String>,
+    /// Bob's live session.
+    b: String,
+    /// A live session nobody signed in to.
+    anon: String,
+    /// Carol's two sessions, expired three days ago.
+    expired: Vec<String>,
+}
+
+async fn populate(store: &Arc<dyn SessionStore>) -> Population {
+    let (live, past) = (manager(store, now()), manager(store, now() - 3 * 86_400));
+    let (alice, bob, carol) = (unique("alice"), unique("bob"), unique("carol"));
+    let mut a = Vec::new();
+    for _ in 0..3 {
+        a.push(new_session(&live, Some(&alice)).await);
+    }
+    let b = new_session(&live, Some(&bob)).await;
+    let anon = new_session(&live, None).await;
+    let expired = vec![
+        new_session(&past, Some(&carol)).await,
+        new_session(&past, Some(&carol)).await,
+    ];
+    Population {
+        alice,
+        bob,
+        carol,
+        a,
+        b,
+        anon,
+        expired,
+    }
+}
+
+fn keys(listing: &Value) -> BTreeSet<String> {
+    listing["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn hexes<'a>(cookies: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
+    cookies.into_iter().map(|c| hex_of(c)).collect()
+}
+
+/// No output of the binary may hold a session ID.
+fn no_ids(out: &Output, p: &Population) {
+    let text = format!("{}{}", stdout(out), stderr(out));
+    let all = p.a.iter().chain([&p.b, &p.anon]).chain(&p.expired);
+    for id in all {
+        assert!(
+            !text.contains(id.as_str()),
+            "a session ID was printed:\n{text}"
+        );
+    }
+}
+
+async fn round_trip(f: Fixture) {
+    let p = populate(&f.store).await;
+    let (total, expired) = if f.ttl { (5, 0) } else { (7, 2) };
+
+    // stats
+    assert_eq!(
+        f.cli_json(&["stats"]),
+        json!({"total": total, "live": 5, "expired": expired, "users": 2, "anonymous": 1})
+    );
+
+    // list --user: the user's live sessions, with what the manager recorded.
+    let listing = f.cli_json(&["list", "--user", &p.alice]);
+    assert_eq!(keys(&listing), hexes(&p.a));
+    for s in listing["sessions"].as_array().unwrap() {
+        assert_eq!(s["user_id"], p.alice.as_str());
+        assert_eq!(s["user_agent"], USER_AGENT);
+        assert_eq!(s["ip"], IP);
+        assert_eq!(s["expired"], false);
+    }
+    assert_eq!(
+        keys(&f.cli_json(&["list", "--user", &p.carol])),
+        BTreeSet::new()
+    );
+    let text = f.cli(&["list", "--user", &p.alice]);
+    assert!(text.status.success());
+    assert!(stdout(&text).starts_with("STORE KEY "), "{}", stdout(&text));
+    assert!(
+        stdout(&text).ends_with("\n3 sessions\n"),
+        "{}",
+        stdout(&text)
+    );
+    no_ids(&text, &p);
+
+    // list: every session, expired ones marked (Redis has already dropped them).
+    let everything = f.cli_json(&["list"]);
+    let mut expected = hexes(p.a.iter().chain([&p.b, &p.anon]));
+    if !f.ttl {
+        expected.extend(hexes(&p.expired));
+    }
+    assert_eq!(keys(&everything), expected);
+    for s in everything["sessions"].as_array().unwrap() {
+        let is_expired = hexes(&p.expired).contains(s["key"].as_str().unwrap());
+        assert_eq!(s["expired"], is_expired, "{s}");
+    }
+    let limited = f.cli(&["list", "--limit", "2"]);
+    assert!(stdout(&limited).ends_with("\n2 sessions (the --limit; there may be more)\n"));
+    no_ids(&f.cli(&["list"]), &p);
+
+    // show: by session ID, by store key, and from standard input.
+    let shown = f.cli_json(&["show", &p.a[0]]);
+    assert_eq!(shown["key"], hex_of(&p.a[0]));
+    assert_eq!(shown["user_id"], p.alice.as_str());
+    assert_eq!(shown["data"]["theme"], "dark");
+    assert_eq!(shown["expired"], false);
+    assert_eq!(shown["user_agent"], USER_AGENT);
+    assert_eq!(f.cli_json(&["show", &hex_of(&p.a[0])]), shown);
+    let from_stdin = f.cli_stdin(&["show", "-"], &format!("__Host-session={}\n", p.a[0]));
+    assert!(from_stdin.status.success());
+    assert!(stdout(&from_stdin).starts_with(&format!("key         {}\n", hex_of(&p.a[0]))));
+    no_ids(&from_stdin, &p);
+
+    // revoke: gone from the store; a second time there is nothing to revoke.
+    let out = f.cli_stdin(&["revoke", "-"], &p.a[0]);
+    assert_eq!(
+        stdout(&out),
+        format!("revoked session {}\n", hex_of(&p.a[0]))
+    );
+    assert_eq!(f.store.load(&key_of(&p.a[0])).await.unwrap(), None);
+    let again = f.cli(&["revoke", &p.a[0]]);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        stderr(&again),
+        format!("latch: no session with store key {}\n", hex_of(&p.a[0]))
+    );
+    assert_eq!(f.cli(&["show", &hex_of(&p.a[0])]).status.code(), Some(1));
+
+    // revoke-user: the rest of Alice's sessions; Bob's stays.
+    let out = f.cli(&["revoke-user", &p.alice]);
+    assert_eq!(
+        stdout(&out),
+        format!("revoked 2 sessions of user {:?}\n", p.alice)
+    );
+    for c in &p.a[1..] {
+        assert_eq!(f.store.load(&key_of(c)).await.unwrap(), None);
+    }
+    assert_eq!(f.store.list_by_user(&p.alice, now()).await.unwrap(), vec![]);
+    assert!(f.store.load(&key_of(&p.b)).await.unwrap().is_some());
+    assert_eq!(f.store.list_by_user(&p.bob, now()).await.unwrap().len(), 1);
+
+    // purge --dry-run counts and deletes nothing.
+    assert_eq!(
+        f.cli_json(&["purge", "--dry-run"]),
+        json!({"dry_run": true, "expired": 2, "purged": 0})
+    );
+    if !f.ttl {
+        for c in &p.expired {
+            assert!(f.store.load(&key_of(c)).await.unwrap().is_some());
+        }
+    }
+    // purge, one per batch: two batches of one, then an empty one.
+    assert_eq!(
+        f.cli_json(&["purge", "--batch", "1"]),
+        json!({"dry_run": false, "expired": 2, "purged": 2, "batches": 3})
+    );
+    for c in &p.expired {
+        assert_eq!(f.store.load(&key_of(c)).await.unwrap(), None);
+    }
+    let out = f.cli(&["purge"]);
+    assert_eq!(stdout(&out), "purged 0 expired sessions in 1 batch\n");
+
+    // What is left: Bob's session and the anonymous one.
+    assert_eq!(
+        f.cli_json(&["stats"]),
+        json!({"total": 2, "live": 2, "expired": 0, "users": 1, "anonymous": 1})
+    );
+    assert!(f.store.load(&key_of(&p.anon)).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.db");
+    let store = latch_sqlite::SqliteStore::open(&path).unwrap();
+    round_trip(Fixture {
+        store: Arc::new(store),
+        args: vec!["--store".into(), format!("sqlite:{}", path.display())],
+        ttl: false,
+    })
+    .await;
+}
+
+fn redis_url() -> String {
+    std::env::var("LATCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_round_trip() {
+    let prefix = format!("{}:", unique("latch-cli-test"));
+    let url = redis_url();
+    let store = match latch_redis::RedisStore::builder()
+        .prefix(&prefix)
+        .connect(&url)
+        .await
+    {
+        Ok(store) => store,
+        // The URL may carry a password: name the variable, not its value.
+        Err(e) => {
+            let _: Option<()> =
+                latch_conformance::skip_or_fail("Redis", &format!("LATCH_REDIS_URL: {e}"));
+            return;
+        }
+    };
+    round_trip(Fixture {
+        store: Arc::new(store),
+        args: vec![
+            "--store".into(),
+            url.clone(),
+            "--redis-prefix".into(),
+            prefix.clone(),
+        ],
+        ttl: true,
+    })
+    .await;
+    redis_cleanup(&url, &prefix).await;
+}
+
+/// Delete every key this test's prefix left (indexes without a TTL included).
+async fn redis_cleanup(url: &str, prefix: &str) {
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(keys)
+            .exec_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+fn postgres_url() -> String {
+    std::env::var("LATCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_round_trip() {
+    let url = postgres_url();
+    let mut config: tokio_postgres::Config = url.parse().unwrap();
+    config.connect_timeout(Duration::from_secs(3));
+    let client = match config.connect(tokio_postgres::NoTls).await {
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            client
+        }
+        Err(e) => {
+            let _: Option<()> =
+                latch_conformance::skip_or_fail("PostgreSQL", &format!("LATCH_POSTGRES_URL: {e}"));
+            return;
+        }
+    };
+    // A private schema, so counts see only this test's sessions.
+    let schema = unique("latch_cli").to_ascii_lowercase().replace('-', "_");
+    let schema: String = schema
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let store = latch_postgres::PostgresStore::builder(&url)
+        .schema(&schema)
+        .connect()
+        .await
+        .unwrap();
+    round_trip(Fixture {
+        store: Arc::new(store),
+        args: vec!["--store".into(), url, "--pg-schema".into(), schema.clone()],
+        ttl: false,
+    })
+    .await;
+    client
+        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn a_path_that_is_not_a_latch_database_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo.db");
+    latch()
+        .args([
+            "sessions",
+            "--store",
+            &format!("sqlite:{}", missing.display()),
+            "stats",
+        ])
+        .assert()
+        .code(2)
+        .stderr(format!(
+            "latch: no session database at {}\n",
+            missing.display()
+        ));
+    assert!(!missing.exists(), "a typo must not create a database");
+
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE users (id INTEGER)")
+        .unwrap();
+    let out = latch()
+        .args([
+            "sessions",
+            "--json",
+            "--store",
+            &format!("sqlite:{}", other.display()),
+            "purge",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        json(&out)["error"],
+        format!(
+            "{} has no latch_sessions table: it is not a latch-sqlite database",
+            other.display()
+        )
+    );
+    let tables: i64 = rusqlite::Connection::open(&other)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1);
+}
+
+#[test]
+fn bad_ids_urls_and_unreachable_servers_are_errors_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(latch_sqlite::SqliteStore::open(&path).unwrap());
+    let store = format!("sqlite:{}", path.display());
+    latch()
+        .args(["sessions", "--store", &store, "show", "not-a-session"])
+        .assert()
+        .code(2)
+        .stderr(
+            "latch: the ID is neither a session ID (the cookie value: 43 base64url characters) \
+             nor a store key (64 hex digits)\n",
+        );
+    latch()
+        .args([
+            "sessions",
+            "--store",
+            "mysql://root:hunter2@db/app",
+            "stats",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("hunter2").not());
+    // Nothing listens on port 1 of the loopback: refused at once.
+    for url in [
+        "redis://:hunter2@127.0.0.1:1/",
+        "postgres://app:hunter2@127.0.0.1:1/app",
+    ] {
+        let out = latch()
+            .args(["sessions", "--store", url, "stats"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("latch: ") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+    // The store can also come from LATCH_STORE, and --json goes after the subcommand too.
+    let out = latch()
+        .args(["sessions", "stats", "--json"])
+        .env("LATCH_STORE", &store)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["total"], 0);
+}
+
+use predicates::prelude::PredicateBooleanExt as _;
