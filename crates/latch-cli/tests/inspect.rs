@@ -407,24 +407,6 @@ fn weak_or_missing_keys_are_errors_exit_2() {
 }
 
 #[test]
-fn flask_kind_is_parsed_but_not_in_this_build() {
-    for args in [
-        vec!["inspect", "--kind", "flask", "x"],
-        vec!["inspect", "--kind", "flask", "--json", "x"],
-    ] {
-        let out = latch().args(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2));
-        let msg = "--kind flask is not available in this build: it needs the latch-flask crate, \
-                   which this latch binary was built without";
-        if args.contains(&"--json") {
-            assert_eq!(json(&out)["error"], msg);
-        } else {
-            assert_eq!(stderr(&out), format!("latch: {msg}\n"));
-        }
-    }
-}
-
-#[test]
 fn garbage_never_panics() {
     let (text, _) = text_key();
     for junk in [
@@ -452,4 +434,62 @@ fn garbage_never_panics() {
         );
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+/// `--kind flask`: a Flask cookie (made with latch-flask's byte-identical
+/// writer) under a fallback key, read with Flask's weak key as it is; an old
+/// cookie is shown with its data and marked expired by Flask's max age.
+#[test]
+fn flask_cookie_with_fallback_key_and_flask_expiry() {
+    use latch::codec::CookieFormat as _;
+    let t = now();
+    let mut rec = latch::Record::new(t);
+    rec.data.insert("cart".into(), serde_json::json!([1, 2]));
+    let old_key = "dev-flask-secret";
+    let format = latch_flask::FlaskCookieFormat::new(old_key);
+    let fresh = format.encode("session", &rec, t - 60).unwrap();
+    let stale = format.encode("session", &rec, t - 40 * 86_400).unwrap();
+    let run = |value: &str| {
+        latch()
+            .args([
+                "inspect",
+                "--kind",
+                "flask",
+                "--secret-env",
+                &var("FLASK_NEW"),
+                "--secret-env",
+            ])
+            .arg(var("FLASK_OLD"))
+            .arg(value)
+            .env(var("FLASK_NEW"), "the-new-flask-secret-key")
+            .env(var("FLASK_OLD"), old_key)
+            .output()
+            .unwrap()
+    };
+    let out = run(&fresh);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("flask (itsdangerous, HMAC-SHA1)"), "{text}");
+    assert!(
+        text.contains("key       1"),
+        "verified by the fallback: {text}"
+    );
+    assert!(text.contains("\"cart\""), "{text}");
+    assert!(text.contains("status    valid"), "{text}");
+    let out = run(&stale);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("EXPIRED") || text.contains("expired"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"cart\""),
+        "expired cookie still shows its data: {text}"
+    );
+    let mut tampered = fresh.clone().into_bytes();
+    let i = tampered.len() / 2;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let out = run(&String::from_utf8(tampered).unwrap());
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
 }

@@ -31,6 +31,25 @@ impl fmt::Display for KeySource {
 }
 
 impl KeySource {
+    /// The key's bytes as they are, without strength checks (for Flask keys,
+    /// which the Flask app already uses). Trailing whitespace is removed.
+    ///
+    /// # Errors
+    /// An unset variable or an unreadable file.
+    pub fn raw_bytes(&self) -> anyhow::Result<Vec<u8>> {
+        let mut bytes = match self {
+            KeySource::Env(var) => std::env::var(var)
+                .with_context(|| format!("reading the key from {var}"))?
+                .into_bytes(),
+            KeySource::File(path) => std::fs::read(path)
+                .with_context(|| format!("reading the key file {}", path.display()))?,
+        };
+        while bytes.last().is_some_and(u8::is_ascii_whitespace) {
+            bytes.pop();
+        }
+        Ok(bytes)
+    }
+
     /// Load the key exactly as an application would (strength checks included).
     fn load(&self) -> latch::Result<SecretKey> {
         match self {

@@ -1,11 +1,12 @@
 //! Which cookie formats to try, built from the keys.
 //!
-//! This is the one place a cookie kind is turned into formats. latch's own
-//! kinds are here; Flask's cookies come from the `latch-flask` crate, which is
-//! not part of this build yet: [`flask`] is where it gets wired in.
+//! This is the one place a cookie kind is turned into formats: latch's own
+//! kinds, and Flask's cookies from the `latch-flask` crate.
 
 use latch::Keyring;
 use latch::codec::{Aead, CookieFormat, LatchFormat, SealedCodec, SignedCodec};
+
+use anyhow::Context as _;
 
 use super::keys::{self, KeySource};
 
@@ -18,7 +19,7 @@ pub enum Kind {
     Signed,
     /// latch's encrypted cookies (XChaCha20-Poly1305 or AES-256-GCM).
     Encrypted,
-    /// Flask's signed session cookies (needs the latch-flask crate; not in this build).
+    /// Flask's signed session cookies (itsdangerous, as Flask 3.1 writes them).
     Flask,
 }
 
@@ -77,18 +78,25 @@ fn encrypted(ring: &Keyring) -> Vec<Candidate> {
     ]
 }
 
-/// Flask's cookies, once `latch-flask` is merged.
+/// Flask's cookies: `SECRET_KEY` first, then `SECRET_KEY_FALLBACKS`.
 ///
-/// To wire it in: add `latch-flask` to this crate's dependencies and return
-/// `latch_flask::FlaskCookieFormat::new(first key).fallbacks(other keys)` here.
 /// Flask keys are used as they are (Flask applications often have keys latch
-/// would refuse as weak), so read each [`KeySource`]'s raw bytes rather than
-/// going through [`keys::keyring`]. Nothing else in `latch inspect` changes.
-fn flask(_sources: &[KeySource]) -> anyhow::Result<Vec<Candidate>> {
-    anyhow::bail!(
-        "--kind flask is not available in this build: it needs the latch-flask crate, \
-         which this latch binary was built without"
-    )
+/// would refuse as weak; the Flask app already uses them), so each source's raw
+/// bytes are read rather than going through [`keys::keyring`]. The format
+/// accepts any age here; the report judges expiry by `--max-age`.
+fn flask(sources: &[KeySource]) -> anyhow::Result<Vec<Candidate>> {
+    let mut raw = sources.iter().map(KeySource::raw_bytes);
+    let current = raw
+        .next()
+        .context("--kind flask needs the Flask app's SECRET_KEY")??;
+    let fallbacks = raw.collect::<anyhow::Result<Vec<_>>>()?;
+    let format = latch_flask::FlaskCookieFormat::new(current)
+        .fallbacks(fallbacks)
+        .max_age(latch::MAX_COOKIE_LIFETIME);
+    Ok(vec![Candidate {
+        label: "flask (itsdangerous, HMAC-SHA1)",
+        format: Box::new(format),
+    }])
 }
 
 #[cfg(test)]
@@ -96,11 +104,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flask_is_parsed_but_unavailable() {
+    fn flask_needs_a_key_and_defaults_to_the_session_name() {
         let err = candidates(Kind::Flask, &[]).unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("--kind flask is not available in this build")
+                .starts_with("--kind flask needs the Flask app's SECRET_KEY")
         );
         assert_eq!(Kind::Flask.default_cookie_name(), "session");
     }

@@ -83,6 +83,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub remember_absolute: u64,
 
+    /// For --kind flask: Flask's PERMANENT_SESSION_LIFETIME in seconds (default 31
+    /// days); a cookie older than this is expired, as Flask judges it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 31 * 86_400,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_age: u64,
+
     /// Print the result (or the error) as JSON on standard output.
     #[arg(long)]
     pub json: bool,
@@ -90,13 +96,18 @@ pub struct Args {
 
 impl Args {
     /// The expiry policy the cookie is judged under.
-    fn expiry(&self) -> Expiry {
+    fn expiry(&self) -> anyhow::Result<Expiry> {
         use std::time::Duration;
-        Expiry::default()
+        if self.kind == kind::Kind::Flask {
+            return Ok(latch_flask::flask_expiry(Duration::from_secs(
+                self.max_age,
+            ))?);
+        }
+        Ok(Expiry::default()
             .idle(Duration::from_secs(self.idle))
             .absolute(Duration::from_secs(self.absolute))
             .remember_idle(Duration::from_secs(self.remember_idle))
-            .remember_absolute(Duration::from_secs(self.remember_absolute))
+            .remember_absolute(Duration::from_secs(self.remember_absolute)))
     }
 }
 
@@ -116,7 +127,7 @@ pub fn run(args: &Args, matches: Option<&ArgMatches>) -> anyhow::Result<Status> 
         kind,
         &decoded,
         &sources,
-        &args.expiry(),
+        &args.expiry()?,
         latch::Clock::now(&latch::SystemClock),
     );
     report.print(args.json)?;
