@@ -19,7 +19,7 @@ Exit codes:
   1  refused: inspect found the cookie not authentic under any key given, or
      sessions show/revoke found no such session
   2  error: bad arguments or input, unreadable key or file, unreachable URL or
-     store, or a feature not in this build (--kind flask)
+     store
   3  audit: a finding at or above the --fail-on severity
 
 Errors are printed on standard error as `latch: ...`; with --json they are

@@ -45,7 +45,7 @@ pub struct Candidate {
 /// The formats to try for `kind`, keyed with `sources` (current key first).
 ///
 /// # Errors
-/// A key that cannot be read or is too weak, or a kind this build lacks.
+/// A key that cannot be read or is too weak.
 pub fn candidates(kind: Kind, sources: &[KeySource]) -> anyhow::Result<Vec<Candidate>> {
     match kind {
         Kind::Auto => {

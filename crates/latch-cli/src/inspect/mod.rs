@@ -116,7 +116,7 @@ impl Args {
 ///
 /// # Errors
 /// [`Refused`] when the cookie is not authentic; any other error for unreadable
-/// or weak keys, a bad cookie argument, or a kind not in this build.
+/// or weak keys, or a bad cookie argument.
 pub fn run(args: &Args, matches: Option<&ArgMatches>) -> anyhow::Result<Status> {
     let sources = keys::ordered(args, matches);
     let candidates = kind::candidates(args.kind, &sources)?;

@@ -73,9 +73,7 @@ pub(crate) fn check(secret: &[u8]) -> Result<u32, Weakness> {
         return Err(Weakness::Placeholder);
     }
     let distinct = distinct_bytes(secret);
-    // A random 32-byte key or 64 hex digits practically always show 13 or more
-    // distinct symbols; fewer means a pattern ("aaaa...", "abab...").
-    if distinct < 13 {
+    if distinct < min_distinct(secret.len(), alphabet_size(secret)) {
         return Err(Weakness::TooFewDistinct { distinct });
     }
     let estimated = estimate_bits(secret);
@@ -111,6 +109,22 @@ fn estimate_bits(secret: &[u8]) -> u32 {
     bits.floor().min(f64::from(u32::MAX)) as u32
 }
 
+/// Half the distinct symbols a random string of `n` symbols drawn from an
+/// alphabet of `k` shows on average (at least 4). A real random key falls below
+/// it with negligible probability (64 random hex digits: expected 15.8 distinct,
+/// threshold 7); a patterned one ("aaaa...", "abab...") falls far below.
+fn min_distinct(n: usize, k: f64) -> usize {
+    let n = i32::try_from(n).unwrap_or(i32::MAX);
+    let expected = k * (1.0 - (1.0 - 1.0 / k).powi(n));
+    // Truncation to a whole count is the intent.
+    ((expected / 2.0).floor() as usize).max(4)
+}
+
+/// The size of the smallest usual alphabet that holds the secret.
+fn alphabet_size(secret: &[u8]) -> f64 {
+    alphabet_bits(secret).exp2()
+}
+
 fn alphabet_bits(secret: &[u8]) -> f64 {
     let all = |f: fn(&u8) -> bool| secret.iter().all(f);
     if all(u8::is_ascii_digit) {
@@ -127,11 +141,12 @@ fn alphabet_bits(secret: &[u8]) -> f64 {
     }
 }
 
-/// The length of the shortest prefix whose repetition makes up the whole secret
-/// (the secret's length when it does not repeat).
+/// The length of the shortest unit that the secret repeats at least twice
+/// (the secret's length when it does not repeat). Only units up to half the
+/// length count: a longer "period" is a chance match of a few characters.
 fn shortest_period(secret: &[u8]) -> usize {
     let n = secret.len();
-    (1..=n)
+    (1..=n / 2)
         .find(|&p| secret.iter().skip(p).zip(secret).all(|(a, b)| a == b))
         .unwrap_or(n)
 }
@@ -179,10 +194,13 @@ mod tests {
 
     #[test]
     fn repeated_pattern_refused() {
-        let s = "k3Y!q9#Lz7&Wm2^P".repeat(8);
+        let s = "k3Y!q9#Lz7&Wm2^PaB".repeat(4);
+        assert!(check(s.as_bytes()).is_err());
+        // Enough distinct digits for 64 hex, but a 32-digit unit repeated.
+        let hex = "9f86d081884c7d659a2feaa0c55ad015".repeat(2);
         assert_eq!(
-            check(s.as_bytes()),
-            Err(Weakness::TooFewBits { estimated: 105 })
+            check(hex.as_bytes()),
+            Err(Weakness::TooFewBits { estimated: 128 })
         );
     }
 
@@ -193,6 +211,22 @@ mod tests {
             check(s.as_bytes()),
             Err(Weakness::TooFewDistinct { distinct: 2 })
         );
+    }
+
+    #[test]
+    fn random_keys_in_every_encoding_pass() {
+        use base64::Engine as _;
+        // 100,000 draws: a threshold that refused one random key in 50,000
+        // would fail here most of the time.
+        for _ in 0..100_000 {
+            let mut raw = [0u8; 32];
+            crate::rand::fill(&mut raw);
+            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+            for key in [&raw[..], hex.as_bytes(), b64.as_bytes()] {
+                assert!(check(key).is_ok(), "random key refused: {:?}", check(key));
+            }
+        }
     }
 
     #[test]
