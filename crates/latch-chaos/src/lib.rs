@@ -6,6 +6,7 @@
 //! | test | what it does |
 //! |---|---|
 //! | `sqlite_kill9` | SIGKILLs the demo on SQLite in the middle of a burst of writes, restarts it on the same file: the database is intact and every acknowledged write is there |
+//! | `fuzz_regressions` | replays every file in `fuzz/regressions/<target>/` and every seed in `fuzz/corpus/<target>/` through the fuzz harness of that target (`fuzz/src/lib.rs`, included with `#[path]`) |
 //! | `redis_outage`, `postgres_outage` | stop and restart a private server under load: 503s while it is down, no 500, no crash, recovery within 2 s, no acknowledged write lost |
 //!
 //! The modules here start things ([`demo::Demo`], [`redis::PrivateRedis`],
