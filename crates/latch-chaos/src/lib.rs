@@ -6,6 +6,7 @@
 //! | test | what it does |
 //! |---|---|
 //! | `sqlite_kill9` | SIGKILLs the demo on SQLite in the middle of a burst of writes, restarts it on the same file: the database is intact and every acknowledged write is there |
+//! | `soak` | a bounded run at a fixed request rate on SQLite with 5 s / 20 s timeouts (only with `LATCH_SOAK=1`; `LATCH_SOAK_SECS`, `LATCH_SOAK_RPS`): memory and rows stay bounded, the purge brings rows back down, every expiry holds, no 5xx |
 //! | `manager_tamper` | every single-bit flip of a valid cookie (signed, both AEADs, server-side ID), through the whole `SessionManager`, gives a fresh session, is counted and removed |
 //! | `fuzz_regressions` | replays every file in `fuzz/regressions/<target>/` and every seed in `fuzz/corpus/<target>/` through the fuzz harness of that target (`fuzz/src/lib.rs`, included with `#[path]`) |
 //! | `redis_outage`, `postgres_outage` | stop and restart a private server under load: 503s while it is down, no 500, no crash, recovery within 2 s, no acknowledged write lost |
