@@ -12,6 +12,15 @@
 //! is an attacker's raw cookie value, or it is data that the harness first
 //! turns into an authentic token (so the fuzzer works on the far side of the
 //! MAC/AEAD check too, where random bytes never get).
+//!
+//! ## Adding a target
+//! Write the harness here and list it in [`TARGETS`]; add
+//! `fuzz_targets/<name>.rs` (the one-line wrapper) and its `[[bin]]` in
+//! `fuzz/Cargo.toml`; add a `seed-*` file or two to `fuzz/corpus/<name>/` and
+//! at least one input to `fuzz/regressions/<name>/` (the replay test insists).
+//! A decoder in another crate (the Set-Cookie audit parser of `latch-cli`, the
+//! Flask cookie decoder of `latch-flask`) needs that crate as a dependency
+//! here and in `crates/latch-chaos`.
 
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a harness fails loudly on purpose
