@@ -1,0 +1,180 @@
+//! A PostgreSQL server of the test's own, on a free loopback port, that the test
+//! may stop and restart. Stopped and deleted when dropped, even if the test fails.
+//! (Copied from `crates/latch-postgres/tests/private_server/mod.rs`, with the
+//! freeze/thaw helpers left out.)
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A running (or stopped) private server and its data directory.
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    /// PostgreSQL refuses to run as root: run its tools as `postgres` then.
+    as_postgres: bool,
+}
+
+impl PrivatePostgres {
+    /// `initdb` a fresh cluster in a temporary directory and start it.
+    ///
+    /// `Err` says why no server could be had (no binaries, no `postgres` user, ...).
+    pub fn start() -> Result<Self, String> {
+        let bin = find_bin()?;
+        let as_postgres = running_as_root()?;
+        let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!("latch-pg-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        // From here on, Drop stops the server and removes the directory.
+        let server = Self {
+            bin,
+            dir,
+            port,
+            as_postgres,
+        };
+        if as_postgres {
+            run(Command::new("chown").arg("postgres:").arg(&server.dir))?;
+        }
+        let data = server.data();
+        server.tool(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )?;
+        server.resume()?;
+        Ok(server)
+    }
+
+    /// Where to connect: the `postgres` database as the `postgres` superuser.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Kill the server the way a crash or power cut would: no shutdown
+    /// checkpoint, every connection dropped.
+    pub fn crash(&self) -> Result<(), String> {
+        self.tool(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        )
+    }
+
+    /// Start the server (again) on the same port and data directory; returns once
+    /// it accepts connections, after crash recovery.
+    pub fn resume(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("server.log").display().to_string();
+        self.tool(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    fn tool(&self, name: &str, args: &[&str]) -> Result<(), String> {
+        let path = self.bin.join(name);
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        // Keep the tools from wandering into the caller's directory, which the
+        // `postgres` user may not be allowed to enter.
+        run(command.args(args).current_dir(&self.dir))
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self.tool("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let out = command
+        .output()
+        .map_err(|e| format!("running {command:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{command:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin` that has `pg_ctl`.
+fn find_bin() -> Result<PathBuf, String> {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .map_err(|e| {
+            format!(
+                "no PostgreSQL server binaries under {}: {e}",
+                root.display()
+            )
+        })?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("pg_ctl").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| format!("no pg_ctl under {}/*/bin", root.display()))
+}
+
+fn running_as_root() -> Result<bool, String> {
+    let out = Command::new("id")
+        .arg("-u")
+        .output()
+        .map_err(|e| format!("running id -u: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("binding: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("local address: {e}"))
+}

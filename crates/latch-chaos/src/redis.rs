@@ -1,0 +1,103 @@
+//! A `redis-server` of the test's own, on its own port and directory, with
+//! every write fsynced to its append-only file before it is acknowledged, so a
+//! test may kill and restart it and expect every acknowledged write back.
+//! (Adapted from `crates/latch-redis/tests/outage.rs`.)
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A private `redis-server`; killed and its directory removed when dropped.
+#[derive(Debug)]
+pub struct PrivateRedis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl PrivateRedis {
+    /// Start one on a free loopback port.
+    ///
+    /// # Errors
+    /// Why there is none: `redis-server` is not installed or did not start.
+    pub fn start() -> Result<Self, String> {
+        Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .map_err(|e| format!("redis-server is not installed: {e}"))?;
+        let port = crate::free_port();
+        let dir = crate::temp_dir(&format!("redis-{port}"));
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+        };
+        server.resume()?;
+        Ok(server)
+    }
+
+    /// The URL for `--store`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Start the server (again) on the same port and directory; returns once it
+    /// has loaded its append-only file and answers `PING`.
+    ///
+    /// # Errors
+    /// When it cannot be started or does not answer within 10 s.
+    pub fn resume(&mut self) -> Result<(), String> {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(["--save", ""])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting redis-server: {e}"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.answers() {
+            if Instant::now() > deadline {
+                return Err("the private redis-server did not answer within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// SIGKILL: no shutdown, no final save; what was acknowledged is already in
+    /// the append-only file.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether a fresh connection gets `+PONG` (not `-LOADING`, not refused).
+    pub fn answers(&self) -> bool {
+        let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+        if conn.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut reply = [0u8; 7];
+        conn.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
