@@ -47,6 +47,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("signed_open", signed_open),
     ("sealed_open", sealed_open),
     ("latch_format", latch_format),
+    ("flask_cookie", flask_cookie),
 ];
 
 /// The cookie name the codecs bind into their MAC/AEAD data.
@@ -478,5 +479,50 @@ pub fn raw_token_opens(target: &str, data: &[u8]) -> Option<bool> {
             Some(cached_format(mode & 3).decode(NAME, &text(value)).is_ok())
         }
         _ => None,
+    }
+}
+
+/// A fixed, public Flask `SECRET_KEY` for fuzzing only.
+const FLASK_KEY: &str = "fuzzing-only-flask-secret-key";
+
+/// Flask's cookie decoder (`latch_flask::FlaskCookieFormat::decode`).
+///
+/// Input: first byte is the mode. Even: the rest is an attacker's raw cookie
+/// value, which must never panic and never decode unless authentic (the
+/// fuzzer cannot forge HMAC-SHA1, so anything it makes must be refused unless
+/// it copied a seed verbatim). Odd: the rest is JSON that, when it is an object
+/// latch can carry, is written as Flask would and must read back to the same
+/// data — and every single-byte change of that cookie must be refused.
+pub fn flask_cookie(data: &[u8]) {
+    use latch::Record;
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let format = latch_flask::FlaskCookieFormat::new(FLASK_KEY)
+        .max_age(latch::MAX_COOKIE_LIFETIME)
+        .clock(ManualClock::new(NOW));
+    if mode % 2 == 0 {
+        let _ = format.decode("session", &String::from_utf8_lossy(rest));
+        return;
+    }
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(rest) else {
+        return;
+    };
+    let mut record = Record::new(NOW);
+    record.data = map.into_iter().filter(|(k, _)| !k.starts_with('_')).collect();
+    let Ok(value) = format.encode("session", &record, NOW) else {
+        return; // data Flask's format cannot carry (for example huge numbers)
+    };
+    let Ok(decoded) = format.decode("session", &value) else {
+        panic!("a cookie latch-flask wrote was refused: {value}");
+    };
+    assert_eq!(decoded.record.data, record.data, "round trip changed the data");
+    let bytes = value.as_bytes();
+    let i = usize::from(mode) % bytes.len().max(1);
+    let mut tampered = bytes.to_vec();
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8_lossy(&tampered).into_owned();
+    if tampered != value {
+        assert!(format.decode("session", &tampered).is_err(), "a changed Flask cookie was accepted");
     }
 }

@@ -186,6 +186,28 @@ fn unquote(value: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The audit parser reads attacker-controlled headers: any input parses
+        /// without panicking, and a well-formed pair is always recovered.
+        #[test]
+        fn any_header_parses_and_pairs_survive(
+            junk in ".{0,300}",
+            name in "[A-Za-z0-9_-]{1,20}",
+            value in "[A-Za-z0-9_-]{0,40}",
+        ) {
+            let _ = SetCookie::parse(&junk);
+            let parsed = SetCookie::parse(&format!("{name}={value}; {junk}"));
+            if parsed.malformed.is_none() {
+                prop_assert_eq!(&parsed.name, &name);
+                prop_assert_eq!(&parsed.value, &value);
+            }
+        }
+    }
+
     use super::*;
 
     #[test]
