@@ -509,20 +509,29 @@ pub fn flask_cookie(data: &[u8]) {
         return;
     };
     let mut record = Record::new(NOW);
-    record.data = map.into_iter().filter(|(k, _)| !k.starts_with('_')).collect();
+    record.data = map
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+        .collect();
     let Ok(value) = format.encode("session", &record, NOW) else {
         return; // data Flask's format cannot carry (for example huge numbers)
     };
     let Ok(decoded) = format.decode("session", &value) else {
         panic!("a cookie latch-flask wrote was refused: {value}");
     };
-    assert_eq!(decoded.record.data, record.data, "round trip changed the data");
+    assert_eq!(
+        decoded.record.data, record.data,
+        "round trip changed the data"
+    );
     let bytes = value.as_bytes();
     let i = usize::from(mode) % bytes.len().max(1);
     let mut tampered = bytes.to_vec();
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8_lossy(&tampered).into_owned();
     if tampered != value {
-        assert!(format.decode("session", &tampered).is_err(), "a changed Flask cookie was accepted");
+        assert!(
+            format.decode("session", &tampered).is_err(),
+            "a changed Flask cookie was accepted"
+        );
     }
 }
