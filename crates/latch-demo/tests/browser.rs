@@ -85,6 +85,10 @@ fn start_chromedriver(driver: &str) -> (Reaper, u16) {
 
 /// A headless Chromium with its own profile folder (a "browser profile").
 async fn browser(driver_port: u16, chromium: &str, profile: &Path) -> Client {
+    // The WebDriver connection is plain http, but the client is built with
+    // rustls; when a workspace-wide build enables two crypto providers rustls
+    // cannot pick one by itself, so pick ring (a no-op after the first call).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
