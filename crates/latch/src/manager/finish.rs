@@ -242,6 +242,11 @@ impl Shared {
         state: &mut State,
         now: UnixTime,
     ) -> Result<bool> {
+        // Requests of this process saving the same session take turns: a save
+        // that conflicts then reloads and succeeds at once, instead of 32
+        // concurrent writers retrying against each other (quadratic round trips).
+        // Other processes are still handled by the compare-and-swap below.
+        let _turn = self.save_lock(key).lock().await;
         let mut expected = state.record.version;
         for attempt in 0..MAX_SAVE_ATTEMPTS {
             let record = &mut state.record;

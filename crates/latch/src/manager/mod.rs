@@ -62,9 +62,20 @@ pub(crate) struct Shared {
     pub(crate) rejected: AtomicU64,
     /// Where revocation markers for cookie-only sessions live, if anywhere.
     pub(crate) revocations: Option<Arc<dyn SessionStore>>,
+    /// Striped locks that serialise this process's saves of one session.
+    save_locks: Box<[Mutex<()>]>,
 }
 
+/// How many stripes of save locks; sessions hash onto them by store key.
+const SAVE_LOCK_STRIPES: usize = 64;
+
 impl Shared {
+    /// The lock that serialises this process's saves of the session `key`.
+    pub(crate) fn save_lock(&self, key: &StoreKey) -> &Mutex<()> {
+        let stripe = usize::from(key.as_bytes()[0]) % self.save_locks.len();
+        &self.save_locks[stripe]
+    }
+
     /// Run a store call under the configured timeout.
     pub(crate) async fn timed<T>(
         &self,
@@ -391,6 +402,7 @@ impl SessionManagerBuilder {
                 clock: self.clock,
                 rejected: AtomicU64::new(0),
                 revocations: self.revocations,
+                save_locks: (0..SAVE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             }),
         })
     }
