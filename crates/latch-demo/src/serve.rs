@@ -154,3 +154,30 @@ async fn shutdown() {
         () = term => {},
     }
 }
+
+/// The whole `latch-demo` program: parse the flags, set up logging, serve, and
+/// exit 1 with the error chain on failure. Both the `latch-demo` binary and the
+/// fault-injection crate's copy of it are this one call.
+pub fn main() {
+    use clap::Parser as _;
+    let args = crate::config::Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    if let Err(err) = run_with_args(&args) {
+        eprintln!("latch-demo: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run_with_args(args: &crate::config::Args) -> anyhow::Result<()> {
+    let settings = Settings::from_args(args)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.worker_threads {
+        runtime.worker_threads(n.max(1));
+    }
+    runtime.enable_all().build()?.block_on(run(settings))
+}
