@@ -1,7 +1,7 @@
 //! `latch-bench load`: every configuration under wrk, interleaved repetitions,
 //! ratios to bare axum measured in the same repetition.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -19,6 +19,9 @@ use crate::wrk::{self, Cookies, Sample};
 pub enum Mode {
     /// Same session on every request: read the counter, add one, write it.
     ReadWrite,
+    /// As `ReadWrite`, each request picking one of 256 sessions at random, so
+    /// concurrent requests rarely share a session.
+    ReadWriteSpread,
     /// Same session on every request: read the counter.
     ReadOnly,
     /// No cookie sent: every request writes into a new session.
@@ -29,12 +32,19 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in table order.
-    pub const ALL: [Mode; 4] = [Mode::ReadWrite, Mode::ReadOnly, Mode::New, Mode::Untouched];
+    pub const ALL: [Mode; 5] = [
+        Mode::ReadWrite,
+        Mode::ReadWriteSpread,
+        Mode::ReadOnly,
+        Mode::New,
+        Mode::Untouched,
+    ];
 
     /// The command-line and table name.
     pub fn name(self) -> &'static str {
         match self {
             Mode::ReadWrite => "rw",
+            Mode::ReadWriteSpread => "rw256",
             Mode::ReadOnly => "ro",
             Mode::New => "new",
             Mode::Untouched => "none",
@@ -49,13 +59,13 @@ impl Mode {
         Self::ALL
             .into_iter()
             .find(|m| m.name() == name)
-            .with_context(|| format!("unknown mode {name:?}; known: rw,ro,new,none"))
+            .with_context(|| format!("unknown mode {name:?}; known: rw,rw256,ro,new,none"))
     }
 
     /// The route wrk requests.
     pub fn path(self) -> &'static str {
         match self {
-            Mode::ReadWrite | Mode::New => "/rw",
+            Mode::ReadWrite | Mode::ReadWriteSpread | Mode::New => "/rw",
             Mode::ReadOnly => "/ro",
             Mode::Untouched => "/none",
         }
@@ -135,6 +145,9 @@ impl Plan {
 
 /// A stand-in cookie for bare axum, the size of a latch session cookie, so
 /// every configuration parses a request of about the same size.
+/// Sessions the `rw256` mode spreads its requests over.
+const SPREAD: usize = 256;
+
 const BARE_COOKIE: &str = "session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// Run the plan; returns the Markdown report.
@@ -246,8 +259,13 @@ fn rows(plan: &Plan, samples: &[Vec<Vec<Sample>>]) -> Vec<Row> {
 
 /// The targets, as ratios measured in the same run.
 pub fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
-    let cookie_or_memory =
-        ["latch-signed", "latch-encrypted", "latch-memory"].contains(&row.config.as_str());
+    let cookie_or_memory = [
+        "latch-signed",
+        "latch-encrypted",
+        "latch-encrypted-gcm",
+        "latch-memory",
+    ]
+    .contains(&row.config.as_str());
     let against_peer = |peer: &str| -> Option<Verdict> {
         let peer = rows
             .iter()
@@ -297,7 +315,7 @@ fn measure(
     } else {
         Server::start(config, env, cell)?
     };
-    let cookie = if !mode.sends_cookie() {
+    let cookie = if !mode.sends_cookie() || mode == Mode::ReadWriteSpread {
         None
     } else if config == Config::Bare {
         Some(BARE_COOKIE.to_owned())
@@ -308,7 +326,17 @@ fn measure(
         }
         Some(cookie.context("no Set-Cookie when setting up the session")?)
     };
-    let cookies = cookie.as_deref().map_or(Cookies::None, Cookies::Same);
+    let script = env.dir.join(format!("cookies-{cell}.lua"));
+    let cookies = if mode == Mode::ReadWriteSpread {
+        spread_cookies(
+            server.addr,
+            config,
+            &env.dir.join(format!("cookies-{cell}.txt")),
+            &script,
+        )?
+    } else {
+        cookie.as_deref().map_or(Cookies::None, Cookies::Same)
+    };
     let sample = wrk::run(
         &server.url(mode.path()),
         &cookies,
@@ -319,6 +347,27 @@ fn measure(
     backends::remove_sqlite(&env.dir.join(format!("latch-{cell}.db")));
     backends::remove_sqlite(&db);
     sample
+}
+
+/// Make [`SPREAD`] sessions and a wrk script that picks one per request.
+fn spread_cookies<'a>(
+    addr: std::net::SocketAddr,
+    config: Config,
+    list: &Path,
+    script: &'a Path,
+) -> anyhow::Result<Cookies<'a>> {
+    let mut lines = Vec::with_capacity(SPREAD);
+    for _ in 0..SPREAD {
+        lines.push(match config {
+            Config::Bare => BARE_COOKIE.to_owned(),
+            _ => httpc::get(addr, "/rw", None)?
+                .1
+                .context("no Set-Cookie when setting up a session")?,
+        });
+    }
+    std::fs::write(list, lines.join("\n") + "\n")?;
+    std::fs::write(script, wrk::cookie_script(list))?;
+    Ok(Cookies::Script(script))
 }
 
 #[cfg(test)]

@@ -54,9 +54,9 @@ pub fn signed() -> anyhow::Result<SessionManager> {
         .build()?)
 }
 
-/// Encrypted cookies (XChaCha20-Poly1305, the default) under a fresh key.
-pub fn encrypted() -> anyhow::Result<SessionManager> {
+/// Encrypted cookies with `aead` under a fresh key.
+pub fn encrypted(aead: Aead) -> anyhow::Result<SessionManager> {
     Ok(builder()
-        .encrypted_cookies(Keyring::new(SecretKey::generate()), Aead::default())
+        .encrypted_cookies(Keyring::new(SecretKey::generate()), aead)
         .build()?)
 }

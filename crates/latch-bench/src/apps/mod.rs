@@ -8,6 +8,7 @@ pub mod ts_handlers;
 
 use std::path::PathBuf;
 
+use ::latch::codec::Aead;
 use anyhow::Context as _;
 use axum::Router;
 use axum::routing::get;
@@ -19,8 +20,10 @@ pub enum Config {
     Bare,
     /// latch, signed cookie.
     LatchSigned,
-    /// latch, encrypted cookie (XChaCha20-Poly1305).
+    /// latch, encrypted cookie (XChaCha20-Poly1305, the default).
     LatchEncrypted,
+    /// latch, encrypted cookie (AES-256-GCM).
+    LatchEncryptedGcm,
     /// latch, `MemoryStore`.
     LatchMemory,
     /// latch, `SqliteStore` in a temporary file.
@@ -43,10 +46,11 @@ pub enum Config {
 
 impl Config {
     /// Every configuration, in table order.
-    pub const ALL: [Config; 12] = [
+    pub const ALL: [Config; 13] = [
         Config::Bare,
         Config::LatchSigned,
         Config::LatchEncrypted,
+        Config::LatchEncryptedGcm,
         Config::LatchMemory,
         Config::LatchSqlite,
         Config::LatchRedis,
@@ -64,6 +68,7 @@ impl Config {
             Config::Bare => "bare",
             Config::LatchSigned => "latch-signed",
             Config::LatchEncrypted => "latch-encrypted",
+            Config::LatchEncryptedGcm => "latch-encrypted-gcm",
             Config::LatchMemory => "latch-memory",
             Config::LatchSqlite => "latch-sqlite",
             Config::LatchRedis => "latch-redis",
@@ -122,7 +127,8 @@ pub async fn router(config: Config, env: &Env, cell: usize) -> anyhow::Result<Ro
             .route("/ro", get(|| async { "ok" }))
             .route("/none", get(|| async { "ok" })),
         Config::LatchSigned => latch::router(latch::signed()?),
-        Config::LatchEncrypted => latch::router(latch::encrypted()?),
+        Config::LatchEncrypted => latch::router(latch::encrypted(Aead::XChaCha20Poly1305)?),
+        Config::LatchEncryptedGcm => latch::router(latch::encrypted(Aead::Aes256Gcm)?),
         Config::LatchMemory => latch::router(
             latch::builder()
                 .store(::latch::MemoryStore::new())
