@@ -93,6 +93,20 @@ pub struct Plan {
     pub ts_sqlite_bin: PathBuf,
     /// Port of the private redis-server.
     pub redis_port: u16,
+    /// How bare axum is interleaved with the other configurations.
+    pub pairing: Pairing,
+}
+
+/// How the bare baseline is interleaved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairing {
+    /// `for rep { for mode { for config != bare { bare; config } } }`: every
+    /// sample has its own bare sample measured just before or after it (the
+    /// order alternates between repetitions). Robust when the machine's load
+    /// changes within a minute.
+    Adjacent,
+    /// `for rep { for mode { for config } }`, bare being the first configuration.
+    Block,
 }
 
 /// The flags `load` takes.
@@ -105,6 +119,7 @@ pub const FLAGS: &[&str] = &[
     "ts-sqlite-bin",
     "redis-port",
     "out",
+    "pairing",
 ];
 
 /// Where `cargo build --release --manifest-path crates/latch-bench/peers/ts-sqlite/Cargo.toml`
@@ -130,7 +145,7 @@ impl Plan {
             bail!("--reps must be at least 1");
         }
         Ok(Self {
-            duration: Duration::from_secs(args.get("duration", 4u64)?),
+            duration: Duration::from_secs(args.get("duration", 2u64)?),
             reps,
             connections: args.get("connections", 32u32)?,
             modes: args.list("modes", Mode::ALL.to_vec(), Mode::parse)?,
@@ -139,6 +154,11 @@ impl Plan {
                 .raw("ts-sqlite-bin")
                 .map_or_else(default_peer_bin, PathBuf::from),
             redis_port: args.get("redis-port", 16_379u16)?,
+            pairing: match args.raw("pairing").unwrap_or("adjacent") {
+                "adjacent" => Pairing::Adjacent,
+                "block" => Pairing::Block,
+                other => bail!("--pairing {other:?}: use adjacent or block"),
+            },
         })
     }
 }
@@ -176,35 +196,79 @@ pub fn run(plan: &Plan) -> anyhow::Result<String> {
         );
     }
     let start_load = crate::machine::describe();
-    let mut samples: Vec<Vec<Vec<Sample>>> =
-        vec![vec![Vec::new(); plan.configs.len()]; plan.modes.len()];
+    let grid = || vec![vec![Vec::new(); plan.configs.len()]; plan.modes.len()];
+    // samples[mode][config]; baselines[mode][config] holds the bare samples
+    // each of that configuration's samples is compared with.
+    let (mut samples, mut baselines): (Vec<Vec<Vec<Sample>>>, Vec<Vec<Vec<Sample>>>) =
+        (grid(), grid());
+    let bare = plan
+        .configs
+        .iter()
+        .position(|&c| c == Config::Bare)
+        .unwrap_or(0);
     let mut cell = 0usize;
-    let total = plan.reps * plan.modes.len() * plan.configs.len();
+    let others = plan.configs.len() - 1;
+    let total = plan.reps
+        * plan.modes.len()
+        * match plan.pairing {
+            Pairing::Adjacent => 2 * others,
+            Pairing::Block => others + 1,
+        };
+    let mut one = |rep: usize, mode: Mode, config: Config| {
+        cell += 1;
+        let sample = measure(plan, &env, config, mode, cell).unwrap_or_else(|e| {
+            eprintln!("  {} {}: FAILED: {e:#}", config.name(), mode.name());
+            Sample {
+                rps: f64::NAN,
+                p50_us: f64::NAN,
+                p99_us: f64::NAN,
+                errors: 0,
+                requests: 0,
+            }
+        });
+        eprintln!(
+            "[{cell}/{total}] rep {} {:>5} {:<20} {:>9.0} req/s  p50 {:>9}  p99 {:>9}  errors {}",
+            rep + 1,
+            mode.name(),
+            config.name(),
+            sample.rps,
+            stats::fmt_us(sample.p50_us),
+            stats::fmt_us(sample.p99_us),
+            sample.errors
+        );
+        sample
+    };
     for rep in 0..plan.reps {
         for (mi, &mode) in plan.modes.iter().enumerate() {
-            for (ci, &config) in plan.configs.iter().enumerate() {
-                cell += 1;
-                let sample = measure(plan, &env, config, mode, cell).unwrap_or_else(|e| {
-                    eprintln!("  {} {}: FAILED: {e:#}", config.name(), mode.name());
-                    Sample {
-                        rps: f64::NAN,
-                        p50_us: f64::NAN,
-                        p99_us: f64::NAN,
-                        errors: 0,
-                        requests: 0,
+            match plan.pairing {
+                Pairing::Block => {
+                    let row: Vec<Sample> =
+                        plan.configs.iter().map(|&c| one(rep, mode, c)).collect();
+                    for (ci, s) in row.iter().enumerate() {
+                        samples[mi][ci].push(*s);
+                        baselines[mi][ci].push(row[bare]);
                     }
-                });
-                eprintln!(
-                    "[{cell}/{total}] rep {} {:>4} {:<16} {:>9.0} req/s  p50 {:>9}  p99 {:>9}  errors {}",
-                    rep + 1,
-                    mode.name(),
-                    config.name(),
-                    sample.rps,
-                    stats::fmt_us(sample.p50_us),
-                    stats::fmt_us(sample.p99_us),
-                    sample.errors
-                );
-                samples[mi][ci].push(sample);
+                }
+                Pairing::Adjacent => {
+                    for (ci, &config) in plan.configs.iter().enumerate() {
+                        if ci == bare {
+                            continue;
+                        }
+                        // Alternate which of the pair runs first, so a trend in
+                        // the machine's load favours neither.
+                        let (b, s) = if rep % 2 == 0 {
+                            let b = one(rep, mode, Config::Bare);
+                            (b, one(rep, mode, config))
+                        } else {
+                            let s = one(rep, mode, config);
+                            (one(rep, mode, Config::Bare), s)
+                        };
+                        samples[mi][ci].push(s);
+                        baselines[mi][ci].push(b);
+                        samples[mi][bare].push(b);
+                        baselines[mi][bare].push(b);
+                    }
+                }
             }
         }
     }
@@ -217,7 +281,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<String> {
         }
     }
     drop(redis);
-    let rows = rows(plan, &samples);
+    let rows = rows(plan, &samples, &baselines);
     let mut report = format!(
         "{}\nat start: {start_load}\nat end:   {}\n\n",
         command_line(plan),
@@ -229,20 +293,20 @@ pub fn run(plan: &Plan) -> anyhow::Result<String> {
 
 fn command_line(plan: &Plan) -> String {
     format!(
-        "load: wrk -t1 -c{} --latency, {} s per cell, {} interleaved repetitions \
-         (for rep {{ for mode {{ for config }} }}), server: tokio runtime with 1 worker thread",
+        "load: wrk -t1 -c{} --latency, {} s per cell, {} interleaved repetitions, order {}, \
+         server: tokio runtime with 1 worker thread",
         plan.connections,
         plan.duration.as_secs(),
-        plan.reps
+        plan.reps,
+        match plan.pairing {
+            Pairing::Adjacent =>
+                "for rep { for mode { for config { bare; config } } } (pair order alternating)",
+            Pairing::Block => "for rep { for mode { for config } }",
+        }
     )
 }
 
-fn rows(plan: &Plan, samples: &[Vec<Vec<Sample>>]) -> Vec<Row> {
-    let bare = plan
-        .configs
-        .iter()
-        .position(|&c| c == Config::Bare)
-        .unwrap_or(0);
+fn rows(plan: &Plan, samples: &[Vec<Vec<Sample>>], baselines: &[Vec<Vec<Sample>>]) -> Vec<Row> {
     let mut rows = Vec::new();
     for (mi, mode) in plan.modes.iter().enumerate() {
         for (ci, config) in plan.configs.iter().enumerate() {
@@ -250,7 +314,7 @@ fn rows(plan: &Plan, samples: &[Vec<Vec<Sample>>]) -> Vec<Row> {
                 config: config.name().to_owned(),
                 mode: mode.name().to_owned(),
                 samples: samples[mi][ci].clone(),
-                baseline: samples[mi][bare].clone(),
+                baseline: baselines[mi][ci].clone(),
             });
         }
     }
@@ -270,9 +334,13 @@ pub fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
         let peer = rows
             .iter()
             .find(|r| r.config == peer && r.mode == row.mode)?;
-        let a: Vec<f64> = row.samples.iter().map(|s| s.rps).collect();
-        let b: Vec<f64> = peer.samples.iter().map(|s| s.rps).collect();
-        let ratio = stats::median(&stats::paired_ratios(&a, &b));
+        // Each side relative to its own bare baseline, then compared rep by rep.
+        let norm = |r: &Row| -> Vec<f64> {
+            let a: Vec<f64> = r.samples.iter().map(|s| s.rps).collect();
+            let b: Vec<f64> = r.baseline.iter().map(|s| s.rps).collect();
+            stats::paired_ratios(&a, &b)
+        };
+        let ratio = stats::median(&stats::paired_ratios(&norm(row), &norm(peer)));
         Some(Verdict {
             target: format!("≥1.5x {} (is {ratio:.2}x)", peer.config),
             met: ratio >= 1.5,

@@ -443,7 +443,7 @@ fn purge(
 }
 
 /// RSS growth per session of a `MemoryStore`, each N in a fresh child process.
-fn memory_per_session(sizes: &[u64]) -> anyhow::Result<Vec<(u64, u64)>> {
+fn memory_per_session(sizes: &[u64]) -> anyhow::Result<Vec<(u64, u64, u64)>> {
     let exe = std::env::current_exe()?;
     let mut out = Vec::new();
     for &n in sizes {
@@ -451,18 +451,25 @@ fn memory_per_session(sizes: &[u64]) -> anyhow::Result<Vec<(u64, u64)>> {
             .args(["mem-probe", &n.to_string()])
             .output()?;
         let text = String::from_utf8_lossy(&o.stdout);
-        let bytes: u64 = text
-            .trim()
-            .parse()
-            .with_context(|| format!("mem-probe {n} printed {text:?}"))?;
+        let (bytes, slowest) =
+            parse_probe(&text).with_context(|| format!("mem-probe {n} printed {text:?}"))?;
         eprintln!("memory: {n} sessions grew RSS by {bytes} bytes");
-        out.push((n, bytes));
+        out.push((n, bytes, slowest));
     }
     Ok(out)
 }
 
+fn parse_probe(text: &str) -> anyhow::Result<(u64, u64)> {
+    let mut it = text.split_whitespace().map(str::parse::<u64>);
+    match (it.next(), it.next()) {
+        (Some(Ok(bytes)), Some(Ok(slowest))) => Ok((bytes, slowest)),
+        _ => bail!("expected two numbers"),
+    }
+}
+
 /// The child side of [`memory_per_session`]: create `n` sessions like the load
-/// benchmark's and print how many bytes the resident set grew.
+/// benchmark's and print how many bytes the resident set grew and the
+/// slowest single `create` in microseconds.
 ///
 /// # Errors
 /// When /proc cannot be read.
@@ -472,16 +479,18 @@ pub fn mem_probe(n: u64) -> anyhow::Result<()> {
     let t = now();
     let record = fill::record(t, t + 86_400);
     let before = rss()?;
-    rt.block_on(async {
+    let slowest = rt.block_on(async {
+        let mut slowest = Duration::ZERO;
         for i in 0..n {
-            store
-                .create(&fill::id(fill::LIVE, i).store_key(), &record)
-                .await?;
+            let key = fill::id(fill::LIVE, i).store_key();
+            let t = Instant::now();
+            store.create(&key, &record).await?;
+            slowest = slowest.max(t.elapsed());
         }
-        anyhow::Ok(())
+        anyhow::Ok(slowest)
     })?;
     let after = rss()?;
-    println!("{}", after.saturating_sub(before));
+    println!("{} {}", after.saturating_sub(before), slowest.as_micros());
     drop(store);
     Ok(())
 }
@@ -555,15 +564,17 @@ fn purge_table(purges: &[Purge]) -> String {
     out
 }
 
-fn memory_table(memory: &[(u64, u64)]) -> String {
+fn memory_table(memory: &[(u64, u64, u64)]) -> String {
     let mut out = String::from(
-        "| MemoryStore sessions | RSS growth | bytes per session |\n|---:|---:|---:|\n",
+        "| MemoryStore sessions | RSS growth | bytes per session | slowest single create() |\n\
+         |---:|---:|---:|---:|\n",
     );
-    for &(n, bytes) in memory {
+    for &(n, bytes, slowest) in memory {
         out.push_str(&format!(
-            "| {n} | {:.1} MiB | {:.0} |\n",
+            "| {n} | {:.1} MiB | {:.0} | {} |\n",
             bytes as f64 / 1048576.0,
-            bytes as f64 / n as f64
+            bytes as f64 / n as f64,
+            fmt_us(slowest as f64)
         ));
     }
     out
@@ -587,7 +598,7 @@ fn curves(points: &[Point], f: impl Fn(&[Sample]) -> f64) -> Vec<Series> {
     out
 }
 
-fn write_charts(dir: &Path, points: &[Point], memory: &[(u64, u64)]) -> anyhow::Result<()> {
+fn write_charts(dir: &Path, points: &[Point], memory: &[(u64, u64, u64)]) -> anyhow::Result<()> {
     let med = |v: &[Sample], g: fn(&Sample) -> f64| median(&v.iter().map(g).collect::<Vec<_>>());
     let rps = Chart {
         title: "Requests/s by sessions in the store".into(),
@@ -612,7 +623,7 @@ fn write_charts(dir: &Path, points: &[Point], memory: &[(u64, u64)]) -> anyhow::
             name: "MemoryStore".into(),
             points: memory
                 .iter()
-                .map(|&(n, b)| (n as f64, b as f64 / 1048576.0))
+                .map(|&(n, b, _)| (n as f64, b as f64 / 1048576.0))
                 .collect(),
         }],
     };
@@ -629,6 +640,12 @@ fn write_charts(dir: &Path, points: &[Point], memory: &[(u64, u64)]) -> anyhow::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_output_is_bytes_then_slowest_create() {
+        assert_eq!(parse_probe("1234 56\n").unwrap(), (1234, 56));
+        assert!(parse_probe("1234").is_err());
+    }
 
     #[test]
     fn database_name_is_replaced_in_the_url() {
