@@ -92,15 +92,19 @@ impl Server {
                     };
                     // Serve from a spawned task so that all request work runs on
                     // the one worker thread, not on this thread.
+                    let (drain_tx, drain_rx) = oneshot::channel::<()>();
                     let serve = tokio::spawn(async move {
                         axum::serve(listener, app)
                             .with_graceful_shutdown(async move {
-                                let _ = stop_rx.await;
+                                let _ = drain_rx.await;
                             })
                             .await
                     });
                     let _ = ready_tx.send(Ok(addr));
-                    let _ = tokio::time::timeout(Duration::from_secs(30), serve).await;
+                    let _ = stop_rx.await;
+                    let _ = drain_tx.send(());
+                    // Connections still open after wrk has gone get 5 s to close.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), serve).await;
                 });
                 rt.shutdown_timeout(Duration::from_secs(2));
             })?;
