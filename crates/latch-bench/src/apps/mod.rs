@@ -1,0 +1,185 @@
+//! The server configurations under test, each an axum `Router` with the same
+//! three routes: `/rw` (read the counter, add one, write it), `/ro` (read it)
+//! and `/none` (the session is not touched).
+
+pub mod extra;
+pub mod latch;
+pub mod ts_handlers;
+
+use std::path::PathBuf;
+
+use ::latch::codec::Aead;
+use anyhow::Context as _;
+use axum::Router;
+use axum::routing::get;
+
+/// A server configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Config {
+    /// axum with no session layer.
+    Bare,
+    /// latch, signed cookie.
+    LatchSigned,
+    /// latch, encrypted cookie (XChaCha20-Poly1305, the default).
+    LatchEncrypted,
+    /// latch, encrypted cookie (AES-256-GCM).
+    LatchEncryptedGcm,
+    /// latch, `MemoryStore`.
+    LatchMemory,
+    /// latch, `SqliteStore` in a temporary file.
+    LatchSqlite,
+    /// latch, `RedisStore` on the private redis-server.
+    LatchRedis,
+    /// latch, `PostgresStore` in a private schema.
+    LatchPostgres,
+    /// tower-sessions 0.14, its memory store.
+    TsMemory,
+    /// tower-sessions 0.14, tower-sessions-sqlx-store 0.15 (SQLite), separate process.
+    TsSqlite,
+    /// tower-sessions 0.14, tower-sessions-redis-store 0.16 (fred).
+    TsRedis,
+    /// axum-extra 0.12 `SignedCookieJar`.
+    ExtraSigned,
+    /// axum-extra 0.12 `PrivateCookieJar`.
+    ExtraPrivate,
+}
+
+impl Config {
+    /// Every configuration, in table order.
+    pub const ALL: [Config; 13] = [
+        Config::Bare,
+        Config::LatchSigned,
+        Config::LatchEncrypted,
+        Config::LatchEncryptedGcm,
+        Config::LatchMemory,
+        Config::LatchSqlite,
+        Config::LatchRedis,
+        Config::LatchPostgres,
+        Config::TsMemory,
+        Config::TsSqlite,
+        Config::TsRedis,
+        Config::ExtraSigned,
+        Config::ExtraPrivate,
+    ];
+
+    /// The name used on the command line and in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Config::Bare => "bare",
+            Config::LatchSigned => "latch-signed",
+            Config::LatchEncrypted => "latch-encrypted",
+            Config::LatchEncryptedGcm => "latch-encrypted-gcm",
+            Config::LatchMemory => "latch-memory",
+            Config::LatchSqlite => "latch-sqlite",
+            Config::LatchRedis => "latch-redis",
+            Config::LatchPostgres => "latch-postgres",
+            Config::TsMemory => "ts-memory",
+            Config::TsSqlite => "ts-sqlite",
+            Config::TsRedis => "ts-redis",
+            Config::ExtraSigned => "extra-signed",
+            Config::ExtraPrivate => "extra-private",
+        }
+    }
+
+    /// Parse a name from [`Config::name`].
+    ///
+    /// # Errors
+    /// For an unknown name, listing the known ones.
+    pub fn parse(name: &str) -> anyhow::Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .with_context(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
+                format!("unknown configuration {name:?}; known: {}", names.join(","))
+            })
+    }
+
+    /// Whether this configuration needs the private redis-server.
+    pub fn needs_redis(self) -> bool {
+        matches!(self, Config::LatchRedis | Config::TsRedis)
+    }
+}
+
+/// Where the store-backed configurations keep their data.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The private redis-server.
+    pub redis_url: String,
+    /// The PostgreSQL server.
+    pub postgres_url: String,
+    /// The schema latch-postgres uses for the load benchmark (dropped afterwards).
+    pub pg_schema: String,
+    /// A private directory for SQLite files.
+    pub dir: PathBuf,
+}
+
+/// Build the router for `config` (inside the server's runtime: store clients
+/// spawn their connection tasks there). `cell` makes file names and Redis
+/// prefixes unique per measurement, so every cell starts empty.
+///
+/// # Errors
+/// When a store cannot be opened or reached.
+pub async fn router(config: Config, env: &Env, cell: usize) -> anyhow::Result<Router> {
+    Ok(match config {
+        Config::Bare => Router::new()
+            .route("/rw", get(|| async { "ok" }))
+            .route("/ro", get(|| async { "ok" }))
+            .route("/none", get(|| async { "ok" })),
+        Config::LatchSigned => latch::router(latch::signed()?),
+        Config::LatchEncrypted => latch::router(latch::encrypted(Aead::XChaCha20Poly1305)?),
+        Config::LatchEncryptedGcm => latch::router(latch::encrypted(Aead::Aes256Gcm)?),
+        Config::LatchMemory => latch::router(
+            latch::builder()
+                .store(::latch::MemoryStore::new())
+                .build()?,
+        ),
+        Config::LatchSqlite => {
+            let store = latch_sqlite::SqliteStore::open(env.dir.join(format!("latch-{cell}.db")))?;
+            latch::router(latch::builder().store(store).build()?)
+        }
+        Config::LatchRedis => {
+            let store = latch_redis::RedisStore::builder()
+                .prefix(format!("bench{cell}:"))
+                .connect(&env.redis_url)
+                .await?;
+            latch::router(latch::builder().store(store).build()?)
+        }
+        Config::LatchPostgres => {
+            let store = latch_postgres::PostgresStore::builder(&env.postgres_url)
+                .schema(&env.pg_schema)
+                .connect()
+                .await?;
+            latch::router(latch::builder().store(store).build()?)
+        }
+        Config::TsMemory => ts_handlers::router(tower_sessions::MemoryStore::default()),
+        Config::TsRedis => {
+            use tower_sessions_redis_store::fred::prelude::{
+                ClientLike as _, Config as FredConfig, Pool,
+            };
+            let config = FredConfig::from_url(&env.redis_url)?;
+            // One multiplexed connection, like latch-redis's connection manager.
+            let pool = Pool::new(config, None, None, None, 1)?;
+            let _task = pool.connect();
+            pool.wait_for_connect().await?;
+            ts_handlers::router(tower_sessions_redis_store::RedisStore::new(pool))
+        }
+        Config::TsSqlite => anyhow::bail!("ts-sqlite runs as a separate process"),
+        Config::ExtraSigned => extra::signed(),
+        Config::ExtraPrivate => extra::private(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_known_ones() {
+        for c in Config::ALL {
+            assert_eq!(Config::parse(c.name()).unwrap(), c);
+        }
+        let err = Config::parse("nope").unwrap_err().to_string();
+        assert!(err.contains("known: bare,latch-signed"), "{err}");
+    }
+}

@@ -1,0 +1,86 @@
+//! `latch-bench inproc`: N requests through a configuration's router in this
+//! process, with no sockets and no HTTP parsing, on a current-thread runtime, so
+//! that `valgrind --tool=callgrind` counts only the session layer's work (and
+//! axum's routing), compared with bare axum.
+
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use axum::body::Body;
+use axum::http::{Request, header};
+use tower::ServiceExt as _;
+
+use crate::apps::{self, Config, Env};
+use crate::backends::{self, TempDir};
+use crate::load::Mode;
+
+/// The flags `inproc` takes.
+pub const FLAGS: &[&str] = &["config", "mode", "requests"];
+
+/// Run `--requests` requests of `--mode` through `--config`.
+///
+/// # Errors
+/// For unknown names, store set-up failures or a non-200 answer.
+pub fn run(args: &crate::args::Args) -> anyhow::Result<()> {
+    let config = Config::parse(args.raw("config").context("--config is required")?)?;
+    let mode = Mode::parse(args.raw("mode").unwrap_or("rw"))?;
+    let n = args.get("requests", 20_000u64)?;
+    if config == Config::TsSqlite || config.needs_redis() {
+        bail!("inproc runs the configurations without an external server process");
+    }
+    let tmp = TempDir::new("inproc")?;
+    let env = Env {
+        redis_url: String::new(),
+        postgres_url: backends::postgres_url(),
+        pg_schema: format!("latch_bench_inproc_{}", std::process::id()),
+        dir: tmp.0.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let app = apps::router(config, &env, 0).await?;
+        let cookie = if mode == Mode::New {
+            None
+        } else {
+            let res = app.clone().oneshot(get("/rw", None)).await?;
+            res.headers()
+                .get(header::SET_COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .map(str::to_owned)
+        };
+        let t = Instant::now();
+        for _ in 0..n {
+            let res = app
+                .clone()
+                .oneshot(get(mode.path(), cookie.as_deref()))
+                .await?;
+            if !res.status().is_success() {
+                bail!("answered {}", res.status());
+            }
+            axum::body::to_bytes(res.into_body(), 1 << 16).await?;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "{} {}: {n} requests in {secs:.3} s ({:.0}/s)",
+            config.name(),
+            mode.name(),
+            n as f64 / secs
+        );
+        anyhow::Ok(())
+    })?;
+    if config == Config::LatchPostgres {
+        rt.block_on(backends::drop_schema(&env.postgres_url, &env.pg_schema))?;
+    }
+    Ok(())
+}
+
+fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut req = Request::get(path);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    // OK because the path and cookie come from this program and are valid.
+    req.body(Body::empty()).expect("a valid request")
+}

@@ -1,0 +1,496 @@
+//! `latch-bench load`: every configuration under wrk, interleaved repetitions,
+//! ratios to bare axum measured in the same repetition.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::apps::{Config, Env};
+use crate::args::Args;
+use crate::backends::{self, PrivateRedis, TempDir};
+use crate::httpc;
+use crate::server::Server;
+use crate::stats::{self, Row, Verdict};
+use crate::wrk::{self, Cookies, Sample};
+
+/// What the handler does, and whether wrk sends a cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Same session on every request: read the counter, add one, write it.
+    ReadWrite,
+    /// As `ReadWrite`, each request picking one of 256 sessions at random, so
+    /// concurrent requests rarely share a session.
+    ReadWriteSpread,
+    /// Same session on every request: read the counter.
+    ReadOnly,
+    /// No cookie sent: every request writes into a new session.
+    New,
+    /// Cookie sent, the handler never touches the session.
+    Untouched,
+}
+
+impl Mode {
+    /// Every mode, in table order.
+    pub const ALL: [Mode; 5] = [
+        Mode::ReadWrite,
+        Mode::ReadWriteSpread,
+        Mode::ReadOnly,
+        Mode::New,
+        Mode::Untouched,
+    ];
+
+    /// The command-line and table name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::ReadWrite => "rw",
+            Mode::ReadWriteSpread => "rw256",
+            Mode::ReadOnly => "ro",
+            Mode::New => "new",
+            Mode::Untouched => "none",
+        }
+    }
+
+    /// Parse a name from [`Mode::name`].
+    ///
+    /// # Errors
+    /// For an unknown name.
+    pub fn parse(name: &str) -> anyhow::Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .with_context(|| format!("unknown mode {name:?}; known: rw,rw256,ro,new,none"))
+    }
+
+    /// The route wrk requests.
+    pub fn path(self) -> &'static str {
+        match self {
+            Mode::ReadWrite | Mode::ReadWriteSpread | Mode::New => "/rw",
+            Mode::ReadOnly => "/ro",
+            Mode::Untouched => "/none",
+        }
+    }
+
+    fn sends_cookie(self) -> bool {
+        self != Mode::New
+    }
+}
+
+/// Settings of one load run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Seconds of wrk per cell.
+    pub duration: Duration,
+    /// Interleaved repetitions.
+    pub reps: usize,
+    /// wrk connections.
+    pub connections: u32,
+    /// Modes to run.
+    pub modes: Vec<Mode>,
+    /// Configurations to run (bare is added when missing: it is the baseline).
+    pub configs: Vec<Config>,
+    /// The tower-sessions SQLite peer binary.
+    pub ts_sqlite_bin: PathBuf,
+    /// Port of the private redis-server.
+    pub redis_port: u16,
+    /// How bare axum is interleaved with the other configurations.
+    pub pairing: Pairing,
+}
+
+/// How the bare baseline is interleaved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairing {
+    /// `for rep { for mode { for config != bare { bare; config } } }`: every
+    /// sample has its own bare sample measured just before or after it (the
+    /// order alternates between repetitions). Robust when the machine's load
+    /// changes within a minute.
+    Adjacent,
+    /// `for rep { for mode { for config } }`, bare being the first configuration.
+    Block,
+}
+
+/// The flags `load` takes.
+pub const FLAGS: &[&str] = &[
+    "duration",
+    "reps",
+    "modes",
+    "configs",
+    "connections",
+    "ts-sqlite-bin",
+    "redis-port",
+    "out",
+    "pairing",
+];
+
+/// Where `cargo build --release --manifest-path crates/latch-bench/peers/ts-sqlite/Cargo.toml`
+/// puts the peer binary.
+pub fn default_peer_bin() -> PathBuf {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    target.join("release").join("ts-sqlite-peer")
+}
+
+impl Plan {
+    /// Read the flags.
+    ///
+    /// # Errors
+    /// For malformed flags.
+    pub fn from_args(args: &Args) -> anyhow::Result<Self> {
+        let mut configs = args.list("configs", Config::ALL.to_vec(), Config::parse)?;
+        if !configs.contains(&Config::Bare) {
+            configs.insert(0, Config::Bare);
+        }
+        let reps = args.get("reps", 3usize)?;
+        if reps == 0 {
+            bail!("--reps must be at least 1");
+        }
+        Ok(Self {
+            duration: Duration::from_secs(args.get("duration", 2u64)?),
+            reps,
+            connections: args.get("connections", 32u32)?,
+            modes: args.list("modes", Mode::ALL.to_vec(), Mode::parse)?,
+            configs,
+            ts_sqlite_bin: args
+                .raw("ts-sqlite-bin")
+                .map_or_else(default_peer_bin, PathBuf::from),
+            redis_port: args.get("redis-port", 16_379u16)?,
+            pairing: match args.raw("pairing").unwrap_or("adjacent") {
+                "adjacent" => Pairing::Adjacent,
+                "block" => Pairing::Block,
+                other => bail!("--pairing {other:?}: use adjacent or block"),
+            },
+        })
+    }
+}
+
+/// A stand-in cookie for bare axum, the size of a latch session cookie, so
+/// every configuration parses a request of about the same size.
+/// Sessions the `rw256` mode spreads its requests over.
+const SPREAD: usize = 256;
+
+const BARE_COOKIE: &str = "session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// Run the plan; returns the Markdown report.
+///
+/// # Errors
+/// When a backend cannot be set up; a failing cell is reported and skipped.
+pub fn run(plan: &Plan) -> anyhow::Result<String> {
+    let tmp = TempDir::new("load")?;
+    let redis = if plan.configs.iter().any(|c| c.needs_redis()) {
+        Some(PrivateRedis::start(plan.redis_port)?)
+    } else {
+        None
+    };
+    let env = Env {
+        redis_url: redis.as_ref().map(PrivateRedis::url).unwrap_or_default(),
+        postgres_url: backends::postgres_url(),
+        pg_schema: format!("latch_bench_load_{}", std::process::id()),
+        dir: tmp.0.clone(),
+    };
+    if plan.configs.contains(&Config::TsSqlite) && !plan.ts_sqlite_bin.exists() {
+        bail!(
+            "{} is missing: build the tower-sessions SQLite peer first with \
+             `cargo build --release --manifest-path crates/latch-bench/peers/ts-sqlite/Cargo.toml` \
+             (same CARGO_TARGET_DIR), or leave ts-sqlite out of --configs",
+            plan.ts_sqlite_bin.display()
+        );
+    }
+    let start_load = crate::machine::describe();
+    let grid = || vec![vec![Vec::new(); plan.configs.len()]; plan.modes.len()];
+    // samples[mode][config]; baselines[mode][config] holds the bare samples
+    // each of that configuration's samples is compared with.
+    let (mut samples, mut baselines): (Vec<Vec<Vec<Sample>>>, Vec<Vec<Vec<Sample>>>) =
+        (grid(), grid());
+    let bare = plan
+        .configs
+        .iter()
+        .position(|&c| c == Config::Bare)
+        .unwrap_or(0);
+    let mut cell = 0usize;
+    let others = plan.configs.len() - 1;
+    let total = plan.reps
+        * plan.modes.len()
+        * match plan.pairing {
+            Pairing::Adjacent => 2 * others,
+            Pairing::Block => others + 1,
+        };
+    let mut one = |rep: usize, mode: Mode, config: Config| {
+        cell += 1;
+        let sample = measure(plan, &env, config, mode, cell).unwrap_or_else(|e| {
+            eprintln!("  {} {}: FAILED: {e:#}", config.name(), mode.name());
+            Sample {
+                rps: f64::NAN,
+                p50_us: f64::NAN,
+                p99_us: f64::NAN,
+                errors: 0,
+                requests: 0,
+            }
+        });
+        eprintln!(
+            "[{cell}/{total}] rep {} {:>5} {:<20} {:>9.0} req/s  p50 {:>9}  p99 {:>9}  errors {}",
+            rep + 1,
+            mode.name(),
+            config.name(),
+            sample.rps,
+            stats::fmt_us(sample.p50_us),
+            stats::fmt_us(sample.p99_us),
+            sample.errors
+        );
+        sample
+    };
+    for rep in 0..plan.reps {
+        for (mi, &mode) in plan.modes.iter().enumerate() {
+            match plan.pairing {
+                Pairing::Block => {
+                    let row: Vec<Sample> =
+                        plan.configs.iter().map(|&c| one(rep, mode, c)).collect();
+                    for (ci, s) in row.iter().enumerate() {
+                        samples[mi][ci].push(*s);
+                        baselines[mi][ci].push(row[bare]);
+                    }
+                }
+                Pairing::Adjacent => {
+                    for (ci, &config) in plan.configs.iter().enumerate() {
+                        if ci == bare {
+                            continue;
+                        }
+                        // Alternate which of the pair runs first, so a trend in
+                        // the machine's load favours neither.
+                        let (b, s) = if rep % 2 == 0 {
+                            let b = one(rep, mode, Config::Bare);
+                            (b, one(rep, mode, config))
+                        } else {
+                            let s = one(rep, mode, config);
+                            (one(rep, mode, Config::Bare), s)
+                        };
+                        samples[mi][ci].push(s);
+                        baselines[mi][ci].push(b);
+                        samples[mi][bare].push(b);
+                        baselines[mi][bare].push(b);
+                    }
+                }
+            }
+        }
+    }
+    if plan.configs.contains(&Config::LatchPostgres) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        if let Err(e) = rt.block_on(backends::drop_schema(&env.postgres_url, &env.pg_schema)) {
+            eprintln!("warning: could not drop schema {}: {e:#}", env.pg_schema);
+        }
+    }
+    drop(redis);
+    let rows = rows(plan, &samples, &baselines);
+    let mut report = format!(
+        "{}\nat start: {start_load}\nat end:   {}\n\n",
+        command_line(plan),
+        crate::machine::describe()
+    );
+    report.push_str(&stats::table(&rows, |r| verdict(r, &rows)));
+    Ok(report)
+}
+
+fn command_line(plan: &Plan) -> String {
+    format!(
+        "load: wrk -t1 -c{} --latency, {} s per cell, {} interleaved repetitions, order {}, \
+         server: tokio runtime with 1 worker thread",
+        plan.connections,
+        plan.duration.as_secs(),
+        plan.reps,
+        match plan.pairing {
+            Pairing::Adjacent =>
+                "for rep { for mode { for config { bare; config } } } (pair order alternating)",
+            Pairing::Block => "for rep { for mode { for config } }",
+        }
+    )
+}
+
+fn rows(plan: &Plan, samples: &[Vec<Vec<Sample>>], baselines: &[Vec<Vec<Sample>>]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (mi, mode) in plan.modes.iter().enumerate() {
+        for (ci, config) in plan.configs.iter().enumerate() {
+            rows.push(Row {
+                config: config.name().to_owned(),
+                mode: mode.name().to_owned(),
+                samples: samples[mi][ci].clone(),
+                baseline: baselines[mi][ci].clone(),
+            });
+        }
+    }
+    rows
+}
+
+/// The issue's targets, as ratios measured in the same run.
+pub fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
+    let cookie_or_memory = [
+        "latch-signed",
+        "latch-encrypted",
+        "latch-encrypted-gcm",
+        "latch-memory",
+    ]
+    .contains(&row.config.as_str());
+    let against_peer = |peer: &str| -> Option<Verdict> {
+        let peer = rows
+            .iter()
+            .find(|r| r.config == peer && r.mode == row.mode)?;
+        // Each side relative to its own bare baseline, then compared rep by rep.
+        let norm = |r: &Row| -> Vec<f64> {
+            let a: Vec<f64> = r.samples.iter().map(|s| s.rps).collect();
+            let b: Vec<f64> = r.baseline.iter().map(|s| s.rps).collect();
+            stats::paired_ratios(&a, &b)
+        };
+        let ratio = stats::median(&stats::paired_ratios(&norm(row), &norm(peer)));
+        Some(Verdict {
+            target: format!("≥1.5x {} (is {ratio:.2}x)", peer.config),
+            met: ratio >= 1.5,
+        })
+    };
+    if row.mode == "none" && row.config.starts_with("latch-") {
+        let mut v = Verdict {
+            target: "≥0.98".into(),
+            met: row.ratio() >= 0.98,
+        };
+        if cookie_or_memory {
+            v.target.push_str(", p99 ≤2x");
+            v.met &= row.p99_ratio() <= 2.0;
+        }
+        return Some(v);
+    }
+    if cookie_or_memory {
+        return Some(Verdict {
+            target: "≥0.90, p99 ≤2x".into(),
+            met: row.ratio() >= 0.90 && row.p99_ratio() <= 2.0,
+        });
+    }
+    match row.config.as_str() {
+        "latch-redis" => against_peer("ts-redis"),
+        "latch-sqlite" => against_peer("ts-sqlite"),
+        _ => None,
+    }
+}
+
+fn measure(
+    plan: &Plan,
+    env: &Env,
+    config: Config,
+    mode: Mode,
+    cell: usize,
+) -> anyhow::Result<Sample> {
+    let db = env.dir.join(format!("ts-{cell}.db"));
+    let server = if config == Config::TsSqlite {
+        Server::start_child(&plan.ts_sqlite_bin, &db)?
+    } else {
+        Server::start(config, env, cell)?
+    };
+    let cookie = if !mode.sends_cookie() || mode == Mode::ReadWriteSpread {
+        None
+    } else if config == Config::Bare {
+        Some(BARE_COOKIE.to_owned())
+    } else {
+        let (status, cookie) = httpc::get(server.addr, "/rw", None)?;
+        if status != 200 {
+            bail!("setting up the session answered {status}");
+        }
+        Some(cookie.context("no Set-Cookie when setting up the session")?)
+    };
+    let script = env.dir.join(format!("cookies-{cell}.lua"));
+    let cookies = if mode == Mode::ReadWriteSpread {
+        spread_cookies(
+            server.addr,
+            config,
+            &env.dir.join(format!("cookies-{cell}.txt")),
+            &script,
+        )?
+    } else {
+        cookie.as_deref().map_or(Cookies::None, Cookies::Same)
+    };
+    let sample = wrk::run(
+        &server.url(mode.path()),
+        &cookies,
+        plan.duration,
+        plan.connections,
+    );
+    drop(server);
+    backends::remove_sqlite(&env.dir.join(format!("latch-{cell}.db")));
+    backends::remove_sqlite(&db);
+    sample
+}
+
+/// Make [`SPREAD`] sessions and a wrk script that picks one per request.
+fn spread_cookies<'a>(
+    addr: std::net::SocketAddr,
+    config: Config,
+    list: &Path,
+    script: &'a Path,
+) -> anyhow::Result<Cookies<'a>> {
+    let mut lines = Vec::with_capacity(SPREAD);
+    for _ in 0..SPREAD {
+        lines.push(match config {
+            Config::Bare => BARE_COOKIE.to_owned(),
+            _ => httpc::get(addr, "/rw", None)?
+                .1
+                .context("no Set-Cookie when setting up a session")?,
+        });
+    }
+    std::fs::write(list, lines.join("\n") + "\n")?;
+    std::fs::write(script, wrk::cookie_script(list))?;
+    Ok(Cookies::Script(script))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(config: &str, mode: &str, rps: f64, p99: f64, base_rps: f64) -> Row {
+        let s = |rps, p99_us| Sample {
+            rps,
+            p50_us: 1.0,
+            p99_us,
+            errors: 0,
+            requests: 0,
+        };
+        Row {
+            config: config.into(),
+            mode: mode.into(),
+            samples: vec![s(rps, p99)],
+            baseline: vec![s(base_rps, 100.0)],
+        }
+    }
+
+    #[test]
+    fn cookie_and_memory_rows_need_ninety_percent_and_p99_within_twice() {
+        let ok = row("latch-signed", "rw", 95.0, 150.0, 100.0);
+        let slow_tail = row("latch-memory", "rw", 95.0, 250.0, 100.0);
+        let rows = vec![ok.clone(), slow_tail.clone()];
+        assert!(verdict(&ok, &rows).unwrap().met);
+        assert!(!verdict(&slow_tail, &rows).unwrap().met);
+    }
+
+    #[test]
+    fn untouched_mode_needs_ninety_eight_percent() {
+        let r = row("latch-redis", "none", 97.0, 100.0, 100.0);
+        let v = verdict(&r, std::slice::from_ref(&r)).unwrap();
+        assert_eq!(v.target, "≥0.98");
+        assert!(!v.met);
+    }
+
+    #[test]
+    fn store_rows_are_judged_against_their_peer_in_the_same_mode() {
+        let latch = row("latch-redis", "rw", 300.0, 1.0, 1000.0);
+        let peer = row("ts-redis", "rw", 180.0, 1.0, 1000.0);
+        let other_mode = row("ts-redis", "ro", 100.0, 1.0, 1000.0);
+        let v = verdict(&latch, &[latch.clone(), other_mode, peer]).unwrap();
+        assert_eq!(v.cell(), "≥1.5x ts-redis (is 1.67x): met");
+        assert!(verdict(&row("ts-memory", "rw", 1.0, 1.0, 1.0), &[]).is_none());
+    }
+
+    #[test]
+    fn modes_round_trip() {
+        for m in Mode::ALL {
+            assert_eq!(Mode::parse(m.name()).unwrap(), m);
+        }
+        assert!(!Mode::New.sends_cookie());
+        assert_eq!(Mode::New.path(), "/rw");
+    }
+}
