@@ -14,6 +14,9 @@ use crate::server::Server;
 use crate::stats::{self, Row, Verdict};
 use crate::wrk::{self, Cookies, Sample};
 
+/// Samples by mode, then by configuration.
+type Grid = Vec<Vec<Vec<Sample>>>;
+
 /// What the handler does, and whether wrk sends a cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -196,11 +199,10 @@ pub fn run(plan: &Plan) -> anyhow::Result<String> {
         );
     }
     let start_load = crate::machine::describe();
-    let grid = || vec![vec![Vec::new(); plan.configs.len()]; plan.modes.len()];
+    let grid = || -> Grid { vec![vec![Vec::new(); plan.configs.len()]; plan.modes.len()] };
     // samples[mode][config]; baselines[mode][config] holds the bare samples
     // each of that configuration's samples is compared with.
-    let (mut samples, mut baselines): (Vec<Vec<Vec<Sample>>>, Vec<Vec<Vec<Sample>>>) =
-        (grid(), grid());
+    let (mut samples, mut baselines) = (grid(), grid());
     let bare = plan
         .configs
         .iter()
