@@ -62,7 +62,12 @@ start() {
   command -v redis-server >/dev/null || { say "redis-server is not installed"; exit 1; }
   local port
   for port in "${PORTS[@]}"; do start_node "$port"; done
-  if ! state_ok "${PORTS[0]}"; then
+  if ! all_ok || ! formed_of_ours; then
+    # Nodes left behind by an earlier run (a half-formed cluster, a node
+    # that restarted alone, test keys in db 0) cannot join a new cluster:
+    # `--cluster create` refuses any node that is not empty. They only ever
+    # hold throw-away test data, so wipe and reset them first.
+    for port in "${PORTS[@]}"; do reset_node "$port"; done
     local nodes=()
     for port in "${PORTS[@]}"; do nodes+=("$HOST:$port"); done
     say "forming the cluster"
@@ -74,6 +79,19 @@ start() {
   wait_until 30 "cluster_state:ok on every node" all_ok
   say "cluster is up"
   urls
+}
+
+# A formed cluster counts as ours only if it is exactly our three masters.
+formed_of_ours() {
+  local known
+  known=$(cli "${PORTS[0]}" cluster nodes 2>/dev/null | grep -c master || true)
+  [ "$known" = "${#PORTS[@]}" ]
+}
+
+reset_node() {
+  say "resetting node $1"
+  cli "$1" flushall >/dev/null
+  cli "$1" cluster reset hard >/dev/null
 }
 
 stop() {
