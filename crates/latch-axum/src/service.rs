@@ -10,13 +10,10 @@ use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, USER_AGENT, VARY};
 use http::{HeaderMap, HeaderValue, Request};
-use latch::{Finished, RequestMeta, SessionManager};
+use latch::{Finished, RawRequest, SessionManager};
 use tower_service::Service;
 
 use crate::error::SessionError;
-
-/// Longest user agent kept for the devices list.
-const MAX_USER_AGENT: usize = 256;
 
 /// The service made by [`SessionLayer`](crate::SessionLayer).
 #[derive(Debug, Clone)]
@@ -62,33 +59,21 @@ where
     }
 }
 
-/// Read the session cookie and client facts from the request.
+/// Capture the session cookie headers and client facts, unparsed: header values
+/// are reference-counted, so this copies nothing, and a handler that never uses
+/// the session never pays for parsing them.
 fn start<B>(manager: &SessionManager, req: &Request<B>) -> latch::Session {
-    let cookies = req
-        .headers()
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let meta = RequestMeta {
-        user_agent: req
-            .headers()
-            .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| truncate(ua, MAX_USER_AGENT).to_owned()),
-        ip: req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string()),
-    };
-    manager.start(cookies, meta)
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
+    let mut raw = RawRequest::new();
+    for value in req.headers().get_all(COOKIE) {
+        raw.cookie_header(value.clone());
     }
-    &s[..end]
+    if let Some(ua) = req.headers().get(USER_AGENT) {
+        raw.user_agent(ua.clone());
+    }
+    if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        raw.ip(addr.ip());
+    }
+    manager.start_raw(raw)
 }
 
 /// Put the session's headers on the handler's response.
@@ -142,12 +127,6 @@ mod tests {
         let mut h = HeaderMap::new();
         add_vary_cookie(&mut h);
         assert_eq!(h.get(VARY).unwrap(), "Cookie");
-    }
-
-    #[test]
-    fn truncate_respects_char_boundaries() {
-        assert_eq!(truncate("aé", 2), "a");
-        assert_eq!(truncate("abc", 10), "abc");
     }
 
     #[test]

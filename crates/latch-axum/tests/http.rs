@@ -455,3 +455,31 @@ async fn store_outage_is_a_plain_503_and_recovers() {
         "recovered without restart"
     );
 }
+
+#[tokio::test]
+async fn new_sessions_record_user_agent_and_client_address() {
+    use axum::extract::ConnectInfo;
+    let manager = SessionManager::builder()
+        .store(MemoryStore::new())
+        .build()
+        .unwrap();
+    let store = Arc::clone(manager.store().unwrap());
+    let app = app(manager);
+    let long_agent = format!("Mozilla/5.0 {}", "x".repeat(400));
+    let mut req = Request::builder()
+        .method("POST")
+        .uri("/login")
+        .header(header::USER_AGENT, &long_agent)
+        .body(Body::empty())
+        .unwrap();
+    let addr: std::net::SocketAddr = "192.0.2.7:4242".parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(addr));
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let devices = store.list_by_user("alice", 0).await.unwrap();
+    assert_eq!(devices.len(), 1);
+    let agent = devices[0].user_agent.as_deref().unwrap();
+    assert_eq!(agent.len(), 256, "user agent is truncated to 256 bytes");
+    assert!(long_agent.starts_with(agent));
+    assert_eq!(devices[0].ip.as_deref(), Some("192.0.2.7"));
+}

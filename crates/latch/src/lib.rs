@@ -50,7 +50,9 @@ pub use cookie::{CookieConfig, CookieConfigBuilder, SameSite};
 pub use error::{Error, ErrorKind, Result};
 pub use id::{SessionId, StoreKey};
 pub use key::{Keyring, MIN_BITS, Purpose, SecretKey, Subkey};
-pub use manager::{Finished, PurgeTask, RequestMeta, SessionManager, SessionManagerBuilder};
+pub use manager::{
+    Finished, PurgeTask, RawRequest, RequestMeta, SessionManager, SessionManagerBuilder,
+};
 pub use record::{Data, Record};
 pub use session::{Flash, Session, SessionFacts};
 pub use store::{MemoryStore, SaveOutcome, SessionInfo, SessionStore};

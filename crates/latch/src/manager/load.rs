@@ -19,7 +19,10 @@ impl Shared {
     /// cookie. Only store failures are errors.
     pub(crate) async fn load(&self, state: &mut State) -> Result<()> {
         let now = self.clock.now();
-        let incoming = std::mem::replace(&mut state.incoming, IncomingCookie::Absent);
+        let incoming = match &state.raw {
+            Some(raw) => raw.incoming(self.cookie.name()),
+            None => std::mem::replace(&mut state.incoming, IncomingCookie::Absent),
+        };
         let loaded = match incoming {
             IncomingCookie::Absent => None,
             IncomingCookie::Duplicate => {
@@ -50,12 +53,19 @@ impl Shared {
             }
             None => {
                 let mut record = Record::new(now);
-                record.user_agent = state.user_agent.take();
-                record.ip = state.ip.take();
+                if let Some(raw) = state.raw.take() {
+                    let meta = raw.meta();
+                    record.user_agent = meta.user_agent;
+                    record.ip = meta.ip;
+                } else {
+                    record.user_agent = state.user_agent.take();
+                    record.ip = state.ip.take();
+                }
                 state.origin = Origin::Fresh;
                 state.record = record;
             }
         }
+        state.raw = None;
         state.loaded = true;
         Ok(())
     }

@@ -8,6 +8,7 @@
 mod finish;
 mod load;
 mod purge;
+mod request;
 pub(crate) mod revoke;
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use tokio::sync::Mutex;
 
 pub use finish::Finished;
 pub use purge::PurgeTask;
+pub use request::{RawRequest, RequestMeta};
 
 use crate::codec::{
     Aead, CookieFormat, HashedIds, IdFormat, LatchFormat, SealedCodec, SignedCodec,
@@ -31,16 +33,6 @@ use crate::session::Session;
 use crate::session::state::State;
 use crate::store::{SessionInfo, SessionStore};
 use crate::time::{Clock, Expiry, SystemClock};
-
-/// What the client sent about itself, recorded on new sessions for the devices
-/// list. Adapters fill it from the request; applications may override it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestMeta {
-    /// The `User-Agent` header, truncated to 256 bytes.
-    pub user_agent: Option<String>,
-    /// The client address as the application sees it.
-    pub ip: Option<String>,
-}
 
 /// The three kinds of session.
 #[derive(Debug)]
@@ -164,9 +156,19 @@ impl SessionManager {
         meta: RequestMeta,
     ) -> Session {
         let incoming = find_session_cookie(cookie_headers, self.shared.cookie.name());
+        self.session(State::new(incoming, meta.user_agent, meta.ip))
+    }
+
+    /// Begin a request from its raw headers, parsing nothing until a handler uses
+    /// the session: the cheapest start, used by the axum adapter.
+    pub fn start_raw(&self, raw: RawRequest) -> Session {
+        self.session(State::raw(raw))
+    }
+
+    fn session(&self, state: State) -> Session {
         Session {
             shared: Arc::clone(&self.shared),
-            state: Arc::new(Mutex::new(State::new(incoming, meta.user_agent, meta.ip))),
+            state: Arc::new(Mutex::new(state)),
         }
     }
 

@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::cookie::IncomingCookie;
 use crate::error::Result;
 use crate::id::{SessionId, StoreKey};
+use crate::manager::RawRequest;
 use crate::record::Record;
 
 /// A closure for [`Session::update`](super::Session::update), kept so it can be
@@ -59,6 +60,11 @@ pub(crate) enum Origin {
 
 /// Everything the session knows during one request.
 pub(crate) struct State {
+    /// The request's headers, not yet parsed ([`SessionManager::start_raw`]);
+    /// read on first use instead of `incoming`, `user_agent` and `ip`.
+    ///
+    /// [`SessionManager::start_raw`]: crate::SessionManager::start_raw
+    pub(crate) raw: Option<RawRequest>,
     pub(crate) incoming: IncomingCookie,
     pub(crate) user_agent: Option<String>,
     pub(crate) ip: Option<String>,
@@ -85,6 +91,7 @@ impl State {
         ip: Option<String>,
     ) -> Self {
         Self {
+            raw: None,
             incoming,
             user_agent,
             ip,
@@ -97,6 +104,14 @@ impl State {
             touch: false,
             reissue: false,
             clear_cookie: false,
+        }
+    }
+
+    /// State for a request whose headers are parsed on first use.
+    pub(crate) fn raw(raw: RawRequest) -> Self {
+        Self {
+            raw: Some(raw),
+            ..Self::new(IncomingCookie::Absent, None, None)
         }
     }
 

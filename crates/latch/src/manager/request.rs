@@ -1,0 +1,162 @@
+//! What a request tells latch about itself: the `Cookie` headers and the client
+//! facts recorded on new sessions.
+
+use std::net::IpAddr;
+
+use http::HeaderValue;
+
+use crate::cookie::{IncomingCookie, find_session_cookie};
+
+/// Longest user agent kept for the devices list, in bytes.
+pub(crate) const MAX_USER_AGENT: usize = 256;
+
+/// What the client sent about itself, recorded on new sessions for the devices
+/// list. Adapters fill it from the request; applications may override it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// The `User-Agent` header, truncated to 256 bytes.
+    pub user_agent: Option<String>,
+    /// The client address as the application sees it.
+    pub ip: Option<String>,
+}
+
+/// A request's session-relevant headers, kept as they arrived (an
+/// [`http::HeaderValue`] clone is a reference-count increment: no copy, no
+/// parsing) and read only when a handler first uses the
+/// session, so a request that never touches its session pays next to nothing.
+///
+/// Adapters build one per request and hand it to
+/// [`SessionManager::start_raw`](crate::SessionManager::start_raw).
+///
+/// # Example
+/// ```
+/// use http::HeaderValue;
+/// use latch::{Keyring, RawRequest, SecretKey, SessionManager};
+///
+/// let manager = SessionManager::builder()
+///     .signed_cookies(Keyring::new(SecretKey::generate()))
+///     .build()?;
+/// let mut raw = RawRequest::new();
+/// raw.cookie_header(HeaderValue::from_static("theme=dark; lang=en"));
+/// raw.user_agent(HeaderValue::from_static("curl/8.0"));
+/// raw.ip([127, 0, 0, 1].into());
+/// let session = manager.start_raw(raw);
+/// # drop(session);
+/// # Ok::<(), latch::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RawRequest {
+    cookie: Option<HeaderValue>,
+    more_cookies: Vec<HeaderValue>,
+    user_agent: Option<HeaderValue>,
+    ip: Option<IpAddr>,
+}
+
+impl RawRequest {
+    /// An empty request: no cookies, no client facts.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add the value of one `Cookie` header (call once per header line).
+    pub fn cookie_header(&mut self, value: HeaderValue) -> &mut Self {
+        if self.cookie.is_none() {
+            self.cookie = Some(value);
+        } else {
+            self.more_cookies.push(value);
+        }
+        self
+    }
+
+    /// Set the `User-Agent` header's value.
+    pub fn user_agent(&mut self, value: HeaderValue) -> &mut Self {
+        self.user_agent = Some(value);
+        self
+    }
+
+    /// Set the client address as the application sees it.
+    pub fn ip(&mut self, ip: IpAddr) -> &mut Self {
+        self.ip = Some(ip);
+        self
+    }
+
+    /// Find the session cookie `name` (see [`find_session_cookie`]).
+    pub(crate) fn incoming(&self, name: &str) -> IncomingCookie {
+        let headers = self.cookie.iter().chain(&self.more_cookies);
+        find_session_cookie(headers.filter_map(|v| v.to_str().ok()), name)
+    }
+
+    /// The client facts, for a new session.
+    pub(crate) fn meta(&self) -> RequestMeta {
+        RequestMeta {
+            user_agent: self
+                .user_agent
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| truncate(ua, MAX_USER_AGENT).to_owned()),
+            ip: self.ip.map(|ip| ip.to_string()),
+        }
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character
+/// boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &'static [u8]) -> HeaderValue {
+        HeaderValue::from_bytes(s).expect("header value")
+    }
+
+    #[test]
+    fn resolves_cookies_across_header_lines() {
+        let mut raw = RawRequest::new();
+        raw.cookie_header(v(b"a=1"))
+            .cookie_header(v(b"sid=xyz; b=2"));
+        assert_eq!(raw.incoming("sid"), IncomingCookie::One("xyz".into()));
+    }
+
+    #[test]
+    fn duplicate_across_header_lines_is_refused() {
+        let mut raw = RawRequest::new();
+        raw.cookie_header(v(b"sid=1")).cookie_header(v(b"sid=2"));
+        assert_eq!(raw.incoming("sid"), IncomingCookie::Duplicate);
+    }
+
+    #[test]
+    fn non_visible_ascii_header_is_ignored() {
+        let mut raw = RawRequest::new();
+        raw.cookie_header(v(b"sid=\xff"))
+            .cookie_header(v(b"sid=ok"));
+        assert_eq!(raw.incoming("sid"), IncomingCookie::One("ok".into()));
+        let mut raw = RawRequest::new();
+        raw.user_agent(v(b"bad\xffagent"));
+        assert_eq!(raw.meta().user_agent, None);
+    }
+
+    #[test]
+    fn user_agent_is_truncated_and_ip_formatted() {
+        let mut raw = RawRequest::new();
+        raw.user_agent(HeaderValue::from_str(&"x".repeat(1000)).expect("ua"))
+            .ip("::1".parse().expect("ip"));
+        let meta = raw.meta();
+        assert_eq!(raw.incoming("sid"), IncomingCookie::Absent);
+        assert_eq!(meta.user_agent.map(|ua| ua.len()), Some(MAX_USER_AGENT));
+        assert_eq!(meta.ip.as_deref(), Some("::1"));
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("aé", 2), "a");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}
