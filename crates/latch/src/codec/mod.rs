@@ -91,18 +91,24 @@ pub trait CookieCodec: Send + Sync + fmt::Debug + 'static {
 
 /// The bytes every MAC/AEAD binds besides the payload: purpose label and cookie
 /// name, each length-prefixed so no two (label, name) pairs share an encoding.
+///
+/// Written piece by piece into `sink`, so a MAC can absorb it without a
+/// temporary buffer.
+fn write_context(label: &str, name: &str, version: u8, mut sink: impl FnMut(&[u8])) {
+    sink(&(label.len() as u64).to_be_bytes());
+    sink(label.as_bytes());
+    sink(&(name.len() as u64).to_be_bytes());
+    sink(name.as_bytes());
+    sink(&[version]);
+}
+
+/// [`write_context`] as one buffer, for an AEAD's associated data.
 fn context(label: &str, name: &str, version: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(label.len() + name.len() + 17);
-    out.extend_from_slice(&(label.len() as u64).to_be_bytes());
-    out.extend_from_slice(label.as_bytes());
-    out.extend_from_slice(&(name.len() as u64).to_be_bytes());
-    out.extend_from_slice(name.as_bytes());
-    out.push(version);
+    write_context(label, name, version, |b| out.extend_from_slice(b));
     out
 }
 
-/// Decode a cookie value after checking its size; the size check comes first so
-/// an oversized value costs nothing.
 fn decode_value(name: &str, value: &str) -> Result<Vec<u8>, Rejected> {
     if name.len() + value.len() > MAX_COOKIE_BYTES {
         return Err(Rejected("oversized"));

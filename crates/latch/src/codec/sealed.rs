@@ -173,7 +173,7 @@ impl CookieCodec for SealedCodec {
         }
         let (nonce, sealed) = bytes[1..].split_at(nonce_len);
         let aad = context(Purpose::COOKIE_ENCRYPTION.label(), name, version);
-        let (key_index, plain) = self
+        let (key_index, mut plain) = self
             .ciphers
             .iter()
             .enumerate()
@@ -188,9 +188,11 @@ impl CookieCodec for SealedCodec {
                 .map(|p| (i, p))
             })
             .ok_or(Rejected("bad tag"))?;
+        let issued_at = read_time(plain.get(..8).ok_or(Rejected("truncated"))?)?;
+        plain.drain(..8);
         Ok(Opened {
-            issued_at: read_time(&plain[..8])?,
-            payload: plain[8..].to_vec(),
+            issued_at,
+            payload: plain,
             key_index,
         })
     }

@@ -4,7 +4,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{CookieCodec, Opened, Rejected, context, decode_value, encode_value, read_time};
+use super::{CookieCodec, Opened, Rejected, decode_value, encode_value, read_time, write_context};
 use crate::key::{Keyring, Purpose};
 use crate::time::UnixTime;
 
@@ -59,7 +59,9 @@ impl SignedCodec {
 
     fn mac(&self, index: usize, name: &str, body: &[u8]) -> HmacSha256 {
         let mut mac = self.macs[index].clone();
-        mac.update(&context(Purpose::COOKIE_SIGNING.label(), name, VERSION));
+        write_context(Purpose::COOKIE_SIGNING.label(), name, VERSION, |b| {
+            mac.update(b);
+        });
         mac.update(body);
         mac
     }
@@ -77,7 +79,7 @@ impl CookieCodec for SignedCodec {
     }
 
     fn open(&self, name: &str, value: &str) -> Result<Opened, Rejected> {
-        let bytes = decode_value(name, value)?;
+        let mut bytes = decode_value(name, value)?;
         if bytes.len() < HEADER_LEN + TAG_LEN {
             return Err(Rejected("truncated"));
         }
@@ -89,9 +91,14 @@ impl CookieCodec for SignedCodec {
         let key_index = (0..self.macs.len())
             .find(|&i| self.mac(i, name, body).verify_slice(tag).is_ok())
             .ok_or(Rejected("bad signature"))?;
+        let issued_at = read_time(&body[1..HEADER_LEN])?;
+        // The payload is what lies between header and tag: cut the buffer down
+        // to it in place rather than copying it out.
+        bytes.truncate(bytes.len() - TAG_LEN);
+        bytes.drain(..HEADER_LEN);
         Ok(Opened {
-            issued_at: read_time(&body[1..HEADER_LEN])?,
-            payload: body[HEADER_LEN..].to_vec(),
+            issued_at,
+            payload: bytes,
             key_index,
         })
     }
