@@ -1,5 +1,6 @@
 //! Ending a request: write what changed and say which cookie to send.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::revoke::SID_KEY;
@@ -243,11 +244,27 @@ impl Shared {
         now: UnixTime,
     ) -> Result<bool> {
         // Requests of this process saving the same session take turns: a save
-        // that conflicts then reloads and succeeds at once, instead of 32
-        // concurrent writers retrying against each other (quadratic round trips).
-        // Other processes are still handled by the compare-and-swap below.
-        let _turn = self.save_lock(key).lock().await;
+        // that comes after another of the same session rebases onto what that
+        // one wrote (kept in the stripe while others wait) instead of 32
+        // concurrent writers failing their compare-and-swap against each other
+        // (quadratic round trips). Other processes are still handled by the
+        // compare-and-swap and the reload below.
+        let stripe = self.save_stripe(key);
+        stripe.waiting.fetch_add(1, Ordering::AcqRel);
+        let mut last_saved = stripe.last_saved.lock().await;
+        stripe.waiting.fetch_sub(1, Ordering::AcqRel);
         let mut expected = state.record.version;
+        if let Some((saved_key, saved)) = last_saved.take() {
+            // Versions only grow and each is written once (compare-and-swap),
+            // so a newer version saved by this process is the newest we know.
+            if saved_key == *key && saved.version > expected {
+                expected = saved.version;
+                state.record = saved;
+                for op in &state.ops {
+                    op.apply(&mut state.record)?;
+                }
+            }
+        }
         for attempt in 0..MAX_SAVE_ATTEMPTS {
             let record = &mut state.record;
             record.version = expected + 1;
@@ -257,7 +274,12 @@ impl Shared {
                 .timed("saving a session", store.save(key, record, expected))
                 .await?
             {
-                SaveOutcome::Saved => return Ok(true),
+                SaveOutcome::Saved => {
+                    if stripe.waiting.load(Ordering::Acquire) > 0 {
+                        *last_saved = Some((*key, state.record.clone()));
+                    }
+                    return Ok(true);
+                }
                 SaveOutcome::Gone => return Ok(false),
                 SaveOutcome::Conflict => {}
             }
@@ -283,7 +305,14 @@ impl Shared {
 
 /// A short randomized pause after a conflict, growing with the attempt, so that
 /// many writers racing on one session spread out instead of colliding in lockstep.
+///
+/// The first conflict reloads at once: within this process saves already take
+/// turns, so it most likely met one other process's write, and a timer sleep
+/// costs at least a millisecond on tokio's clock.
 async fn backoff(attempt: u32) {
+    if attempt == 0 {
+        return;
+    }
     let mut byte = [0u8; 1];
     crate::rand::fill(&mut byte);
     let cap_us = 50u64 << attempt.min(6);

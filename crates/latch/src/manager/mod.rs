@@ -13,7 +13,7 @@ pub(crate) mod revoke;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -55,15 +55,34 @@ pub(crate) struct Shared {
     /// Where revocation markers for cookie-only sessions live, if anywhere.
     pub(crate) revocations: Option<Arc<dyn SessionStore>>,
     /// Striped locks that serialise this process's saves of one session.
-    save_locks: Box<[Mutex<()>]>,
+    save_locks: Box<[SaveStripe]>,
 }
 
 /// How many stripes of save locks; sessions hash onto them by store key.
 const SAVE_LOCK_STRIPES: usize = 64;
 
+/// One stripe of save locks.
+#[derive(Default)]
+pub(crate) struct SaveStripe {
+    /// Held while saving. Holds the last record this process saved on the
+    /// stripe while other saves were waiting: the next waiter of the same
+    /// session rebases onto it instead of failing its compare-and-swap and
+    /// reloading. A hint only: the compare-and-swap still decides.
+    pub(crate) last_saved: Mutex<Option<(StoreKey, crate::record::Record)>>,
+    /// How many saves wait for `last_saved`'s lock.
+    pub(crate) waiting: AtomicUsize,
+}
+
+impl std::fmt::Debug for SaveStripe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the session data a stripe may hold.
+        f.write_str("SaveStripe")
+    }
+}
+
 impl Shared {
-    /// The lock that serialises this process's saves of the session `key`.
-    pub(crate) fn save_lock(&self, key: &StoreKey) -> &Mutex<()> {
+    /// The stripe whose lock serialises this process's saves of the session `key`.
+    pub(crate) fn save_stripe(&self, key: &StoreKey) -> &SaveStripe {
         let stripe = usize::from(key.as_bytes()[0]) % self.save_locks.len();
         &self.save_locks[stripe]
     }
@@ -404,7 +423,9 @@ impl SessionManagerBuilder {
                 clock: self.clock,
                 rejected: AtomicU64::new(0),
                 revocations: self.revocations,
-                save_locks: (0..SAVE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                save_locks: (0..SAVE_LOCK_STRIPES)
+                    .map(|_| SaveStripe::default())
+                    .collect(),
             }),
         })
     }
