@@ -10,6 +10,9 @@
 //! - by `touch` after the write, to raise the score of an entry that create or
 //!   save put there (only the script knows the session's user).
 //!
+//! The expiry index is looser: `save` files the new expiry alongside the write,
+//! and purge re-checks each entry against its session.
+//!
 //! When an index command fails the operation reports an error. A create that
 //! fails that way is not acknowledged, so nobody holds the new session's ID.
 
@@ -84,22 +87,28 @@ impl RedisStore {
         if let Some(user) = &record.user_id {
             invocation.arg(user);
         }
-        let reply: SaveReply = invocation
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .context("saving a session")?;
+        let save = async {
+            invocation
+                .invoke_async::<SaveReply>(&mut self.conn.clone())
+                .await
+                .context("saving a session")
+        };
+        // The expiry entry is filed together with the write (one round trip on
+        // the multiplexed connection) rather than after it: purge checks every
+        // entry it meets against the session itself, so an entry filed for a
+        // save that then conflicts is harmless (the winner files the same key).
+        let (reply, ()) = try_join(save, self.expiry_add(key, record.expires_at)).await?;
         match reply {
-            SaveReply::Gone => Ok(SaveOutcome::Gone),
+            SaveReply::Gone => {
+                // Take back the entry just filed for a session that is gone.
+                self.expiry_remove(&[key.to_hex()]).await?;
+                Ok(SaveOutcome::Gone)
+            }
             SaveReply::Conflict => Ok(SaveOutcome::Conflict),
             SaveReply::Saved { previous } => {
-                let moved_from = previous.filter(|p| record.user_id.as_deref() != Some(p));
-                let unfile = async {
-                    match &moved_from {
-                        Some(old) => self.index_remove(old, &[key.to_hex()]).await,
-                        None => Ok(()),
-                    }
-                };
-                try_join(unfile, self.expiry_add(key, record.expires_at)).await?;
+                if let Some(old) = previous.filter(|p| record.user_id.as_deref() != Some(p)) {
+                    self.index_remove(&old, &[key.to_hex()]).await?;
+                }
                 Ok(SaveOutcome::Saved)
             }
         }
