@@ -178,6 +178,7 @@ const BARE_COOKIE: &str = "session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 /// # Errors
 /// When a backend cannot be set up; a failing cell is reported and skipped.
 pub fn run(plan: &Plan) -> anyhow::Result<String> {
+    crate::wrk::check_installed()?;
     let tmp = TempDir::new("load")?;
     let redis = if plan.configs.iter().any(|c| c.needs_redis()) {
         Some(PrivateRedis::start(plan.redis_port)?)

@@ -131,6 +131,7 @@ fn now() -> i64 {
 /// # Errors
 /// When a backend cannot be set up or a fill fails.
 pub fn run(args: &Args) -> anyhow::Result<String> {
+    crate::wrk::check_installed()?;
     let sizes = args.list("sizes", vec![10_000, 1_000_000, 10_000_000], |s| {
         Ok(s.parse::<u64>()?)
     })?;

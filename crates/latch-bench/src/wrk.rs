@@ -72,6 +72,23 @@ pub fn run(
     parse(&text).with_context(|| format!("reading wrk's report:\n{text}"))
 }
 
+/// Fail early, with the fix, when wrk cannot be run.
+///
+/// # Errors
+/// When `wrk --version` cannot be started.
+pub fn check_installed() -> anyhow::Result<()> {
+    Command::new(wrk_binary())
+        .arg("--version")
+        .output()
+        .map(drop)
+        .with_context(|| {
+            format!(
+                "cannot run {:?}: install wrk (Debian: `apt-get install wrk`) or point WRK at it",
+                wrk_binary()
+            )
+        })
+}
+
 fn wrk_binary() -> String {
     std::env::var("WRK").unwrap_or_else(|_| "wrk".to_owned())
 }

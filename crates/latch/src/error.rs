@@ -134,6 +134,20 @@ impl Error {
         self
     }
 
+    /// A copy for another waiter of the same failed operation (one store call
+    /// that failed for several requests): same kind and message, the cause
+    /// kept as text.
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            kind: self.kind.clone(),
+            message: self.message.clone(),
+            source: self
+                .source
+                .as_ref()
+                .map(|cause| -> Cause { Box::new(CauseText(cause.to_string())) }),
+        }
+    }
+
     /// What kind of error this is.
     pub fn kind(&self) -> &ErrorKind {
         &self.kind
@@ -182,3 +196,15 @@ impl std::error::Error for Error {
 
 /// Shorthand for results whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The text of a cause, for [`Error::duplicate`].
+#[derive(Debug)]
+struct CauseText(String);
+
+impl fmt::Display for CauseText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CauseText {}

@@ -1,21 +1,18 @@
 //! Ending a request: write what changed and say which cookie to send.
 
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::Arc;
 
 use super::revoke::SID_KEY;
 use super::{Backend, SessionManager, Shared};
 use crate::codec::{CookieFormat, IdFormat, MAX_COOKIE_BYTES};
 use crate::error::{Error, ErrorKind, Result};
-use crate::id::{SessionId, StoreKey};
+use crate::id::SessionId;
 use crate::record::Record;
 use crate::session::Session;
 use crate::session::state::{Origin, State};
-use crate::store::{SaveOutcome, SessionStore};
+use crate::store::SessionStore;
 use crate::time::UnixTime;
 
-/// How often a conflicting save is retried before the request fails.
-const MAX_SAVE_ATTEMPTS: u32 = 100;
 /// How often a freshly drawn ID may collide before creation gives up (with 256-bit
 /// IDs even one collision means a broken random source).
 const MAX_CREATE_ATTEMPTS: u32 = 4;
@@ -58,9 +55,7 @@ impl SessionManager {
                     .await?
             }
             Backend::Store(store, ids) => {
-                shared
-                    .finish_stored(store.as_ref(), ids.as_ref(), &mut state, now)
-                    .await?
+                Shared::finish_stored(&self.shared, store, ids.as_ref(), &mut state, now).await?
             }
         };
         Ok(Finished {
@@ -141,12 +136,13 @@ impl Shared {
     }
 
     async fn finish_stored(
-        &self,
-        store: &dyn SessionStore,
+        self: &Arc<Self>,
+        store_arc: &Arc<dyn SessionStore>,
         ids: &dyn IdFormat,
         state: &mut State,
         now: UnixTime,
     ) -> Result<Option<String>> {
+        let store = store_arc.as_ref();
         let origin = std::mem::replace(&mut state.origin, Origin::Fresh);
         let (id, key) = match origin {
             Origin::Stored { id, key } => (id, key),
@@ -175,7 +171,7 @@ impl Shared {
             .iter()
             .any(|op| matches!(op, crate::session::state::Op::SetRemember(_)));
         let alive = if state.changed() {
-            self.save_with_retry(store, &key, state, now).await?
+            super::save::save(self, store_arc, &key, state, now).await?
         } else if state.touch {
             let deadline = {
                 let mut r = state.record.clone();
@@ -233,89 +229,4 @@ impl Shared {
             "could not draw an unused session id",
         ))
     }
-
-    /// Compare-and-swap the handler's changes; on conflict replay them on the
-    /// newest record. Returns `false` when the session was deleted meanwhile.
-    async fn save_with_retry(
-        &self,
-        store: &dyn SessionStore,
-        key: &StoreKey,
-        state: &mut State,
-        now: UnixTime,
-    ) -> Result<bool> {
-        // Requests of this process saving the same session take turns: a save
-        // that comes after another of the same session rebases onto what that
-        // one wrote (kept in the stripe while others wait) instead of 32
-        // concurrent writers failing their compare-and-swap against each other
-        // (quadratic round trips). Other processes are still handled by the
-        // compare-and-swap and the reload below.
-        let stripe = self.save_stripe(key);
-        stripe.waiting.fetch_add(1, Ordering::AcqRel);
-        let mut last_saved = stripe.last_saved.lock().await;
-        stripe.waiting.fetch_sub(1, Ordering::AcqRel);
-        let mut expected = state.record.version;
-        if let Some((saved_key, saved)) = last_saved.take() {
-            // Versions only grow and each is written once (compare-and-swap),
-            // so a newer version saved by this process is the newest we know.
-            if saved_key == *key && saved.version > expected {
-                expected = saved.version;
-                state.record = saved;
-                for op in &state.ops {
-                    op.apply(&mut state.record)?;
-                }
-            }
-        }
-        for attempt in 0..MAX_SAVE_ATTEMPTS {
-            let record = &mut state.record;
-            record.version = expected + 1;
-            record.last_seen = now;
-            record.expires_at = record.deadline(&self.expiry);
-            match self
-                .timed("saving a session", store.save(key, record, expected))
-                .await?
-            {
-                SaveOutcome::Saved => {
-                    if stripe.waiting.load(Ordering::Acquire) > 0 {
-                        *last_saved = Some((*key, state.record.clone()));
-                    }
-                    return Ok(true);
-                }
-                SaveOutcome::Gone => return Ok(false),
-                SaveOutcome::Conflict => {}
-            }
-            backoff(attempt).await;
-            let Some(newest) = self.timed("reloading a session", store.load(key)).await? else {
-                return Ok(false);
-            };
-            if newest.is_expired(now, &self.expiry) {
-                return Ok(false);
-            }
-            expected = newest.version;
-            state.record = newest;
-            for op in &state.ops {
-                op.apply(&mut state.record)?;
-            }
-        }
-        Err(Error::new(
-            ErrorKind::Conflict,
-            format!("session save kept conflicting after {MAX_SAVE_ATTEMPTS} attempts"),
-        ))
-    }
-}
-
-/// A short randomized pause after a conflict, growing with the attempt, so that
-/// many writers racing on one session spread out instead of colliding in lockstep.
-///
-/// The first conflict reloads at once: within this process saves already take
-/// turns, so it most likely met one other process's write, and a timer sleep
-/// costs at least a millisecond on tokio's clock.
-async fn backoff(attempt: u32) {
-    if attempt == 0 {
-        return;
-    }
-    let mut byte = [0u8; 1];
-    crate::rand::fill(&mut byte);
-    let cap_us = 50u64 << attempt.min(6);
-    let us = u64::from(byte[0]) * cap_us / 255;
-    tokio::time::sleep(Duration::from_micros(us)).await;
 }

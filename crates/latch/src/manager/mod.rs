@@ -10,10 +10,11 @@ mod load;
 mod purge;
 mod request;
 pub(crate) mod revoke;
+mod save;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -54,37 +55,14 @@ pub(crate) struct Shared {
     pub(crate) rejected: AtomicU64,
     /// Where revocation markers for cookie-only sessions live, if anywhere.
     pub(crate) revocations: Option<Arc<dyn SessionStore>>,
-    /// Striped locks that serialise this process's saves of one session.
-    save_locks: Box<[SaveStripe]>,
-}
-
-/// How many stripes of save locks; sessions hash onto them by store key.
-const SAVE_LOCK_STRIPES: usize = 64;
-
-/// One stripe of save locks.
-#[derive(Default)]
-pub(crate) struct SaveStripe {
-    /// Held while saving. Holds the last record this process saved on the
-    /// stripe while other saves were waiting: the next waiter of the same
-    /// session rebases onto it instead of failing its compare-and-swap and
-    /// reloading. A hint only: the compare-and-swap still decides.
-    pub(crate) last_saved: Mutex<Option<(StoreKey, crate::record::Record)>>,
-    /// How many saves wait for `last_saved`'s lock.
-    pub(crate) waiting: AtomicUsize,
-}
-
-impl std::fmt::Debug for SaveStripe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the session data a stripe may hold.
-        f.write_str("SaveStripe")
-    }
+    /// Where this process's saves of one session meet (see `save.rs`).
+    pub(crate) save_stripes: Box<[save::SaveStripe]>,
 }
 
 impl Shared {
-    /// The stripe whose lock serialises this process's saves of the session `key`.
-    pub(crate) fn save_stripe(&self, key: &StoreKey) -> &SaveStripe {
-        let stripe = usize::from(key.as_bytes()[0]) % self.save_locks.len();
-        &self.save_locks[stripe]
+    /// The index of the save stripe of the session `key`.
+    pub(crate) fn save_stripe_index(&self, key: &StoreKey) -> usize {
+        usize::from(key.as_bytes()[0]) % self.save_stripes.len()
     }
 
     /// Run a store call under the configured timeout.
@@ -423,8 +401,8 @@ impl SessionManagerBuilder {
                 clock: self.clock,
                 rejected: AtomicU64::new(0),
                 revocations: self.revocations,
-                save_locks: (0..SAVE_LOCK_STRIPES)
-                    .map(|_| SaveStripe::default())
+                save_stripes: (0..save::SAVE_STRIPES)
+                    .map(|_| save::SaveStripe::default())
                     .collect(),
             }),
         })

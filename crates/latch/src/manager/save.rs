@@ -1,0 +1,411 @@
+//! Saving a changed server-side session: compare-and-swap, replay on conflict,
+//! and group commit of one process's concurrent saves of a session.
+//!
+//! Saves hash onto stripes by store key. A save that finds its stripe idle
+//! runs at once, inline. A save that finds it busy joins the stripe's queue
+//! and waits; when the running save ends, a flusher task takes the whole queue
+//! and writes each session's waiting changes with *one* compare-and-swap,
+//! replaying every request's operations in arrival order. So 32 concurrent
+//! requests on one session cost a handful of store round trips instead of 32
+//! serialized ones (or, without the stripes, up to 32² failed swaps), and no
+//! change is lost. Other processes are still handled by the compare-and-swap:
+//! on a conflict the newest record is reloaded and everything replayed.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::Shared;
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::StoreKey;
+use crate::record::Record;
+use crate::session::state::{Op, State};
+use crate::store::{SaveOutcome, SessionStore};
+use crate::time::UnixTime;
+
+/// How often a conflicting save is retried before the request fails.
+const MAX_SAVE_ATTEMPTS: u32 = 100;
+
+/// How many stripes of saves; sessions hash onto them by store key.
+pub(crate) const SAVE_STRIPES: usize = 64;
+
+/// What a save ends in: the record as saved, `None` when the session was
+/// deleted meanwhile (logout, revoke, expiry), or the error.
+type Outcome = Result<Option<Record>>;
+
+/// One stripe: whether a save runs, and who waits for it.
+#[derive(Default)]
+pub(crate) struct SaveStripe(Mutex<StripeState>);
+
+#[derive(Default)]
+struct StripeState {
+    /// A save (inline or the flusher) is running on this stripe.
+    busy: bool,
+    /// Saves waiting for the running one, in arrival order.
+    queue: Vec<Waiting>,
+    /// The last record saved on this stripe while saves were waiting: a
+    /// newer base than the waiters loaded, so they need not fail a swap first.
+    /// A hint only; the compare-and-swap decides.
+    last_saved: Option<(StoreKey, Record)>,
+}
+
+/// One request's changes: the record as it sees it, and the operations that
+/// made it so (for replay on a newer record).
+struct Changes {
+    record: Record,
+    ops: Vec<Op>,
+}
+
+struct Waiting {
+    key: StoreKey,
+    changes: Changes,
+    reply: oneshot::Sender<Outcome>,
+}
+
+impl std::fmt::Debug for SaveStripe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the session data a stripe may hold.
+        f.write_str("SaveStripe")
+    }
+}
+
+impl SaveStripe {
+    fn lock(&self) -> MutexGuard<'_, StripeState> {
+        // The state is consistent between statements; a panic elsewhere must not
+        // stop every later save of the stripe.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Save `state`'s changes to the session `key`. Returns `false` when the
+/// session was deleted meanwhile; its changes are then dropped.
+pub(crate) async fn save(
+    shared: &Arc<Shared>,
+    store: &Arc<dyn SessionStore>,
+    key: &StoreKey,
+    state: &mut State,
+    now: UnixTime,
+) -> Result<bool> {
+    let stripe_index = shared.save_stripe_index(key);
+    let stripe = &shared.save_stripes[stripe_index];
+    let changes = Changes {
+        record: std::mem::replace(&mut state.record, Record::new(0)),
+        ops: std::mem::take(&mut state.ops),
+    };
+    let start = {
+        let mut stripe_state = stripe.lock();
+        if stripe_state.busy {
+            let (reply, outcome) = oneshot::channel();
+            stripe_state.queue.push(Waiting {
+                key: *key,
+                changes,
+                reply,
+            });
+            Err(outcome)
+        } else {
+            stripe_state.busy = true;
+            Ok((changes, take_hint(&mut stripe_state, key)))
+        }
+    };
+    let (changes, hint) = match start {
+        Ok(run) => run,
+        Err(outcome) => {
+            let outcome = outcome.await.map_err(|_| {
+                Error::store_msg("the save of this session was abandoned (shutting down?)")
+            })??;
+            return Ok(settle(state, outcome));
+        }
+    };
+    let mut turn = Turn {
+        shared: Arc::clone(shared),
+        store: Arc::clone(store),
+        stripe_index,
+        saved: None,
+    };
+    let outcome = save_group(shared, store.as_ref(), key, vec![changes], hint, now)
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(Error::store_msg("no outcome for a save")));
+    let outcome = outcome?;
+    if let Some(record) = &outcome {
+        if !stripe.lock().queue.is_empty() {
+            turn.saved = Some((*key, record.clone()));
+        }
+    }
+    drop(turn);
+    Ok(settle(state, outcome))
+}
+
+/// Put a save's outcome into the request's state; `false` when gone.
+fn settle(state: &mut State, outcome: Option<Record>) -> bool {
+    match outcome {
+        Some(record) => {
+            state.record = record;
+            true
+        }
+        None => false,
+    }
+}
+
+fn take_hint(stripe_state: &mut StripeState, key: &StoreKey) -> Option<Record> {
+    stripe_state
+        .last_saved
+        .take()
+        .filter(|(saved_key, _)| saved_key == key)
+        .map(|(_, record)| record)
+}
+
+/// The running save's hold on its stripe. Dropping it (the save ended, was
+/// cancelled with its request, or panicked) hands the stripe to a flusher if
+/// saves are waiting, or marks it idle.
+struct Turn {
+    shared: Arc<Shared>,
+    store: Arc<dyn SessionStore>,
+    stripe_index: usize,
+    saved: Option<(StoreKey, Record)>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let stripe = &self.shared.save_stripes[self.stripe_index];
+        let mut stripe_state = stripe.lock();
+        if stripe_state.queue.is_empty() {
+            stripe_state.busy = false;
+            stripe_state.last_saved = None;
+            return;
+        }
+        stripe_state.last_saved = self.saved.take();
+        drop(stripe_state);
+        let flusher = Flusher {
+            shared: Arc::clone(&self.shared),
+            store: Arc::clone(&self.store),
+            stripe_index: self.stripe_index,
+            finished: false,
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(flusher.run());
+            }
+            // No runtime (it is shutting down): fail the waiters rather than
+            // leave them waiting; their requests answer 503.
+            Err(_) => drop(flusher),
+        }
+    }
+}
+
+/// Writes every waiting save of one stripe, batch after batch, until none waits.
+struct Flusher {
+    shared: Arc<Shared>,
+    store: Arc<dyn SessionStore>,
+    stripe_index: usize,
+    /// Set when `run` returns normally, having left the stripe idle.
+    finished: bool,
+}
+
+impl Flusher {
+    async fn run(mut self) {
+        loop {
+            let (batch, mut hint) = {
+                let mut stripe_state = self.stripe().lock();
+                if stripe_state.queue.is_empty() {
+                    stripe_state.busy = false;
+                    stripe_state.last_saved = None;
+                    drop(stripe_state);
+                    self.finished = true;
+                    return;
+                }
+                (
+                    std::mem::take(&mut stripe_state.queue),
+                    stripe_state.last_saved.take(),
+                )
+            };
+            let now = self.shared.clock.now();
+            for (key, waiting) in by_key(batch) {
+                let base = hint
+                    .take()
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, record)| record);
+                let (changes, replies): (Vec<_>, Vec<_>) =
+                    waiting.into_iter().map(|w| (w.changes, w.reply)).unzip();
+                let outcomes =
+                    save_group(&self.shared, self.store.as_ref(), &key, changes, base, now).await;
+                hint = outcomes
+                    .iter()
+                    .find_map(|o| o.as_ref().ok().and_then(Option::as_ref))
+                    .map(|record| (key, record.clone()));
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // A waiter whose request was cancelled no longer listens.
+                    let _ = reply.send(outcome);
+                }
+            }
+            self.stripe().lock().last_saved = hint;
+        }
+    }
+
+    fn stripe(&self) -> &SaveStripe {
+        &self.shared.save_stripes[self.stripe_index]
+    }
+
+    /// Give up on every waiting save: dropping their reply channels fails them.
+    fn abandon(&self) {
+        let mut stripe_state = self.stripe().lock();
+        stripe_state.queue.clear();
+        stripe_state.busy = false;
+        stripe_state.last_saved = None;
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        // A flusher dropped before it finished (a panicking `update` closure,
+        // runtime shutdown, or never spawned) must not leave the stripe busy
+        // for ever; the saves it held or that wait fail with a store error.
+        if !self.finished {
+            self.abandon();
+        }
+    }
+}
+
+/// Group waiting saves by session, keeping arrival order within and between
+/// groups.
+fn by_key(batch: Vec<Waiting>) -> Vec<(StoreKey, Vec<Waiting>)> {
+    let mut groups: Vec<(StoreKey, Vec<Waiting>)> = Vec::new();
+    for waiting in batch {
+        match groups.iter_mut().find(|(key, _)| *key == waiting.key) {
+            Some((_, group)) => group.push(waiting),
+            None => groups.push((waiting.key, vec![waiting])),
+        }
+    }
+    groups
+}
+
+/// Write the changes of several requests to one session with one
+/// compare-and-swap (more on conflicts); one outcome per request, in order.
+async fn save_group(
+    shared: &Shared,
+    store: &dyn SessionStore,
+    key: &StoreKey,
+    group: Vec<Changes>,
+    hint: Option<Record>,
+    now: UnixTime,
+) -> Vec<Outcome> {
+    let n = group.len();
+    let mut failed: Vec<Option<Error>> = (0..n).map(|_| None).collect();
+    let newest_loaded = group
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, c)| (c.record.version, std::cmp::Reverse(*i)))
+        .map(|(i, c)| (i, c.record.version));
+    let mut ops = Vec::with_capacity(n);
+    let mut records = Vec::with_capacity(n);
+    for changes in group {
+        ops.push(changes.ops);
+        records.push(Some(changes.record));
+    }
+    // The base: the newest record known. A request's record already holds its
+    // own changes, so when it is the base its operations are not replayed.
+    let mut record = match (hint, newest_loaded) {
+        (Some(hint), Some((_, version))) if hint.version > version => {
+            replay(hint, &ops, None, &mut failed)
+        }
+        (_, Some((i, _))) => {
+            let base = records[i].take().unwrap_or_else(|| Record::new(now));
+            replay(base, &ops, Some(i), &mut failed)
+        }
+        (_, None) => return Vec::new(),
+    };
+    let mut expected = record.version;
+    for attempt in 0..MAX_SAVE_ATTEMPTS {
+        record.version = expected + 1;
+        record.last_seen = now;
+        record.expires_at = record.deadline(&shared.expiry);
+        match shared
+            .timed("saving a session", store.save(key, &record, expected))
+            .await
+        {
+            Err(err) => return all(failed, |_| Err(err.duplicate())),
+            Ok(SaveOutcome::Saved) => return all(failed, |_| Ok(Some(record.clone()))),
+            Ok(SaveOutcome::Gone) => return all(failed, |_| Ok(None)),
+            Ok(SaveOutcome::Conflict) => {}
+        }
+        backoff(attempt).await;
+        let newest = match shared.timed("reloading a session", store.load(key)).await {
+            Err(err) => return all(failed, |_| Err(err.duplicate())),
+            Ok(None) => return all(failed, |_| Ok(None)),
+            Ok(Some(newest)) if newest.is_expired(now, &shared.expiry) => {
+                return all(failed, |_| Ok(None));
+            }
+            Ok(Some(newest)) => newest,
+        };
+        expected = newest.version;
+        record = replay(newest, &ops, None, &mut failed);
+    }
+    all(failed, |_| {
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!("session save kept conflicting after {MAX_SAVE_ATTEMPTS} attempts"),
+        ))
+    })
+}
+
+/// One outcome per request: its own error if its operations failed to replay,
+/// `outcome` otherwise.
+fn all(failed: Vec<Option<Error>>, mut outcome: impl FnMut(usize) -> Outcome) -> Vec<Outcome> {
+    failed
+        .into_iter()
+        .enumerate()
+        .map(|(i, err)| match err {
+            Some(err) => Err(err),
+            None => outcome(i),
+        })
+        .collect()
+}
+
+/// Apply each request's operations in order to `record`, skipping `skip`
+/// (whose changes `record` already holds). A request whose operations fail
+/// (an `update` closure returned an error) is left out whole and marked.
+fn replay(
+    mut record: Record,
+    ops: &[Vec<Op>],
+    skip: Option<usize>,
+    failed: &mut [Option<Error>],
+) -> Record {
+    for (i, request_ops) in ops.iter().enumerate() {
+        failed[i] = None;
+        if Some(i) == skip {
+            continue;
+        }
+        let fallible = request_ops.iter().any(|op| matches!(op, Op::Update(..)));
+        let before = fallible.then(|| record.clone());
+        for op in request_ops {
+            if let Err(err) = op.apply(&mut record) {
+                failed[i] = Some(err);
+                if let Some(before) = &before {
+                    record = before.clone();
+                }
+                break;
+            }
+        }
+    }
+    record
+}
+
+/// A short randomized pause after a conflict, growing with the attempt, so that
+/// many writers racing on one session spread out instead of colliding in lockstep.
+///
+/// The first conflict reloads at once: within this process saves already take
+/// turns, so it most likely met one other process's write, and a timer sleep
+/// costs at least a millisecond on tokio's clock.
+async fn backoff(attempt: u32) {
+    if attempt == 0 {
+        return;
+    }
+    let mut byte = [0u8; 1];
+    crate::rand::fill(&mut byte);
+    let cap_us = 50u64 << attempt.min(6);
+    let us = u64::from(byte[0]) * cap_us / 255;
+    tokio::time::sleep(Duration::from_micros(us)).await;
+}
