@@ -35,7 +35,7 @@ mod service;
 pub use error::SessionError;
 pub use extract::Session;
 pub use layer::SessionLayer;
-pub use service::SessionService;
+pub use service::{ResponseFuture, SessionService};
 
 /// The README's code blocks, compiled and run as doctests.
 #[doc = include_str!("../../../README.md")]

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, USER_AGENT, VARY};
 use http::{HeaderMap, HeaderValue, Request};
 use latch::{Finished, RawRequest, SessionManager};
+use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::error::SessionError;
@@ -36,7 +37,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -48,14 +49,89 @@ where
         // Take the service that poll_ready readied; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let manager = self.manager.clone();
-        Box::pin(async move {
-            let response = inner.call(req).await?;
-            Ok(match manager.finish(&session).await {
-                Ok(finished) => apply(response, finished),
-                Err(err) => SessionError::from(err).into_response(),
-            })
-        })
+        ResponseFuture {
+            state: FutureState::Handler {
+                future: inner.call(req),
+                session: Some(session),
+                manager: self.manager.clone(),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`SessionService`]: the handler's response, then (only if
+    /// the handler used the session) the session's save and headers.
+    ///
+    /// Written out rather than boxed so that a request that never touches its
+    /// session costs no allocation and no copy of the handler's future.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: FutureState<F>,
+    }
+}
+
+pin_project! {
+    #[project = FutureStateProj]
+    enum FutureState<F> {
+        Handler {
+            #[pin]
+            future: F,
+            session: Option<latch::Session>,
+            manager: SessionManager,
+        },
+        Finishing {
+            future: Pin<Box<dyn Future<Output = Response> + Send>>,
+        },
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseFuture(..)")
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                FutureStateProj::Handler {
+                    future,
+                    session,
+                    manager,
+                } => {
+                    let Ok(response) = std::task::ready!(future.poll(cx));
+                    let Some(session) = session.take() else {
+                        // Polled again after completing: a caller bug; answer
+                        // rather than panic.
+                        return Poll::Ready(Ok(
+                            http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                        ));
+                    };
+                    if session.is_untouched() {
+                        return Poll::Ready(Ok(response));
+                    }
+                    let manager = manager.clone();
+                    let future = Box::pin(async move {
+                        match manager.finish(&session).await {
+                            Ok(finished) => apply(response, finished),
+                            Err(err) => SessionError::from(err).into_response(),
+                        }
+                    });
+                    this.state.set(FutureState::Finishing { future });
+                }
+                FutureStateProj::Finishing { future } => {
+                    return future.as_mut().poll(cx).map(Ok);
+                }
+            }
+        }
     }
 }
 

@@ -109,6 +109,28 @@ fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
 }
 
 impl Session {
+    /// Whether no method has used this session yet: nothing was loaded, so
+    /// [`SessionManager::finish`](crate::SessionManager::finish) has nothing to
+    /// do and adapters may skip it. `false` while another task holds the session.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{MemoryStore, SessionManager};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+    /// let session = manager.start(std::iter::empty(), Default::default());
+    /// assert!(session.is_untouched());
+    /// session.get::<String>("theme").await?;
+    /// assert!(!session.is_untouched());
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_untouched(&self) -> bool {
+        self.state.try_lock().is_ok_and(|state| !state.loaded)
+    }
+
     /// Lock the state, loading the session first if this is the first access.
     async fn loaded(&self) -> Result<MutexGuard<'_, State>> {
         let mut state = self.state.lock().await;
