@@ -166,12 +166,12 @@ impl Plan {
     }
 }
 
-/// A stand-in cookie for bare axum, the size of a latch session cookie, so
-/// every configuration parses a request of about the same size.
 /// Sessions the `rw256` mode spreads its requests over.
 const SPREAD: usize = 256;
 
-const BARE_COOKIE: &str = "session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+/// A stand-in cookie for bare axum, the size of a latch session cookie, so
+/// every configuration parses a request of about the same size.
+pub(crate) const BARE_COOKIE: &str = "session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// Run the plan; returns the Markdown report.
 ///
