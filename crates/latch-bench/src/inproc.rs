@@ -25,12 +25,15 @@ pub fn run(args: &crate::args::Args) -> anyhow::Result<()> {
     let config = Config::parse(args.raw("config").context("--config is required")?)?;
     let mode = Mode::parse(args.raw("mode").unwrap_or("rw"))?;
     let n = args.get("requests", 20_000u64)?;
-    if config == Config::TsSqlite || config.needs_redis() {
-        bail!("inproc runs the configurations without an external server process");
+    if config == Config::TsSqlite {
+        bail!("inproc cannot run ts-sqlite: it is a separate program (see docs/benchmarks.md)");
     }
     let tmp = TempDir::new("inproc")?;
     let env = Env {
-        redis_url: String::new(),
+        // Redis configurations use the shared server (instruction counts
+        // cover this process only, so the server's own work is not in them).
+        redis_url: std::env::var("LATCH_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned()),
         postgres_url: backends::postgres_url(),
         pg_schema: format!("latch_bench_inproc_{}", std::process::id()),
         dir: tmp.0.clone(),

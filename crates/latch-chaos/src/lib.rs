@@ -11,8 +11,8 @@
 //! | `fuzz_regressions` | replays every file in `fuzz/regressions/<target>/` and every seed in `fuzz/corpus/<target>/` through the fuzz harness of that target (`fuzz/src/lib.rs`, included with `#[path]`) |
 //! | `redis_outage`, `postgres_outage` | stop and restart a private server under load: 503s while it is down, no 500, no crash, recovery within 2 s, no acknowledged write lost |
 //!
-//! The modules here start things ([`demo::Demo`], [`redis::PrivateRedis`],
-//! [`postgres::PrivatePostgres`]), talk to the demo ([`client`]), look inside
+//! The modules here start things ([`demo::Demo`]; the private Redis and
+//! PostgreSQL servers come from `latch_conformance::servers`), talk to the demo ([`client`]), look inside
 //! its SQLite file ([`sqlite`]) and drive a load through an outage
 //! ([`outage`]). All traffic stays on the loopback interface, and every loop is
 //! bounded in count and time.
@@ -23,8 +23,6 @@
 pub mod client;
 pub mod demo;
 pub mod outage;
-pub mod postgres;
-pub mod redis;
 pub mod sqlite;
 
 /// The path of the demo binary the tests run: `LATCH_DEMO_BIN` if set, else
@@ -44,14 +42,9 @@ macro_rules! demo_bin {
 /// # Panics
 /// When the directory cannot be created.
 pub fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "latch-chaos-{tag}-{}-{}",
-        std::process::id(),
-        &latch::SessionId::generate().store_key().to_hex()[..8]
-    ));
     // OK because a test cannot go on without its directory.
-    std::fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
+    latch_conformance::servers::temp_dir(&format!("chaos-{tag}"))
+        .expect("create a temporary directory")
 }
 
 /// A loopback port nothing listens on right now.
@@ -60,6 +53,5 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
 /// When no port can be bound.
 pub fn free_port() -> u16 {
     // OK because a test cannot go on without a port.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("bound address").port()
+    latch_conformance::servers::free_port().expect("bind a loopback port")
 }

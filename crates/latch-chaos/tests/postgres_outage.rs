@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use latch_chaos::demo::Demo;
 use latch_chaos::outage::{self, Plan};
-use latch_chaos::postgres::PrivatePostgres;
+use latch_conformance::servers::PrivatePostgres;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_under_load_gives_503s_recovers_and_loses_nothing() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use latch_chaos::demo::Demo;
 use latch_chaos::outage::{self, Plan};
-use latch_chaos::redis::PrivateRedis;
+use latch_conformance::servers::PrivateRedis;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_under_load_gives_503s_recovers_and_loses_nothing() {

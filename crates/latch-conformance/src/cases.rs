@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::requests::{cookie_value, request};
+
 use latch::{
     Clock, Expiry, ManualClock, Record, SaveOutcome, SessionId, SessionManager, SessionStore,
     StoreKey,
@@ -46,26 +48,6 @@ fn manager(store: &Store) -> (SessionManager, ManualClock) {
         .build()
         .expect("valid test configuration");
     (manager, clock)
-}
-
-/// The cookie value of a `Set-Cookie` string.
-fn cookie_value(set_cookie: &str) -> String {
-    let pair = set_cookie.split(';').next().unwrap_or_default();
-    pair.split_once('=')
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_default()
-}
-
-/// Run one request carrying `cookie` through `f`; returns the `Set-Cookie`.
-async fn request<F, Fut>(manager: &SessionManager, cookie: Option<&str>, f: F) -> Option<String>
-where
-    F: FnOnce(latch::Session) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let header = cookie.map(|c| format!("{}={c}", manager.cookie_config().name()));
-    let session = manager.start(header.as_deref(), Default::default());
-    f(session.clone()).await;
-    manager.finish(&session).await.expect("finish").set_cookie
 }
 
 /// Start a stored session holding `k = v`; returns its cookie value.

@@ -14,6 +14,8 @@
 #![deny(missing_docs)]
 
 pub mod cases;
+pub mod requests;
+pub mod servers;
 
 /// Generate one `#[tokio::test]` per conformance case, each calling `$make` for
 /// its store.

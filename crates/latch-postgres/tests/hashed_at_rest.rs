@@ -8,14 +8,7 @@ use std::collections::BTreeSet;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latch::{RequestMeta, SessionId, SessionManager, StoreKey};
-
-/// The cookie value of a `Set-Cookie` header (empty for a removal cookie).
-fn cookie_value(set_cookie: &str) -> String {
-    let pair = set_cookie.split(';').next().unwrap_or_default();
-    pair.split_once('=')
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_default()
-}
+use latch_conformance::requests::{cookie_value, request_as};
 
 /// Run one request carrying `cookie` through `f`; returns the new cookie value,
 /// if the response set one.
@@ -24,14 +17,11 @@ where
     F: FnOnce(latch::Session) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let header = cookie.map(|c| format!("{}={c}", manager.cookie_config().name()));
     let meta = RequestMeta {
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) test".into()),
         ip: Some("192.0.2.10".into()),
     };
-    let session = manager.start(header.as_deref(), meta);
-    f(session.clone()).await;
-    let set = manager.finish(&session).await.expect("finish").set_cookie?;
+    let set = request_as(manager, cookie, meta, f).await?;
     Some(cookie_value(&set)).filter(|v| !v.is_empty())
 }
 

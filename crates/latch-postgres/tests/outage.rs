@@ -3,7 +3,6 @@
 //! recovers by itself, and nothing acknowledged before the crash is lost.
 
 mod common;
-mod private_server;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -15,8 +14,8 @@ use axum::routing::{get, post};
 use http_body_util::BodyExt;
 use latch::{Record, SessionId, SessionManager};
 use latch_axum::{Session, SessionError, SessionLayer};
+use latch_conformance::servers::PrivatePostgres;
 use latch_postgres::PostgresStore;
-use private_server::PrivateServer;
 use tower::ServiceExt;
 
 /// How long latch waits for any one store call.
@@ -135,7 +134,7 @@ async fn send(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_fails_fast_recovers_and_keeps_acknowledged_writes() {
-    let server = match PrivateServer::start() {
+    let server = match PrivatePostgres::start() {
         Ok(server) => server,
         Err(why) => {
             let _: Option<()> =
@@ -244,7 +243,7 @@ async fn crash_fails_fast_recovers_and_keeps_acknowledged_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_server_times_out_and_recovers() {
-    let server = match PrivateServer::start() {
+    let server = match PrivatePostgres::start() {
         Ok(server) => server,
         Err(why) => {
             let _: Option<()> =

@@ -8,6 +8,7 @@ mod common;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latch::SessionManager;
+use latch_conformance::requests::{cookie_value, request};
 use redis::aio::MultiplexedConnection;
 use sha2::{Digest, Sha256};
 
@@ -73,24 +74,24 @@ async fn ids_are_stored_only_as_their_sha256() {
     let manager = SessionManager::builder().store(store).build().unwrap();
 
     // An anonymous session with data, and a signed-in one (log_in renews the ID).
-    let anon = common::request(&manager, None, |s| async move {
+    let anon = request(&manager, None, |s| async move {
         s.insert("cart", vec!["book"]).await.unwrap();
     })
     .await
-    .map(|c| common::cookie_value(&c))
+    .map(|c| cookie_value(&c))
     .unwrap();
-    let before_login = common::request(&manager, None, |s| async move {
+    let before_login = request(&manager, None, |s| async move {
         s.insert("step", 1).await.unwrap();
     })
     .await
-    .map(|c| common::cookie_value(&c))
+    .map(|c| cookie_value(&c))
     .unwrap();
     let user = common::unique_user();
-    let signed_in = common::request(&manager, Some(&before_login), |s| async move {
+    let signed_in = request(&manager, Some(&before_login), |s| async move {
         s.log_in(user).await.unwrap();
     })
     .await
-    .map(|c| common::cookie_value(&c))
+    .map(|c| cookie_value(&c))
     .unwrap();
     assert_ne!(signed_in, before_login);
 

@@ -8,9 +8,6 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,123 +18,19 @@ use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use latch::{ErrorKind, SessionId, SessionManager, SessionStore};
 use latch_axum::{Session, SessionError, SessionLayer};
+use latch_conformance::servers::PrivateRedis;
 use latch_redis::RedisStore;
 use tower::ServiceExt;
 
 /// How long a failing call may take: well above the 1 s timeouts, well below a hang.
 const FAIL_FAST: Duration = Duration::from_secs(3);
 
-/// A `redis-server` child process with an append-only file in its own directory;
-/// killed and its directory removed when dropped.
-struct PrivateRedis {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl PrivateRedis {
-    /// Start one on a free loopback port; `None` (after a loud skip) when
-    /// `redis-server` is not installed.
-    async fn start() -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            return latch_conformance::skip_or_fail("Redis", "redis-server is not installed");
-        }
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("latch-redis-outage-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self {
-            child: None,
-            port,
-            dir,
-        };
-        server.spawn().await;
-        Some(server)
+/// A private `redis-server`, or `None` after a loud skip when there is none.
+fn private_redis() -> Option<PrivateRedis> {
+    match PrivateRedis::start() {
+        Ok(server) => Some(server),
+        Err(why) => latch_conformance::skip_or_fail("Redis", &why),
     }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// Run redis-server on the same port and directory, and wait until it has
-    /// loaded its append-only file and answers.
-    async fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--logfile")
-            .arg(self.dir.join("redis.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers().await {
-            assert!(
-                Instant::now() < deadline,
-                "private redis-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Whether a fresh connection gets PONG (not LOADING, not refused).
-    async fn answers(&self) -> bool {
-        let Ok(client) = redis::Client::open(self.url()) else {
-            return false;
-        };
-        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-            return false;
-        };
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .is_ok_and(|pong| pong == "PONG")
-    }
-
-    /// Send a signal (`STOP`, `CONT`) to the server process.
-    fn signal(&self, name: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &pid])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} {pid}");
-    }
-
-    /// SIGKILL: no shutdown, no final save.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 async fn add(session: Session) -> Result<String, SessionError> {
@@ -191,7 +84,7 @@ fn store_key_of(cookie_pair: &str) -> latch::StoreKey {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
-    let Some(mut server) = PrivateRedis::start().await else {
+    let Some(mut server) = private_redis() else {
         return;
     };
     let store = Arc::new(
@@ -260,7 +153,7 @@ async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
     assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
 
     // Back: the same store serves again within 2 s of the server's return.
-    server.spawn().await;
+    server.resume().unwrap();
     let back = Instant::now();
     loop {
         let (status, _, _) = send(&app, "GET", "/count", Some(&cookies[0])).await;
@@ -293,7 +186,7 @@ async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
 /// only timeouts can catch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_server_times_out_and_the_store_recovers() {
-    let Some(server) = PrivateRedis::start().await else {
+    let Some(server) = private_redis() else {
         return;
     };
     let store = RedisStore::builder()
@@ -309,7 +202,7 @@ async fn a_hung_server_times_out_and_the_store_recovers() {
     record.expires_at = common::wall_now() + 600;
     assert!(store.create(&key, &record).await.unwrap());
 
-    server.signal("STOP");
+    server.freeze().unwrap();
     for _ in 0..3 {
         let started = Instant::now();
         let err = store.load(&key).await.unwrap_err();
@@ -325,7 +218,7 @@ async fn a_hung_server_times_out_and_the_store_recovers() {
     assert!(err.unwrap_err().is_unavailable());
     assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
 
-    server.signal("CONT");
+    server.thaw().unwrap();
     let back = Instant::now();
     let loaded = loop {
         match store.load(&key).await {
@@ -347,7 +240,10 @@ async fn a_hung_server_times_out_and_the_store_recovers() {
 
 #[tokio::test]
 async fn connecting_to_a_down_server_fails_fast() {
-    let url = format!("redis://127.0.0.1:{}/", free_port());
+    let url = format!(
+        "redis://127.0.0.1:{}/",
+        latch_conformance::servers::free_port().unwrap()
+    );
     let started = Instant::now();
     let err = RedisStore::builder()
         .connection_timeout(Duration::from_millis(500))

@@ -125,12 +125,15 @@ impl StoreKey {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        use fmt::Write as _;
-        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
-            // OK because writing to a String cannot fail.
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+        // By table rather than `format!` per byte: this runs on every store
+        // call (Redis keys), where formatting cost ~600 instructions a key.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(64);
+        for b in self.0 {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        }
+        out
     }
 
     /// Parse 64 hex digits (either case); anything else is `None`.

@@ -84,27 +84,52 @@ async fn new_session(m: &SessionManager) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
-/// `writers` requests, spread over `managers`, all load the session first and
-/// then each writes its own key.
-async fn race(managers: &[SessionManager], cookie: &str, writers: usize) {
+/// `writers` requests, spread over `managers`, all load the session first,
+/// then each makes its changes with `write(i, session)` and finishes; returns
+/// each request's outcome, in order. Panics in a request are caught as errors.
+async fn race<F, Fut>(
+    managers: &[SessionManager],
+    cookie: &str,
+    writers: usize,
+    write: F,
+) -> Vec<Result<(), String>>
+where
+    F: Fn(usize, latch::Session) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let write = Arc::new(write);
     let barrier = Arc::new(Barrier::new(writers));
     let tasks: Vec<_> = (0..writers)
         .map(|i| {
             let m = managers[i % managers.len()].clone();
             let cookie = cookie.to_owned();
             let barrier = Arc::clone(&barrier);
+            let write = Arc::clone(&write);
             tokio::spawn(async move {
                 let s = m.start(Some(cookie.as_str()), Default::default());
                 assert_eq!(s.get::<u64>("n").await.unwrap(), Some(0));
                 barrier.wait().await;
-                s.insert(&format!("k{i}"), i).await.unwrap();
-                m.finish(&s).await.unwrap();
+                write(i, s.clone()).await;
+                m.finish(&s).await.map(drop)
             })
         })
         .collect();
+    let mut outcomes = Vec::new();
     for t in tasks {
-        t.await.unwrap();
+        outcomes.push(
+            match tokio::time::timeout(Duration::from_secs(10), t).await {
+                Err(_) => panic!("a save hung"),
+                Ok(Err(join)) => Err(format!("request task failed: {join}")),
+                Ok(Ok(finished)) => finished.map_err(|e| format!("{:?}: {e}", e.kind())),
+            },
+        );
     }
+    outcomes
+}
+
+/// Each request writes its own key `k{i}`.
+async fn own_key(i: usize, s: latch::Session) {
+    s.insert(&format!("k{i}"), i).await.unwrap();
 }
 
 async fn keys_present(m: &SessionManager, cookie: &str, writers: usize) -> usize {
@@ -124,7 +149,8 @@ async fn one_process_groups_concurrent_saves() {
     let m = manager(&store);
     let cookie = new_session(&m).await;
     let loads_before = store.loads.load(Ordering::SeqCst);
-    race(std::slice::from_ref(&m), &cookie, 32).await;
+    let outcomes = race(std::slice::from_ref(&m), &cookie, 32, own_key).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     assert_eq!(keys_present(&m, &cookie, 32).await, 32, "every write kept");
     let conflicts = store.conflicts.load(Ordering::SeqCst);
     let reloads = store.loads.load(Ordering::SeqCst) - loads_before - 32 - 1;
@@ -147,7 +173,8 @@ async fn two_processes_still_keep_every_write() {
     let store = Arc::new(SlowCountingStore::default());
     let (a, b) = (manager(&store), manager(&store));
     let cookie = new_session(&a).await;
-    race(&[a.clone(), b], &cookie, 32).await;
+    let outcomes = race(&[a.clone(), b], &cookie, 32, own_key).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     assert_eq!(keys_present(&a, &cookie, 32).await, 32, "every write kept");
     assert!(
         store.conflicts.load(Ordering::SeqCst) > 0,
@@ -161,44 +188,37 @@ async fn a_failing_replay_in_a_group_fails_only_its_own_request() {
     let m = manager(&store);
     let cookie = new_session(&m).await;
     let writers = 16;
-    let barrier = Arc::new(Barrier::new(writers));
-    let tasks: Vec<_> = (0..writers)
-        .map(|i| {
-            let m = m.clone();
-            let cookie = cookie.clone();
-            let barrier = Arc::clone(&barrier);
-            tokio::spawn(async move {
-                let s = m.start(Some(cookie.as_str()), Default::default());
-                s.get::<u64>("n").await.unwrap();
-                barrier.wait().await;
-                s.insert(&format!("k{i}"), i).await.unwrap();
-                match i {
-                    // Request 0 makes "m" a string...
-                    0 => s.insert("m", "text").await.unwrap(),
-                    // ...so request 5's numeric update of "m" cannot be
-                    // replayed after it (its first run saw no "m").
-                    5 => {
-                        s.update("m", |m: Option<u64>| m.unwrap_or(0) + 1)
-                            .await
-                            .unwrap();
-                        // Saves after the others: replayed on a record
-                        // where "m" is the string.
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    _ => {}
+    let outcomes = race(
+        std::slice::from_ref(&m),
+        &cookie,
+        writers,
+        |i, s| async move {
+            own_key(i, s.clone()).await;
+            match i {
+                // Request 0 makes "m" a string...
+                0 => s.insert("m", "text").await.unwrap(),
+                // ...so request 5's numeric update of "m" cannot be replayed after
+                // it (its first run saw no "m").
+                5 => {
+                    s.update("m", |m: Option<u64>| m.unwrap_or(0) + 1)
+                        .await
+                        .unwrap();
+                    // Saves after the others: replayed on a record where "m" is
+                    // the string.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                (i, m.finish(&s).await.map(|_| ()))
-            })
-        })
-        .collect();
-    let mut failures = Vec::new();
-    for t in tasks {
-        let (i, outcome) = t.await.unwrap();
-        if let Err(err) = outcome {
-            assert_eq!(err.kind(), &latch::ErrorKind::Serialization, "{err}");
-            failures.push(i);
-        }
-    }
+                _ => {}
+            }
+        },
+    )
+    .await;
+    let failures: Vec<usize> = (0..writers).filter(|&i| outcomes[i].is_err()).collect();
+    assert!(
+        outcomes[5]
+            .as_ref()
+            .is_err_and(|e| e.starts_with("Serialization")),
+        "{outcomes:?}"
+    );
     let s = m.start(Some(cookie.as_str()), Default::default());
     let m_value = s.get::<serde_json::Value>("m").await.unwrap();
     let kept = keys_present(&m, &cookie, writers).await;
@@ -215,38 +235,22 @@ async fn a_panicking_update_does_not_wedge_later_saves() {
     let store = Arc::new(SlowCountingStore::default());
     let m = manager(&store);
     let cookie = new_session(&m).await;
-    let barrier = Arc::new(Barrier::new(3));
-    let tasks: Vec<_> = (0..3)
-        .map(|i| {
-            let m = m.clone();
-            let cookie = cookie.clone();
-            let barrier = Arc::clone(&barrier);
-            tokio::spawn(async move {
-                let s = m.start(Some(cookie.as_str()), Default::default());
-                s.get::<u64>("n").await.unwrap();
-                barrier.wait().await;
-                let first = std::sync::atomic::AtomicBool::new(true);
-                s.update("n", move |n: Option<u64>| {
-                    // Panics when replayed (by the flusher), not on first run.
-                    assert!(
-                        first.swap(false, Ordering::SeqCst) || i == 0,
-                        "replay panics"
-                    );
-                    n.unwrap_or(0) + 1
-                })
-                .await
-                .unwrap();
-                m.finish(&s).await.map(|_| ())
-            })
+    // Requests whose save was lost with the panicking flusher fail with a
+    // store error (503), not a hang (`race` times out on a hang).
+    race(std::slice::from_ref(&m), &cookie, 3, |i, s| async move {
+        let first = std::sync::atomic::AtomicBool::new(true);
+        s.update("n", move |n: Option<u64>| {
+            // Panics when replayed (by the flusher), not on first run.
+            assert!(
+                first.swap(false, Ordering::SeqCst) || i == 0,
+                "replay panics"
+            );
+            n.unwrap_or(0) + 1
         })
-        .collect();
-    for t in tasks {
-        // Requests whose save was lost with the panicking flusher fail with a
-        // store error (503), not a hang.
-        let _ = tokio::time::timeout(Duration::from_secs(5), t)
-            .await
-            .expect("no save hangs");
-    }
+        .await
+        .unwrap();
+    })
+    .await;
     // The stripe is usable again.
     let s = m.start(Some(cookie.as_str()), Default::default());
     s.insert("after", true).await.unwrap();

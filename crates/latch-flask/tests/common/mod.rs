@@ -107,13 +107,7 @@ pub fn unique_prefix(test: &str) -> String {
     )
 }
 
-/// The value of the first `Set-Cookie` named `name`.
-pub fn cookie_value(set_cookie: &str) -> String {
-    let pair = set_cookie.split(';').next().unwrap_or_default();
-    pair.split_once('=')
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_default()
-}
+pub use latch_conformance::requests::cookie_value;
 
 /// Session data covering every tag Flask defines, plus plain JSON types.
 pub fn every_type() -> Value {

@@ -10,8 +10,8 @@
 //! - by `touch` after the write, to raise the score of an entry that create or
 //!   save put there (only the script knows the session's user).
 //!
-//! The expiry index is looser: `save` files the new expiry alongside the write,
-//! and purge re-checks each entry against its session.
+//! The expiry index is looser: `create` and `save` file the new expiry
+//! alongside the write, and purge re-checks each entry against its session.
 //!
 //! When an index command fails the operation reports an error. A create that
 //! fails that way is not acknowledged, so nobody holds the new session's ID.
@@ -36,13 +36,19 @@ impl RedisStore {
         if let Some(user) = &record.user_id {
             invocation.arg(user);
         }
-        let created: bool = invocation
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .context("creating a session")?;
+        let create = async {
+            invocation
+                .invoke_async::<bool>(&mut self.conn.clone())
+                .await
+                .context("creating a session")
+        };
+        // The expiry entry goes out with the write (one round trip): purge
+        // only reads entries that are due, and a new session's is not.
+        let (created, ()) = try_join(create, self.expiry_add(key, record.expires_at)).await?;
         if created {
-            self.file(key, record.user_id.as_deref(), record.expires_at)
-                .await?;
+            if let Some(user) = &record.user_id {
+                self.index_add(user, key, record.expires_at).await?;
+            }
         }
         Ok(created)
     }

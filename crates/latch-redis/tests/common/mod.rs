@@ -8,7 +8,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use latch::{SessionId, SessionManager};
+use latch::SessionId;
 use latch_redis::RedisStore;
 
 /// The single server's URL.
@@ -83,25 +83,4 @@ pub fn wall_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_secs() as i64
-}
-
-/// The value of a `Set-Cookie` header value.
-pub fn cookie_value(set_cookie: &str) -> String {
-    let pair = set_cookie.split(';').next().unwrap_or_default();
-    pair.split_once('=')
-        .map(|(_, v)| v.to_owned())
-        .expect("name=value")
-}
-
-/// Run one request through `manager` carrying `cookie`, letting `f` use the
-/// session; returns the `Set-Cookie` value, if any.
-pub async fn request<F, Fut>(manager: &SessionManager, cookie: Option<&str>, f: F) -> Option<String>
-where
-    F: FnOnce(latch::Session) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let header = cookie.map(|c| format!("{}={c}", manager.cookie_config().name()));
-    let session = manager.start(header.as_deref(), Default::default());
-    f(session.clone()).await;
-    manager.finish(&session).await.expect("finish").set_cookie
 }

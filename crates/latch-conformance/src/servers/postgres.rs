@@ -1,12 +1,15 @@
 //! A PostgreSQL server of the test's own, on a free loopback port, that the test
-//! may stop and restart. Stopped and deleted when dropped, even if the test fails.
+//! may crash, freeze and restart. Stopped and deleted when dropped, even if the
+//! test fails.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::{free_port, run, temp_dir};
+
 /// A running (or stopped) private server and its data directory.
-pub struct PrivateServer {
+#[derive(Debug)]
+pub struct PrivatePostgres {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
@@ -14,7 +17,7 @@ pub struct PrivateServer {
     as_postgres: bool,
 }
 
-impl PrivateServer {
+impl PrivatePostgres {
     /// `initdb` a fresh cluster in a temporary directory and start it.
     ///
     /// `Err` says why no server could be had (no binaries, no `postgres` user, ...).
@@ -22,8 +25,7 @@ impl PrivateServer {
         let bin = find_bin()?;
         let as_postgres = running_as_root()?;
         let port = free_port()?;
-        let dir = std::env::temp_dir().join(format!("latch-pg-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let dir = temp_dir(&format!("pg-{port}"))?;
         // From here on, Drop stops the server and removes the directory.
         let server = Self {
             bin,
@@ -143,28 +145,12 @@ impl PrivateServer {
     }
 }
 
-impl Drop for PrivateServer {
+impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         // A frozen server would ignore the stop request until thawed.
         let _ = self.thaw();
         let _ = self.tool("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn run(command: &mut Command) -> Result<(), String> {
-    let out = command
-        .output()
-        .map_err(|e| format!("running {command:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{command:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
     }
 }
 
@@ -216,13 +202,4 @@ fn running_as_root() -> Result<bool, String> {
         .output()
         .map_err(|e| format!("running id -u: {e}"))?;
     Ok(String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
-/// A loopback port nothing listens on right now.
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("binding: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("local address: {e}"))
 }

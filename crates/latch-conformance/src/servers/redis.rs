@@ -1,13 +1,15 @@
 //! A `redis-server` of the test's own, on its own port and directory, with
 //! every write fsynced to its append-only file before it is acknowledged, so a
-//! test may kill and restart it and expect every acknowledged write back.
-//! (Adapted from `crates/latch-redis/tests/outage.rs`.)
+//! test may kill (or freeze) and restart it and expect every acknowledged
+//! write back.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::{free_port, run, temp_dir};
 
 /// A private `redis-server`; killed and its directory removed when dropped.
 #[derive(Debug)]
@@ -27,8 +29,8 @@ impl PrivateRedis {
             .arg("--version")
             .output()
             .map_err(|e| format!("redis-server is not installed: {e}"))?;
-        let port = crate::free_port();
-        let dir = crate::temp_dir(&format!("redis-{port}"));
+        let port = free_port()?;
+        let dir = temp_dir(&format!("redis-{port}"))?;
         let mut server = Self {
             child: None,
             port,
@@ -38,7 +40,7 @@ impl PrivateRedis {
         Ok(server)
     }
 
-    /// The URL for `--store`.
+    /// Where to connect.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
@@ -81,6 +83,33 @@ impl PrivateRedis {
         }
     }
 
+    /// SIGSTOP: the kernel still accepts connections and data, but nothing
+    /// answers, as with a server that hangs or a network that drops replies.
+    ///
+    /// # Errors
+    /// When the server is not running or `kill` fails.
+    pub fn freeze(&self) -> Result<(), String> {
+        self.signal("STOP")
+    }
+
+    /// SIGCONT: let a frozen server run again.
+    ///
+    /// # Errors
+    /// When the server is not running or `kill` fails.
+    pub fn thaw(&self) -> Result<(), String> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, name: &str) -> Result<(), String> {
+        let pid = self
+            .child
+            .as_ref()
+            .ok_or("the private redis-server is not running")?
+            .id()
+            .to_string();
+        run(Command::new("kill").arg(format!("-{name}")).arg(pid))
+    }
+
     /// Whether a fresh connection gets `+PONG` (not `-LOADING`, not refused).
     pub fn answers(&self) -> bool {
         let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.port)) else {
@@ -97,6 +126,9 @@ impl PrivateRedis {
 
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
+        // A frozen server would not die of SIGKILL any later, but its child
+        // handle must be reaped either way.
+        let _ = self.thaw();
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
