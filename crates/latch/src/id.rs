@@ -128,12 +128,13 @@ impl StoreKey {
         // By table rather than `format!` per byte: this runs on every store
         // call (Redis keys), where formatting cost ~600 instructions a key.
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(64);
-        for b in self.0 {
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        let mut out = [0u8; 64];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0f)];
         }
-        out
+        // OK because every byte is an ASCII hex digit.
+        std::str::from_utf8(&out).expect("ASCII").to_owned()
     }
 
     /// Parse 64 hex digits (either case); anything else is `None`.
