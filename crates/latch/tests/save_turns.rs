@@ -21,6 +21,9 @@ struct SlowCountingStore {
     saves: AtomicU64,
     conflicts: AtomicU64,
     loads: AtomicU64,
+    /// Saves running right now, and the most seen at once.
+    in_flight: AtomicU64,
+    most_in_flight: AtomicU64,
 }
 
 #[async_trait]
@@ -38,7 +41,10 @@ impl SessionStore for SlowCountingStore {
         record: &Record,
         expected: u64,
     ) -> latch::Result<SaveOutcome> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(3)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.saves.fetch_add(1, Ordering::SeqCst);
         let outcome = self.inner.save(key, record, expected).await?;
         if outcome == SaveOutcome::Conflict {
@@ -260,4 +266,44 @@ async fn a_panicking_update_does_not_wedge_later_saves() {
         .unwrap();
     let s = m.start(Some(cookie.as_str()), Default::default());
     assert_eq!(s.get::<bool>("after").await.unwrap(), Some(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_of_different_sessions_do_not_wait_for_each_other() {
+    let store = Arc::new(SlowCountingStore::default());
+    let m = manager(&store);
+    // Sessions whose store keys share a shard of the table of saves in
+    // progress (the first byte picks one of 16): even they must not queue
+    // behind each other.
+    let shard = |cookie: &str| {
+        let id = latch::SessionId::parse(cookie.split_once('=').unwrap().1).unwrap();
+        id.store_key().as_bytes()[0] % 16
+    };
+    let first = new_session(&m).await;
+    let mut second = new_session(&m).await;
+    while shard(&second) != shard(&first) {
+        second = new_session(&m).await;
+    }
+    let barrier = Arc::new(Barrier::new(2));
+    let tasks: Vec<_> = [first, second]
+        .into_iter()
+        .map(|cookie| {
+            let m = m.clone();
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                let s = m.start(Some(cookie.as_str()), Default::default());
+                s.insert("k", 1).await.unwrap();
+                barrier.wait().await;
+                m.finish(&s).await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        store.most_in_flight.load(Ordering::SeqCst),
+        2,
+        "both saves ran at once"
+    );
 }

@@ -55,14 +55,14 @@ pub(crate) struct Shared {
     pub(crate) rejected: AtomicU64,
     /// Where revocation markers for cookie-only sessions live, if anywhere.
     pub(crate) revocations: Option<Arc<dyn SessionStore>>,
-    /// Where this process's saves of one session meet (see `save.rs`).
-    pub(crate) save_stripes: Box<[save::SaveStripe]>,
+    /// The sessions this process is saving right now (see `save.rs`).
+    pub(crate) save_shards: Box<[save::SaveShard]>,
 }
 
 impl Shared {
-    /// The index of the save stripe of the session `key`.
-    pub(crate) fn save_stripe_index(&self, key: &StoreKey) -> usize {
-        usize::from(key.as_bytes()[0]) % self.save_stripes.len()
+    /// The shard of the table of sessions being saved that holds `key`.
+    pub(crate) fn save_shard(&self, key: &StoreKey) -> &save::SaveShard {
+        &self.save_shards[usize::from(key.as_bytes()[0]) % self.save_shards.len()]
     }
 
     /// Run a store call under the configured timeout.
@@ -401,8 +401,8 @@ impl SessionManagerBuilder {
                 clock: self.clock,
                 rejected: AtomicU64::new(0),
                 revocations: self.revocations,
-                save_stripes: (0..save::SAVE_STRIPES)
-                    .map(|_| save::SaveStripe::default())
+                save_shards: (0..save::SAVE_SHARDS)
+                    .map(|_| save::SaveShard::default())
                     .collect(),
             }),
         })

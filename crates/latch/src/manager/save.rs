@@ -1,19 +1,22 @@
 //! Saving a changed server-side session: compare-and-swap, replay on conflict,
 //! and group commit of one process's concurrent saves of a session.
 //!
-//! Saves hash onto stripes by store key. A save that finds its stripe idle
-//! runs at once, inline. A save that finds it busy joins the stripe's queue
-//! and waits; when the running save ends, a flusher task takes the whole queue
-//! and writes each session's waiting changes with *one* compare-and-swap,
+//! A save of a session that no other request of this process is saving runs
+//! at once, inline. A save of a session that is being saved joins that
+//! session's queue and waits; when the running save ends, a flusher task takes
+//! the whole queue and writes all its changes with *one* compare-and-swap,
 //! replaying every request's operations in arrival order. So 32 concurrent
 //! requests on one session cost a handful of store round trips instead of 32
-//! serialized ones (or, without the stripes, up to 32² failed swaps), and no
-//! change is lost. Other processes are still handled by the compare-and-swap:
-//! on a conflict the newest record is reloaded and everything replayed.
+//! serialized ones (or, without coordination, up to 32² failed swaps), and no
+//! change is lost. Saves of different sessions never wait for each other.
+//! Other processes are still handled by the compare-and-swap: on a conflict
+//! the newest record is reloaded and everything replayed.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use foldhash::fast::RandomState;
 use tokio::sync::oneshot;
 
 use super::Shared;
@@ -27,27 +30,28 @@ use crate::time::UnixTime;
 /// How often a conflicting save is retried before the request fails.
 const MAX_SAVE_ATTEMPTS: u32 = 100;
 
-/// How many stripes of saves; sessions hash onto them by store key.
-pub(crate) const SAVE_STRIPES: usize = 64;
+/// How many shards the table of sessions being saved has (less contention on
+/// its lock; every session has its own entry either way).
+pub(crate) const SAVE_SHARDS: usize = 16;
 
 /// What a save ends in: the record as saved, `None` when the session was
 /// deleted meanwhile (logout, revoke, expiry), or the error.
 type Outcome = Result<Option<Record>>;
 
-/// One stripe: whether a save runs, and who waits for it.
+/// One shard of the table of sessions being saved right now. A session has an
+/// entry exactly while a save of it (inline or a flusher) runs.
 #[derive(Default)]
-pub(crate) struct SaveStripe(Mutex<StripeState>);
+pub(crate) struct SaveShard(Mutex<HashMap<StoreKey, Saving, RandomState>>);
 
+/// A session being saved: who waits for the running save.
 #[derive(Default)]
-struct StripeState {
-    /// A save (inline or the flusher) is running on this stripe.
-    busy: bool,
+struct Saving {
     /// Saves waiting for the running one, in arrival order.
     queue: Vec<Waiting>,
-    /// The last record saved on this stripe while saves were waiting: a
-    /// newer base than the waiters loaded, so they need not fail a swap first.
-    /// A hint only; the compare-and-swap decides.
-    last_saved: Option<(StoreKey, Record)>,
+    /// The record the last save wrote, while saves wait: a newer base than
+    /// the waiters loaded, so they need not fail a swap first. A hint only;
+    /// the compare-and-swap decides.
+    last_saved: Option<Record>,
 }
 
 /// One request's changes: the record as it sees it, and the operations that
@@ -58,22 +62,21 @@ struct Changes {
 }
 
 struct Waiting {
-    key: StoreKey,
     changes: Changes,
     reply: oneshot::Sender<Outcome>,
 }
 
-impl std::fmt::Debug for SaveStripe {
+impl std::fmt::Debug for SaveShard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the session data a stripe may hold.
-        f.write_str("SaveStripe")
+        // Never print the session data a shard may hold.
+        f.write_str("SaveShard")
     }
 }
 
-impl SaveStripe {
-    fn lock(&self) -> MutexGuard<'_, StripeState> {
-        // The state is consistent between statements; a panic elsewhere must not
-        // stop every later save of the stripe.
+impl SaveShard {
+    fn lock(&self) -> MutexGuard<'_, HashMap<StoreKey, Saving, RandomState>> {
+        // The table is consistent between statements; a panic elsewhere must
+        // not stop every later save.
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -89,29 +92,27 @@ pub(crate) async fn save(
     state: &mut State,
     now: UnixTime,
 ) -> Result<bool> {
-    let stripe_index = shared.save_stripe_index(key);
-    let stripe = &shared.save_stripes[stripe_index];
+    let shard = shared.save_shard(key);
     let changes = Changes {
         record: std::mem::replace(&mut state.record, Record::new(0)),
         ops: std::mem::take(&mut state.ops),
     };
-    let start = {
-        let mut stripe_state = stripe.lock();
-        if stripe_state.busy {
-            let (reply, outcome) = oneshot::channel();
-            stripe_state.queue.push(Waiting {
-                key: *key,
-                changes,
-                reply,
-            });
-            Err(outcome)
-        } else {
-            stripe_state.busy = true;
-            Ok((changes, take_hint(&mut stripe_state, key)))
+    let waiting = {
+        let mut table = shard.lock();
+        match table.get_mut(key) {
+            Some(saving) => {
+                let (reply, outcome) = oneshot::channel();
+                saving.queue.push(Waiting { changes, reply });
+                Err(outcome)
+            }
+            None => {
+                table.insert(*key, Saving::default());
+                Ok(changes)
+            }
         }
     };
-    let (changes, hint) = match start {
-        Ok(run) => run,
+    let changes = match waiting {
+        Ok(changes) => changes,
         Err(outcome) => {
             let outcome = outcome.await.map_err(|_| {
                 Error::store_msg("the save of this session was abandoned (shutting down?)")
@@ -122,17 +123,17 @@ pub(crate) async fn save(
     let mut turn = Turn {
         shared: Arc::clone(shared),
         store: Arc::clone(store),
-        stripe_index,
+        key: *key,
         saved: None,
     };
-    let outcome = save_group(shared, store.as_ref(), key, vec![changes], hint, now)
+    let outcome = save_group(shared, store.as_ref(), key, vec![changes], None, now)
         .await
         .pop()
         .unwrap_or_else(|| Err(Error::store_msg("no outcome for a save")));
     let outcome = outcome?;
     if let Some(record) = &outcome {
-        if !stripe.lock().queue.is_empty() {
-            turn.saved = Some((*key, record.clone()));
+        if shard.lock().get(key).is_some_and(|s| !s.queue.is_empty()) {
+            turn.saved = Some(record.clone());
         }
     }
     drop(turn);
@@ -150,39 +151,33 @@ fn settle(state: &mut State, outcome: Option<Record>) -> bool {
     }
 }
 
-fn take_hint(stripe_state: &mut StripeState, key: &StoreKey) -> Option<Record> {
-    stripe_state
-        .last_saved
-        .take()
-        .filter(|(saved_key, _)| saved_key == key)
-        .map(|(_, record)| record)
-}
-
-/// The running save's hold on its stripe. Dropping it (the save ended, was
-/// cancelled with its request, or panicked) hands the stripe to a flusher if
-/// saves are waiting, or marks it idle.
+/// The inline save's hold on its session. Dropping it (the save ended, was
+/// cancelled with its request, or panicked) hands the session to a flusher if
+/// saves are waiting, or removes its entry.
 struct Turn {
     shared: Arc<Shared>,
     store: Arc<dyn SessionStore>,
-    stripe_index: usize,
-    saved: Option<(StoreKey, Record)>,
+    key: StoreKey,
+    saved: Option<Record>,
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        let stripe = &self.shared.save_stripes[self.stripe_index];
-        let mut stripe_state = stripe.lock();
-        if stripe_state.queue.is_empty() {
-            stripe_state.busy = false;
-            stripe_state.last_saved = None;
+        let shard = self.shared.save_shard(&self.key);
+        let mut table = shard.lock();
+        let Some(saving) = table.get_mut(&self.key) else {
+            return;
+        };
+        if saving.queue.is_empty() {
+            table.remove(&self.key);
             return;
         }
-        stripe_state.last_saved = self.saved.take();
-        drop(stripe_state);
+        saving.last_saved = self.saved.take();
+        drop(table);
         let flusher = Flusher {
             shared: Arc::clone(&self.shared),
             store: Arc::clone(&self.store),
-            stripe_index: self.stripe_index,
+            key: self.key,
             finished: false,
         };
         match tokio::runtime::Handle::try_current() {
@@ -196,90 +191,75 @@ impl Drop for Turn {
     }
 }
 
-/// Writes every waiting save of one stripe, batch after batch, until none waits.
+/// Writes every waiting save of one session, batch after batch, until none
+/// waits; then removes the session's entry.
 struct Flusher {
     shared: Arc<Shared>,
     store: Arc<dyn SessionStore>,
-    stripe_index: usize,
-    /// Set when `run` returns normally, having left the stripe idle.
+    key: StoreKey,
+    /// Set when `run` returns normally, having removed the entry.
     finished: bool,
 }
 
 impl Flusher {
     async fn run(mut self) {
         loop {
-            let (batch, mut hint) = {
-                let mut stripe_state = self.stripe().lock();
-                if stripe_state.queue.is_empty() {
-                    stripe_state.busy = false;
-                    stripe_state.last_saved = None;
-                    drop(stripe_state);
+            let (batch, hint) = {
+                let mut table = self.shared.save_shard(&self.key).lock();
+                let Some(saving) = table.get_mut(&self.key) else {
+                    self.finished = true;
+                    return;
+                };
+                if saving.queue.is_empty() {
+                    table.remove(&self.key);
+                    drop(table);
                     self.finished = true;
                     return;
                 }
-                (
-                    std::mem::take(&mut stripe_state.queue),
-                    stripe_state.last_saved.take(),
-                )
+                (std::mem::take(&mut saving.queue), saving.last_saved.take())
             };
             let now = self.shared.clock.now();
-            for (key, waiting) in by_key(batch) {
-                let base = hint
-                    .take()
-                    .filter(|(k, _)| *k == key)
-                    .map(|(_, record)| record);
-                let (changes, replies): (Vec<_>, Vec<_>) =
-                    waiting.into_iter().map(|w| (w.changes, w.reply)).unzip();
-                let outcomes =
-                    save_group(&self.shared, self.store.as_ref(), &key, changes, base, now).await;
-                hint = outcomes
-                    .iter()
-                    .find_map(|o| o.as_ref().ok().and_then(Option::as_ref))
-                    .map(|record| (key, record.clone()));
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    // A waiter whose request was cancelled no longer listens.
-                    let _ = reply.send(outcome);
-                }
+            let (changes, replies): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|w| (w.changes, w.reply)).unzip();
+            let outcomes = save_group(
+                &self.shared,
+                self.store.as_ref(),
+                &self.key,
+                changes,
+                hint,
+                now,
+            )
+            .await;
+            let saved = outcomes
+                .iter()
+                .find_map(|o| o.as_ref().ok().and_then(Option::as_ref))
+                .cloned();
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                // A waiter whose request was cancelled no longer listens.
+                let _ = reply.send(outcome);
             }
-            self.stripe().lock().last_saved = hint;
+            if let Some(saving) = self.shared.save_shard(&self.key).lock().get_mut(&self.key) {
+                saving.last_saved = saved;
+            }
         }
-    }
-
-    fn stripe(&self) -> &SaveStripe {
-        &self.shared.save_stripes[self.stripe_index]
     }
 
     /// Give up on every waiting save: dropping their reply channels fails them.
     fn abandon(&self) {
-        let mut stripe_state = self.stripe().lock();
-        stripe_state.queue.clear();
-        stripe_state.busy = false;
-        stripe_state.last_saved = None;
+        self.shared.save_shard(&self.key).lock().remove(&self.key);
     }
 }
 
 impl Drop for Flusher {
     fn drop(&mut self) {
         // A flusher dropped before it finished (a panicking `update` closure,
-        // runtime shutdown, or never spawned) must not leave the stripe busy
-        // for ever; the saves it held or that wait fail with a store error.
+        // runtime shutdown, or never spawned) must not leave the session
+        // marked as being saved for ever; the saves it held or that wait fail
+        // with a store error.
         if !self.finished {
             self.abandon();
         }
     }
-}
-
-/// Group waiting saves by session, keeping arrival order within and between
-/// groups.
-fn by_key(batch: Vec<Waiting>) -> Vec<(StoreKey, Vec<Waiting>)> {
-    let mut groups: Vec<(StoreKey, Vec<Waiting>)> = Vec::new();
-    for waiting in batch {
-        match groups.iter_mut().find(|(key, _)| *key == waiting.key) {
-            Some((_, group)) => group.push(waiting),
-            None => groups.push((waiting.key, vec![waiting])),
-        }
-    }
-    groups
 }
 
 /// Write the changes of several requests to one session with one
