@@ -16,7 +16,7 @@ use crate::time::UnixTime;
 /// Sessions in hash maps behind sharded mutexes, with a per-user index and an
 /// expiry index so listing and purging cost what they touch.
 ///
-/// The map is split into [`SHARDS`] shards by store key, so concurrent requests
+/// The map is split into 16 shards by store key, so concurrent requests
 /// rarely wait on each other and a growing map resizes one shard at a time (a
 /// single 1-million-entry map stalled its caller for about 280 ms on resize).
 /// Maps hash with `foldhash` seeded per process: several times cheaper than
