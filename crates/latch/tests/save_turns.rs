@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use latch::{
@@ -24,6 +24,10 @@ struct SlowCountingStore {
     /// Saves running right now, and the most seen at once.
     in_flight: AtomicU64,
     most_in_flight: AtomicU64,
+    /// Saves hang (a store that stopped answering).
+    hang: AtomicBool,
+    /// How many of the next loads fail.
+    failing_loads: AtomicU64,
 }
 
 #[async_trait]
@@ -33,6 +37,11 @@ impl SessionStore for SlowCountingStore {
     }
     async fn load(&self, key: &StoreKey) -> latch::Result<Option<Record>> {
         self.loads.fetch_add(1, Ordering::SeqCst);
+        let failing = self.failing_loads.load(Ordering::SeqCst);
+        if failing > 0 {
+            self.failing_loads.store(failing - 1, Ordering::SeqCst);
+            return Err(latch::Error::store_msg("injected load failure"));
+        }
         self.inner.load(key).await
     }
     async fn save(
@@ -41,6 +50,9 @@ impl SessionStore for SlowCountingStore {
         record: &Record,
         expected: u64,
     ) -> latch::Result<SaveOutcome> {
+        if self.hang.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(3)).await;
@@ -306,4 +318,52 @@ async fn saves_of_different_sessions_do_not_wait_for_each_other() {
         2,
         "both saves ran at once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_store_fails_queued_saves_within_one_timeout() {
+    let store = Arc::new(SlowCountingStore::default());
+    let timeout = Duration::from_millis(500);
+    let shared: Arc<dyn SessionStore> = store.clone();
+    let m = SessionManager::builder()
+        .shared_store(shared)
+        .store_timeout(timeout)
+        .build()
+        .unwrap();
+    let cookie = new_session(&m).await;
+    store.hang.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    let outcomes = race(std::slice::from_ref(&m), &cookie, 8, own_key).await;
+    let elapsed = started.elapsed();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.as_ref().is_err_and(|e| e.starts_with("StoreTimeout"))),
+        "{outcomes:?}"
+    );
+    // One save runs and times out; the seven queued behind it fail with it
+    // (not after a timeout of their own, which would take twice as long).
+    assert!(
+        elapsed < timeout * 8 / 5,
+        "8 saves on a hung store took {elapsed:?} with a {timeout:?} timeout"
+    );
+}
+
+/// A load that fails (store down for a moment) must not make a retry in the
+/// same request forget the cookie and start a fresh session.
+#[tokio::test]
+async fn a_failed_load_is_retried_with_the_same_cookie() {
+    let store = Arc::new(SlowCountingStore::default());
+    let m = manager(&store);
+    let cookie = new_session(&m).await;
+    store.failing_loads.store(1, Ordering::SeqCst);
+    let s = m.start(Some(cookie.as_str()), Default::default());
+    let err = s.get::<u64>("n").await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert_eq!(
+        s.get::<u64>("n").await.unwrap(),
+        Some(0),
+        "same session, not a fresh one"
+    );
+    assert!(m.finish(&s).await.unwrap().set_cookie.is_none());
 }

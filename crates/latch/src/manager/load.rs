@@ -19,9 +19,11 @@ impl Shared {
     /// cookie. Only store failures are errors.
     pub(crate) async fn load(&self, state: &mut State) -> Result<()> {
         let now = self.clock.now();
+        // Read, not taken: if the store fails below, a later call must see the
+        // same cookie again rather than start a fresh session.
         let incoming = match &state.raw {
             Some(raw) => raw.incoming(self.cookie.name()),
-            None => std::mem::replace(&mut state.incoming, IncomingCookie::Absent),
+            None => state.incoming.clone(),
         };
         let loaded = match incoming {
             IncomingCookie::Absent => None,
@@ -66,6 +68,7 @@ impl Shared {
             }
         }
         state.raw = None;
+        state.incoming = IncomingCookie::Absent;
         state.loaded = true;
         Ok(())
     }

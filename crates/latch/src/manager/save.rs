@@ -130,6 +130,9 @@ pub(crate) async fn save(
         .await
         .pop()
         .unwrap_or_else(|| Err(Error::store_msg("no outcome for a save")));
+    if let Err(err) = &outcome {
+        fail_waiting_if_unavailable(shard, key, err);
+    }
     let outcome = outcome?;
     if let Some(record) = &outcome {
         if shard.lock().get(key).is_some_and(|s| !s.queue.is_empty()) {
@@ -138,6 +141,24 @@ pub(crate) async fn save(
     }
     drop(turn);
     Ok(settle(state, outcome))
+}
+
+/// After a save of `key` failed because the store is unavailable (down, or
+/// slower than the store timeout), fail the saves that queued behind it with
+/// the same error at once: otherwise each would wait for the failed save and
+/// then for a timeout of its own, and answer 503 only after twice the
+/// configured timeout.
+fn fail_waiting_if_unavailable(shard: &SaveShard, key: &StoreKey, err: &Error) {
+    if !err.is_unavailable() {
+        return;
+    }
+    let waiting = match shard.lock().get_mut(key) {
+        Some(saving) => std::mem::take(&mut saving.queue),
+        None => return,
+    };
+    for w in waiting {
+        let _ = w.reply.send(Err(err.duplicate()));
+    }
 }
 
 /// Put a save's outcome into the request's state; `false` when gone.
@@ -234,9 +255,16 @@ impl Flusher {
                 .iter()
                 .find_map(|o| o.as_ref().ok().and_then(Option::as_ref))
                 .cloned();
+            let unavailable = outcomes
+                .iter()
+                .find_map(|o| o.as_ref().err().filter(|e| e.is_unavailable()))
+                .map(Error::duplicate);
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // A waiter whose request was cancelled no longer listens.
                 let _ = reply.send(outcome);
+            }
+            if let Some(err) = unavailable {
+                fail_waiting_if_unavailable(self.shared.save_shard(&self.key), &self.key, &err);
             }
             if let Some(saving) = self.shared.save_shard(&self.key).lock().get_mut(&self.key) {
                 saving.last_saved = saved;
