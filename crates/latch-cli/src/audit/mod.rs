@@ -11,7 +11,7 @@ mod input;
 mod looks;
 mod report;
 mod rules;
-mod setcookie;
+pub(crate) mod setcookie;
 
 use std::path::PathBuf;
 use std::time::Duration;

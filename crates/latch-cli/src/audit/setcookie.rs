@@ -177,7 +177,9 @@ fn trim(s: &str) -> &str {
     s.trim_matches(|c| c == ' ' || c == '\t')
 }
 
-fn unquote(value: &str) -> &str {
+/// Cookie values may be sent in double quotes (RFC 6265); the quotes are not part
+/// of the value.
+pub(crate) fn unquote(value: &str) -> &str {
     value
         .strip_prefix('"')
         .and_then(|v| v.strip_suffix('"'))

@@ -6,6 +6,7 @@ use std::io::Read as _;
 use anyhow::{Context as _, bail};
 
 use super::kind::Kind;
+use crate::audit::setcookie::unquote;
 
 /// More than any cookie can be; the codecs refuse anything over 4096 bytes anyway.
 const MAX_INPUT: u64 = 64 * 1024;
@@ -76,15 +77,6 @@ fn strip_header_name(text: &str) -> &str {
         }
     }
     text
-}
-
-/// Cookie values may be sent in double quotes (RFC 6265); the quotes are not part
-/// of the value.
-fn unquote(value: &str) -> &str {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value)
 }
 
 #[cfg(test)]
