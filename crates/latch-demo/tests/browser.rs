@@ -127,12 +127,52 @@ async fn fill_and_submit(c: &Client, fields: &[(&str, &str)], remember: bool) {
             .await
             .unwrap();
     }
-    c.find(Locator::Css("main button[type=submit]"))
+    click_and_wait(c, "main button[type=submit]").await;
+}
+
+/// Click a button that submits a form and wait until the page it leads to has
+/// loaded. A WebDriver click returns once the click is dispatched, not when the
+/// navigation it starts has finished: without this wait the next command can
+/// land between two documents (CI once failed on "no such element: body"), or
+/// a `goto` can cancel the form's POST before the server has answered it.
+async fn click_and_wait(c: &Client, css: &str) {
+    let old_root = c.find(Locator::Css("html")).await.unwrap();
+    c.find(Locator::Css(css))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // The old document's root goes stale once the browser has replaced it,
+    // and the new one is ready when its readyState says so. Other errors
+    // (the driver has no execution context mid-navigation) are transient:
+    // poll again, and report the last one if the page never arrives.
+    let mut navigated = false;
+    let mut last = String::from("none");
+    loop {
+        if !navigated {
+            match old_root.tag_name().await {
+                Ok(_) => {}
+                Err(e) if e.is_stale_element_reference() || e.is_no_such_element() => {
+                    navigated = true;
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        if navigated {
+            match c.execute("return document.readyState", vec![]).await {
+                Ok(state) if state.as_str() == Some("complete") => return,
+                Ok(state) => last = format!("readyState {state}"),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "clicking {css} did not load a new page within 20 s (navigated: {navigated}; last: {last})"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 async fn sign_up(c: &Client, base: &str, user: &str) {
@@ -156,7 +196,9 @@ async fn sign_in(c: &Client, base: &str, user: &str, remember: bool) {
 }
 
 async fn text(c: &Client) -> String {
-    c.find(Locator::Css("body"))
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("body"))
         .await
         .unwrap()
         .text()
@@ -217,12 +259,7 @@ async fn browser_end_to_end() {
     screenshot(&a, "profile").await;
 
     // Sign out; "back" must not show the private page again.
-    a.find(Locator::Css("nav form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_wait(&a, "nav form button").await;
     assert!(text(&a).await.contains("You are signed out."));
     screenshot(&a, "signed-out").await;
     a.back().await.unwrap();
@@ -244,12 +281,7 @@ async fn browser_end_to_end() {
         2
     );
     screenshot(&a, "devices").await;
-    a.find(Locator::Css("tr.device form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_wait(&a, "tr.device form button").await;
     assert!(text(&a).await.contains("That device is signed out."));
     assert_eq!(
         signed_in_as(&b, &base).await,
