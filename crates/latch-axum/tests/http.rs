@@ -380,9 +380,15 @@ impl SessionStore for FlakyStore {
         self.gate().await?;
         self.inner.save(key, record, v).await
     }
-    async fn touch(&self, key: &StoreKey, seen: i64, exp: i64) -> latch::Result<bool> {
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        user: Option<&str>,
+        seen: i64,
+        exp: i64,
+    ) -> latch::Result<bool> {
         self.gate().await?;
-        self.inner.touch(key, seen, exp).await
+        self.inner.touch(key, user, seen, exp).await
     }
     async fn delete(&self, key: &StoreKey) -> latch::Result<bool> {
         self.gate().await?;

@@ -140,16 +140,85 @@ pub async fn touch_refreshes_times_only(store: Store) {
     let mut r = record(None, T0 + 60);
     r.data.insert("x".into(), true.into());
     assert!(store.create(&k, &r).await.expect("create"));
-    assert!(store.touch(&k, T0 + 30, T0 + 90).await.expect("touch"));
+    assert!(
+        store
+            .touch(&k, None, T0 + 30, T0 + 90)
+            .await
+            .expect("touch")
+    );
     let loaded = store.load(&k).await.expect("load").expect("present");
     assert_eq!((loaded.last_seen, loaded.expires_at), (T0 + 30, T0 + 90));
     assert_eq!((loaded.data, loaded.version), (r.data, r.version));
     assert!(
         !store
-            .touch(&key(), T0, T0 + 1)
+            .touch(&key(), None, T0, T0 + 1)
             .await
             .expect("touch missing")
     );
+}
+
+/// A touch keeps the per-user index current whatever its user hint says: with
+/// the loaded user the session stays listed until its new expiry; with a stale
+/// hint (another request gave the session to someone else since the load) or
+/// none, it is listed, and revoked, under the stored user only.
+pub async fn touch_keeps_the_user_index_current(store: Store) {
+    let (alice, bob) = (unique_user(), unique_user());
+    let k = key();
+    let listed = |user: String, now: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .list_by_user(&user, now)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|info| (info.key, info.expires_at))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(
+        store
+            .create(&k, &record(Some(&alice), T0 + 60))
+            .await
+            .expect("create")
+    );
+    assert!(
+        store
+            .touch(&k, Some(&alice), T0 + 30, T0 + 900)
+            .await
+            .expect("touch")
+    );
+    assert_eq!(listed(alice.clone(), T0 + 600).await, [(k, T0 + 900)]);
+
+    let mut moved = record(Some(&bob), T0 + 900);
+    moved.version = 2;
+    assert_eq!(
+        store.save(&k, &moved, 1).await.expect("save"),
+        SaveOutcome::Saved
+    );
+    assert!(
+        store
+            .touch(&k, Some(&alice), T0 + 700, T0 + 1500)
+            .await
+            .expect("touch with a stale hint")
+    );
+    assert_eq!(listed(bob.clone(), T0 + 1200).await, [(k, T0 + 1500)]);
+    assert!(listed(alice.clone(), T0 + 1200).await.is_empty());
+    assert_eq!(
+        store.delete_by_user(&alice, None).await.expect("revoke"),
+        0,
+        "a stale hint let another user revoke the session"
+    );
+
+    assert!(
+        store
+            .touch(&k, None, T0 + 1400, T0 + 2000)
+            .await
+            .expect("touch without a hint")
+    );
+    assert_eq!(listed(bob.clone(), T0 + 1800).await, [(k, T0 + 2000)]);
+    assert_eq!(store.delete_by_user(&bob, None).await.expect("revoke"), 1);
+    assert_eq!(store.load(&k).await.expect("load"), None);
 }
 
 /// Delete says whether something was there.

@@ -29,6 +29,7 @@ macro_rules! store_conformance {
             save_is_compare_and_swap,
             save_never_resurrects_deleted,
             touch_refreshes_times_only,
+            touch_keeps_the_user_index_current,
             delete_reports_presence,
             list_by_user_lists_live_sessions_of_that_user_only,
             user_change_moves_index_entry,

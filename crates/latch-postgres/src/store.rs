@@ -174,6 +174,7 @@ impl SessionStore for PostgresStore {
     async fn touch(
         &self,
         key: &StoreKey,
+        _user_hint: Option<&str>,
         last_seen: UnixTime,
         expires_at: UnixTime,
     ) -> Result<bool> {

@@ -48,9 +48,10 @@
 //! server and in a cluster alike. The indexes live in other keys, which in a
 //! cluster sit in other hash slots, often on other nodes; a script cannot reach
 //! them, so they are updated with separate commands and are *advisory*:
-//! - an index entry is added before a session is given to a user (save) or just
-//!   after the session is created, and removed only after the session is gone,
-//!   so a user's index never misses one of the user's live sessions;
+//! - an index entry is added or raised before a session is given to a user or
+//!   its life extended (save, touch) or just after the session is created, and
+//!   removed only after the session is gone, so a user's index never misses one
+//!   of the user's live sessions;
 //! - listing and revoking load every entry's session and check its own user id
 //!   and expiry, so an entry that is stale (session gone, or moved to another
 //!   user) is never listed and never makes another user's session be deleted;

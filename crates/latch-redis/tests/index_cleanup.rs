@@ -182,7 +182,7 @@ async fn the_user_index_lives_as_long_as_its_longest_session() {
     let carols_touched = f.session(Some(&carol), now + SHORT).await;
     assert!(
         f.store
-            .touch(&carols_touched, now, now + 600)
+            .touch(&carols_touched, Some(&carol), now, now + 600)
             .await
             .unwrap()
     );
@@ -234,4 +234,98 @@ async fn purge_clears_what_ttls_left_and_deletes_what_they_have_not_reached() {
     assert_eq!(f.members(&f.index_key(&user)).await, hexes(&[live]));
     assert_eq!(f.members(&expiry).await, hexes(&[live]));
     assert!(f.store.load(&live).await.unwrap().is_some());
+}
+
+/// `url` with its credentials replaced by `user`/`password`.
+fn with_credentials(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// A session's deadlines as Redis holds them: its `exp` field and TTL, and its
+/// user-index entry's score and the index's TTL.
+async fn deadlines(f: &mut Fixture, key: &StoreKey, user: &str) -> (i64, i64, i64, i64) {
+    let (exp, ttl): (i64, i64) = redis::pipe()
+        .cmd("HGET")
+        .arg(f.session_key(key))
+        .arg("exp")
+        .cmd("TTL")
+        .arg(f.session_key(key))
+        .query_async(&mut f.raw)
+        .await
+        .unwrap();
+    let (score, index_ttl): (i64, i64) = redis::pipe()
+        .cmd("ZSCORE")
+        .arg(f.index_key(user))
+        .arg(key.to_hex())
+        .cmd("TTL")
+        .arg(f.index_key(user))
+        .query_async(&mut f.raw)
+        .await
+        .unwrap();
+    (exp, ttl, score, index_ttl)
+}
+
+/// A touch whose user-index update fails (here a Redis ACL denies the index
+/// keys to the store's user) fails before it extends the session, so a session
+/// never outlives its index entry and "sign out everywhere" always finds it.
+/// (Before the index was raised first, the session lived on for the new
+/// expiry while its entry, and the index itself, lapsed at the old one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touch_that_cannot_raise_the_index_does_not_extend_the_session() {
+    let Some(mut f) = fixture("touch-acl").await else {
+        return;
+    };
+    let user = common::unique_user();
+    let now = common::wall_now();
+    let key = f.session(Some(&user), now + 60).await;
+
+    let acl_user = format!("latch-test-{}", &SessionId::generate().encode()[..12]);
+    let password = SessionId::generate().encode();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&acl_user)
+        .arg("reset")
+        .arg("on")
+        .arg(format!(">{password}"))
+        .arg(format!("~{}s:*", f.prefix))
+        .arg(format!("~{}expiry", f.prefix))
+        .arg("+@all")
+        .query_async(&mut f.raw)
+        .await
+        .unwrap();
+    let limited = RedisStore::builder()
+        .prefix(&f.prefix)
+        .connect(&with_credentials(
+            &common::redis_url(),
+            &acl_user,
+            &password,
+        ))
+        .await
+        .unwrap();
+
+    let refused = limited.touch(&key, Some(&user), now + 1, now + 600).await;
+    let (exp, ttl, score, index_ttl) = deadlines(&mut f, &key, &user).await;
+    let _: () = redis::cmd("ACL")
+        .arg("DELUSER")
+        .arg(&acl_user)
+        .query_async(&mut f.raw)
+        .await
+        .unwrap();
+    assert!(refused.is_err(), "the index update was not refused");
+    assert_eq!((exp, score), (now + 60, now + 60), "the session was extended");
+    assert!(ttl <= 60 && index_ttl >= ttl, "TTLs: session {ttl}, index {index_ttl}");
+
+    // With the index reachable the touch goes through, index first.
+    assert!(
+        f.store
+            .touch(&key, Some(&user), now + 1, now + 600)
+            .await
+            .unwrap()
+    );
+    let (exp, ttl, score, index_ttl) = deadlines(&mut f, &key, &user).await;
+    assert_eq!((exp, score), (now + 600, now + 600));
+    assert!(ttl > 60 && index_ttl >= ttl, "TTLs: session {ttl}, index {index_ttl}");
+    assert_eq!(f.store.delete_by_user(&user, None).await.unwrap(), 1);
 }

@@ -239,6 +239,7 @@ impl SessionStore for SqliteStore {
     async fn touch(
         &self,
         key: &StoreKey,
+        _user_hint: Option<&str>,
         last_seen: UnixTime,
         expires_at: UnixTime,
     ) -> latch::Result<bool> {

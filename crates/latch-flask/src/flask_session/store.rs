@@ -278,6 +278,7 @@ impl SessionStore for FlaskSessionStore {
     async fn touch(
         &self,
         key: &StoreKey,
+        _user_hint: Option<&str>,
         _last_seen: UnixTime,
         expires_at: UnixTime,
     ) -> latch::Result<bool> {

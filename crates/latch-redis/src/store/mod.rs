@@ -174,12 +174,13 @@ impl SessionStore for RedisStore {
     async fn touch(
         &self,
         key: &StoreKey,
+        user_hint: Option<&str>,
         last_seen: UnixTime,
         expires_at: UnixTime,
     ) -> Result<bool> {
         self.within(
             "touching a session",
-            self.touch_session(key, last_seen, expires_at),
+            self.touch_session(key, user_hint, last_seen, expires_at),
         )
         .await
     }

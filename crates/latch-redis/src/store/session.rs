@@ -7,10 +7,12 @@
 //!   does not exist yet could be taken for stale and removed by a listing);
 //! - by `save` *before* the write, as the session already exists and must be
 //!   findable under its new user from the moment it belongs to that user;
-//! - by `touch` after the write, to raise the score of an entry that create or
-//!   save put there (only the script knows the session's user).
+//! - by `touch` *before* the write, under the user the caller loaded, for the
+//!   same reason: the entry's score (and the index's TTL) must never fall
+//!   behind the session's new expiry; and after the write under the stored
+//!   user, when another request changed the user since that load.
 //!
-//! The expiry index is looser: `create` and `save` file the new expiry
+//! The expiry index is looser: `create`, `save` and `touch` file the new expiry
 //! alongside the write, and purge re-checks each entry against its session.
 //!
 //! When an index command fails the operation reports an error. A create that
@@ -123,21 +125,45 @@ impl RedisStore {
     pub(super) async fn touch_session(
         &self,
         key: &StoreKey,
+        user_hint: Option<&str>,
         last_seen: UnixTime,
         expires_at: UnixTime,
     ) -> Result<bool> {
-        let reply: TouchReply = scripts::TOUCH
-            .key(self.keys.session(key))
-            .arg(last_seen)
-            .arg(expires_at)
-            .arg(fields::deadline(expires_at))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .context("touching a session")?;
+        if let Some(user) = user_hint {
+            // Before the write, as in save: once the session lives until
+            // `expires_at`, its entry must already say so, or a failure between
+            // the two would let the entry (and the index's own TTL) lapse while
+            // the session lives on, hidden from "sign out everywhere".
+            self.index_add(user, key, expires_at).await?;
+        }
+        let touch = async {
+            scripts::TOUCH
+                .key(self.keys.session(key))
+                .arg(last_seen)
+                .arg(expires_at)
+                .arg(fields::deadline(expires_at))
+                .invoke_async::<TouchReply>(&mut self.conn.clone())
+                .await
+                .context("touching a session")
+        };
+        // The expiry entry goes out with the write, as in save.
+        let (reply, ()) = try_join(touch, self.expiry_add(key, expires_at)).await?;
         match reply {
-            TouchReply::Gone => Ok(false),
+            TouchReply::Gone => {
+                // Take back what was just filed for a session that is gone.
+                self.unfile(key, user_hint).await?;
+                Ok(false)
+            }
             TouchReply::Touched { user } => {
-                self.file(key, user.as_deref(), expires_at).await?;
+                // The stored user differs from the hint only when another
+                // request changed it since the caller's load: file it under the
+                // stored user too (after the write: only the script knew it).
+                match user.as_deref() {
+                    Some(stored) if Some(stored) != user_hint => {
+                        self.index_add(stored, key, expires_at).await?;
+                    }
+                    _ => {}
+                }
                 Ok(true)
             }
         }
@@ -170,19 +196,6 @@ impl RedisStore {
             .invoke_async(&mut self.conn.clone())
             .await
             .context("deleting a session")
-    }
-
-    /// Record a written session in the user index (if it has a user) and in the
-    /// expiry index.
-    async fn file(&self, key: &StoreKey, user: Option<&str>, expires_at: UnixTime) -> Result<()> {
-        let by_user = async {
-            match user {
-                Some(user) => self.index_add(user, key, expires_at).await,
-                None => Ok(()),
-            }
-        };
-        try_join(by_user, self.expiry_add(key, expires_at)).await?;
-        Ok(())
     }
 
     /// Remove a deleted session from both indexes.

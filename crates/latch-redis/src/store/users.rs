@@ -16,8 +16,8 @@ impl RedisStore {
     pub(super) async fn list_user(&self, user: &str, now: UnixTime) -> Result<Vec<SessionInfo>> {
         let index = self.keys.user(user);
         // Scores never fall below their session's expiry (index_add.lua uses GT),
-        // so these entries name sessions expired at `now`. (A touch raises its
-        // entry just after its write; were that to fail, the next touch re-adds it.)
+        // so these entries name sessions expired at `now`: save and touch raise
+        // an entry before they extend its session (session.rs).
         redis::cmd("ZREMRANGEBYSCORE")
             .arg(&index)
             .arg("-inf")

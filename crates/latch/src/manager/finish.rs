@@ -178,8 +178,12 @@ impl Shared {
                 r.last_seen = now;
                 r.deadline(&self.expiry)
             };
-            self.timed("refreshing a session", store.touch(&key, now, deadline))
-                .await?
+            let user = state.record.user_id.as_deref();
+            self.timed(
+                "refreshing a session",
+                store.touch(&key, user, now, deadline),
+            )
+            .await?
         } else {
             true
         };

@@ -159,6 +159,7 @@ impl SessionStore for MemoryStore {
     async fn touch(
         &self,
         key: &StoreKey,
+        _user_hint: Option<&str>,
         last_seen: UnixTime,
         expires_at: UnixTime,
     ) -> Result<bool> {

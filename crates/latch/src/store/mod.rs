@@ -88,9 +88,20 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Refresh `last_seen` and `expires_at` without touching data or version.
     /// Returns `false` when the session is gone.
+    ///
+    /// `user_hint` is the user id of the record the caller loaded. A store whose
+    /// per-user index is not updated in the same atomic step as the session
+    /// (Redis, where the index may live on another cluster node) extends the
+    /// index entry under that user *before* it extends the session, so a failure
+    /// in between never leaves a live session missing from its user's index,
+    /// hidden from [`delete_by_user`](Self::delete_by_user). The hint can be
+    /// stale (another request changed the user since the load): the index must
+    /// still end up following the *stored* user. Stores that update their index
+    /// atomically with the session ignore it.
     async fn touch(
         &self,
         key: &StoreKey,
+        user_hint: Option<&str>,
         last_seen: UnixTime,
         expires_at: UnixTime,
     ) -> Result<bool>;
