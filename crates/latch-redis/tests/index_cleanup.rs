@@ -314,8 +314,15 @@ async fn a_touch_that_cannot_raise_the_index_does_not_extend_the_session() {
         .await
         .unwrap();
     assert!(refused.is_err(), "the index update was not refused");
-    assert_eq!((exp, score), (now + 60, now + 60), "the session was extended");
-    assert!(ttl <= 60 && index_ttl >= ttl, "TTLs: session {ttl}, index {index_ttl}");
+    assert_eq!(
+        (exp, score),
+        (now + 60, now + 60),
+        "the session was extended"
+    );
+    assert!(
+        ttl <= 60 && index_ttl >= ttl,
+        "TTLs: session {ttl}, index {index_ttl}"
+    );
 
     // With the index reachable the touch goes through, index first.
     assert!(
@@ -326,6 +333,9 @@ async fn a_touch_that_cannot_raise_the_index_does_not_extend_the_session() {
     );
     let (exp, ttl, score, index_ttl) = deadlines(&mut f, &key, &user).await;
     assert_eq!((exp, score), (now + 600, now + 600));
-    assert!(ttl > 60 && index_ttl >= ttl, "TTLs: session {ttl}, index {index_ttl}");
+    assert!(
+        ttl > 60 && index_ttl >= ttl,
+        "TTLs: session {ttl}, index {index_ttl}"
+    );
     assert_eq!(f.store.delete_by_user(&user, None).await.unwrap(), 1);
 }

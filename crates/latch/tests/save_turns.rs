@@ -71,7 +71,9 @@ impl SessionStore for SlowCountingStore {
         last_seen: UnixTime,
         expires_at: UnixTime,
     ) -> latch::Result<bool> {
-        self.inner.touch(key, user_hint, last_seen, expires_at).await
+        self.inner
+            .touch(key, user_hint, last_seen, expires_at)
+            .await
     }
     async fn delete(&self, key: &StoreKey) -> latch::Result<bool> {
         self.inner.delete(key).await
