@@ -27,6 +27,21 @@ impl Drop for Reaper {
     }
 }
 
+/// Kills, when dropped, every process whose command line names this folder:
+/// the Chromium processes of the test's profiles, which chromedriver leaves
+/// running when the test fails before closing its sessions.
+struct KillUnder(PathBuf);
+
+impl Drop for KillUnder {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .arg("-KILL")
+            .arg("-f")
+            .arg(&self.0)
+            .status();
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -239,6 +254,7 @@ async fn browser_end_to_end() {
     let root = temp_dir("e2e");
     let (_demo, base) = start_demo(&root.join("data"));
     let (_driver, port) = start_chromedriver(&driver);
+    let _browsers = KillUnder(root.clone());
 
     // Profile A: sign up, see the signed-in page; the cookie is HttpOnly.
     let a = browser(port, &chromium, &root.join("profile-a")).await;
