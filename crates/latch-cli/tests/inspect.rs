@@ -230,6 +230,15 @@ fn tampered_cookie_is_a_one_line_refusal_exit_1() {
         "latch: cookie refused: not authentic under the key given (tampered, signed with \
          another key, or issued under another cookie name than \"__Host-session\")\n"
     );
+    // base64url values may start with `-`: still a cookie, not a flag.
+    let dashed = format!("-{}", &value[1..]);
+    let out = latch()
+        .args(["inspect", "--secret-env", &var("TAMPER"), &dashed])
+        .env(var("TAMPER"), &text)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("latch: cookie refused"));
 }
 
 #[test]

@@ -43,7 +43,7 @@ own name: give `name=value`, or the bare value and --name (default __Host-sessio
 pub struct Args {
     /// The cookie value, `name=value` (a pasted `Set-Cookie:` line works too), or
     /// `-` to read it from standard input.
-    #[arg(value_name = "COOKIE")]
+    #[arg(value_name = "COOKIE", allow_hyphen_values = true)]
     pub cookie: String,
 
     /// An environment variable holding a key; repeat for previous keys.
