@@ -325,7 +325,53 @@ async fn redis_round_trip() {
     redis_cleanup(&url, &prefix).await;
 }
 
-/// Delete every key this test's prefix left (indexes without a TTL included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_round_trip() {
+    let Ok(list) = std::env::var("LATCH_REDIS_CLUSTER_URLS") else {
+        let _: Option<()> = latch_conformance::skip_or_fail(
+            "Redis Cluster",
+            "LATCH_REDIS_CLUSTER_URLS is not set (for a local cluster: \
+             export LATCH_REDIS_CLUSTER_URLS=$(crates/latch-redis/scripts/cluster.sh start))",
+        );
+        return;
+    };
+    let urls: Vec<String> = list.split(',').map(|u| u.trim().to_owned()).collect();
+    let prefix = format!("{}:", unique("latch-cli-cluster"));
+    let store = match latch_redis::RedisStore::builder()
+        .prefix(&prefix)
+        .connect_cluster(&urls)
+        .await
+    {
+        Ok(store) => store,
+        Err(e) => {
+            let _: Option<()> = latch_conformance::skip_or_fail(
+                "Redis Cluster",
+                &format!("LATCH_REDIS_CLUSTER_URLS: {e}"),
+            );
+            return;
+        }
+    };
+    // Only the first node is named: the CLI finds the other masters itself, and
+    // sessions hash to all of them.
+    let first = urls[0].trim_start_matches("redis://").trim_end_matches('/');
+    round_trip(Fixture {
+        store: Arc::new(store),
+        args: vec![
+            "--store".into(),
+            format!("redis-cluster://{first}"),
+            "--redis-prefix".into(),
+            prefix.clone(),
+        ],
+        ttl: true,
+    })
+    .await;
+    for url in &urls {
+        redis_cleanup(url, &prefix).await;
+    }
+}
+
+/// Delete every key this test's prefix left (indexes without a TTL included);
+/// on a cluster node, the keys that node holds.
 async fn redis_cleanup(url: &str, prefix: &str) {
     let mut conn = redis::Client::open(url)
         .unwrap()
@@ -337,12 +383,13 @@ async fn redis_cleanup(url: &str, prefix: &str) {
         .query_async(&mut conn)
         .await
         .unwrap();
+    // One DEL per key: a cluster refuses one DEL of keys in different slots.
+    let mut pipe = redis::pipe();
+    for key in &keys {
+        pipe.cmd("DEL").arg(key).ignore();
+    }
     if !keys.is_empty() {
-        redis::cmd("DEL")
-            .arg(keys)
-            .exec_async(&mut conn)
-            .await
-            .unwrap();
+        pipe.exec_async(&mut conn).await.unwrap();
     }
 }
 
@@ -441,6 +488,31 @@ fn a_path_that_is_not_a_latch_database_is_refused_and_left_alone() {
         )
         .unwrap();
     assert_eq!(tables, 1);
+}
+
+/// One session ID in 64 starts with `-` (base64url): it is an ID, not a flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_id_starting_with_a_hyphen_is_an_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.db");
+    let store = latch_sqlite::SqliteStore::open(&path).unwrap();
+    let id = format!("-{}", &SessionId::generate().encode()[1..]);
+    let key = SessionId::parse(&id).unwrap().store_key();
+    let mut record = latch::Record::new(now());
+    record.user_id = Some("-dash".into());
+    record.expires_at = now() + 600;
+    assert!(store.create(&key, &record).await.unwrap());
+    let f = Fixture {
+        store: Arc::new(store),
+        args: vec!["--store".into(), format!("sqlite:{}", path.display())],
+        ttl: false,
+    };
+    assert_eq!(f.cli_json(&["show", &id])["key"], key.to_hex());
+    assert_eq!(
+        stdout(&f.cli(&["revoke-user", "-dash"])),
+        "revoked 1 session of user \"-dash\"\n"
+    );
+    assert_eq!(f.store.load(&key).await.unwrap(), None);
 }
 
 #[test]

@@ -31,13 +31,15 @@ Examples:
   latch sessions --store $LATCH_STORE purge --dry-run
 
 Store URLs: sqlite:PATH (an existing latch-sqlite file), redis://[USER:PASS@]HOST:PORT/DB
-(with --redis-prefix if the application set one), postgres://USER[:PASS]@HOST/DB (with
+(with --redis-prefix if the application set one), redis-cluster://[USER:PASS@]HOST:PORT,...
+(a Redis Cluster: one node or more; every master is scanned), postgres://USER[:PASS]@HOST/DB (with
 --pg-schema if the application set one). TLS is not built in (as in the stores).
 
 Exit codes: 0 done; 1 show/revoke found no such session; 2 error (bad URL or ID,
 unreachable store, not a latch store).")]
 pub struct Args {
-    /// The store: sqlite:PATH, redis://HOST:PORT/DB or postgres://USER@HOST/DB.
+    /// The store: sqlite:PATH, redis://HOST:PORT/DB, redis-cluster://HOST:PORT,... or
+    /// postgres://USER@HOST/DB.
     #[arg(long, env = "LATCH_STORE", value_name = "URL", hide_env_values = true)]
     pub store: String,
 
@@ -81,12 +83,14 @@ pub enum Command {
     )]
     Show {
         /// Session ID (cookie value), 64-hex store key, or `-` for standard input.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Delete one session (its user is signed out on that device).
     #[command(after_help = "Examples:\n  latch sessions --store sqlite:app.db revoke 3f2a...e5d")]
     Revoke {
         /// Session ID (cookie value), 64-hex store key, or `-` for standard input.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Delete every session of a user (signed out everywhere).
@@ -95,6 +99,7 @@ pub enum Command {
     )]
     RevokeUser {
         /// The user id, as the application recorded it.
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Delete expired sessions, in batches, with a progress bar.

@@ -52,6 +52,17 @@ pub async fn open(
                 inventory: Inventory::Redis(inventory),
             })
         }
+        StoreUrl::RedisCluster(urls) => {
+            let store = latch_redis::RedisStore::builder()
+                .prefix(redis_prefix)
+                .connect_cluster(urls)
+                .await?;
+            let inventory = RedisInventory::connect_cluster(urls, redis_prefix).await?;
+            Ok(Opened {
+                store: Arc::new(store),
+                inventory: Inventory::Redis(inventory),
+            })
+        }
         StoreUrl::Postgres(url) => {
             let inventory = PgInventory::connect(url, pg_schema).await?;
             let mut builder = latch_postgres::PostgresStore::builder(url).pool_size(2);

@@ -14,6 +14,10 @@ pub enum StoreUrl {
     Sqlite(PathBuf),
     /// `redis://...`: a latch-redis server.
     Redis(String),
+    /// `redis-cluster://HOST:PORT,HOST:PORT,...`: a latch-redis store on a
+    /// Redis Cluster, as the `redis://` URLs of the nodes given (the others are
+    /// discovered from the cluster).
+    RedisCluster(Vec<String>),
     /// `postgres://...` or `postgresql://...`: a latch-postgres database.
     Postgres(String),
 }
@@ -24,6 +28,7 @@ impl std::fmt::Debug for StoreUrl {
         match self {
             StoreUrl::Sqlite(path) => write!(f, "Sqlite({})", path.display()),
             StoreUrl::Redis(_) => f.write_str("Redis(..)"),
+            StoreUrl::RedisCluster(nodes) => write!(f, "RedisCluster({} nodes)", nodes.len()),
             StoreUrl::Postgres(_) => f.write_str("Postgres(..)"),
         }
     }
@@ -41,14 +46,45 @@ impl StoreUrl {
         if text.starts_with("redis://") || text.starts_with("rediss://") {
             return Ok(StoreUrl::Redis(text.to_owned()));
         }
+        if let Some(rest) = text.strip_prefix("redis-cluster://") {
+            return cluster_nodes(rest).map(StoreUrl::RedisCluster);
+        }
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             return Ok(StoreUrl::Postgres(text.to_owned()));
         }
         bail!(
-            "--store must be sqlite:PATH, redis://HOST:PORT/DB or postgres://USER@HOST/DB \
+            "--store must be sqlite:PATH, redis://HOST:PORT/DB, \
+             redis-cluster://HOST:PORT,HOST:PORT,... or postgres://USER@HOST/DB \
              (the scheme given is not one of these)"
         )
     }
+}
+
+/// The `redis://` URL of each node in `[USER:PASS@]HOST:PORT,HOST:PORT[/]`, every
+/// one with the same credentials. Errors never repeat the text (a password).
+fn cluster_nodes(rest: &str) -> anyhow::Result<Vec<String>> {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (credentials, hosts) = match rest.rsplit_once('@') {
+        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .map(|host| {
+            let port = host.rsplit_once(':').map(|(_, port)| port);
+            match port.and_then(|p| p.parse::<u16>().ok()) {
+                Some(_) if !host.contains(['/', '@', '?', '#']) => {
+                    Ok(format!("redis://{credentials}{host}/"))
+                }
+                _ => bail!(
+                    "redis-cluster:// takes a comma-separated list of HOST:PORT \
+                     (one node is enough, the others are discovered)"
+                ),
+            }
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(nodes)
 }
 
 /// The store key a session ID argument stands for.
@@ -112,6 +148,33 @@ mod tests {
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(StoreUrl::parse("sqlite:").is_err());
+        assert_eq!(
+            StoreUrl::parse("redis-cluster://a:7001, b:7002/").unwrap(),
+            StoreUrl::RedisCluster(vec!["redis://a:7001/".into(), "redis://b:7002/".into()])
+        );
+        assert_eq!(
+            StoreUrl::parse("redis-cluster://u:p@w@a:7001").unwrap(),
+            StoreUrl::RedisCluster(vec!["redis://u:p@w@a:7001/".into()])
+        );
+        for bad in [
+            "redis-cluster://",
+            "redis-cluster://a",
+            "redis-cluster://:secret@a:70001",
+            "redis-cluster://a:1/2",
+        ] {
+            let err = StoreUrl::parse(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("HOST:PORT") && !err.contains("secret"),
+                "{bad}: {err}"
+            );
+        }
+        assert_eq!(
+            format!(
+                "{:?}",
+                StoreUrl::parse("redis-cluster://:pw@a:1,b:2").unwrap()
+            ),
+            "RedisCluster(2 nodes)"
+        );
         assert_eq!(
             format!("{:?}", StoreUrl::Redis("redis://:pw@h/".into())),
             "Redis(..)"
