@@ -42,26 +42,17 @@ pub async fn open(
             })
         }
         StoreUrl::Redis(url) => {
-            let store = latch_redis::RedisStore::builder()
-                .prefix(redis_prefix)
-                .connect(url)
-                .await?;
-            let inventory = RedisInventory::connect(url, redis_prefix).await?;
-            Ok(Opened {
-                store: Arc::new(store),
-                inventory: Inventory::Redis(inventory),
-            })
+            let builder = latch_redis::RedisStore::builder().prefix(redis_prefix);
+            let store = builder.connect(url).await?;
+            redis(store, RedisInventory::connect(url, redis_prefix).await?)
         }
         StoreUrl::RedisCluster(urls) => {
-            let store = latch_redis::RedisStore::builder()
-                .prefix(redis_prefix)
-                .connect_cluster(urls)
-                .await?;
-            let inventory = RedisInventory::connect_cluster(urls, redis_prefix).await?;
-            Ok(Opened {
-                store: Arc::new(store),
-                inventory: Inventory::Redis(inventory),
-            })
+            let builder = latch_redis::RedisStore::builder().prefix(redis_prefix);
+            let store = builder.connect_cluster(urls).await?;
+            redis(
+                store,
+                RedisInventory::connect_cluster(urls, redis_prefix).await?,
+            )
         }
         StoreUrl::Postgres(url) => {
             let inventory = PgInventory::connect(url, pg_schema).await?;
@@ -75,4 +66,11 @@ pub async fn open(
             })
         }
     }
+}
+
+fn redis(store: latch_redis::RedisStore, inventory: RedisInventory) -> anyhow::Result<Opened> {
+    Ok(Opened {
+        store: Arc::new(store),
+        inventory: Inventory::Redis(inventory),
+    })
 }
