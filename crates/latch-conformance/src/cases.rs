@@ -458,6 +458,39 @@ pub async fn concurrent_logout_is_not_undone(store: Store) {
     );
 }
 
+/// E2/E5: a login (regeneration) that races a logout does not bring the ended
+/// session back under a new ID.
+pub async fn regenerate_does_not_revive_an_ended_session(store: Store) {
+    let (manager, _clock) = manager(&store);
+    let user = unique_user();
+    let cookie = new_session(&manager).await;
+    let header = format!("{}={cookie}", manager.cookie_config().name());
+    // The slow request signs in ...
+    let slow = manager.start(Some(header.as_str()), Default::default());
+    slow.log_in(user.clone()).await.expect("log in");
+    // ... a logout completes meanwhile ...
+    request(&manager, Some(&cookie), |s| async move {
+        s.destroy().await.expect("destroy");
+    })
+    .await
+    .expect("logout sets a removal cookie");
+    // ... and then the slow request finishes.
+    let finished = manager.finish(&slow).await.expect("finish");
+    let set_cookie = finished.set_cookie.expect("a cookie");
+    assert!(
+        set_cookie.contains("Max-Age=0"),
+        "an ended session was regenerated: {set_cookie}"
+    );
+    assert!(
+        store
+            .list_by_user(&user, T0)
+            .await
+            .expect("list")
+            .is_empty(),
+        "the ended session lives on under a new id"
+    );
+}
+
 /// S3: regenerate issues a new ID, keeps the data and kills the old ID.
 pub async fn regenerate_kills_old_id_and_keeps_data(store: Store) {
     let (manager, _clock) = manager(&store);

@@ -6,7 +6,7 @@ use super::revoke::SID_KEY;
 use super::{Backend, SessionManager, Shared};
 use crate::codec::{CookieFormat, IdFormat, MAX_COOKIE_BYTES};
 use crate::error::{Error, ErrorKind, Result};
-use crate::id::SessionId;
+use crate::id::{SessionId, StoreKey};
 use crate::record::Record;
 use crate::session::Session;
 use crate::session::state::{Origin, State};
@@ -150,10 +150,8 @@ impl Shared {
                 if state.destroyed || !state.changed() || state.is_empty() {
                     return Ok(state.clear_cookie.then(|| self.cookie.removal_cookie()));
                 }
-                return self
-                    .create(store, ids, &mut state.record, now)
-                    .await
-                    .map(Some);
+                let (value, _) = self.create(store, ids, &mut state.record, now).await?;
+                return Ok(Some(value));
             }
         };
         if state.destroyed {
@@ -161,9 +159,20 @@ impl Shared {
             return Ok(Some(self.cookie.removal_cookie()));
         }
         if state.regenerate {
-            let value = self.create(store, ids, &mut state.record, now).await?;
-            self.timed("deleting the old session id", store.delete(&key))
+            // Create first, so a store failure leaves the old session in place;
+            // then retire the old ID. If it was already gone, a logout or a
+            // revocation ended the session while this request ran: its copy
+            // under the new ID must not bring it back.
+            let (value, new_key) = self.create(store, ids, &mut state.record, now).await?;
+            let retired = self
+                .timed("deleting the old session id", store.delete(&key))
                 .await?;
+            if !retired {
+                self.timed("deleting a session", store.delete(&new_key))
+                    .await?;
+                tracing::debug!("session was ended by another request; not regenerated");
+                return Ok(Some(self.cookie.removal_cookie()));
+            }
             return Ok(Some(value));
         }
         let remember_changed = state
@@ -202,27 +211,26 @@ impl Shared {
     }
 
     /// Store `record` under a new random ID (create-if-absent, redrawing on the
-    /// astronomically unlikely collision) and return its `Set-Cookie`.
+    /// astronomically unlikely collision); returns its `Set-Cookie` and key.
     async fn create(
         &self,
         store: &dyn SessionStore,
         ids: &dyn IdFormat,
         record: &mut Record,
         now: UnixTime,
-    ) -> Result<String> {
+    ) -> Result<(String, StoreKey)> {
         record.last_seen = now;
         record.expires_at = record.deadline(&self.expiry);
         record.version = record.version.saturating_add(1);
         for _ in 0..MAX_CREATE_ATTEMPTS {
             let id = SessionId::generate();
+            let key = ids.store_key(&id);
             if self
-                .timed(
-                    "creating a session",
-                    store.create(&ids.store_key(&id), record),
-                )
+                .timed("creating a session", store.create(&key, record))
                 .await?
             {
-                return self.set_cookie(&ids.encode(&id), record, now);
+                let value = self.set_cookie(&ids.encode(&id), record, now)?;
+                return Ok((value, key));
             }
             tracing::error!(
                 "freshly generated session id already exists; is the random source broken?"
