@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use latch::{ErrorKind, Keyring, ManualClock, MemoryStore, SecretKey, Session, SessionManager};
+use latch::{
+    ErrorKind, Keyring, ManualClock, MemoryStore, Record, SaveOutcome, SecretKey, Session,
+    SessionInfo, SessionManager, SessionStore, StoreKey,
+};
 
 const T0: i64 = 1_800_000_000;
 
@@ -46,6 +49,13 @@ async fn user_of(m: &SessionManager, cookie: &str) -> Option<String> {
     user
 }
 
+async fn facts_of(m: &SessionManager, cookie: &str) -> latch::SessionFacts {
+    let s = start(m, cookie);
+    let facts = s.facts().await.unwrap();
+    m.finish(&s).await.unwrap();
+    facts
+}
+
 #[tokio::test]
 async fn replay_after_logout_is_refused() {
     let clock = ManualClock::new(T0);
@@ -76,6 +86,7 @@ async fn sign_out_everywhere_else_refuses_older_copies_and_keeps_this_one() {
     let laptop = log_in(&m, "bob").await;
     let phone = log_in(&m, "bob").await;
     let other_user = log_in(&m, "carol").await;
+    let deadline = facts_of(&m, &laptop).await.absolute_expires_at;
     clock.advance(5);
     let s = start(&m, &laptop);
     assert_eq!(s.sign_out_everywhere_else().await.unwrap(), 0);
@@ -97,6 +108,11 @@ async fn sign_out_everywhere_else_refuses_older_copies_and_keeps_this_one() {
         "the old copy of this device's cookie"
     );
     assert_eq!(user_of(&m, &reissued).await.as_deref(), Some("bob"));
+    assert_eq!(
+        facts_of(&m, &reissued).await.absolute_expires_at,
+        deadline,
+        "signing out elsewhere extended this session's life"
+    );
     assert_eq!(
         user_of(&m, &other_user).await.as_deref(),
         Some("carol"),
@@ -150,4 +166,119 @@ async fn without_a_revocation_store_revoking_is_refused_loudly() {
     assert_eq!(err.kind(), &ErrorKind::InvalidConfig);
     assert!(err.to_string().contains("revocation store"));
     assert!(m.revoke_user("fay").await.is_err());
+}
+
+#[tokio::test]
+async fn clearing_the_data_before_logout_still_revokes_the_cookie() {
+    let clock = ManualClock::new(T0);
+    let m = manager(Some(Arc::new(MemoryStore::new())), &clock);
+    let cookie = log_in(&m, "gus").await;
+    let s = start(&m, &cookie);
+    s.clear().await.unwrap();
+    s.set_remember(false).await.unwrap();
+    s.destroy().await.unwrap();
+    m.finish(&s).await.unwrap();
+    assert_eq!(
+        user_of(&m, &cookie).await,
+        None,
+        "a copy of the cookie outlived a logout that cleared the data first"
+    );
+}
+
+#[tokio::test]
+async fn a_second_revocation_refuses_what_was_signed_in_between() {
+    let clock = ManualClock::new(T0);
+    let m = manager(Some(Arc::new(MemoryStore::new())), &clock);
+    let first = log_in(&m, "hal").await;
+    clock.advance(1);
+    m.revoke_user("hal").await.unwrap();
+    let second = log_in(&m, "hal").await;
+    assert_eq!(user_of(&m, &second).await.as_deref(), Some("hal"));
+    clock.advance(1);
+    m.revoke_user("hal").await.unwrap();
+    assert_eq!(user_of(&m, &first).await, None);
+    assert_eq!(user_of(&m, &second).await, None);
+}
+
+/// A revocation store whose `create` fails on demand (as a store that times out
+/// mid-operation would).
+#[derive(Debug, Default)]
+struct FailingWrites {
+    inner: MemoryStore,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl FailingWrites {
+    fn check(&self) -> latch::Result<()> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(latch::Error::store_msg("injected write failure"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for FailingWrites {
+    async fn create(&self, key: &StoreKey, record: &Record) -> latch::Result<bool> {
+        self.check()?;
+        self.inner.create(key, record).await
+    }
+    async fn load(&self, key: &StoreKey) -> latch::Result<Option<Record>> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected: u64,
+    ) -> latch::Result<SaveOutcome> {
+        self.inner.save(key, record, expected).await
+    }
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        user: Option<&str>,
+        seen: i64,
+        exp: i64,
+    ) -> latch::Result<bool> {
+        self.inner.touch(key, user, seen, exp).await
+    }
+    async fn delete(&self, key: &StoreKey) -> latch::Result<bool> {
+        self.inner.delete(key).await
+    }
+    async fn list_by_user(&self, user: &str, now: i64) -> latch::Result<Vec<SessionInfo>> {
+        self.inner.list_by_user(user, now).await
+    }
+    async fn delete_by_user(&self, user: &str, keep: Option<&StoreKey>) -> latch::Result<u64> {
+        self.inner.delete_by_user(user, keep).await
+    }
+    async fn purge_expired(&self, now: i64, limit: usize) -> latch::Result<u64> {
+        self.inner.purge_expired(now, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_revocation_never_lifts_an_earlier_one() {
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(FailingWrites::default());
+    let m = SessionManager::builder()
+        .signed_cookies(Keyring::new(SecretKey::generate()))
+        .clock(clock.clone())
+        .revocation_store(Arc::clone(&store) as Arc<dyn SessionStore>)
+        .build()
+        .unwrap();
+    let cookie = log_in(&m, "ivy").await;
+    clock.advance(1);
+    m.revoke_user("ivy").await.unwrap();
+    assert_eq!(user_of(&m, &cookie).await, None);
+    clock.advance(1);
+    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = m.revoke_user("ivy").await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    store.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        user_of(&m, &cookie).await,
+        None,
+        "a failed revocation lifted the earlier one"
+    );
 }

@@ -103,19 +103,13 @@ impl Shared {
         state: &mut State,
         now: UnixTime,
     ) -> Result<Option<String>> {
-        let sid = state
-            .record
-            .data
-            .get(SID_KEY)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
         if state.destroyed || state.regenerate {
             // A copy of the old cookie must not outlive logout or regeneration.
-            if let Some(sid) = &sid {
-                let until = state.record.absolute_deadline(&self.expiry);
-                self.revoke_sid(sid, now, until).await?;
+            if let Some((sid, until)) = &state.cookie_sid {
+                self.revoke_sid(sid, now, *until).await?;
             }
         }
+        let has_sid = state.record.data.contains_key(SID_KEY);
         if state.destroyed {
             return Ok(self.removal_if_needed(state));
         }
@@ -126,7 +120,7 @@ impl Shared {
         if state.is_empty() && !state.record.remember {
             return Ok(self.removal_if_needed(state));
         }
-        if self.revocations.is_some() && (sid.is_none() || state.regenerate) {
+        if self.revocations.is_some() && (!has_sid || state.regenerate) {
             let fresh = serde_json::Value::String(super::revoke::new_sid());
             state.record.data.insert(SID_KEY.to_owned(), fresh);
         }

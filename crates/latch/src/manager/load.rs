@@ -97,6 +97,11 @@ impl Shared {
             return Ok(None);
         }
         state.reissue = decoded.key_index > 0;
+        state.cookie_sid = record
+            .data
+            .get(super::revoke::SID_KEY)
+            .and_then(|v| v.as_str())
+            .map(|sid| (sid.to_owned(), record.absolute_deadline(&self.expiry)));
         Ok(Some((Origin::Cookie, record)))
     }
 

@@ -442,7 +442,8 @@ impl Session {
     /// Cookie-only sessions need a
     /// [revocation store](crate::SessionManagerBuilder::revocation_store): every
     /// older session of the user is refused from now on, and this one is
-    /// re-issued as new (its absolute timeout restarts).
+    /// re-issued marked as issued after that refusal (its absolute timeout is
+    /// kept: calling this again and again never extends a session's life).
     ///
     /// # Errors
     /// A store failure, or cookie-only sessions without a revocation store.
@@ -454,7 +455,10 @@ impl Session {
             let now = self.shared.clock.now();
             self.shared.revoke_user_cookies(&user, now).await?;
             let mut state = self.loaded().await?;
-            state.record.created_at = now;
+            state.record.data.insert(
+                crate::manager::revoke::NOT_BEFORE_KEY.to_owned(),
+                serde_json::Value::from(now),
+            );
             state.reissue = true;
             return Ok(0);
         }

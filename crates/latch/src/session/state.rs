@@ -82,6 +82,11 @@ pub(crate) struct State {
     pub(crate) reissue: bool,
     /// A cookie arrived but was refused: tell the browser to drop it.
     pub(crate) clear_cookie: bool,
+    /// The loaded cookie session's random ID and the absolute deadline it was
+    /// issued under, kept apart from the record so that nothing the handler
+    /// does to the data (`clear`, `set_remember`) can stop logout or
+    /// regeneration from revoking that cookie for as long as it is valid.
+    pub(crate) cookie_sid: Option<(String, crate::time::UnixTime)>,
 }
 
 impl State {
@@ -104,6 +109,7 @@ impl State {
             touch: false,
             reissue: false,
             clear_cookie: false,
+            cookie_sid: None,
         }
     }
 
