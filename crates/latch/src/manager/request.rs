@@ -81,9 +81,19 @@ impl RawRequest {
     }
 
     /// Find the session cookie `name` (see [`find_session_cookie`]).
+    ///
+    /// Browsers send every cookie of the site in one `Cookie` line, including
+    /// ones set by sibling subdomains or scripts, and those may hold bytes
+    /// outside ASCII. Such bytes must not hide the session cookie (which would
+    /// sign the user out for as long as the other cookie lives), so the line is
+    /// read as lossy UTF-8 rather than skipped; the session cookie's own value
+    /// is then checked strictly as usual.
     pub(crate) fn incoming(&self, name: &str) -> IncomingCookie {
         let headers = self.cookie.iter().chain(&self.more_cookies);
-        find_session_cookie(headers.filter_map(|v| v.to_str().ok()), name)
+        let texts: Vec<std::borrow::Cow<'_, str>> = headers
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .collect();
+        find_session_cookie(texts.iter().map(AsRef::as_ref), name)
     }
 
     /// The client facts, for a new session.
@@ -133,11 +143,16 @@ mod tests {
     }
 
     #[test]
-    fn non_visible_ascii_header_is_ignored() {
+    fn other_cookies_with_non_ascii_bytes_do_not_hide_the_session() {
+        let mut raw = RawRequest::new();
+        raw.cookie_header(v(b"theme=caf\xc3\xa9; sid=ok; x=\xff"));
+        assert_eq!(raw.incoming("sid"), IncomingCookie::One("ok".into()));
+        // A session cookie of bytes that are not UTF-8 is still one cookie
+        // (refused later as a malformed value), so a second one is a duplicate.
         let mut raw = RawRequest::new();
         raw.cookie_header(v(b"sid=\xff"))
             .cookie_header(v(b"sid=ok"));
-        assert_eq!(raw.incoming("sid"), IncomingCookie::One("ok".into()));
+        assert_eq!(raw.incoming("sid"), IncomingCookie::Duplicate);
         let mut raw = RawRequest::new();
         raw.user_agent(v(b"bad\xffagent"));
         assert_eq!(raw.meta().user_agent, None);
