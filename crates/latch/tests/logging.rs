@@ -114,3 +114,43 @@ async fn logs_never_contain_ids_cookie_values_or_keys() {
     let key_text = format!("{:?}", key.expose_bytes());
     assert!(!text.contains(&key_text));
 }
+
+#[tokio::test]
+async fn debug_output_never_contains_ids_cookie_values_or_data() {
+    let manager = SessionManager::builder()
+        .store(MemoryStore::new())
+        .build()
+        .unwrap();
+    let s = manager.start(std::iter::empty(), Default::default());
+    s.insert("note", "private-note-text").await.unwrap();
+    let finished = manager.finish(&s).await.unwrap();
+    let set = finished.set_cookie.clone().unwrap();
+    let pair = set.split(';').next().unwrap();
+    let value = pair.split_once('=').unwrap().1.to_owned();
+
+    let mut raw = latch::RawRequest::new();
+    raw.cookie_header(http::HeaderValue::from_str(pair).unwrap());
+    let incoming = latch::cookie::find_session_cookie([pair], "__Host-session");
+    let shown = [
+        format!("{manager:?}"),
+        format!("{finished:?}"),
+        format!("{raw:?}"),
+        format!("{incoming:?}"),
+        format!("{:?}", manager.start_raw(raw.clone())),
+    ];
+    for text in &shown {
+        assert!(
+            !text.contains(&value),
+            "a session ID in Debug output: {text}"
+        );
+        assert!(
+            !text.contains("private-note-text"),
+            "session data in Debug output: {text}"
+        );
+    }
+    assert!(
+        shown[1].contains("__Host-session=<redacted>; HttpOnly"),
+        "{}",
+        shown[1]
+    );
+}

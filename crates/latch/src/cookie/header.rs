@@ -2,8 +2,9 @@
 
 use cookie::Cookie;
 
-/// What a request carried under the session cookie's name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a request carried under the session cookie's name. Its `Debug` output
+/// never shows the value (a session ID or a whole session).
+#[derive(Clone, PartialEq, Eq)]
 pub enum IncomingCookie {
     /// No cookie of that name.
     Absent,
@@ -11,6 +12,16 @@ pub enum IncomingCookie {
     One(String),
     /// More than one cookie of that name (possible cookie tossing): none is used.
     Duplicate,
+}
+
+impl std::fmt::Debug for IncomingCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IncomingCookie::Absent => f.write_str("Absent"),
+            IncomingCookie::One(value) => write!(f, "One(<{} bytes>)", value.len()),
+            IncomingCookie::Duplicate => f.write_str("Duplicate"),
+        }
+    }
 }
 
 /// Find the cookie `name` in the values of every `Cookie` header of a request.

@@ -17,8 +17,9 @@ use crate::time::UnixTime;
 /// IDs even one collision means a broken random source).
 const MAX_CREATE_ATTEMPTS: u32 = 4;
 
-/// What the adapter must do to the response.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the adapter must do to the response. Its `Debug` output shows the
+/// cookie's attributes, never its value.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Finished {
     /// A `Set-Cookie` value to send, if any. When present the response must not be
     /// stored by shared caches (`Cache-Control: no-store`).
@@ -26,6 +27,21 @@ pub struct Finished {
     /// Whether the handler read the session, so the response depends on the
     /// `Cookie` header (`Vary: Cookie`).
     pub vary_cookie: bool,
+}
+
+impl std::fmt::Debug for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `name=value; attributes`: keep the name and the attributes.
+        let redacted = self.set_cookie.as_deref().map(|c| {
+            let (pair, attributes) = c.split_once(';').unwrap_or((c, ""));
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            format!("{name}=<redacted>;{attributes}")
+        });
+        f.debug_struct("Finished")
+            .field("set_cookie", &redacted)
+            .field("vary_cookie", &self.vary_cookie)
+            .finish()
+    }
 }
 
 impl SessionManager {

@@ -44,12 +44,24 @@ pub struct RequestMeta {
 /// # drop(session);
 /// # Ok::<(), latch::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RawRequest {
     cookie: Option<HeaderValue>,
     more_cookies: Vec<HeaderValue>,
     user_agent: Option<HeaderValue>,
     ip: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for RawRequest {
+    // The `Cookie` lines hold the session ID: count them, never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines = usize::from(self.cookie.is_some()) + self.more_cookies.len();
+        f.debug_struct("RawRequest")
+            .field("cookie_lines", &lines)
+            .field("user_agent", &self.user_agent)
+            .field("ip", &self.ip)
+            .finish()
+    }
 }
 
 impl RawRequest {
@@ -167,6 +179,15 @@ mod tests {
         assert_eq!(raw.incoming("sid"), IncomingCookie::Absent);
         assert_eq!(meta.user_agent.map(|ua| ua.len()), Some(MAX_USER_AGENT));
         assert_eq!(meta.ip.as_deref(), Some("::1"));
+    }
+
+    #[test]
+    fn debug_never_shows_cookies() {
+        let mut raw = RawRequest::new();
+        raw.cookie_header(v(b"sid=s3cr3t-session-id"));
+        let shown = format!("{raw:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("cookie_lines: 1"), "{shown}");
     }
 
     #[test]

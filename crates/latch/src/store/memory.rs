@@ -40,9 +40,18 @@ use crate::time::UnixTime;
 /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 /// # }
 /// ```
-#[derive(Debug)]
 pub struct MemoryStore {
     shards: Box<[Mutex<Inner>]>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    // Never the records: they hold session data and CSRF secrets, and a
+    // manager or layer printed with `{:?}` prints its store.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("sessions", &self.len())
+            .finish()
+    }
 }
 
 /// How many shards a [`MemoryStore`] has.
