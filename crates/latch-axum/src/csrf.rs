@@ -7,7 +7,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::header::{HOST, ORIGIN};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode, Uri};
 
 /// Whether a request may change state, judged by its method and origin headers.
 ///
@@ -34,6 +34,31 @@ use http::{HeaderMap, Method, StatusCode};
 /// assert!(check_origin(&Method::GET, &headers).is_ok());
 /// ```
 pub fn check_origin(method: &Method, headers: &HeaderMap) -> Result<(), CrossSiteRequest> {
+    check_origin_at(method, None, headers)
+}
+
+/// [`check_origin`] for a request that may have no `Host` header: over HTTP/2
+/// and HTTP/3 the host travels in the request URI's authority instead, which
+/// is used when `Host` is missing. Prefer this where the URI is at hand.
+///
+/// # Errors
+/// [`CrossSiteRequest`], a `403 Forbidden`.
+///
+/// # Example
+/// ```
+/// use http::{HeaderMap, HeaderValue, Method, Uri};
+/// use latch_axum::csrf::check_origin_at;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("origin", HeaderValue::from_static("https://app.example"));
+/// let uri: Uri = "https://app.example/settings".parse().unwrap();
+/// assert!(check_origin_at(&Method::POST, Some(&uri), &headers).is_ok());
+/// ```
+pub fn check_origin_at(
+    method: &Method,
+    uri: Option<&Uri>,
+    headers: &HeaderMap,
+) -> Result<(), CrossSiteRequest> {
     if method.is_safe() {
         return Ok(());
     }
@@ -51,7 +76,10 @@ pub fn check_origin(method: &Method, headers: &HeaderMap) -> Result<(), CrossSit
         .ok()
         .and_then(|o| o.split_once("://"))
         .map(|(_, host)| host);
-    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    let host = match headers.get(HOST) {
+        Some(h) => h.to_str().ok(),
+        None => uri.and_then(Uri::authority).map(|a| a.as_str()),
+    };
     match (origin_host, host) {
         (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
         _ => Err(CrossSiteRequest),
@@ -121,6 +149,19 @@ mod tests {
         assert!(check_origin(&Method::DELETE, &other).is_err());
         let null = headers(&[("origin", "null"), ("host", "localhost:8080")]);
         assert!(check_origin(&Method::POST, &null).is_err());
+    }
+
+    #[test]
+    fn without_host_the_uri_authority_is_the_host() {
+        let h = headers(&[("origin", "https://a.example")]);
+        let same: Uri = "https://a.example/x".parse().unwrap();
+        let other: Uri = "https://b.example/x".parse().unwrap();
+        assert!(check_origin_at(&Method::POST, Some(&same), &h).is_ok());
+        assert!(check_origin_at(&Method::POST, Some(&other), &h).is_err());
+        assert!(check_origin(&Method::POST, &h).is_err(), "no host at all");
+        // A Host header, when present, is what the request names.
+        let h = headers(&[("origin", "https://a.example"), ("host", "b.example")]);
+        assert!(check_origin_at(&Method::POST, Some(&same), &h).is_err());
     }
 
     #[test]
