@@ -12,11 +12,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use latch::{
-    Keyring, MemoryStore, Record, SaveOutcome, SecretKey, SessionInfo, SessionManager,
-    SessionStore, StoreKey,
-};
+use latch::{Keyring, MemoryStore, SecretKey, SessionManager};
 use latch_axum::{Session, SessionError, SessionLayer};
+use latch_conformance::faults::{Call, Gate, Gated};
 use tower::ServiceExt;
 
 async fn write(session: Session) -> Result<&'static str, SessionError> {
@@ -339,17 +337,17 @@ async fn oversized_cookie_session_is_a_loud_500() {
     assert!(body.contains("exceeds the 4096-byte limit"), "{body}");
 }
 
-/// A store whose backend can be switched off or made slow: stands in for the
+/// The network to a store, switched off or made slow: stands in for the
 /// *network failure*, not for a real backend (those are tested in their crates).
 #[derive(Debug, Default)]
-struct FlakyStore {
-    inner: MemoryStore,
+struct Network {
     down: AtomicBool,
     slow: AtomicBool,
 }
 
-impl FlakyStore {
-    async fn gate(&self) -> latch::Result<()> {
+#[async_trait]
+impl Gate for Network {
+    async fn before(&self, _: Call) -> latch::Result<()> {
         if self.slow.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
@@ -366,51 +364,9 @@ impl FlakyStore {
     }
 }
 
-#[async_trait]
-impl SessionStore for FlakyStore {
-    async fn create(&self, key: &StoreKey, record: &Record) -> latch::Result<bool> {
-        self.gate().await?;
-        self.inner.create(key, record).await
-    }
-    async fn load(&self, key: &StoreKey) -> latch::Result<Option<Record>> {
-        self.gate().await?;
-        self.inner.load(key).await
-    }
-    async fn save(&self, key: &StoreKey, record: &Record, v: u64) -> latch::Result<SaveOutcome> {
-        self.gate().await?;
-        self.inner.save(key, record, v).await
-    }
-    async fn touch(
-        &self,
-        key: &StoreKey,
-        user: Option<&str>,
-        seen: i64,
-        exp: i64,
-    ) -> latch::Result<bool> {
-        self.gate().await?;
-        self.inner.touch(key, user, seen, exp).await
-    }
-    async fn delete(&self, key: &StoreKey) -> latch::Result<bool> {
-        self.gate().await?;
-        self.inner.delete(key).await
-    }
-    async fn list_by_user(&self, user: &str, now: i64) -> latch::Result<Vec<SessionInfo>> {
-        self.gate().await?;
-        self.inner.list_by_user(user, now).await
-    }
-    async fn delete_by_user(&self, user: &str, keep: Option<&StoreKey>) -> latch::Result<u64> {
-        self.gate().await?;
-        self.inner.delete_by_user(user, keep).await
-    }
-    async fn purge_expired(&self, now: i64, limit: usize) -> latch::Result<u64> {
-        self.gate().await?;
-        self.inner.purge_expired(now, limit).await
-    }
-}
-
 #[tokio::test]
 async fn store_outage_is_a_plain_503_and_recovers() {
-    let store = Arc::new(FlakyStore::default());
+    let store = Arc::new(Gated::new(Arc::new(MemoryStore::new()), Network::default()));
     let manager = SessionManager::builder()
         .shared_store(store.clone())
         .store_timeout(Duration::from_millis(300))
@@ -420,7 +376,7 @@ async fn store_outage_is_a_plain_503_and_recovers() {
     let (_, h, _) = send(&app, "POST", "/write", &[]).await;
     let cookie = cookie_pair(&h);
 
-    store.down.store(true, Ordering::SeqCst);
+    store.gate.down.store(true, Ordering::SeqCst);
     let (status, h, body) = send(&app, "GET", "/read", &[&cookie]).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
@@ -442,8 +398,8 @@ async fn store_outage_is_a_plain_503_and_recovers() {
         "untouched routes unaffected"
     );
 
-    store.down.store(false, Ordering::SeqCst);
-    store.slow.store(true, Ordering::SeqCst);
+    store.gate.down.store(false, Ordering::SeqCst);
+    store.gate.slow.store(true, Ordering::SeqCst);
     let started = Instant::now();
     let (status, _, _) = send(&app, "GET", "/read", &[&cookie]).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -453,7 +409,7 @@ async fn store_outage_is_a_plain_503_and_recovers() {
         started.elapsed()
     );
 
-    store.slow.store(false, Ordering::SeqCst);
+    store.gate.slow.store(false, Ordering::SeqCst);
     let (status, _, body) = send(&app, "GET", "/read", &[&cookie]).await;
     assert_eq!(
         (status, body.as_str()),

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use latch::{
-    ErrorKind, Keyring, ManualClock, MemoryStore, Record, SaveOutcome, SecretKey, Session,
-    SessionInfo, SessionManager, SessionStore, StoreKey,
+    ErrorKind, Keyring, ManualClock, MemoryStore, SecretKey, Session, SessionManager, SessionStore,
 };
+use latch_conformance::faults::{Call, Gate, Gated};
 
 const T0: i64 = 1_800_000_000;
 
@@ -200,67 +202,28 @@ async fn a_second_revocation_refuses_what_was_signed_in_between() {
     assert_eq!(user_of(&m, &second).await, None);
 }
 
-/// A revocation store whose `create` fails on demand (as a store that times out
-/// mid-operation would).
+/// Makes a store's `create` fail on demand (as a store timing out mid-operation
+/// would).
 #[derive(Debug, Default)]
-struct FailingWrites {
-    inner: MemoryStore,
-    fail: std::sync::atomic::AtomicBool,
-}
+struct FailCreates(AtomicBool);
 
-impl FailingWrites {
-    fn check(&self) -> latch::Result<()> {
-        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+#[async_trait::async_trait]
+impl Gate for FailCreates {
+    async fn before(&self, call: Call) -> latch::Result<()> {
+        if call == Call::Create && self.0.load(Ordering::SeqCst) {
             return Err(latch::Error::store_msg("injected write failure"));
         }
         Ok(())
     }
 }
 
-#[async_trait::async_trait]
-impl SessionStore for FailingWrites {
-    async fn create(&self, key: &StoreKey, record: &Record) -> latch::Result<bool> {
-        self.check()?;
-        self.inner.create(key, record).await
-    }
-    async fn load(&self, key: &StoreKey) -> latch::Result<Option<Record>> {
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &StoreKey,
-        record: &Record,
-        expected: u64,
-    ) -> latch::Result<SaveOutcome> {
-        self.inner.save(key, record, expected).await
-    }
-    async fn touch(
-        &self,
-        key: &StoreKey,
-        user: Option<&str>,
-        seen: i64,
-        exp: i64,
-    ) -> latch::Result<bool> {
-        self.inner.touch(key, user, seen, exp).await
-    }
-    async fn delete(&self, key: &StoreKey) -> latch::Result<bool> {
-        self.inner.delete(key).await
-    }
-    async fn list_by_user(&self, user: &str, now: i64) -> latch::Result<Vec<SessionInfo>> {
-        self.inner.list_by_user(user, now).await
-    }
-    async fn delete_by_user(&self, user: &str, keep: Option<&StoreKey>) -> latch::Result<u64> {
-        self.inner.delete_by_user(user, keep).await
-    }
-    async fn purge_expired(&self, now: i64, limit: usize) -> latch::Result<u64> {
-        self.inner.purge_expired(now, limit).await
-    }
-}
-
 #[tokio::test]
 async fn a_failed_revocation_never_lifts_an_earlier_one() {
     let clock = ManualClock::new(T0);
-    let store = Arc::new(FailingWrites::default());
+    let store = Arc::new(Gated::new(
+        Arc::new(MemoryStore::new()),
+        FailCreates::default(),
+    ));
     let m = SessionManager::builder()
         .signed_cookies(Keyring::new(SecretKey::generate()))
         .clock(clock.clone())
@@ -272,10 +235,10 @@ async fn a_failed_revocation_never_lifts_an_earlier_one() {
     m.revoke_user("ivy").await.unwrap();
     assert_eq!(user_of(&m, &cookie).await, None);
     clock.advance(1);
-    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    store.gate.0.store(true, Ordering::SeqCst);
     let err = m.revoke_user("ivy").await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
-    store.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    store.gate.0.store(false, Ordering::SeqCst);
     assert_eq!(
         user_of(&m, &cookie).await,
         None,

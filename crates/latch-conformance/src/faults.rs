@@ -1,0 +1,112 @@
+//! A store that fails or stalls on demand, for tests of what latch does when
+//! the *network* to a store fails (real backends' outages are tested against
+//! the real servers, see [`crate::servers`]).
+//!
+//! ```text
+//! #[derive(Debug, Default)]
+//! struct Down(AtomicBool);
+//! #[async_trait]
+//! impl Gate for Down {
+//!     async fn before(&self, _: Call) -> latch::Result<()> { ... }
+//! }
+//! let store = Arc::new(Gated::new(Arc::new(MemoryStore::new()), Down::default()));
+//! store.gate.0.store(true, Ordering::SeqCst); // every call fails from now on
+//! ```
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use latch::{Record, SaveOutcome, SessionInfo, SessionStore, StoreKey, UnixTime};
+
+/// Which [`SessionStore`] method is being called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// [`SessionStore::create`]
+    Create,
+    /// [`SessionStore::load`]
+    Load,
+    /// [`SessionStore::save`]
+    Save,
+    /// [`SessionStore::touch`]
+    Touch,
+    /// [`SessionStore::delete`]
+    Delete,
+    /// [`SessionStore::list_by_user`]
+    ListByUser,
+    /// [`SessionStore::delete_by_user`]
+    DeleteByUser,
+    /// [`SessionStore::purge_expired`]
+    PurgeExpired,
+}
+
+/// Decides, before each call reaches the real store, whether it goes through.
+#[async_trait]
+pub trait Gate: Send + Sync + std::fmt::Debug + 'static {
+    /// `Ok` lets `call` through; an error is returned to latch instead. May
+    /// also wait, to stand in for a store that stopped answering.
+    async fn before(&self, call: Call) -> latch::Result<()>;
+}
+
+/// A store that asks its [`Gate`] before every call to the store inside.
+#[derive(Debug)]
+pub struct Gated<G> {
+    inner: Arc<dyn SessionStore>,
+    /// The gate, for the test to flip its switches.
+    pub gate: G,
+}
+
+impl<G: Gate> Gated<G> {
+    /// `inner` behind `gate`.
+    pub fn new(inner: Arc<dyn SessionStore>, gate: G) -> Self {
+        Self { inner, gate }
+    }
+}
+
+#[async_trait]
+impl<G: Gate> SessionStore for Gated<G> {
+    async fn create(&self, key: &StoreKey, record: &Record) -> latch::Result<bool> {
+        self.gate.before(Call::Create).await?;
+        self.inner.create(key, record).await
+    }
+    async fn load(&self, key: &StoreKey) -> latch::Result<Option<Record>> {
+        self.gate.before(Call::Load).await?;
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        expected_version: u64,
+    ) -> latch::Result<SaveOutcome> {
+        self.gate.before(Call::Save).await?;
+        self.inner.save(key, record, expected_version).await
+    }
+    async fn touch(
+        &self,
+        key: &StoreKey,
+        user_hint: Option<&str>,
+        last_seen: UnixTime,
+        expires_at: UnixTime,
+    ) -> latch::Result<bool> {
+        self.gate.before(Call::Touch).await?;
+        self.inner
+            .touch(key, user_hint, last_seen, expires_at)
+            .await
+    }
+    async fn delete(&self, key: &StoreKey) -> latch::Result<bool> {
+        self.gate.before(Call::Delete).await?;
+        self.inner.delete(key).await
+    }
+    async fn list_by_user(&self, user: &str, now: UnixTime) -> latch::Result<Vec<SessionInfo>> {
+        self.gate.before(Call::ListByUser).await?;
+        self.inner.list_by_user(user, now).await
+    }
+    async fn delete_by_user(&self, user: &str, keep: Option<&StoreKey>) -> latch::Result<u64> {
+        self.gate.before(Call::DeleteByUser).await?;
+        self.inner.delete_by_user(user, keep).await
+    }
+    async fn purge_expired(&self, now: UnixTime, limit: usize) -> latch::Result<u64> {
+        self.gate.before(Call::PurgeExpired).await?;
+        self.inner.purge_expired(now, limit).await
+    }
+}
