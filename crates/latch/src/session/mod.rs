@@ -280,24 +280,28 @@ impl Session {
     /// ```
     pub async fn csrf_token(&self) -> Result<String> {
         let mut state = self.loaded().await?;
-        let stored = match state
+        let existing = state
             .record
             .data
             .get(csrf::CSRF_KEY)
             .and_then(Value::as_str)
-        {
-            Some(secret) => secret.to_owned(),
-            None => {
-                let secret = csrf::new_secret();
-                state.push(Op::Insert(
-                    csrf::CSRF_KEY.to_owned(),
-                    Value::String(secret.clone()),
-                ))?;
-                secret
-            }
-        };
-        // OK because the secret was just read or made in the expected format.
-        Ok(csrf::mask(&stored).expect("stored CSRF secret is well-formed"))
+            .and_then(csrf::mask);
+        if let Some(token) = existing {
+            return Ok(token);
+        }
+        // None yet, or one latch did not make (a store shared with other
+        // code): start a new secret rather than fail the request.
+        let secret = csrf::new_secret();
+        state.push(Op::Insert(
+            csrf::CSRF_KEY.to_owned(),
+            Value::String(secret.clone()),
+        ))?;
+        csrf::mask(&secret).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Serialization,
+                "a freshly made CSRF secret did not decode",
+            )
+        })
     }
 
     /// Whether `submitted` is a CSRF token this session issued (constant-time).
