@@ -119,6 +119,28 @@ pub async fn save_is_compare_and_swap(store: Store) {
     assert_eq!(store.load(&k).await.expect("load"), Some(next));
 }
 
+/// A save replaces the whole record: every field, `created_at` included (the
+/// revocation markers of cookie sessions move their "not before" time this way).
+pub async fn save_replaces_every_field(store: Store) {
+    let k = key();
+    let r = record(Some("before"), T0 + 60);
+    assert!(store.create(&k, &r).await.expect("create"));
+    let mut next = Record::new(T0 + 5);
+    next.last_seen = T0 + 7;
+    next.expires_at = T0 + 900;
+    next.remember = !r.remember;
+    next.user_id = Some(unique_user());
+    next.user_agent = Some("after/2.0".into());
+    next.ip = Some("192.0.2.1".into());
+    next.data.insert("k".into(), "v".into());
+    next.version = 2;
+    assert_eq!(
+        store.save(&k, &next, 1).await.expect("save"),
+        SaveOutcome::Saved
+    );
+    assert_eq!(store.load(&k).await.expect("load"), Some(next));
+}
+
 /// E5: a save after a delete reports `Gone` and does not recreate.
 pub async fn save_never_resurrects_deleted(store: Store) {
     let k = key();

@@ -28,6 +28,7 @@ macro_rules! store_conformance {
             load_returns_every_field,
             load_of_unknown_key_is_none,
             save_is_compare_and_swap,
+            save_replaces_every_field,
             save_never_resurrects_deleted,
             touch_refreshes_times_only,
             touch_keeps_the_user_index_current,

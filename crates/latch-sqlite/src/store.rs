@@ -134,7 +134,9 @@ fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
     })?;
     Ok(Record {
         data,
-        version: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+        version: u64::try_from(row.get::<_, i64>(1)?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Integer, e.into())
+        })?,
         created_at: row.get(3)?,
         last_seen: row.get(4)?,
         expires_at: row.get(5)?,
@@ -203,8 +205,8 @@ impl SessionStore for SqliteStore {
             let n = tx
                 .prepare_cached(
                     "UPDATE latch_sessions SET version = ?3, data = ?4, last_seen = ?5, \
-                     expires_at = ?6, remember = ?7, user_id = ?8, user_agent = ?9, ip = ?10 \
-                     WHERE key = ?1 AND version = ?2",
+                     expires_at = ?6, remember = ?7, user_id = ?8, user_agent = ?9, ip = ?10, \
+                     created_at = ?11 WHERE key = ?1 AND version = ?2",
                 )?
                 .execute(params![
                     key.as_bytes(),
@@ -217,6 +219,7 @@ impl SessionStore for SqliteStore {
                     record.user_id,
                     record.user_agent,
                     record.ip,
+                    record.created_at,
                 ])?;
             let outcome = if n == 1 {
                 SaveOutcome::Saved
