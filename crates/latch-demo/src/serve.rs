@@ -91,10 +91,8 @@ pub async fn users(settings: &Settings) -> anyhow::Result<Users> {
 pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Option<latch::PurgeTask>)> {
     let manager = manager(settings).await?;
     let users = users(settings).await?;
-    let purger = manager
-        .store()
-        .is_some()
-        .then(|| manager.spawn_purger(Duration::from_secs(60), 1000));
+    // Server-side sessions, or the revocation markers of cookie sessions.
+    let purger = Some(manager.spawn_purger(Duration::from_secs(60), 1000));
     Ok((crate::app::router(users, manager), purger))
 }
 

@@ -245,3 +245,21 @@ async fn a_failed_revocation_never_lifts_an_earlier_one() {
         "a failed revocation lifted the earlier one"
     );
 }
+
+#[tokio::test]
+async fn purging_removes_markers_once_their_cookies_are_dead() {
+    let clock = ManualClock::new(T0);
+    let markers = Arc::new(MemoryStore::new());
+    let m = manager(Some(Arc::clone(&markers)), &clock);
+    let cookie = log_in(&m, "jo").await;
+    let s = start(&m, &cookie);
+    s.destroy().await.unwrap();
+    m.finish(&s).await.unwrap();
+    assert_eq!(markers.len(), 1);
+    assert_eq!(m.purge_expired(100).await.unwrap(), 0, "still needed");
+    assert_eq!(user_of(&m, &cookie).await, None);
+    // Past the cookie's absolute timeout (12 h by default) it is dead anyway.
+    clock.advance(12 * 3600 + 1);
+    assert_eq!(m.purge_expired(100).await.unwrap(), 1);
+    assert!(markers.is_empty());
+}

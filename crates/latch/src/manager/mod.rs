@@ -209,15 +209,26 @@ impl SessionManager {
         self.shared.rejected.load(Ordering::Relaxed)
     }
 
-    /// Delete expired sessions in batches of `batch` until none is left; returns
-    /// how many. A no-op for cookie-only sessions.
+    /// Delete expired sessions in batches of `batch` until none is left, and
+    /// the expired markers of the
+    /// [revocation store](SessionManagerBuilder::revocation_store) (a marker
+    /// lives only as long as the cookie it refuses could); returns how many of
+    /// both.
     ///
     /// # Errors
     /// A store failure or timeout.
     pub async fn purge_expired(&self, batch: usize) -> Result<u64> {
-        let Backend::Store(store, _) = &self.shared.backend else {
-            return Ok(0);
-        };
+        let mut total = 0;
+        if let Backend::Store(store, _) = &self.shared.backend {
+            total += self.purge_store(store.as_ref(), batch).await?;
+        }
+        if let Some(revocations) = &self.shared.revocations {
+            total += self.purge_store(revocations.as_ref(), batch).await?;
+        }
+        Ok(total)
+    }
+
+    async fn purge_store(&self, store: &dyn SessionStore, batch: usize) -> Result<u64> {
         let batch = batch.max(1);
         let mut total = 0;
         loop {
