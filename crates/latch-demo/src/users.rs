@@ -26,6 +26,17 @@ enum Backend {
     Postgres(deadpool_postgres::Pool),
 }
 
+/// How long a PostgreSQL users query (connecting included) may take before
+/// the request fails instead of waiting on a server that stopped answering.
+const PG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `f` within [`PG_TIMEOUT`].
+async fn bounded<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::time::timeout(PG_TIMEOUT, f)
+        .await
+        .map_err(|_| anyhow::anyhow!("PostgreSQL did not answer within {PG_TIMEOUT:?}"))?
+}
+
 /// The users table.
 #[derive(Clone)]
 pub struct Users {
@@ -116,20 +127,29 @@ impl Users {
     /// # Errors
     /// When the database cannot be reached or the table created.
     pub async fn open_postgres(url: &str) -> anyhow::Result<Self> {
-        let config: tokio_postgres::Config = url.parse().context("parsing the PostgreSQL URL")?;
+        let mut config: tokio_postgres::Config =
+            url.parse().context("parsing the PostgreSQL URL")?;
+        config.connect_timeout(PG_TIMEOUT);
         let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
         let pool = deadpool_postgres::Pool::builder(manager)
             .max_size(4)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(PG_TIMEOUT))
+            .create_timeout(Some(PG_TIMEOUT))
+            .recycle_timeout(Some(PG_TIMEOUT))
             .build()
             .context("building the PostgreSQL pool")?;
-        let client = pool
-            .get()
-            .await
-            .context("connecting to PostgreSQL for users")?;
-        client
-            .batch_execute(CREATE_TABLE)
-            .await
-            .context("creating the users table")?;
+        bounded(async {
+            let client = pool
+                .get()
+                .await
+                .context("connecting to PostgreSQL for users")?;
+            client
+                .batch_execute(CREATE_TABLE)
+                .await
+                .context("creating the users table")
+        })
+        .await?;
         Self::with_backend(Backend::Postgres(pool))
     }
 
@@ -148,12 +168,15 @@ impl Users {
                 .context("reading a user")
             }
             Backend::Postgres(pool) => {
-                let client = pool.get().await.context("connecting to PostgreSQL")?;
-                let row = client
-                    .query_opt(sql, &[&username])
-                    .await
-                    .context("reading a user")?;
-                Ok(row.map(|r| r.get(0)))
+                bounded(async {
+                    let client = pool.get().await.context("connecting to PostgreSQL")?;
+                    let row = client
+                        .query_opt(sql, &[&username])
+                        .await
+                        .context("reading a user")?;
+                    Ok(row.map(|r| r.get(0)))
+                })
+                .await
             }
         }
     }
@@ -172,11 +195,14 @@ impl Users {
                 .context("creating a user")? as u64
             }
             Backend::Postgres(pool) => {
-                let client = pool.get().await.context("connecting to PostgreSQL")?;
-                client
-                    .execute(sql, &[&username, &hashed])
-                    .await
-                    .context("creating a user")?
+                bounded(async {
+                    let client = pool.get().await.context("connecting to PostgreSQL")?;
+                    client
+                        .execute(sql, &[&username, &hashed])
+                        .await
+                        .context("creating a user")
+                })
+                .await?
             }
         };
         Ok(n == 1)
