@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use latch::{Record, SaveOutcome, SessionInfo, SessionStore, StoreKey, UnixTime};
@@ -97,7 +98,19 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let pool = Arc::clone(&self.pool);
-        blocking(what, move || f(&mut pool.writer())).await
+        blocking(what, move |abandoned: &AtomicBool| {
+            let mut conn = pool.writer();
+            // The caller gave up (its store timeout passed, the request was
+            // answered 503) while this write queued for the connection: do not
+            // write what nobody is waiting for, and let the queue drain.
+            if abandoned.load(Ordering::Acquire) {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "abandoned: the caller stopped waiting before the write began".into(),
+                ));
+            }
+            f(&mut conn)
+        })
+        .await
     }
 
     /// Run `f` on a reader connection on the blocking thread pool.
@@ -107,16 +120,30 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let pool = Arc::clone(&self.pool);
-        blocking(what, move || f(&pool.reader())).await
+        blocking(what, move |_: &AtomicBool| f(&pool.reader())).await
     }
 }
 
+/// Sets its flag when dropped: when the future awaiting a blocking task is
+/// dropped (a timeout), the task can see that nobody waits for it any more.
+struct Abandon(Arc<AtomicBool>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Run `f` on the blocking thread pool; `f` is told whether its caller has
+/// stopped waiting.
 async fn blocking<T, F>(what: &'static str, f: F) -> latch::Result<T>
 where
     T: Send + 'static,
-    F: FnOnce() -> rusqlite::Result<T> + Send + 'static,
+    F: FnOnce(&AtomicBool) -> rusqlite::Result<T> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(f).await {
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let _abandon = Abandon(Arc::clone(&abandoned));
+    match tokio::task::spawn_blocking(move || f(&abandoned)).await {
         Ok(result) => result.map_err(|e| latch::Error::store(what, e)),
         Err(join) => Err(latch::Error::store(what, join)),
     }

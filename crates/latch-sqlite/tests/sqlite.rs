@@ -308,3 +308,44 @@ async fn wal_is_checkpointed_in_the_background() {
         "WAL grew to {largest} bytes: is the checkpointer running?"
     );
 }
+
+/// Writes whose callers gave up (the store timeout passed while they queued
+/// for the connection behind a locked database) are not carried out later:
+/// nothing appears that a request was told failed, and the queue drains at
+/// once when the lock goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_abandoned_by_a_timeout_are_not_carried_out_later() {
+    let dir = TempDir::new("abandoned");
+    let store = Arc::new(SqliteStore::open(dir.db()).unwrap());
+    // Another process holds the write lock.
+    let other = Connection::open(dir.db()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let keys: Vec<_> = (0..5).map(|_| SessionId::generate().store_key()).collect();
+    let mut timed_out = 0;
+    for key in &keys {
+        let mut record = Record::new(1_800_000_000);
+        record.expires_at = 1_800_000_600;
+        let create = store.create(key, &record);
+        if tokio::time::timeout(Duration::from_millis(200), create)
+            .await
+            .is_err()
+        {
+            timed_out += 1;
+        }
+    }
+    assert_eq!(timed_out, 5, "the database was locked");
+    other.execute_batch("COMMIT").unwrap();
+
+    // The first write had the connection and waits on SQLite's own busy
+    // timeout, so it may still land; the four queued behind it must not.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut landed = 0;
+    for key in &keys {
+        landed += u32::from(store.load(key).await.unwrap().is_some());
+    }
+    assert!(
+        landed <= 1,
+        "{landed} writes nobody waited for were carried out"
+    );
+}
