@@ -513,6 +513,40 @@ pub async fn regenerate_does_not_revive_an_ended_session(store: Store) {
     );
 }
 
+/// A2 at login: what another request saved to the session between this
+/// request's load and its regeneration moves to the new ID with the rest.
+pub async fn regenerate_keeps_changes_saved_meanwhile(store: Store) {
+    let (manager, _clock) = manager(&store);
+    let user = unique_user();
+    let cookie = new_session(&manager).await;
+    let header = format!("{}={cookie}", manager.cookie_config().name());
+    let slow = manager.start(Some(header.as_str()), Default::default());
+    slow.log_in(user.clone()).await.expect("log in");
+    slow.insert("theme", "dark").await.expect("insert");
+    request(&manager, Some(&cookie), |s| async move {
+        s.insert("cart", 3).await.expect("insert");
+    })
+    .await;
+    let finished = manager.finish(&slow).await.expect("finish");
+    let renewed = cookie_value(&finished.set_cookie.expect("a new cookie"));
+    assert_ne!(renewed, cookie);
+    let (cart, theme, seed, who) = {
+        let header = format!("{}={renewed}", manager.cookie_config().name());
+        let s = manager.start(Some(header.as_str()), Default::default());
+        (
+            s.get::<i32>("cart").await.expect("get"),
+            s.get::<String>("theme").await.expect("get"),
+            s.get::<i32>("seed").await.expect("get"),
+            s.user_id().await.expect("user"),
+        )
+    };
+    assert_eq!(cart, Some(3), "a change saved meanwhile was lost at login");
+    assert_eq!(
+        (theme.as_deref(), seed, who),
+        (Some("dark"), Some(1), Some(user))
+    );
+}
+
 /// S3: regenerate issues a new ID, keeps the data and kills the old ID.
 pub async fn regenerate_kills_old_id_and_keeps_data(store: Store) {
     let (manager, _clock) = manager(&store);

@@ -42,6 +42,7 @@ macro_rules! store_conformance {
             concurrent_logout_is_not_undone,
             regenerate_kills_old_id_and_keeps_data,
             regenerate_does_not_revive_an_ended_session,
+            regenerate_keeps_changes_saved_meanwhile,
             logout_replay_is_refused,
             idle_and_absolute_expiry_to_the_second,
             anonymous_reads_create_nothing,

@@ -169,10 +169,25 @@ impl Shared {
             return Ok(Some(self.cookie.removal_cookie()));
         }
         if state.regenerate {
+            // Start from what is stored now, so that changes other requests
+            // saved under the old ID since this request loaded it move to the
+            // new ID too (this request's changes replayed on top); a session
+            // ended meanwhile is not regenerated at all.
+            let Some(latest) = self.timed("loading a session", store.load(&key)).await? else {
+                tracing::debug!("session was ended by another request; not regenerated");
+                return Ok(Some(self.cookie.removal_cookie()));
+            };
+            if latest.version != state.record.version {
+                let mut record = latest;
+                for op in &state.ops {
+                    op.apply(&mut record)?;
+                }
+                state.record = record;
+            }
             // Create first, so a store failure leaves the old session in place;
             // then retire the old ID. If it was already gone, a logout or a
-            // revocation ended the session while this request ran: its copy
-            // under the new ID must not bring it back.
+            // revocation ended the session in between: its copy under the new
+            // ID must not bring it back.
             let (value, new_key) = self.create(store, ids, &mut state.record, now).await?;
             let retired = self
                 .timed("deleting the old session id", store.delete(&key))
