@@ -50,6 +50,13 @@ fn manager(store: &Store) -> (SessionManager, ManualClock) {
     (manager, clock)
 }
 
+/// A request carrying the session cookie `cookie`, left for the caller to
+/// finish (for requests that overlap others).
+fn start_with(manager: &SessionManager, cookie: &str) -> latch::Session {
+    let header = format!("{}={cookie}", manager.cookie_config().name());
+    manager.start(Some(header.as_str()), Default::default())
+}
+
 /// Start a stored session holding `k = v`; returns its cookie value.
 async fn new_session(manager: &SessionManager) -> String {
     let set = request(manager, None, |s| async move {
@@ -486,9 +493,8 @@ pub async fn regenerate_does_not_revive_an_ended_session(store: Store) {
     let (manager, _clock) = manager(&store);
     let user = unique_user();
     let cookie = new_session(&manager).await;
-    let header = format!("{}={cookie}", manager.cookie_config().name());
     // The slow request signs in ...
-    let slow = manager.start(Some(header.as_str()), Default::default());
+    let slow = start_with(&manager, &cookie);
     slow.log_in(user.clone()).await.expect("log in");
     // ... a logout completes meanwhile ...
     request(&manager, Some(&cookie), |s| async move {
@@ -519,8 +525,7 @@ pub async fn regenerate_keeps_changes_saved_meanwhile(store: Store) {
     let (manager, _clock) = manager(&store);
     let user = unique_user();
     let cookie = new_session(&manager).await;
-    let header = format!("{}={cookie}", manager.cookie_config().name());
-    let slow = manager.start(Some(header.as_str()), Default::default());
+    let slow = start_with(&manager, &cookie);
     slow.log_in(user.clone()).await.expect("log in");
     slow.insert("theme", "dark").await.expect("insert");
     request(&manager, Some(&cookie), |s| async move {
@@ -530,16 +535,13 @@ pub async fn regenerate_keeps_changes_saved_meanwhile(store: Store) {
     let finished = manager.finish(&slow).await.expect("finish");
     let renewed = cookie_value(&finished.set_cookie.expect("a new cookie"));
     assert_ne!(renewed, cookie);
-    let (cart, theme, seed, who) = {
-        let header = format!("{}={renewed}", manager.cookie_config().name());
-        let s = manager.start(Some(header.as_str()), Default::default());
-        (
-            s.get::<i32>("cart").await.expect("get"),
-            s.get::<String>("theme").await.expect("get"),
-            s.get::<i32>("seed").await.expect("get"),
-            s.user_id().await.expect("user"),
-        )
-    };
+    let s = start_with(&manager, &renewed);
+    let (cart, theme, seed, who) = (
+        s.get::<i32>("cart").await.expect("get"),
+        s.get::<String>("theme").await.expect("get"),
+        s.get::<i32>("seed").await.expect("get"),
+        s.user_id().await.expect("user"),
+    );
     assert_eq!(cart, Some(3), "a change saved meanwhile was lost at login");
     assert_eq!(
         (theme.as_deref(), seed, who),
