@@ -33,7 +33,7 @@ use latch::codec::{
     Aead, CookieCodec, CookieFormat, HashedIds, IdFormat, LatchFormat, MAX_COOKIE_BYTES,
     SealedCodec, SignedCodec,
 };
-use latch::cookie::{IncomingCookie, find_session_cookie};
+use latch::cookie::{IncomingCookie, find_session_cookie, find_session_cookie_bytes};
 use latch::{Expiry, Keyring, ManualClock, SecretKey, SessionId, SessionManager};
 use serde_json::Value;
 
@@ -153,41 +153,80 @@ fn manager(selector: u8) -> SessionManager {
 /// Cookie names a real configuration may use (the default first).
 const NAMES: [&str; 4] = [NAME, "session", "s", "__Secure-id"];
 
-/// `find_session_cookie` over arbitrary `Cookie` header lines.
+/// `find_session_cookie_bytes` over arbitrary `Cookie` header lines.
 ///
 /// Input: first byte picks the cookie name, the rest is split on `\n` into
-/// header values. Invariants: the result does not depend on header order; a
-/// value found is part of some header; and one more header carrying the name
-/// turns "absent" into exactly that value and anything else into "duplicate"
-/// (the cookie-tossing defence cannot be sidestepped).
+/// header values (raw bytes, not necessarily UTF-8). Invariants: the result
+/// agrees with a reference that counts the `;`-separated pieces whose text
+/// before the first `=`, with only SP and HTAB removed at its ends, is the
+/// name byte for byte (C6: no Unicode whitespace, case or encoding variant is
+/// ever taken); the `&str` entry point agrees on UTF-8 input; the result does
+/// not depend on header order; and one more header carrying the name turns
+/// "absent" into exactly that value and anything else into "duplicate" (the
+/// cookie-tossing defence cannot be sidestepped).
 pub fn cookie_header(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else {
         return;
     };
     let name = NAMES[usize::from(pick) % NAMES.len()];
-    let text = String::from_utf8_lossy(rest);
-    let mut headers: Vec<&str> = text.split('\n').collect();
-    let found = find_session_cookie(headers.iter().copied(), name);
-
-    if let IncomingCookie::One(value) = &found {
-        assert!(
-            headers
-                .iter()
-                .any(|h| h.contains(name) && h.contains(value.as_str())),
-            "value {value:?} for {name:?} appears in no header"
-        );
+    let mut headers: Vec<&[u8]> = rest.split(|b| *b == b'\n').collect();
+    let found = find_session_cookie_bytes(headers.iter().copied(), name);
+    assert_eq!(
+        found,
+        reference_find(&headers, name),
+        "differs from the reference"
+    );
+    if let Ok(text) = std::str::from_utf8(rest) {
+        let as_str = find_session_cookie(text.split('\n'), name);
+        assert_eq!(found, as_str, "the &str and byte entry points disagree");
     }
-    let reversed = find_session_cookie(headers.iter().rev().copied(), name);
+    let reversed = find_session_cookie_bytes(headers.iter().rev().copied(), name);
     assert_eq!(found, reversed, "header order changed the result");
 
     let tossed = format!("{name}=tossed");
-    headers.push(&tossed);
-    let after = find_session_cookie(headers.iter().copied(), name);
+    headers.push(tossed.as_bytes());
+    let after = find_session_cookie_bytes(headers.iter().copied(), name);
     let expected = match found {
         IncomingCookie::Absent => IncomingCookie::One("tossed".to_owned()),
         IncomingCookie::One(_) | IncomingCookie::Duplicate => IncomingCookie::Duplicate,
     };
     assert_eq!(after, expected, "one more {name} cookie");
+}
+
+/// The obvious, slow reading of RFC 6265's cookie-string, written apart from
+/// the one under test.
+fn reference_find(headers: &[&[u8]], name: &str) -> IncomingCookie {
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let mut values = Vec::new();
+    for header in headers {
+        for piece in header.split(|b| *b == b';') {
+            let Some(eq) = piece.iter().position(|b| *b == b'=') else {
+                continue;
+            };
+            let mut n: Vec<u8> = piece[..eq].to_vec();
+            while n.first().is_some_and(ows) {
+                n.remove(0);
+            }
+            while n.last().is_some_and(ows) {
+                n.pop();
+            }
+            if n == name.as_bytes() {
+                let mut v: Vec<u8> = piece[eq + 1..].to_vec();
+                while v.first().is_some_and(ows) {
+                    v.remove(0);
+                }
+                while v.last().is_some_and(ows) {
+                    v.pop();
+                }
+                values.push(String::from_utf8_lossy(&v).into_owned());
+            }
+        }
+    }
+    match values.len() {
+        0 => IncomingCookie::Absent,
+        1 => IncomingCookie::One(values.remove(0)),
+        _ => IncomingCookie::Duplicate,
+    }
 }
 
 /// `SessionId::parse` (and the `HashedIds` format over it) against a

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
 use serde_json::Value;
+
+use super::setcookie::trim;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -66,7 +68,7 @@ fn from_lines(text: &str, origin: &str) -> Vec<Observed> {
     text.lines()
         .enumerate()
         .filter_map(|(i, line)| {
-            let header = header_value(line.trim())?;
+            let header = header_value(trim(line))?;
             Some(Observed {
                 source: format!("{origin}:{}", i + 1),
                 url: None,
@@ -84,7 +86,7 @@ fn header_value(line: &str) -> Option<&str> {
     }
     match line.split_once(':') {
         Some((name, rest)) if is_token(name) => {
-            name.eq_ignore_ascii_case("set-cookie").then(|| rest.trim())
+            name.eq_ignore_ascii_case("set-cookie").then(|| trim(rest))
         }
         _ => Some(line),
     }
@@ -132,7 +134,7 @@ fn har_entry(entry: &Value, source: &str) -> Vec<Observed> {
         })
         .filter_map(|h| h.get("value").and_then(Value::as_str))
         .flat_map(str::lines)
-        .map(str::trim)
+        .map(trim)
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
         .collect();
@@ -218,6 +220,20 @@ mod tests {
                     "c=3; Expires=Wed, 21 Oct 2015 07:28:00 GMT".to_owned()
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn unicode_space_before_a_name_is_kept_for_the_rules_to_see() {
+        // C6: a browser stores `\u{a0}__Host-s` as a different, unprefixed name.
+        let text = "\u{a0}__Host-s=1; Secure; Path=/\nSet-Cookie: \u{2000}__Host-t=2\n";
+        let got: Vec<String> = from_lines(text, "f")
+            .into_iter()
+            .map(|o| o.header)
+            .collect();
+        assert_eq!(
+            got,
+            ["\u{a0}__Host-s=1; Secure; Path=/", "\u{2000}__Host-t=2"]
         );
     }
 

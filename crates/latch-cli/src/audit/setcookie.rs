@@ -172,8 +172,10 @@ fn attribute(text: &str) -> Option<Attribute> {
     })
 }
 
-/// Cookie whitespace is only space and tab.
-fn trim(s: &str) -> &str {
+/// Cookie whitespace is only space and tab (RFC 6265): a name that starts with
+/// U+00A0 or another Unicode space is a different name, which browsers do not
+/// treat as `__Host-` prefixed, and the audit must see it as such.
+pub(crate) fn trim(s: &str) -> &str {
     s.trim_matches(|c| c == ' ' || c == '\t')
 }
 

@@ -6,7 +6,7 @@ use std::io::Read as _;
 use anyhow::{Context as _, bail};
 
 use super::kind::Kind;
-use crate::audit::setcookie::unquote;
+use crate::audit::setcookie::{trim, unquote};
 
 /// More than any cookie can be; the codecs refuse anything over 4096 bytes anyway.
 const MAX_INPUT: u64 = 64 * 1024;
@@ -42,8 +42,8 @@ pub fn read(arg: &str, name: Option<&str>, kind: Kind) -> anyhow::Result<CookieI
 /// is accepted: the header name and any attributes after the first `;` are
 /// dropped. A bare value takes the name from `--name` or the kind's default.
 fn parse(text: &str, name: Option<&str>, kind: Kind) -> anyhow::Result<CookieInput> {
-    let text = strip_header_name(text.trim());
-    let pair = text.split(';').next().unwrap_or_default().trim();
+    let text = strip_header_name(text.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n')));
+    let pair = trim(text.split(';').next().unwrap_or_default());
     if pair.is_empty() {
         bail!("no cookie given: pass its value, name=value, or - to read standard input");
     }
@@ -53,7 +53,7 @@ fn parse(text: &str, name: Option<&str>, kind: Kind) -> anyhow::Result<CookieInp
             value: unquote(pair).to_owned(),
         });
     };
-    let given = given.trim();
+    let given = trim(given);
     if let Some(flag) = name.filter(|flag| *flag != given) {
         bail!(
             "the cookie is named {given:?} but --name says {flag:?}; the name is bound into \
@@ -62,7 +62,7 @@ fn parse(text: &str, name: Option<&str>, kind: Kind) -> anyhow::Result<CookieInp
     }
     Ok(CookieInput {
         name: given.to_owned(),
-        value: unquote(value.trim()).to_owned(),
+        value: unquote(trim(value)).to_owned(),
     })
 }
 
@@ -73,7 +73,7 @@ fn strip_header_name(text: &str) -> &str {
             .get(..header.len())
             .is_some_and(|head| head.eq_ignore_ascii_case(header))
         {
-            return text[header.len()..].trim_start();
+            return trim(&text[header.len()..]);
         }
     }
     text
@@ -116,5 +116,15 @@ mod tests {
         assert!(err.to_string().contains("--name says \"b\""), "{err}");
         assert!(parse("  ", None, Kind::Auto).is_err());
         assert!(parse("Set-Cookie:", None, Kind::Auto).is_err());
+    }
+
+    #[test]
+    fn unicode_space_before_the_name_is_part_of_the_name() {
+        // C6: only SP and HTAB are trimmed, so the report names the cookie the
+        // browser actually stored, which is not `__Host-` prefixed.
+        let (name, _) = ok("\u{a0}__Host-session=AQAB", None);
+        assert_eq!(name, "\u{a0}__Host-session");
+        let (name, _) = ok("Cookie: \u{3000}__Host-session=AQAB", None);
+        assert_eq!(name, "\u{3000}__Host-session");
     }
 }

@@ -2,7 +2,9 @@
 
 mod header;
 
-pub use header::{IncomingCookie, find_session_cookie};
+pub use header::{
+    IncomingCookie, cookie_pairs, find_session_cookie, find_session_cookie_bytes, trim_ows,
+};
 
 use crate::error::{Error, ErrorKind, Result};
 

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use http::HeaderValue;
 
-use crate::cookie::{IncomingCookie, find_session_cookie};
+use crate::cookie::{IncomingCookie, find_session_cookie_bytes};
 
 /// Longest user agent kept for the devices list, in bytes.
 pub(crate) const MAX_USER_AGENT: usize = 256;
@@ -92,20 +92,17 @@ impl RawRequest {
         self
     }
 
-    /// Find the session cookie `name` (see [`find_session_cookie`]).
+    /// Find the session cookie `name` (see [`find_session_cookie_bytes`]).
     ///
     /// Browsers send every cookie of the site in one `Cookie` line, including
     /// ones set by sibling subdomains or scripts, and those may hold bytes
     /// outside ASCII. Such bytes must not hide the session cookie (which would
     /// sign the user out for as long as the other cookie lives), so the line is
-    /// read as lossy UTF-8 rather than skipped; the session cookie's own value
-    /// is then checked strictly as usual.
+    /// read as bytes: names are compared byte for byte and the session cookie's
+    /// own value is then checked strictly as usual.
     pub(crate) fn incoming(&self, name: &str) -> IncomingCookie {
         let headers = self.cookie.iter().chain(&self.more_cookies);
-        let texts: Vec<std::borrow::Cow<'_, str>> = headers
-            .map(|v| String::from_utf8_lossy(v.as_bytes()))
-            .collect();
-        find_session_cookie(texts.iter().map(AsRef::as_ref), name)
+        find_session_cookie_bytes(headers.map(HeaderValue::as_bytes), name)
     }
 
     /// The client facts, for a new session.
