@@ -75,6 +75,14 @@ impl IntoResponse for SessionError {
                     "Internal Server Error: session cookie of {size} bytes exceeds the {limit}-byte limit\n"
                 ),
             )
+        } else if let ErrorKind::RecordTooLarge { size, limit } = self.0.kind() {
+            tracing::error!(error = %chain(&self.0), "session record over its size limit");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "Internal Server Error: session of {size} bytes exceeds the {limit}-byte limit\n"
+                ),
+            )
         } else {
             tracing::error!(error = %chain(&self.0), "session error");
             (

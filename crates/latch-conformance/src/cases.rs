@@ -405,6 +405,56 @@ pub async fn purge_removes_only_expired_in_batches(store: Store) {
     assert!(store.load(&live).await.expect("load").is_some());
 }
 
+/// A6: a record over the manager's size limit is refused before it reaches
+/// the store, the same way on every store: a fresh session is not created, a
+/// stored one keeps what it had, and two requests that each fit but together
+/// do not end with one saved and the other refused.
+pub async fn records_over_the_size_limit_are_refused(store: Store) {
+    let limit = 4096;
+    let manager = SessionManager::builder()
+        .shared_store(Arc::clone(&store))
+        .max_record_bytes(limit)
+        .build()
+        .expect("valid test configuration");
+    let big = "x".repeat(limit);
+    let too_large = |err: latch::Error| match err.kind() {
+        latch::ErrorKind::RecordTooLarge { size, limit: l } => {
+            assert!(*size > limit && *l == limit, "{err}");
+        }
+        other => panic!("expected RecordTooLarge, got {other:?}: {err}"),
+    };
+
+    let fresh = manager.start(std::iter::empty(), Default::default());
+    fresh.insert("big", &big).await.expect("insert");
+    too_large(
+        manager
+            .finish(&fresh)
+            .await
+            .expect_err("a fresh oversized session"),
+    );
+
+    let cookie = new_session(&manager).await;
+    let header = format!("{}={cookie}", manager.cookie_config().name());
+    let one = manager.start(Some(header.as_str()), Default::default());
+    one.insert("big", &big).await.expect("insert");
+    too_large(manager.finish(&one).await.expect_err("an oversized save"));
+
+    // Two requests load the same version; each adds 60 % of the limit.
+    let half = "y".repeat(limit * 6 / 10);
+    let a = manager.start(Some(header.as_str()), Default::default());
+    let b = manager.start(Some(header.as_str()), Default::default());
+    a.insert("a", &half).await.expect("insert");
+    b.insert("b", &half).await.expect("insert");
+    manager.finish(&a).await.expect("the first fits");
+    too_large(manager.finish(&b).await.expect_err("the second does not"));
+
+    let check = manager.start(Some(header.as_str()), Default::default());
+    assert_eq!(check.get::<i32>("seed").await.expect("get"), Some(1));
+    assert!(check.get::<String>("big").await.expect("get").is_none());
+    assert_eq!(check.get::<String>("a").await.expect("get"), Some(half));
+    assert!(check.get::<String>("b").await.expect("get").is_none());
+}
+
 /// A2: 64 concurrent requests on one session, each writing its own key, keep all.
 pub async fn concurrent_writers_of_distinct_keys_all_kept(store: Store) {
     let (manager, _clock) = manager(&store);

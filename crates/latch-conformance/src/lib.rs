@@ -37,6 +37,7 @@ macro_rules! store_conformance {
             user_change_moves_index_entry,
             delete_by_user_keeps_current,
             purge_removes_only_expired_in_batches,
+            records_over_the_size_limit_are_refused,
             concurrent_writers_of_distinct_keys_all_kept,
             concurrent_counter_updates_are_exact,
             concurrent_logout_is_not_undone,

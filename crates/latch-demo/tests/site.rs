@@ -10,6 +10,7 @@ use axum::body::Body;
 use http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use latch::{MemoryStore, SessionManager};
+use latch_demo::routes::api::MAX_SCRATCH_ENTRIES;
 use latch_demo::users::Users;
 use tower::ServiceExt;
 
@@ -489,7 +490,8 @@ async fn scratch_api_reads_and_writes_and_keeps_concurrent_writes() {
         StatusCode::NO_CONTENT
     );
     assert!(c.cookie.is_some(), "PUT created the session");
-    let tasks: Vec<_> = (0..64)
+    // As many concurrent writers as the map has room for.
+    let tasks: Vec<_> = (0..MAX_SCRATCH_ENTRIES - 1)
         .map(|i| {
             let (site, mut client) = (site.clone(), c.clone());
             tokio::spawn(async move {
@@ -502,7 +504,46 @@ async fn scratch_api_reads_and_writes_and_keeps_concurrent_writes() {
     }
     let map: BTreeMap<String, String> =
         serde_json::from_str(&c.get(&site, "/api/scratch").await.body).unwrap();
-    assert_eq!(map.len(), 65, "lost writes: {map:?}");
+    assert_eq!(map.len(), MAX_SCRATCH_ENTRIES, "lost writes: {map:?}");
+}
+
+/// A6: what one session may hold is bounded: the scratch map refuses a new
+/// entry once full (replacing an entry still works), values over 1 KiB are
+/// refused, and the stored session never outgrows the limit however many
+/// requests try.
+#[tokio::test]
+async fn a6_scratch_map_is_bounded() {
+    let site = site();
+    let mut c = Client::default();
+    let value = "v".repeat(1024);
+    for i in 0..MAX_SCRATCH_ENTRIES {
+        let key = format!("{i:0>64}");
+        assert_eq!(
+            put_scratch(&site, &mut c, &key, &value).await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    for i in 0..5 {
+        let key = format!("extra{i}");
+        assert_eq!(
+            put_scratch(&site, &mut c, &key, "x").await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "entry {i} past the limit"
+        );
+    }
+    let key = format!("{:0>64}", 3);
+    assert_eq!(
+        put_scratch(&site, &mut c, &key, "new").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        put_scratch(&site, &mut c, "big", &"v".repeat(1025)).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let map: BTreeMap<String, String> =
+        serde_json::from_str(&c.get(&site, "/api/scratch").await.body).unwrap();
+    assert_eq!(map.len(), MAX_SCRATCH_ENTRIES);
+    assert_eq!(map[&key], "new");
 }
 
 #[tokio::test]

@@ -31,8 +31,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod config;
 mod migrate;
 mod pool;
 mod store;
 
-pub use store::{SqliteStore, Synchronous};
+pub use config::{DEFAULT_WAL_LIMIT, Synchronous};
+pub use store::{SqliteStore, SqliteStoreBuilder};

@@ -9,8 +9,16 @@
 //! thread of their own, not inside a request's commit: SQLite's automatic
 //! checkpoint would make every thousandth write pay for copying 4 MB, which at
 //! millions of sessions was most of the store's 99th-percentile latency.
+//!
+//! That thread also keeps the log file bounded. A passive checkpoint never
+//! waits, so under sustained writes it never catches up with the writer, the
+//! log is never restarted, and the file grows for as long as the writes go on
+//! (an attack grew it past 2 GB in 12 s); and SQLite never shrinks the file by
+//! itself. So when the file passes its limit, and once whenever writes pause,
+//! the thread runs a TRUNCATE checkpoint, which waits for readers, holds off
+//! the writer while it copies the log back, and cuts the file to zero bytes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,7 +26,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::store::Synchronous;
+use crate::config::{Config, Synchronous};
 
 pub(crate) struct Pool {
     writer: Mutex<Connection>,
@@ -46,7 +54,12 @@ fn configure(conn: &Connection, sync: Synchronous) -> rusqlite::Result<()> {
 }
 
 impl Pool {
-    pub(crate) fn open(path: &Path, readers: usize, sync: Synchronous) -> latch::Result<Self> {
+    pub(crate) fn open(path: &Path, config: Config) -> latch::Result<Self> {
+        let Config {
+            sync,
+            wal_limit,
+            readers,
+        } = config;
         let err = |e| {
             latch::Error::store(
                 format!("opening the session database {}", path.display()),
@@ -68,6 +81,15 @@ impl Pool {
         writer
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(err)?;
+        // When the log restarts after a complete checkpoint, cut the file
+        // back to the limit.
+        writer
+            .pragma_update(
+                None,
+                "journal_size_limit",
+                i64::try_from(wal_limit).unwrap_or(i64::MAX),
+            )
+            .map_err(err)?;
         crate::migrate::run(&mut writer)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -83,11 +105,21 @@ impl Pool {
         let writes = Arc::new(AtomicU64::new(0));
         let checkpointer = Connection::open(path).map_err(err)?;
         configure(&checkpointer, sync).map_err(err)?;
+        // A TRUNCATE checkpoint holds off the writer while it waits for
+        // readers: give up (and retry next round) well within a request's
+        // store timeout.
+        checkpointer
+            .busy_timeout(Duration::from_millis(500))
+            .map_err(err)?;
         let (stop, stopped) = mpsc::channel();
         let seen = Arc::clone(&writes);
+        let wal = Wal {
+            path: wal_path(path),
+            limit: wal_limit,
+        };
         std::thread::Builder::new()
             .name("latch-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &seen, &stopped))
+            .spawn(move || checkpoint_loop(&checkpointer, &seen, &wal, &stopped))
             .map_err(|e| latch::Error::store("starting the SQLite checkpoint thread", e))?;
         Ok(Self {
             writer: Mutex::new(writer),
@@ -112,21 +144,66 @@ impl Pool {
     }
 }
 
+/// The write-ahead log file of a database and its size limit.
+struct Wal {
+    path: PathBuf,
+    limit: u64,
+}
+
+impl Wal {
+    fn size(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+}
+
+/// SQLite's name for the log of the database at `db`.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
 /// Checkpoint the WAL whenever there were writes, until the pool is dropped.
 ///
 /// PASSIVE checkpoints never block the writer or readers; frames still read by
 /// an open read transaction wait for the next round. After a complete
 /// checkpoint the writer starts the log from the beginning again, so the WAL
-/// file stays about as large as one round's writes.
-fn checkpoint_loop(conn: &Connection, writes: &AtomicU64, stop: &mpsc::Receiver<()>) {
+/// file stays about as large as one round's writes. When it is over its
+/// limit anyway (writes faster than a passive checkpoint can follow), or
+/// writes have paused for a round and a log is left, a TRUNCATE checkpoint
+/// brings it back to zero bytes.
+fn checkpoint_loop(conn: &Connection, writes: &AtomicU64, wal: &Wal, stop: &mpsc::Receiver<()>) {
     let mut done = 0;
+    let mut idle_rounds = 0u32;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
         let now = writes.load(Ordering::Relaxed);
-        if now == done {
+        idle_rounds = if now == done {
+            idle_rounds.saturating_add(1)
+        } else {
+            0
+        };
+        let size = wal.size();
+        let mode = if size > wal.limit || (idle_rounds == 1 && size > 0) {
+            "TRUNCATE"
+        } else if now != done {
+            "PASSIVE"
+        } else {
             continue;
-        }
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            Ok(()) => done = now,
+        };
+        let sql = format!("PRAGMA wal_checkpoint({mode})");
+        // The row is (busy, log frames, checkpointed frames); busy = 1 means a
+        // TRUNCATE could not get its locks within the busy timeout (the next
+        // round tries again).
+        match conn.query_row(&sql, [], |row| row.get::<_, i64>(0)) {
+            Ok(busy) => {
+                done = now;
+                if mode == "TRUNCATE" {
+                    tracing::debug!(wal_bytes = size, busy, "SQLite WAL truncation");
+                    // Done: nothing more to do until the next writes. Busy:
+                    // try again next round.
+                    idle_rounds = if busy == 0 { idle_rounds.max(2) } else { 0 };
+                }
+            }
             Err(e) => tracing::warn!("SQLite WAL checkpoint failed (will retry): {e}"),
         }
     }

@@ -8,30 +8,8 @@ use async_trait::async_trait;
 use latch::{Record, SaveOutcome, SessionInfo, SessionStore, StoreKey, UnixTime};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::config::{Config, Synchronous};
 use crate::pool::Pool;
-
-/// How hard SQLite works to make each commit durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Synchronous {
-    /// With WAL, every commit survives the process being killed; the last
-    /// commits before an operating-system crash or power loss may be lost. The
-    /// default: sessions are cheap to lose in a power cut, and this avoids an
-    /// fsync per request.
-    #[default]
-    Normal,
-    /// Every commit is fsynced: survives power loss too, at the price of an
-    /// fsync per write.
-    Full,
-}
-
-impl Synchronous {
-    pub(crate) fn pragma(self) -> &'static str {
-        match self {
-            Synchronous::Normal => "NORMAL",
-            Synchronous::Full => "FULL",
-        }
-    }
-}
 
 /// Sessions in a SQLite database file.
 ///
@@ -47,6 +25,71 @@ impl std::fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore")
             .field("path", &self.path)
             .finish()
+    }
+}
+
+/// Settings for a [`SqliteStore`]; from [`SqliteStore::builder`].
+#[derive(Debug, Clone)]
+pub struct SqliteStoreBuilder {
+    path: PathBuf,
+    config: Config,
+}
+
+impl SqliteStoreBuilder {
+    /// How hard SQLite works to make each commit durable (default
+    /// [`Synchronous::Normal`]).
+    #[must_use]
+    pub fn synchronous(mut self, sync: Synchronous) -> Self {
+        self.config.sync = sync;
+        self
+    }
+
+    /// The size the write-ahead log file is kept within, in bytes (default
+    /// [`DEFAULT_WAL_LIMIT`](crate::DEFAULT_WAL_LIMIT), 64 MiB).
+    ///
+    /// Past it, the store's checkpoint thread copies the log back into the
+    /// database, holding off writes for as long as that takes, and cuts the
+    /// file to zero; it does the same once whenever writes pause. Between two
+    /// checks (every 200 ms) the log can outgrow the limit by what was written
+    /// meanwhile.
+    #[must_use]
+    pub fn wal_limit(mut self, bytes: u64) -> Self {
+        self.config.wal_limit = bytes;
+        self
+    }
+
+    /// Open (creating if needed, readable by its owner only) the database,
+    /// switch it to WAL and apply any pending migrations.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub fn open(self) -> latch::Result<SqliteStore> {
+        create_owner_only(&self.path)?;
+        Ok(SqliteStore {
+            pool: Arc::new(Pool::open(&self.path, self.config)?),
+            path: Arc::new(self.path),
+        })
+    }
+}
+
+/// Create the database file with mode 0600 if it does not exist yet, so the
+/// sessions in it (and the WAL and shared-memory files, which SQLite creates
+/// with the database file's permissions) are readable by their owner only.
+/// An existing file keeps its permissions: the operator chose them.
+fn create_owner_only(path: &Path) -> latch::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(latch::Error::store(
+            format!("opening the session database {}", path.display()),
+            e,
+        )),
     }
 }
 
@@ -78,12 +121,29 @@ impl SqliteStore {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_with(path: impl AsRef<Path>, sync: Synchronous) -> latch::Result<Self> {
-        let path = path.as_ref();
-        let readers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
-        Ok(Self {
-            pool: Arc::new(Pool::open(path, readers, sync)?),
-            path: Arc::new(path.to_owned()),
-        })
+        Self::builder(path).synchronous(sync).open()
+    }
+
+    /// Configure a store at `path` before opening it.
+    ///
+    /// # Example
+    /// ```
+    /// use latch_sqlite::{SqliteStore, Synchronous};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("latch-builder-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let store = SqliteStore::builder(dir.join("s.db"))
+    ///     .synchronous(Synchronous::Full)
+    ///     .wal_limit(16 << 20)
+    ///     .open()?;
+    /// # std::fs::remove_dir_all(dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(path: impl AsRef<Path>) -> SqliteStoreBuilder {
+        SqliteStoreBuilder {
+            path: path.as_ref().to_owned(),
+            config: Config::default(),
+        }
     }
 
     /// The database file.

@@ -349,3 +349,127 @@ async fn writes_abandoned_by_a_timeout_are_not_carried_out_later() {
         "{landed} writes nobody waited for were carried out"
     );
 }
+
+/// A6: sustained writes keep the WAL file bounded, and it shrinks back once
+/// they stop. A passive checkpoint never catches up with a writer that never
+/// pauses, so the log used to grow for as long as the writes went on (an
+/// attack grew it to 2.24 GB with 2,000 writes of a growing session in 12 s)
+/// and SQLite never shrank it afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a6_wal_stays_bounded_under_sustained_writes_and_shrinks_after() {
+    let dir = TempDir::new("wal-bound");
+    let limit: u64 = 8 << 20;
+    let store = Arc::new(
+        SqliteStore::builder(dir.db())
+            .wal_limit(limit)
+            .open()
+            .unwrap(),
+    );
+    let wal = dir.0.join("sessions.db-wal");
+    let wal_size = move || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    // A handful of 60 KB sessions rewritten again and again (as a client
+    // rewriting its own session does), with readers going all the time.
+    let keys: Vec<_> = (0..8).map(|_| SessionId::generate().store_key()).collect();
+    let mut record = Record::new(1_900_000_000);
+    record.expires_at = 1_900_003_600;
+    record.version = 1;
+    record.data.insert("pad".into(), "x".repeat(60_000).into());
+    for key in &keys {
+        assert!(store.create(key, &record).await.unwrap());
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Readers that never pause: a WAL in use by a reader cannot be restarted.
+    let readers: Vec<_> = (0..3)
+        .map(|i| {
+            let (store, stop, keys) = (Arc::clone(&store), Arc::clone(&stop), keys.clone());
+            tokio::spawn(async move {
+                let mut n = i;
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = store.load(&keys[n % keys.len()]).await.unwrap();
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let mut tasks = Vec::new();
+    for key in keys.clone() {
+        let (store, stop, mut record) = (Arc::clone(&store), Arc::clone(&stop), record.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut writes = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let expected = record.version;
+                record.version += 1;
+                let outcome = store.save(&key, &record, expected).await.unwrap();
+                assert_eq!(outcome, latch::SaveOutcome::Saved);
+                writes += 1;
+            }
+            writes
+        }));
+    }
+    let started = Instant::now();
+    let mut largest = 0;
+    while started.elapsed() < Duration::from_secs(6) {
+        largest = largest.max(wal_size());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut writes = 0;
+    for t in tasks {
+        writes += t.await.unwrap();
+    }
+    for r in readers {
+        r.await.unwrap();
+    }
+    let written_mb = writes * 60_000 / 1_000_000;
+    // Shrinks back once the writes stop: within a few checkpoint rounds.
+    let mut after = wal_size();
+    for _ in 0..50 {
+        if after == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = wal_size();
+    }
+    println!(
+        "{writes} writes of 60 KB ({written_mb} MB) in 6 s; largest WAL {} MB (limit {} MB); \
+         {} KB after the writes stopped",
+        largest >> 20,
+        limit >> 20,
+        after >> 10
+    );
+    assert!(
+        written_mb > 4 * (limit >> 20),
+        "too few writes ({written_mb} MB) to test the bound"
+    );
+    // The limit plus what can be written between two checks (200 ms) and
+    // while a truncation waits for its locks.
+    assert!(
+        largest <= 4 * limit,
+        "WAL grew to {largest} bytes under a {limit}-byte limit"
+    );
+    assert_eq!(after, 0, "the WAL did not shrink after the writes stopped");
+}
+
+/// A9: the database, and the WAL and shared-memory files SQLite creates
+/// beside it, are readable by their owner only.
+#[tokio::test]
+async fn a9_database_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = TempDir::new("perms");
+    let store = SqliteStore::open(dir.db()).unwrap();
+    let mut record = Record::new(1_900_000_000);
+    record.expires_at = 1_900_003_600;
+    assert!(
+        store
+            .create(&SessionId::generate().store_key(), &record)
+            .await
+            .unwrap()
+    );
+    for name in ["sessions.db", "sessions.db-wal", "sessions.db-shm"] {
+        let mode = std::fs::metadata(dir.0.join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{name} has mode {mode:o}");
+    }
+}

@@ -43,6 +43,14 @@ pub enum ErrorKind {
         /// The limit in bytes (4096).
         limit: usize,
     },
+    /// A server-side session record would exceed the configured size limit
+    /// ([`SessionManagerBuilder::max_record_bytes`](crate::SessionManagerBuilder::max_record_bytes)).
+    RecordTooLarge {
+        /// Size of the record's data, user and client facts in bytes.
+        size: usize,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
     /// A value could not be serialized into, or deserialized out of, the session.
     Serialization,
     /// A session key uses a reserved prefix or is otherwise not allowed.

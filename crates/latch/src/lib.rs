@@ -51,7 +51,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use id::{SessionId, StoreKey};
 pub use key::{Keyring, MIN_BITS, Purpose, SecretKey, Subkey};
 pub use manager::{
-    Finished, PurgeTask, RawRequest, RequestMeta, SessionManager, SessionManagerBuilder,
+    DEFAULT_MAX_RECORD_BYTES, Finished, PurgeTask, RawRequest, RequestMeta, SessionManager,
+    SessionManagerBuilder,
 };
 pub use record::{Data, Record};
 pub use session::{Flash, Session, SessionFacts};

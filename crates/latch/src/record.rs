@@ -80,6 +80,29 @@ impl Record {
             .min(self.absolute_deadline(policy))
     }
 
+    /// The bytes this record holds for a store: its data as JSON plus the user
+    /// and client facts. What
+    /// [`SessionManagerBuilder::max_record_bytes`](crate::SessionManagerBuilder::max_record_bytes)
+    /// limits; measured without building the JSON text.
+    ///
+    /// # Example
+    /// ```
+    /// let mut record = latch::Record::new(0);
+    /// record.data.insert("k".into(), "v".into());
+    /// assert_eq!(record.stored_size(), r#"{"k":"v"}"#.len());
+    /// ```
+    pub fn stored_size(&self) -> usize {
+        let mut counter = ByteCounter(0);
+        // Writing to a counter cannot fail, and a map of JSON values always
+        // serializes.
+        let _ = serde_json::to_writer(&mut counter, &self.data);
+        [&self.user_id, &self.user_agent, &self.ip]
+            .into_iter()
+            .flatten()
+            .map(String::len)
+            .fold(counter.0, usize::saturating_add)
+    }
+
     /// Whether the session is expired at `now` under `policy`.
     ///
     /// # Example
@@ -93,5 +116,19 @@ impl Record {
     /// ```
     pub fn is_expired(&self, now: UnixTime, policy: &Expiry) -> bool {
         now >= self.deadline(policy)
+    }
+}
+
+/// A writer that only counts what it is given.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(buf.len());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -205,6 +205,7 @@ impl Shared {
             .iter()
             .any(|op| matches!(op, crate::session::state::Op::SetRemember(_)));
         let alive = if state.changed() {
+            self.check_record_size(&state.record)?;
             super::save::save(self, store_arc, &key, state, now).await?
         } else if state.touch {
             let deadline = {
@@ -244,6 +245,7 @@ impl Shared {
         record: &mut Record,
         now: UnixTime,
     ) -> Result<(String, StoreKey)> {
+        self.check_record_size(record)?;
         record.last_seen = now;
         record.expires_at = record.deadline(&self.expiry);
         record.version = record.version.saturating_add(1);

@@ -30,6 +30,7 @@ use crate::cookie::{CookieConfig, find_session_cookie};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::StoreKey;
 use crate::key::Keyring;
+use crate::record::Record;
 use crate::session::Session;
 use crate::session::state::State;
 use crate::store::{SessionInfo, SessionStore};
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) cookie: CookieConfig,
     pub(crate) expiry: Expiry,
     pub(crate) store_timeout: Duration,
+    /// The largest record a server-side session may store, in bytes.
+    pub(crate) max_record_bytes: usize,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rejected: AtomicU64,
     /// Where revocation markers for cookie-only sessions live, if anywhere.
@@ -110,6 +113,22 @@ impl Shared {
         let store = self.store()?;
         self.timed("deleting sessions", store.delete_by_user(user, keep))
             .await
+    }
+
+    /// Refuse a record over the size limit, before it reaches any store.
+    pub(crate) fn check_record_size(&self, record: &Record) -> Result<()> {
+        let size = record.stored_size();
+        let limit = self.max_record_bytes;
+        if size <= limit {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::RecordTooLarge { size, limit },
+            format!(
+                "session record would be {size} bytes, over the {limit}-byte limit \
+                 (SessionManagerBuilder::max_record_bytes); keep less in the session"
+            ),
+        ))
     }
 
     /// Count and log a refused cookie, without its value.
@@ -255,9 +274,17 @@ pub struct SessionManagerBuilder {
     cookie: CookieConfig,
     expiry: Expiry,
     store_timeout: Duration,
+    max_record_bytes: usize,
     clock: Arc<dyn Clock>,
     revocations: Option<Arc<dyn SessionStore>>,
 }
+
+/// The smallest [`SessionManagerBuilder::max_record_bytes`] accepted: room for
+/// a user id, a user agent, an address and a CSRF secret.
+const MIN_RECORD_BYTES: usize = 1024;
+
+/// The default of [`SessionManagerBuilder::max_record_bytes`]: 64 KiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
 
 #[derive(Debug)]
 enum Kind {
@@ -275,6 +302,7 @@ impl Default for SessionManagerBuilder {
             cookie: CookieConfig::default(),
             expiry: Expiry::default(),
             store_timeout: Duration::from_secs(2),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             clock: Arc::new(SystemClock),
             revocations: None,
         }
@@ -347,6 +375,38 @@ impl SessionManagerBuilder {
         self
     }
 
+    /// Limit what one server-side session may hold, in bytes (its data as
+    /// JSON plus the user and client facts; default
+    /// [`DEFAULT_MAX_RECORD_BYTES`], 64 KiB).
+    ///
+    /// A session is per-user scratch space that every request may read and
+    /// rewrite whole, and a client can often decide what goes into it (a cart,
+    /// a form draft): without a limit one client can grow one record, and the
+    /// store's disk and write log with it, without bound. 64 KiB is sixteen
+    /// times what a cookie session may carry (4 KiB), and the size of the
+    /// `TEXT` column that Rails' database session store has long lived within.
+    /// A save over the limit fails the request with
+    /// [`ErrorKind::RecordTooLarge`] (the adapter answers 500 and logs it)
+    /// and writes nothing, the same way on every store; the limit is
+    /// checked on the merged record too when concurrent requests' changes are
+    /// combined. Cookie sessions have their own 4096-byte limit.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{MemoryStore, SessionManager};
+    ///
+    /// let manager = SessionManager::builder()
+    ///     .store(MemoryStore::new())
+    ///     .max_record_bytes(16 * 1024)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn max_record_bytes(mut self, limit: usize) -> Self {
+        self.max_record_bytes = limit;
+        self
+    }
+
     /// Make cookie-only sessions revocable: logout, `regenerate` and "sign out
     /// everywhere" file markers in `store` (any backend), and every request with
     /// a cookie session checks them. Without it a copied signed/encrypted cookie
@@ -386,6 +446,16 @@ impl SessionManagerBuilder {
                 "the store timeout must be above zero",
             ));
         }
+        if self.max_record_bytes < MIN_RECORD_BYTES {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "max_record_bytes({}) is too small to hold a signed-in session; use at \
+                     least {MIN_RECORD_BYTES} (the default is {DEFAULT_MAX_RECORD_BYTES})",
+                    self.max_record_bytes
+                ),
+            ));
+        }
         if !self.cookie.is_secure() {
             tracing::warn!(
                 cookie = %self.cookie.name(),
@@ -409,6 +479,7 @@ impl SessionManagerBuilder {
                 cookie: self.cookie,
                 expiry: self.expiry,
                 store_timeout: self.store_timeout,
+                max_record_bytes: self.max_record_bytes,
                 clock: self.clock,
                 rejected: AtomicU64::new(0),
                 revocations: self.revocations,

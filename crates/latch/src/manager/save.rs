@@ -317,11 +317,11 @@ async fn save_group(
     // own changes, so when it is the base its operations are not replayed.
     let mut record = match (hint, newest_loaded) {
         (Some(hint), Some((_, version))) if hint.version > version => {
-            replay(hint, &ops, None, &mut failed)
+            replay(shared, hint, &ops, None, &mut failed)
         }
         (_, Some((i, _))) => {
             let base = records[i].take().unwrap_or_else(|| Record::new(now));
-            replay(base, &ops, Some(i), &mut failed)
+            replay(shared, base, &ops, Some(i), &mut failed)
         }
         (_, None) => return Vec::new(),
     };
@@ -349,7 +349,7 @@ async fn save_group(
             Ok(Some(newest)) => newest,
         };
         expected = newest.version;
-        record = replay(newest, &ops, None, &mut failed);
+        record = replay(shared, newest, &ops, None, &mut failed);
     }
     all(failed, |_| {
         Err(Error::new(
@@ -375,7 +375,28 @@ fn all(failed: Vec<Option<Error>>, mut outcome: impl FnMut(usize) -> Outcome) ->
 /// Apply each request's operations in order to `record`, skipping `skip`
 /// (whose changes `record` already holds). A request whose operations fail
 /// (an `update` closure returned an error) is left out whole and marked.
+///
+/// Each request checked its own record against the size limit, but together
+/// they may pass it: then the replay is done again, checking after each
+/// request, and the requests that would push the record over fail alone.
 fn replay(
+    shared: &Shared,
+    record: Record,
+    ops: &[Vec<Op>],
+    skip: Option<usize>,
+    failed: &mut [Option<Error>],
+) -> Record {
+    let merged = replay_checked(None, record.clone(), ops, skip, failed);
+    if shared.check_record_size(&merged).is_ok() {
+        return merged;
+    }
+    replay_checked(Some(shared), record, ops, skip, failed)
+}
+
+/// [`replay`]'s loop; with `limit`, a request whose operations leave the
+/// record over the size limit is undone and marked too.
+fn replay_checked(
+    limit: Option<&Shared>,
     mut record: Record,
     ops: &[Vec<Op>],
     skip: Option<usize>,
@@ -386,15 +407,16 @@ fn replay(
         if Some(i) == skip {
             continue;
         }
-        let fallible = request_ops.iter().any(|op| matches!(op, Op::Update(..)));
+        let fallible = limit.is_some() || request_ops.iter().any(|op| matches!(op, Op::Update(..)));
         let before = fallible.then(|| record.clone());
-        for op in request_ops {
-            if let Err(err) = op.apply(&mut record) {
-                failed[i] = Some(err);
-                if let Some(before) = &before {
-                    record = before.clone();
-                }
-                break;
+        let mut outcome = request_ops.iter().try_for_each(|op| op.apply(&mut record));
+        if let (Ok(()), Some(shared)) = (&outcome, limit) {
+            outcome = shared.check_record_size(&record);
+        }
+        if let Err(err) = outcome {
+            failed[i] = Some(err);
+            if let Some(before) = before {
+                record = before;
             }
         }
     }
