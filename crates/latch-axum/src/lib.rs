@@ -26,12 +26,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod client;
 pub mod csrf;
 mod error;
 mod extract;
 mod layer;
 mod service;
 
+pub use client::ClientIp;
 pub use error::SessionError;
 pub use extract::Session;
 pub use layer::SessionLayer;

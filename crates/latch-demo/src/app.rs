@@ -12,6 +12,7 @@ use http::header::{self, HeaderValue};
 use latch::SessionManager;
 use latch_axum::{SessionError, SessionLayer};
 
+use crate::limits::{self, SignInLimits};
 use crate::routes::{api, auth, pages};
 use crate::users::Users;
 
@@ -22,14 +23,35 @@ pub struct AppState {
     pub users: Users,
     /// The session manager (for facts such as the timeouts in force).
     pub manager: SessionManager,
+    /// Sign-in throttling.
+    pub sign_in: SignInLimits,
 }
 
-/// The demo's routes with sessions and security headers.
+/// The demo's routes with sessions and security headers, counting sign-in
+/// attempts in the session store (or, for cookie sessions, in memory: use
+/// [`router_with`] to share them between instances).
+///
+/// # Panics
+/// Never: the default limits are valid.
 pub fn router(users: Users, manager: SessionManager) -> Router {
-    let state = Arc::new(AppState {
+    let store = manager
+        .store()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(latch::MemoryStore::new()));
+    // OK because the default limits are above zero.
+    let sign_in = SignInLimits::new(store, limits::PER_ACCOUNT, limits::PER_CLIENT)
+        .expect("valid default limits");
+    router_with(AppState {
         users,
-        manager: manager.clone(),
-    });
+        manager,
+        sign_in,
+    })
+}
+
+/// The demo's routes for `state`.
+pub fn router_with(state: AppState) -> Router {
+    let manager = state.manager.clone();
+    let state = Arc::new(state);
     let with_sessions = Router::new()
         .route("/", get(pages::home))
         .route("/profile", get(pages::profile))
@@ -88,6 +110,8 @@ pub enum AppError {
     Session(SessionError),
     /// A form without a valid CSRF token, or a cross-site request.
     Forbidden,
+    /// Every password hasher is busy: 503, try again shortly.
+    Busy,
     /// Anything else: logged, answered 500 without detail.
     Internal(anyhow::Error),
 }
@@ -100,6 +124,9 @@ impl From<latch::Error> for AppError {
 
 impl From<anyhow::Error> for AppError {
     fn from(err: anyhow::Error) -> Self {
+        if err.downcast_ref::<crate::hashing::Busy>().is_some() {
+            return AppError::Busy;
+        }
         AppError::Internal(err)
     }
 }
@@ -119,6 +146,17 @@ impl IntoResponse for AppError {
                 "Forbidden: this form has expired or came from another site. Go back, reload the page and try again.\n",
             )
                 .into_response(),
+            AppError::Busy => {
+                tracing::warn!("every password hasher is busy; answering 503");
+                let mut res = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service busy: too many sign-ins at once. Try again in a moment.\n",
+                )
+                    .into_response();
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                res
+            }
             AppError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n").into_response()

@@ -7,8 +7,10 @@
 
 pub mod app;
 pub mod config;
+pub mod hashing;
 pub mod html;
 pub mod keys;
+pub mod limits;
 pub mod routes;
 pub mod serve;
 pub mod users;

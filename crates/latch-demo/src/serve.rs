@@ -9,7 +9,9 @@ use latch::codec::Aead;
 use latch::{CookieConfig, Expiry, Keyring, MemoryStore, SessionManager, SessionStore};
 use latch_sqlite::SqliteStore;
 
+use crate::app::AppState;
 use crate::config::{Settings, StoreSpec, ensure_parent};
+use crate::limits::{self, SignInLimits};
 use crate::users::Users;
 
 /// The store behind `spec`, for server-side kinds.
@@ -32,6 +34,15 @@ async fn open_store(spec: &StoreSpec) -> anyhow::Result<Option<Arc<dyn SessionSt
 /// A weak key, an unsafe configuration, or a store that cannot be opened,
 /// each with how to fix it.
 pub async fn manager(settings: &Settings) -> anyhow::Result<SessionManager> {
+    Ok(manager_and_counters(settings).await?.0)
+}
+
+/// The session manager for `settings`, and the store that keeps the demo's
+/// own counters (sign-in throttling): the session store, or for cookie
+/// sessions the SQLite file that holds their revocation markers.
+async fn manager_and_counters(
+    settings: &Settings,
+) -> anyhow::Result<(SessionManager, Arc<dyn SessionStore>)> {
     let expiry = Expiry::default()
         .idle(settings.idle)
         .absolute(settings.absolute)
@@ -52,8 +63,8 @@ pub async fn manager(settings: &Settings) -> anyhow::Result<SessionManager> {
     // Loaded (and checked) whatever the store, so a weak key is refused at
     // start-up and switching to cookie sessions keeps the same key.
     let keys = Keyring::new(crate::keys::load_or_generate(&settings.key_file())?);
-    let builder = match open_store(&settings.store).await? {
-        Some(store) => builder.shared_store(store),
+    let (builder, counters) = match open_store(&settings.store).await? {
+        Some(store) => (builder.shared_store(Arc::clone(&store)), store),
         None => {
             // Markers that make cookie sessions revocable (logout, devices)
             // live in the demo's SQLite file.
@@ -61,15 +72,18 @@ pub async fn manager(settings: &Settings) -> anyhow::Result<SessionManager> {
                 .users_db()
                 .context("cookie sessions need a data folder")?;
             ensure_parent(&users_db)?;
-            let builder = builder.revocation_store(Arc::new(SqliteStore::open(&users_db)?));
-            if settings.store == StoreSpec::CookieSigned {
+            let markers: Arc<dyn SessionStore> = Arc::new(SqliteStore::open(&users_db)?);
+            let builder = builder.revocation_store(Arc::clone(&markers));
+            let builder = if settings.store == StoreSpec::CookieSigned {
                 builder.signed_cookies(keys)
             } else {
                 builder.encrypted_cookies(keys, Aead::default())
-            }
+            };
+            (builder, markers)
         }
     };
-    builder.build().context("session configuration refused")
+    let manager = builder.build().context("session configuration refused")?;
+    Ok((manager, counters))
 }
 
 /// The users table for `settings`.
@@ -89,11 +103,18 @@ pub async fn users(settings: &Settings) -> anyhow::Result<Users> {
 /// # Errors
 /// As [`manager`] and [`users`].
 pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Option<latch::PurgeTask>)> {
-    let manager = manager(settings).await?;
+    let (manager, counters) = manager_and_counters(settings).await?;
     let users = users(settings).await?;
-    // Server-side sessions, or the revocation markers of cookie sessions.
+    let sign_in = SignInLimits::new(counters, limits::PER_ACCOUNT, limits::PER_CLIENT)?;
+    // Server-side sessions, or the revocation markers of cookie sessions (and
+    // expired throttling counters, which live beside them).
     let purger = Some(manager.spawn_purger(Duration::from_secs(60), 1000));
-    Ok((crate::app::router(users, manager), purger))
+    let state = AppState {
+        users,
+        manager,
+        sign_in,
+    };
+    Ok((crate::app::router_with(state), purger))
 }
 
 /// Serve until Ctrl-C or SIGTERM.

@@ -9,6 +9,18 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::hashing::Hashers;
+
+/// The longest password accepted, in bytes: far beyond any passphrase, and it
+/// bounds the work one sign-in attempt can ask for.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The form of a username that is stored and looked up: the rules allow only
+/// ASCII, so `Carol` and `carol` are one account.
+pub fn normalize(username: &str) -> String {
+    username.trim().to_ascii_lowercase()
+}
+
 /// Why a sign-up was refused (shown to the user).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignupError {
@@ -41,6 +53,8 @@ async fn bounded<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Resul
 #[derive(Clone)]
 pub struct Users {
     backend: Backend,
+    /// Where passwords are hashed: a fixed number at once (A7).
+    hashers: Hashers,
     /// A real hash, verified against when the user does not exist, so a failed
     /// sign-in takes as long whatever was wrong.
     dummy_hash: Arc<String>,
@@ -79,9 +93,14 @@ fn validate(username: &str, password: &str) -> Result<(), SignupError> {
             "Usernames are 3 to 32 letters, digits, dots, dashes or underscores.",
         ));
     }
-    if password.chars().count() < 8 || password.len() > 1024 {
+    if password.chars().count() < 8 {
         return Err(SignupError::Invalid(
             "Passwords need at least 8 characters.",
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(SignupError::Invalid(
+            "Passwords can be at most 1024 bytes long.",
         ));
     }
     Ok(())
@@ -92,17 +111,18 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS demo_users (
     password_hash TEXT NOT NULL
 )";
 
-/// Argon2id is slow on purpose: run it off the async executor.
-async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+/// SQLite calls block: run them off the async executor.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .context("password hashing task failed")
+        .context("users database task failed")
 }
 
 impl Users {
     fn with_backend(backend: Backend) -> anyhow::Result<Self> {
         Ok(Self {
             backend,
+            hashers: Hashers::for_this_machine()?,
             // Its password need not be secret: it is only ever checked when the
             // user does not exist, and the answer is "no" either way.
             dummy_hash: Arc::new(hash("latch-demo timing equaliser")?),
@@ -159,7 +179,7 @@ impl Users {
         match &self.backend {
             Backend::Sqlite(conn) => {
                 let (conn, username) = (Arc::clone(conn), username.to_owned());
-                cpu(move || {
+                blocking(move || {
                     let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
                     conn.query_row(sql, [&username], |row| row.get(0))
                         .optional()
@@ -187,7 +207,7 @@ impl Users {
         let n = match &self.backend {
             Backend::Sqlite(conn) => {
                 let (conn, username) = (Arc::clone(conn), username.to_owned());
-                cpu(move || {
+                blocking(move || {
                     let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
                     conn.execute(sql, params![username, hashed])
                 })
@@ -208,10 +228,12 @@ impl Users {
         Ok(n == 1)
     }
 
-    /// Create a user; `Err(SignupError)` for a taken name or bad input.
+    /// Create a user, its name normalized (see [`normalize`]);
+    /// `Err(SignupError)` for a taken name or bad input.
     ///
     /// # Errors
-    /// The outer error is a database failure.
+    /// The outer error is a database failure, or
+    /// [`Busy`](crate::hashing::Busy) when every hasher is taken.
     pub async fn create(
         &self,
         username: &str,
@@ -221,25 +243,32 @@ impl Users {
             return Ok(Err(e));
         }
         let password = password.to_owned();
-        let hashed = cpu(move || hash(&password)).await??;
-        Ok(if self.insert(username, hashed).await? {
+        let hashed = self.hashers.run(move || hash(&password)).await??;
+        Ok(if self.insert(&normalize(username), hashed).await? {
             Ok(())
         } else {
             Err(SignupError::Taken)
         })
     }
 
-    /// Whether `password` is `username`'s. Takes the same time for an unknown
-    /// user as for a wrong password.
+    /// Whether `password` is `username`'s (any case). Takes the same time for
+    /// an unknown user as for a wrong password.
     ///
     /// # Errors
-    /// A database failure.
+    /// A database failure, or [`Busy`](crate::hashing::Busy) when every
+    /// hasher is taken.
     pub async fn verify(&self, username: &str, password: &str) -> anyhow::Result<bool> {
-        let stored = self.stored_hash(username).await?;
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Ok(false); // no such password can have been set
+        }
+        let stored = self.stored_hash(&normalize(username)).await?;
         let exists = stored.is_some();
         let hashed = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
         let password = password.to_owned();
-        let ok = cpu(move || matches(&password, &hashed)).await?;
+        let ok = self
+            .hashers
+            .run(move || matches(&password, &hashed))
+            .await?;
         Ok(exists && ok)
     }
 }

@@ -700,3 +700,132 @@ async fn cookie_sessions_are_revocable_in_the_demo() {
         );
     }
 }
+
+/// C6, end to end as the attack of issue 11 ran it: a valid session cookie
+/// sent under `<U+00A0>__Host-session` (which browsers store as a different,
+/// unprefixed cookie that any page of the host can set) signs nobody in, and
+/// planted beside the real cookie it neither replaces it nor signs the user
+/// out.
+#[tokio::test]
+async fn c6_a_planted_cookie_with_a_unicode_space_before_the_name_is_ignored() {
+    let site = site();
+    let mut victim = Client::default();
+    victim.signup(&site, "victim").await;
+    let mut attacker = Client::default();
+    attacker.signup(&site, "attacker").await;
+    let real = victim.cookie.clone().unwrap();
+    let planted_value = attacker.cookie.clone().unwrap();
+    let planted_value = planted_value.split_once('=').unwrap().1;
+    for space in ["\u{a0}", "\u{2000}", "\u{3000}", "\u{85}", "\u{2028}"] {
+        let planted = format!("{space}__Host-session={planted_value}");
+        let mut alone = Client {
+            cookie: Some(planted.clone()),
+        };
+        assert_eq!(alone.me(&site).await, StatusCode::UNAUTHORIZED, "{space:?}");
+        for header in [format!("{planted}; {real}"), format!("{real}; {planted}")] {
+            let mut both = Client {
+                cookie: Some(header),
+            };
+            let reply = both.get(&site, "/api/me").await;
+            assert_eq!(reply.status, StatusCode::OK, "{space:?}");
+            assert!(reply.body.contains("\"user\":\"victim\""), "{}", reply.body);
+            assert!(reply.headers.get(header::SET_COOKIE).is_none());
+        }
+    }
+}
+
+async fn sign_in(site: &Site, c: &mut Client, user: &str, password: &str) -> Reply {
+    c.submit(
+        site,
+        "/login",
+        "/login",
+        &[("username", user), ("password", password)],
+    )
+    .await
+}
+
+/// A7: sign-in attempts are throttled per account before any password is
+/// checked: after five attempts the right password is refused too, with a 429
+/// and `Retry-After`; other accounts are not affected; a successful sign-in
+/// forgives the account's count.
+#[tokio::test]
+async fn a7_sign_in_attempts_are_throttled_per_account() {
+    use latch_demo::limits::PER_ACCOUNT;
+    let site = site();
+    let mut owner = Client::default();
+    owner.signup(&site, "dana").await;
+    owner.signup(&site, "erin").await;
+    let mut guesser = Client::default();
+    for i in 0..PER_ACCOUNT {
+        let reply = sign_in(&site, &mut guesser, "dana", "wrong password").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let reply = sign_in(&site, &mut guesser, "dana", "correct horse").await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = reply.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&wait), "Retry-After {wait}");
+    assert!(reply.body.contains("Too many sign-in attempts"));
+    assert_eq!(guesser.me(&site).await, StatusCode::UNAUTHORIZED);
+    // Another account still signs in, and that forgives erin's count only.
+    let ok = sign_in(&site, &mut guesser, "erin", "correct horse").await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let again = sign_in(&site, &mut Client::default(), "DANA", "correct horse").await;
+    assert_eq!(
+        again.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "case does not escape"
+    );
+}
+
+/// A7: one client address gets a bounded number of attempts whatever the
+/// accounts (the in-process tests have no address: they share "unknown").
+#[tokio::test]
+async fn a7_sign_in_attempts_are_throttled_per_client() {
+    use latch_demo::limits::{PER_ACCOUNT, PER_CLIENT};
+    let site = site();
+    let mut c = Client::default();
+    let mut statuses = Vec::new();
+    for i in 0..PER_CLIENT + 1 {
+        // A fresh account name each time stays under the per-account limit.
+        let user = format!("nobody{}", i / PER_ACCOUNT);
+        statuses.push(sign_in(&site, &mut c, &user, "wrong password").await.status);
+    }
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(refused, 1, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+}
+
+/// Usernames are one account whatever their case, and a password over the
+/// length limit is told so (not "too short").
+#[tokio::test]
+async fn usernames_are_case_insensitive_and_long_passwords_say_so() {
+    let site = site();
+    let mut c = Client::default();
+    assert_eq!(c.signup(&site, "Carol").await.status, StatusCode::SEE_OTHER);
+    let mut other = Client::default();
+    let taken = other.signup(&site, "CAROL").await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    let ok = sign_in(&site, &mut other, "carol", "correct horse").await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let me: serde_json::Value =
+        serde_json::from_str(&other.get(&site, "/api/me").await.body).unwrap();
+    assert_eq!(me["user"], "carol");
+    let long = "p".repeat(1025);
+    let reply = Client::default()
+        .submit(
+            &site,
+            "/signup",
+            "/signup",
+            &[("username", "dave"), ("password", &long)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.body.contains("at most 1024 bytes"), "{}", reply.body);
+}

@@ -44,6 +44,7 @@ mod rand;
 mod record;
 mod session;
 pub mod store;
+pub mod throttle;
 mod time;
 
 pub use cookie::{CookieConfig, CookieConfigBuilder, SameSite};

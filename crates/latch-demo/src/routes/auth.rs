@@ -5,14 +5,14 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use http::{HeaderMap, Method, StatusCode};
-use latch_axum::Session;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use latch_axum::{ClientIp, Session};
 use serde::Deserialize;
 
 use super::check_csrf;
 use crate::app::{AppError, AppState};
 use crate::html::{Page, credentials_form};
-use crate::users::SignupError;
+use crate::users::{SignupError, normalize};
 
 /// The fields the sign-in and sign-up forms post.
 #[derive(Debug, Deserialize)]
@@ -68,7 +68,7 @@ pub async fn signup(
     check_csrf(&session, &method, &headers, &form.csrf_token).await?;
     match app.users.create(&form.username, &form.password).await? {
         Ok(()) => {
-            session.log_in(&form.username).await?;
+            session.log_in(normalize(&form.username)).await?;
             session
                 .flash("success", "Welcome! Your account is ready.")
                 .await?;
@@ -114,18 +114,38 @@ pub async fn login_form(
     form_page(&session, StatusCode::OK, "Sign in", "/login", note).await
 }
 
-/// `POST /login`: check the password, then regenerate the session ID (S3).
-/// A failure is a 401 with the form again, saying nothing about which part
-/// was wrong.
+/// `POST /login`: count the attempt (A7), check the password, then
+/// regenerate the session ID (S3). A failure is a 401 with the form again,
+/// saying nothing about which part was wrong; too many attempts are a 429
+/// with `Retry-After`, before any password is hashed.
 pub async fn login(
     State(app): State<Arc<AppState>>,
+    ClientIp(client): ClientIp,
     session: Session,
     method: Method,
     headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
     check_csrf(&session, &method, &headers, &form.csrf_token).await?;
-    if !app.users.verify(&form.username, &form.password).await? {
+    let account = normalize(&form.username);
+    if let Some(wait) = app.sign_in.attempt(&account, client).await? {
+        let msg = format!(
+            "Too many sign-in attempts. Try again in {} seconds.",
+            wait.as_secs()
+        );
+        let mut page = form_page(
+            &session,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Sign in",
+            "/login",
+            Some(("error", &msg)),
+        )
+        .await?;
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+        return Ok(page);
+    }
+    if !app.users.verify(&account, &form.password).await? {
         let msg = "Wrong username or password.";
         return form_page(
             &session,
@@ -136,7 +156,8 @@ pub async fn login(
         )
         .await;
     }
-    session.log_in(&form.username).await?;
+    app.sign_in.succeeded(&account).await?;
+    session.log_in(&account).await?;
     session
         .set_remember(form.remember.as_deref() == Some("on"))
         .await?;

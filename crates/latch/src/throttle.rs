@@ -1,0 +1,320 @@
+//! Throttling repeated attempts, such as failed sign-ins, across app instances.
+//!
+//! A [`Throttle`] counts attempts per subject (an account name, a client
+//! address) in fixed windows and refuses more than its limit per window with
+//! the time to wait, which an HTTP adapter sends as `429 Too Many Requests`
+//! with `Retry-After`. The counters live in a [`SessionStore`], so every
+//! instance of an app that shares the store shares the count: a guesser
+//! spreading attempts over many instances behind a load balancer gets no more
+//! than one instance would give.
+//!
+//! Attempts are counted *before* the expensive or sensitive work (the password
+//! hash), so concurrent attempts cannot all pass a check that none of them has
+//! counted yet; a successful sign-in can then [`forgive`](Throttle::forgive)
+//! the account's count.
+//!
+//! Counters are small records under keys derived from the throttle's name and
+//! the subject (SHA-256; the subject itself is not stored), expiring with
+//! their window, so the store's purge removes them like expired sessions.
+//!
+//! # Example
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use latch::MemoryStore;
+//! use latch::throttle::{Throttle, Verdict};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+//! let store = Arc::new(MemoryStore::new());
+//! let per_account = Throttle::new("sign-in/account", 3, Duration::from_secs(300), store)?;
+//! for _ in 0..3 {
+//!     assert!(matches!(per_account.hit("alice").await?, Verdict::Allowed { .. }));
+//! }
+//! let Verdict::Throttled { retry_after } = per_account.hit("alice").await? else {
+//!     panic!("a fourth attempt within the window is refused");
+//! };
+//! assert!(retry_after <= Duration::from_secs(300));
+//! assert!(matches!(per_account.hit("bob").await?, Verdict::Allowed { .. }));
+//! # Ok::<(), latch::Error>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::StoreKey;
+use crate::record::Record;
+use crate::store::{SaveOutcome, SessionStore};
+use crate::time::{Clock, SystemClock, UnixTime, secs};
+
+/// The data key holding a counter's count.
+const COUNT_KEY: &str = "n";
+
+/// How often a counter is re-read and re-written when other requests change
+/// it at the same moment, before the attempt is refused as throttled.
+const MAX_ATTEMPTS: u32 = 16;
+
+/// How long a store call may take before the attempt fails (as a store
+/// outage, so adapters answer 503).
+const STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What [`Throttle::hit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go ahead; `remaining` more attempts fit in this window.
+    Allowed {
+        /// Attempts left in the current window after this one.
+        remaining: u32,
+    },
+    /// Refused: the subject used up its attempts; try again after this long.
+    Throttled {
+        /// Until the current window ends (at least one second).
+        retry_after: Duration,
+    },
+}
+
+impl Verdict {
+    /// Whether the attempt was refused.
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, Verdict::Throttled { .. })
+    }
+}
+
+/// Counts attempts per subject in fixed windows, in a shared store.
+///
+/// Cheap to clone. See the [module documentation](self).
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    name: Arc<str>,
+    limit: u32,
+    window: Duration,
+    store: Arc<dyn SessionStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Throttle {
+    /// A throttle called `name` (which keeps its counters apart from other
+    /// throttles' in the same store) that allows `limit` attempts per subject
+    /// per `window`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`] when `limit` is zero, the window is
+    /// shorter than a second, or `name` is empty.
+    pub fn new(
+        name: &str,
+        limit: u32,
+        window: Duration,
+        store: Arc<dyn SessionStore>,
+    ) -> Result<Self> {
+        if limit == 0 || window < Duration::from_secs(1) || name.is_empty() {
+            return Err(Error::invalid_config(format!(
+                "throttle {name:?}: give a name, at least one attempt and a window of at \
+                 least one second (got {limit} per {window:?})"
+            )));
+        }
+        Ok(Self {
+            name: name.into(),
+            limit,
+            window,
+            store,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Use another clock (tests use [`ManualClock`](crate::ManualClock)).
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    fn key(&self, subject: &str) -> StoreKey {
+        let mut h = Sha256::new();
+        h.update(b"latch/v1/throttle\0");
+        h.update(self.name.as_bytes());
+        h.update(b"\0");
+        h.update(subject.as_bytes());
+        StoreKey::from_bytes(h.finalize().into())
+    }
+
+    /// Count one attempt by `subject` and say whether it may go ahead. A
+    /// refused attempt is not counted (the window is not extended).
+    ///
+    /// # Errors
+    /// A store failure or timeout ([`Error::is_unavailable`]); callers should
+    /// then refuse the attempt (fail closed) with a 503.
+    pub async fn hit(&self, subject: &str) -> Result<Verdict> {
+        let key = self.key(subject);
+        for _ in 0..MAX_ATTEMPTS {
+            let now = self.clock.now();
+            let current = self.timed(self.store.load(&key)).await?;
+            let written = match current {
+                Some(counter) if counter.expires_at > now => {
+                    let count = count_of(&counter);
+                    if count >= self.limit {
+                        return Ok(self.throttled(counter.expires_at, now));
+                    }
+                    let mut next = counter.clone();
+                    next.data.insert(COUNT_KEY.into(), (count + 1).into());
+                    next.version = counter.version.saturating_add(1);
+                    let saved = self.store.save(&key, &next, counter.version);
+                    (self.timed(saved).await? == SaveOutcome::Saved).then_some(count + 1)
+                }
+                // No counter, or one whose window is over: a new window.
+                stale => {
+                    let fresh = self.new_window(now);
+                    let written = match stale {
+                        None => self.timed(self.store.create(&key, &fresh)).await?,
+                        Some(old) => {
+                            let mut fresh = fresh;
+                            fresh.version = old.version.saturating_add(1);
+                            let saved = self.store.save(&key, &fresh, old.version);
+                            self.timed(saved).await? == SaveOutcome::Saved
+                        }
+                    };
+                    written.then_some(1)
+                }
+            };
+            if let Some(count) = written {
+                return Ok(Verdict::Allowed {
+                    remaining: self.limit - count,
+                });
+            }
+        }
+        // Others kept changing the counter: so many attempts at once are
+        // themselves a reason to wait.
+        let now = self.clock.now();
+        Ok(self.throttled(now.saturating_add(secs(self.window)), now))
+    }
+
+    /// Forget `subject`'s attempts (after a successful sign-in, say).
+    ///
+    /// # Errors
+    /// A store failure or timeout.
+    pub async fn forgive(&self, subject: &str) -> Result<()> {
+        self.timed(self.store.delete(&self.key(subject)))
+            .await
+            .map(drop)
+    }
+
+    fn new_window(&self, now: UnixTime) -> Record {
+        let mut record = Record::new(now);
+        record.expires_at = now.saturating_add(secs(self.window));
+        record.version = 1;
+        record.data.insert(COUNT_KEY.into(), 1.into());
+        record
+    }
+
+    fn throttled(&self, until: UnixTime, now: UnixTime) -> Verdict {
+        let wait = u64::try_from(until.saturating_sub(now)).unwrap_or(0).max(1);
+        Verdict::Throttled {
+            retry_after: Duration::from_secs(wait),
+        }
+    }
+
+    async fn timed<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout(STORE_TIMEOUT, fut)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorKind::StoreTimeout,
+                    format!(
+                        "the throttle store did not answer within {} ms",
+                        STORE_TIMEOUT.as_millis()
+                    ),
+                ))
+            })
+    }
+}
+
+fn count_of(counter: &Record) -> u32 {
+    counter
+        .data
+        .get(COUNT_KEY)
+        .and_then(serde_json::Value::as_u64)
+        .map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ManualClock, MemoryStore};
+
+    fn throttle(clock: &ManualClock) -> (Throttle, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::new());
+        let t = Throttle::new("t", 3, Duration::from_secs(60), store.clone())
+            .expect("valid")
+            .with_clock(clock.clone());
+        (t, store)
+    }
+
+    #[tokio::test]
+    async fn refuses_past_the_limit_until_the_window_ends() {
+        let clock = ManualClock::new(1_000);
+        let (t, _) = throttle(&clock);
+        for remaining in [2, 1, 0] {
+            assert_eq!(
+                t.hit("a").await.expect("hit"),
+                Verdict::Allowed { remaining }
+            );
+        }
+        clock.advance(20);
+        assert_eq!(
+            t.hit("a").await.expect("hit"),
+            Verdict::Throttled {
+                retry_after: Duration::from_secs(40)
+            }
+        );
+        clock.advance(40);
+        assert_eq!(
+            t.hit("a").await.expect("hit"),
+            Verdict::Allowed { remaining: 2 }
+        );
+    }
+
+    #[tokio::test]
+    async fn subjects_and_throttles_are_counted_apart() {
+        let clock = ManualClock::new(1_000);
+        let (t, store) = throttle(&clock);
+        let other = Throttle::new("u", 1, Duration::from_secs(60), store)
+            .expect("valid")
+            .with_clock(clock.clone());
+        for _ in 0..3 {
+            t.hit("a").await.expect("hit");
+        }
+        assert!(t.hit("a").await.expect("hit").is_throttled());
+        assert!(!t.hit("b").await.expect("hit").is_throttled());
+        assert!(!other.hit("a").await.expect("hit").is_throttled());
+        t.forgive("a").await.expect("forgive");
+        assert!(!t.hit("a").await.expect("hit").is_throttled());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_attempts_never_exceed_the_limit() {
+        let store = Arc::new(MemoryStore::new());
+        let t = Throttle::new("t", 5, Duration::from_secs(60), store).expect("valid");
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let t = t.clone();
+                tokio::spawn(async move { t.hit("a").await.expect("hit") })
+            })
+            .collect();
+        let mut allowed = 0;
+        for task in tasks {
+            allowed += usize::from(!task.await.expect("task").is_throttled());
+        }
+        assert_eq!(allowed, 5);
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+        assert!(Throttle::new("t", 0, Duration::from_secs(60), store.clone()).is_err());
+        assert!(Throttle::new("t", 1, Duration::from_millis(10), store.clone()).is_err());
+        assert!(Throttle::new("", 1, Duration::from_secs(1), store).is_err());
+    }
+}
