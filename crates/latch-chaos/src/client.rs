@@ -23,6 +23,21 @@ pub fn http(timeout: Duration) -> Client {
         .expect("an HTTP client")
 }
 
+/// [`http`] that does not follow redirects, so a form's `303` is seen as such
+/// (for [`submit`]).
+///
+/// # Panics
+/// When the client cannot be built.
+pub fn forms(timeout: Duration) -> Client {
+    Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(2))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        // OK because a default client without TLS always builds.
+        .expect("an HTTP client")
+}
+
 /// What the `Set-Cookie` header of a response said about the session cookie.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CookieChange {
@@ -173,4 +188,65 @@ async fn read_with_retries(http: &Client, base: &str, cookie: &str) -> Answer {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("reading back kept failing: {last:?}");
+}
+
+/// A browser-like form round trip: `GET page` for its CSRF token and session
+/// cookie, then `POST action` with `fields` and that token (same-origin fetch
+/// metadata). Returns the status and the session cookie pair to keep. Use a
+/// client from [`forms`] to see redirects.
+///
+/// # Errors
+/// Transport errors.
+///
+/// # Panics
+/// When the page has no CSRF field.
+pub async fn submit(
+    http: &Client,
+    base: &str,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> Result<(StatusCode, Option<String>), reqwest::Error> {
+    let form = http.get(format!("{base}{page}")).send().await?;
+    let cookie = match CookieChange::of(&form) {
+        CookieChange::Set(pair) => Some(pair),
+        _ => None,
+    };
+    let body = form.text().await?;
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = body.find(marker).expect("a page with a CSRF field") + marker.len();
+    let token = body[start..].split('"').next().unwrap_or_default();
+    let mut encoded: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect();
+    encoded.push(format!("csrf_token={}", urlencode(token)));
+    let mut req = http
+        .post(format!("{base}{action}"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(encoded.join("&"));
+    if let Some(c) = &cookie {
+        req = req.header(COOKIE, c);
+    }
+    let res = req.send().await?;
+    let status = res.status();
+    let cookie = match CookieChange::of(&res) {
+        CookieChange::Set(pair) => Some(pair),
+        _ => cookie,
+    };
+    let _ = res.bytes().await?;
+    Ok((status, cookie))
+}
+
+/// Percent-encode a form value.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -32,9 +32,37 @@ impl Demo {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        Self::start_limited(bin, data_dir, args, None)
+    }
+
+    /// [`start`](Self::start) with the process's open-files limit
+    /// (`ulimit -n`) set to `open_files`, as on a host with a modest limit.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_limited<I, S>(
+        bin: &Path,
+        data_dir: &Path,
+        args: I,
+        open_files: Option<u32>,
+    ) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         std::fs::create_dir_all(data_dir).expect("create the data directory");
         let stderr = append(&data_dir.join("stderr.log"));
-        let mut child = Command::new(bin)
+        let mut command = match open_files {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)

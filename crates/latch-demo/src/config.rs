@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 
+use crate::listener::ConnLimits;
+
 /// The latch demo site.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -33,13 +35,24 @@ pub struct Args {
     #[arg(long, env = "LATCH_DATA_DIR", default_value = "latch-demo-data")]
     pub data_dir: PathBuf,
 
-    /// Idle timeout in seconds.
+    /// Idle timeout of ordinary sessions (signed in without "remember me", and
+    /// anonymous ones), in seconds: unused this long, a session ends.
     #[arg(long, env = "LATCH_IDLE_TIMEOUT", default_value_t = 1800)]
     pub idle_timeout: u64,
 
-    /// Absolute timeout in seconds.
+    /// Absolute timeout of ordinary sessions, in seconds: however active, a
+    /// session ends this long after it began.
     #[arg(long, env = "LATCH_ABSOLUTE_TIMEOUT", default_value_t = 43_200)]
     pub absolute_timeout: u64,
+
+    /// Idle timeout of "remember me" sessions, in seconds (default 7 days).
+    #[arg(long, env = "LATCH_REMEMBER_IDLE_TIMEOUT", default_value_t = 7 * 86_400)]
+    pub remember_idle_timeout: u64,
+
+    /// Absolute timeout of "remember me" sessions, in seconds (default 30 days,
+    /// at most 400 days).
+    #[arg(long, env = "LATCH_REMEMBER_ABSOLUTE_TIMEOUT", default_value_t = 30 * 86_400)]
+    pub remember_absolute_timeout: u64,
 
     /// How long a store call may take before the request gets a 503, in ms.
     #[arg(long, env = "LATCH_STORE_TIMEOUT_MS", default_value_t = 2000)]
@@ -54,6 +67,22 @@ pub struct Args {
     /// Tokio worker threads (default: one per core).
     #[arg(long, env = "LATCH_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
+
+    /// Seconds a client has to send a complete request head before its
+    /// connection is closed (also between requests on a kept-alive one).
+    #[arg(long, env = "LATCH_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+
+    /// Connections open at once (default: what the open-files limit allows,
+    /// less 64, at most 1024).
+    #[arg(long, env = "LATCH_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Connections open at once from one client address (an IPv6 /64).
+    /// Raise it behind a reverse proxy, where every connection comes from the
+    /// proxy.
+    #[arg(long, env = "LATCH_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64)]
+    pub max_connections_per_client: usize,
 }
 
 /// Where sessions are kept.
@@ -137,6 +166,12 @@ pub struct Settings {
     pub idle: Duration,
     /// Absolute timeout.
     pub absolute: Duration,
+    /// Idle timeout of remember-me sessions.
+    pub remember_idle: Duration,
+    /// Absolute timeout of remember-me sessions.
+    pub remember_absolute: Duration,
+    /// Connection bounds.
+    pub conn_limits: ConnLimits,
     /// Store call timeout.
     pub store_timeout: Duration,
     /// Plain-http development mode.
@@ -150,9 +185,31 @@ impl Settings {
     /// Bad store spec or timeouts, each with how to fix it.
     pub fn from_args(args: &Args) -> anyhow::Result<Self> {
         let store = StoreSpec::parse(&args.store, &args.data_dir)?;
-        if args.idle_timeout == 0 || args.absolute_timeout == 0 {
-            bail!("--idle-timeout and --absolute-timeout must be at least 1 second");
+        if [
+            args.idle_timeout,
+            args.absolute_timeout,
+            args.remember_idle_timeout,
+            args.remember_absolute_timeout,
+        ]
+        .contains(&0)
+        {
+            bail!(
+                "--idle-timeout, --absolute-timeout, --remember-idle-timeout and \
+                 --remember-absolute-timeout must each be at least 1 second"
+            );
         }
+        if args.header_timeout == 0 {
+            bail!("--header-timeout must be at least 1 second");
+        }
+        if args.max_connections == Some(0) || args.max_connections_per_client == 0 {
+            bail!("--max-connections and --max-connections-per-client must be at least 1");
+        }
+        let defaults = ConnLimits::default();
+        let conn_limits = ConnLimits {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            max_connections: args.max_connections.unwrap_or(defaults.max_connections),
+            max_per_client: args.max_connections_per_client,
+        };
         if args.store_timeout_ms == 0 {
             bail!("--store-timeout-ms must be at least 1");
         }
@@ -162,6 +219,9 @@ impl Settings {
             data_dir: args.data_dir.clone(),
             idle: Duration::from_secs(args.idle_timeout),
             absolute: Duration::from_secs(args.absolute_timeout),
+            remember_idle: Duration::from_secs(args.remember_idle_timeout),
+            remember_absolute: Duration::from_secs(args.remember_absolute_timeout),
+            conn_limits,
             store_timeout: Duration::from_millis(args.store_timeout_ms),
             insecure_dev_mode: args.insecure_dev_mode,
         })
@@ -233,5 +293,36 @@ mod tests {
             StoreSpec::Memory.key_file(dir),
             Path::new("d/latch-demo.key")
         );
+    }
+
+    #[test]
+    fn remember_me_has_its_own_timeouts_and_help_says_what_each_governs() {
+        let args = Args::try_parse_from([
+            "latch-demo",
+            "--absolute-timeout",
+            "6",
+            "--remember-idle-timeout",
+            "5",
+            "--remember-absolute-timeout",
+            "8",
+        ])
+        .unwrap();
+        let settings = Settings::from_args(&args).unwrap();
+        assert_eq!(settings.absolute, Duration::from_secs(6));
+        assert_eq!(settings.remember_idle, Duration::from_secs(5));
+        assert_eq!(settings.remember_absolute, Duration::from_secs(8));
+        let help = <Args as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        for phrase in [
+            "Idle timeout of ordinary sessions",
+            "Absolute timeout of \"remember me\" sessions",
+            "--max-connections-per-client",
+            "--header-timeout",
+        ] {
+            assert!(help.contains(phrase), "{phrase} missing from --help");
+        }
+        let zero = Args::try_parse_from(["latch-demo", "--remember-idle-timeout", "0"]).unwrap();
+        assert!(Settings::from_args(&zero).is_err());
     }
 }

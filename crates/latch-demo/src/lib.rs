@@ -11,6 +11,7 @@ pub mod hashing;
 pub mod html;
 pub mod keys;
 pub mod limits;
+pub mod listener;
 pub mod routes;
 pub mod serve;
 pub mod users;

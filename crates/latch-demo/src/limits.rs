@@ -74,17 +74,21 @@ impl SignInLimits {
     }
 }
 
-/// The subject a client address is counted under: the address for IPv4, its
-/// /64 network for IPv6 (one subscriber gets a whole /64 to pick from).
-fn client_subject(client: Option<IpAddr>) -> String {
-    match client {
-        None => "unknown".to_owned(),
-        Some(IpAddr::V4(v4)) => v4.to_string(),
-        Some(IpAddr::V6(v6)) => {
+/// The address a client is counted under, for throttling and connection
+/// limits: the address itself for IPv4, its /64 network for IPv6 (one
+/// subscriber gets a whole /64 to pick addresses from).
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
             let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
         }
     }
+}
+
+fn client_subject(client: Option<IpAddr>) -> String {
+    client.map_or_else(|| "unknown".to_owned(), |ip| client_network(ip).to_string())
 }
 
 #[cfg(test)]

@@ -43,12 +43,15 @@ pub async fn manager(settings: &Settings) -> anyhow::Result<SessionManager> {
 async fn manager_and_counters(
     settings: &Settings,
 ) -> anyhow::Result<(SessionManager, Arc<dyn SessionStore>)> {
+    let shortest_idle = settings.idle.min(settings.remember_idle);
     let expiry = Expiry::default()
         .idle(settings.idle)
         .absolute(settings.absolute)
+        .remember_idle(settings.remember_idle)
+        .remember_absolute(settings.remember_absolute)
         .touch_interval(
             Duration::from_secs(60)
-                .min(settings.idle / 10)
+                .min(shortest_idle / 10)
                 .max(Duration::from_secs(1)),
         );
     let cookie = if settings.insecure_dev_mode {
@@ -136,13 +139,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         "latch-demo: serving {shown} (store: {})",
         describe(&settings.store)
     );
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await
-    .context("serving")
+    crate::listener::serve(listener, router, settings.conn_limits, shutdown())
+        .await
+        .context("serving")
 }
 
 fn describe(spec: &StoreSpec) -> String {
@@ -199,4 +198,39 @@ fn run_with_args(args: &crate::config::Args) -> anyhow::Result<()> {
         runtime.worker_threads(n.max(1));
     }
     runtime.enable_all().build()?.block_on(run(settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[tokio::test]
+    async fn remember_me_timeouts_reach_the_session_manager() {
+        let dir = std::env::temp_dir().join(format!(
+            "latch-demo-serve-{}-{}",
+            std::process::id(),
+            &latch::SessionId::generate().encode()[..8]
+        ));
+        let args = crate::config::Args::try_parse_from([
+            "latch-demo".as_ref(),
+            "--store".as_ref(),
+            "memory".as_ref(),
+            "--data-dir".as_ref(),
+            dir.as_os_str(),
+            "--remember-idle-timeout".as_ref(),
+            "5".as_ref(),
+            "--remember-absolute-timeout".as_ref(),
+            "8".as_ref(),
+        ])
+        .unwrap();
+        let manager = manager(&Settings::from_args(&args).unwrap()).await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(manager.expiry().idle_timeout(true), Duration::from_secs(5));
+        assert_eq!(
+            manager.expiry().absolute_timeout(true),
+            Duration::from_secs(8)
+        );
+        assert!(manager.expiry().touch_every() < Duration::from_secs(5));
+    }
 }

@@ -4,9 +4,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use argon2::Argon2;
+use std::cell::RefCell;
+
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{self, Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::hashing::Hashers;
@@ -66,20 +68,97 @@ impl std::fmt::Debug for Users {
     }
 }
 
+thread_local! {
+    /// This thread's Argon2 working memory (19 MiB with the default
+    /// parameters), allocated on its first hash and kept: a hash then
+    /// allocates nothing. Hashes run only on the few [`Hashers`] threads, so
+    /// the demo holds at most one such buffer per hashing thread, whatever the
+    /// load; letting each hash allocate and free its own left the allocator
+    /// holding a growing pile of them under a flood (A7).
+    static ARGON2_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Argon2 `argon` of `password` and `salt` into `out`, in this thread's
+/// working memory.
+fn argon2_into(
+    argon: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> argon2::Result<()> {
+    ARGON2_MEMORY.with_borrow_mut(|memory| {
+        let needed = argon.params().block_count();
+        if memory.len() < needed {
+            memory.resize(needed, Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut memory[..needed])
+    })
+}
+
+/// A new Argon2id hash of `password` (default parameters), as a PHC string.
 fn hash(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
+    let argon = Argon2::default();
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| anyhow::anyhow!("decoding a fresh salt: {e}"))?;
+    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        argon2_into(&argon, password.as_bytes(), salt_bytes, out)
+            .map_err(password_hash::Error::from)
+    })
+    .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params())
+            .map_err(|e| anyhow::anyhow!("encoding Argon2 parameters: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// A hash to check unknown users' passwords against. Made with the crate's
+/// own hasher, which frees its memory, so the thread that starts the app
+/// keeps no 19 MiB buffer.
+fn dummy_hash() -> anyhow::Result<String> {
+    use argon2::password_hash::PasswordHasher as _;
+    let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password(b"latch-demo timing equaliser", &salt)
         .map(|h| h.to_string())
         .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))
 }
 
+/// Whether `password` matches the PHC string `stored` (compared in constant
+/// time by `password_hash::Output`).
 fn matches(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.salt,
+        parsed.hash,
+    ) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from);
+    let Ok(version) = version else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    argon2_into(&argon, password.as_bytes(), salt_bytes, &mut out).is_ok()
+        && Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
 /// Check the sign-up rules.
@@ -125,7 +204,7 @@ impl Users {
             hashers: Hashers::for_this_machine()?,
             // Its password need not be secret: it is only ever checked when the
             // user does not exist, and the answer is "no" either way.
-            dummy_hash: Arc::new(hash("latch-demo timing equaliser")?),
+            dummy_hash: Arc::new(dummy_hash()?),
         })
     }
 
@@ -296,8 +375,40 @@ mod tests {
     #[test]
     fn hashes_are_argon2id_and_verify() {
         let h = hash("correct horse").unwrap();
-        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(matches("correct horse", &h));
         assert!(!matches("wrong", &h));
+        assert!(!matches("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crates_own_hasher_and_verifier() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        // Ours, checked by the crate's verifier.
+        let ours = hash("correct horse").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        // The crate's, checked by ours (also with other parameters, which
+        // need more memory than the thread's buffer holds).
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(matches("correct horse", &theirs));
+        let bigger = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(32 * 1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"pw", &salt)
+        .unwrap()
+        .to_string();
+        assert!(matches("pw", &bigger));
+        assert!(!matches("pW", &bigger));
     }
 }

@@ -585,22 +585,28 @@ async fn pages_carry_security_headers() {
     assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
 }
 
+/// The demo's flags for `--store store --data-dir dir`, the rest defaults.
+fn demo_args(store: &str, dir: &std::path::Path) -> latch_demo::config::Args {
+    use clap::Parser as _;
+    latch_demo::config::Args::try_parse_from([
+        "latch-demo".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--store".as_ref(),
+        store.as_ref(),
+        "--data-dir".as_ref(),
+        dir.as_os_str(),
+    ])
+    .unwrap()
+}
+
 /// The same flow with sessions and users in PostgreSQL (`LATCH_POSTGRES_URL`).
 #[tokio::test]
 async fn postgres_store_holds_sessions_and_users() {
     let url = std::env::var("LATCH_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let dir = std::env::temp_dir().join(format!("latch-demo-pg-{}", std::process::id()));
-    let args = latch_demo::config::Args {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        store: url.clone(),
-        data_dir: dir.clone(),
-        idle_timeout: 1800,
-        absolute_timeout: 43_200,
-        store_timeout_ms: 2000,
-        insecure_dev_mode: false,
-        worker_threads: None,
-    };
+    let args = demo_args(&url, &dir);
     let settings = latch_demo::config::Settings::from_args(&args).unwrap();
     let (app, _purger) = match latch_demo::serve::app(&settings).await {
         Ok(app) => app,
@@ -645,16 +651,7 @@ async fn cookie_sessions_are_revocable_in_the_demo() {
             std::process::id(),
             &latch::SessionId::generate().store_key().to_hex()[..8]
         ));
-        let args = latch_demo::config::Args {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            store: store.into(),
-            data_dir: dir.clone(),
-            idle_timeout: 1800,
-            absolute_timeout: 43_200,
-            store_timeout_ms: 2000,
-            insecure_dev_mode: false,
-            worker_threads: None,
-        };
+        let args = demo_args(store, &dir);
         let settings = latch_demo::config::Settings::from_args(&args).unwrap();
         let (app, _) = latch_demo::serve::app(&settings).await.unwrap();
         let site = Site {

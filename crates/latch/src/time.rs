@@ -196,11 +196,17 @@ impl Expiry {
                  400 days (RFC 6265bis); set the absolute timeout to 400 days or less",
             ));
         }
-        if self.touch_interval >= self.idle {
+        if self.touch_interval >= self.idle.min(self.remember_idle) {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
-                "the touch interval must be shorter than the idle timeout, or sessions in \
-                 use would expire; a tenth of the idle timeout is a good value",
+                format!(
+                    "the touch interval ({} s) must be shorter than both idle timeouts \
+                     (ordinary {} s, remember-me {} s), or sessions in use would expire; a \
+                     tenth of the shorter idle timeout is a good value",
+                    self.touch_interval.as_secs(),
+                    self.idle.as_secs(),
+                    self.remember_idle.as_secs()
+                ),
             ));
         }
         Ok(())
@@ -230,6 +236,19 @@ mod tests {
                 .starts_with("cookie Max-Age above 400 days is refused")
         );
         let ok = Expiry::default().remember_absolute(MAX_COOKIE_LIFETIME);
+        assert!(ok.validate().is_ok());
+    }
+
+    #[test]
+    fn touch_interval_must_be_shorter_than_the_remember_me_idle_timeout_too() {
+        // Remember-me sessions would expire while in use: a read within the
+        // touch interval does not refresh `last_seen`.
+        let e = Expiry::default()
+            .remember_idle(Duration::from_secs(60))
+            .remember_absolute(Duration::from_secs(3600));
+        let err = e.validate().unwrap_err();
+        assert!(err.to_string().contains("remember-me 60 s"), "{err}");
+        let ok = e.touch_interval(Duration::from_secs(6));
         assert!(ok.validate().is_ok());
     }
 

@@ -1,0 +1,209 @@
+//! Serving connections with bounds a slow or greedy client cannot lift (A8).
+//!
+//! `axum::serve` sets no header read timeout and no connection limit: a
+//! client that opens connections and never finishes its headers kept them
+//! for as long as it liked, and 300 of them (with a modest file-descriptor
+//! limit) made `/healthz` time out for 65 s. Here every connection must send
+//! a complete request head within the header timeout (also between requests
+//! on a kept-alive connection), at most `max_connections` are open at once
+//! (fewer than the process may open files), and one client address holds at
+//! most `max_per_client` of them; a connection over a limit is closed as soon
+//! as it is accepted, so it holds nothing.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::limits::client_network;
+
+/// The bounds of [`serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// How long a client has to send a complete request head.
+    pub header_timeout: Duration,
+    /// Connections open at once, in all.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (IPv6: one /64).
+    pub max_per_client: usize,
+}
+
+impl Default for ConnLimits {
+    /// 10 s for a request head; as many connections as the file limit
+    /// allows (leaving 64 descriptors for the databases and logs), at most
+    /// 1024; 64 per client address.
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            max_connections: open_files_limit()
+                .map_or(1024, |n| n.saturating_sub(64))
+                .clamp(1, 1024),
+            max_per_client: 64,
+        }
+    }
+}
+
+/// The soft limit on open files of this process (`ulimit -n`), read from
+/// `/proc/self/limits` (no unsafe `getrlimit` call needed).
+pub fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Open connections, in all and per client.
+#[derive(Default)]
+struct Counts {
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// A connection's place in [`Counts`], given back when dropped.
+struct Admitted {
+    counts: Arc<Counts>,
+    client: IpAddr,
+}
+
+impl Counts {
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &ConnLimits) -> Option<Admitted> {
+        let client = client_network(ip);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, per_client) = &mut *open;
+        let mine = per_client.get(&client).copied().unwrap_or(0);
+        if *total >= limits.max_connections || mine >= limits.max_per_client {
+            return None;
+        }
+        *total += 1;
+        per_client.insert(client, mine + 1);
+        Some(Admitted {
+            counts: Arc::clone(self),
+            client,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, per_client) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Serve `router` on `listener` within `limits` until `shutdown` completes,
+/// then let open requests finish (up to 10 s).
+///
+/// # Errors
+/// Never at present; the accept loop survives accept errors (such as running
+/// out of file descriptors) by pausing briefly.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let graceful = GracefulShutdown::new();
+    let counts = Arc::new(Counts::default());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or the peer left before we
+                    // accepted: pause so a full table is not a busy loop.
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(admitted) = counts.admit(addr.ip(), &limits) else {
+            tracing::debug!(client = %addr.ip(), "connection limit reached; closing a new connection");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
+            let mut router = router.clone();
+            async move {
+                let response = tower_service::Service::call(&mut router, req).await;
+                Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
+            }
+        });
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that breaks the protocol or times out ends here; the
+            // connection's error says nothing the operator must act on.
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+            drop(admitted);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 10 s; closing them");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_counts_per_client_and_in_all_and_gives_back() {
+        let limits = ConnLimits {
+            header_timeout: Duration::from_secs(1),
+            max_connections: 3,
+            max_per_client: 2,
+        };
+        let counts = Arc::new(Counts::default());
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let a1 = counts.admit(a, &limits).expect("first");
+        let _a2 = counts.admit(a, &limits).expect("second");
+        assert!(counts.admit(a, &limits).is_none(), "third from one client");
+        let _b1 = counts.admit(b, &limits).expect("another client");
+        assert!(counts.admit(b, &limits).is_none(), "over the total");
+        drop(a1);
+        assert!(counts.admit(b, &limits).is_some(), "a place came free");
+    }
+
+    #[test]
+    fn the_default_leaves_room_under_the_file_limit() {
+        let limits = ConnLimits::default();
+        if let Some(files) = open_files_limit() {
+            assert!(
+                limits.max_connections < files,
+                "{limits:?} with {files} files"
+            );
+        }
+        assert!(limits.max_connections >= 1);
+    }
+}
