@@ -28,8 +28,9 @@ Examples:
       64 random bytes as base64 (88 characters)
   latch keygen --format env >> .env
       LATCH_SECRET_KEY=... ready for an env file
-  latch keygen --bytes 32 --format hex > latch.key && chmod 600 latch.key
-      a key file for SecretKey::from_file")]
+  latch keygen --out latch.key
+      a key file for SecretKey::from_file, created readable by you only
+      (mode 0600; latch refuses a key file other users can read)")]
 pub struct Args {
     /// How many random bytes; at least 32 (256 bits, latch's minimum).
     #[arg(long, value_name = "N", default_value_t = 64)]
@@ -38,6 +39,11 @@ pub struct Args {
     /// How to write the key.
     #[arg(long, value_enum, default_value_t = Format::Base64)]
     pub format: Format,
+
+    /// Write the key to this new file (mode 0600) instead of standard output;
+    /// an existing file is never overwritten.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// How a key is written.
@@ -60,9 +66,31 @@ pub fn run(args: &Args) -> anyhow::Result<Status> {
     let key = draw(args.bytes, args.format, |buf| {
         getrandom::fill(buf).context("reading the operating system's random source")
     })?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", key.as_str()).context("writing the key")?;
+    match &args.out {
+        Some(path) => write_owner_only(path, key.as_str())?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", key.as_str()).context("writing the key")?;
+        }
+    }
     Ok(Status::Success)
+}
+
+/// Create `path` readable by its owner only and write `key` to it.
+fn write_owner_only(path: &std::path::Path, key: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "creating the key file {} (it must not exist yet)",
+                path.display()
+            )
+        })?;
+    writeln!(file, "{key}").with_context(|| format!("writing the key file {}", path.display()))
 }
 
 fn check_bytes(n: usize) -> anyhow::Result<()> {

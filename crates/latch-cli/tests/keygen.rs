@@ -114,3 +114,40 @@ fn help_has_examples() {
             predicate::str::contains("Examples:").and(predicate::str::contains("--format env")),
         );
 }
+
+/// A9/K7: `--out` creates the key file readable by its owner only, which
+/// `SecretKey::from_file` accepts (it refuses a file others can read), and
+/// never overwrites an existing file.
+#[test]
+fn out_writes_an_owner_only_key_file_latch_accepts() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!(
+        "latch-keygen-out-{}-{}",
+        std::process::id(),
+        &latch::SessionId::generate().encode()[..8]
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("latch.key");
+    let output = latch()
+        .args(["keygen", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "", "the key is not printed");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    latch::SecretKey::from_file(&path).unwrap();
+    let again = latch()
+        .args(["keygen", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("must not exist yet"),
+        "{}",
+        stderr(&again)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

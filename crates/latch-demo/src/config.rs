@@ -238,16 +238,43 @@ impl Settings {
     }
 }
 
-/// Make sure the folder holding `path` exists.
+/// Make sure the folder holding `path` exists; folders it creates are
+/// readable by their owner only (they hold the key and the password hashes).
+/// An existing folder keeps its permissions.
 ///
 /// # Errors
 /// When it cannot be created.
 pub fn ensure_parent(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
             .with_context(|| format!("creating the folder {}", parent.display()))?;
     }
     Ok(())
+}
+
+/// Create the file at `path` readable by its owner only, if it does not exist
+/// yet (SQLite then creates its WAL and shared-memory files with the same
+/// permissions).
+///
+/// # Errors
+/// When it cannot be created.
+pub fn create_owner_only(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    ensure_parent(path)?;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
 }
 
 #[cfg(test)]

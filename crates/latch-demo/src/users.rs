@@ -213,7 +213,8 @@ impl Users {
     /// # Errors
     /// When the file cannot be opened or the table created.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        crate::config::ensure_parent(path)?;
+        // It holds password hashes: readable by its owner only (A9).
+        crate::config::create_owner_only(path)?;
         let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(CREATE_TABLE)

@@ -826,3 +826,40 @@ async fn usernames_are_case_insensitive_and_long_passwords_say_so() {
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(reply.body.contains("at most 1024 bytes"), "{}", reply.body);
 }
+
+/// A9: everything the demo creates is readable by its owner only: the data
+/// folder, the generated key, the users and sessions database and the WAL
+/// and shared-memory files beside it (before the fix: 0755 and 0644).
+#[tokio::test]
+async fn a9_files_the_demo_creates_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = std::env::temp_dir().join(format!(
+        "latch-demo-perms-{}-{}",
+        std::process::id(),
+        &latch::SessionId::generate().store_key().to_hex()[..8]
+    ));
+    let dir = root.join("data");
+    let settings = latch_demo::config::Settings::from_args(&demo_args("sqlite", &dir)).unwrap();
+    let (app, _purger) = latch_demo::serve::app(&settings).await.unwrap();
+    let site = Site {
+        app,
+        _dir: Arc::new(TempDir(root)),
+    };
+    Client::default().signup(&site, "perm").await;
+    let mode = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(""), 0o700, "the data folder");
+    for file in [
+        "latch-demo.key",
+        "latch-demo.db",
+        "latch-demo.db-wal",
+        "latch-demo.db-shm",
+    ] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+}

@@ -103,9 +103,15 @@ impl SecretKey {
 
     /// Read the secret from the file at `path` (trailing whitespace is removed).
     ///
+    /// As `ssh` does with private keys, a key file that other users may read
+    /// or change (any group or other permission, such as the 0644 a plain
+    /// `latch keygen > file` leaves under the usual umask) is refused: anyone
+    /// who can read the key can sign in as any user.
+    ///
     /// # Errors
-    /// [`ErrorKind::InvalidConfig`] when the file cannot be read, and the errors of
-    /// [`SecretKey::from_bytes`].
+    /// [`ErrorKind::InvalidConfig`] when the file cannot be read or is open to
+    /// other users (the message says which `chmod` fixes it), and the errors
+    /// of [`SecretKey::from_bytes`].
     ///
     /// # Example
     /// ```
@@ -114,6 +120,7 @@ impl SecretKey {
     /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        check_owner_only(path)?;
         let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidConfig,
@@ -175,6 +182,35 @@ impl SecretKey {
             .expect("32-byte HKDF output is always valid");
         Subkey(out)
     }
+}
+
+/// Refuse a key file with any group or other permission bits.
+#[cfg(unix)]
+fn check_owner_only(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = match std::fs::metadata(path) {
+        Ok(meta) => meta.permissions().mode(),
+        // Reading it below reports the problem with its cause.
+        Err(_) => return Ok(()),
+    };
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::InvalidConfig,
+        format!(
+            "secret key file {} is open to other users (mode {:04o}): anyone who can read it \
+             can forge sessions; make it readable by its owner only with `chmod 600 {}`",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        ),
+    ))
+}
+
+#[cfg(not(unix))]
+fn check_owner_only(_path: &Path) -> Result<()> {
+    Ok(())
 }
 
 impl fmt::Debug for SecretKey {
@@ -317,6 +353,38 @@ mod tests {
             format!("secret key refused: it is a well-known placeholder value; {HOW_TO_GENERATE}")
         );
         assert!(!msg.contains("your-very-secure"));
+    }
+
+    #[test]
+    fn k7_a_key_file_other_users_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!(
+            "latch-keyfile-{}-{}",
+            std::process::id(),
+            &crate::SessionId::generate().encode()[..8]
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("latch.key");
+        let key = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\n";
+        std::fs::write(&path, key).expect("write");
+        for (mode, ok) in [
+            (0o644, false),
+            (0o640, false),
+            (0o604, false),
+            (0o600, true),
+            (0o400, true),
+        ] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let result = SecretKey::from_file(&path);
+            assert_eq!(result.is_ok(), ok, "mode {mode:o}");
+            if let Err(err) = result {
+                assert_eq!(err.kind(), &ErrorKind::InvalidConfig);
+                let msg = err.to_string();
+                assert!(msg.contains(&format!("mode {mode:04o}")), "{msg}");
+                assert!(msg.contains("chmod 600"), "{msg}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
