@@ -19,6 +19,12 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 /// - with neither (non-browser clients, very old browsers) the request passes
 ///   and the token check alone decides.
 ///
+/// An HTTP/1.1 request does not say which scheme the browser used, so this
+/// check cannot tell `http://host` from `https://host`: a page injected into
+/// the plain-http site (by anyone on the network) would pass it in browsers
+/// that send no `Sec-Fetch-Site`. Where the app knows the scheme its users
+/// reach it by, use [`check_origin_with_scheme`].
+///
 /// # Errors
 /// [`CrossSiteRequest`], a `403 Forbidden`.
 ///
@@ -59,6 +65,15 @@ pub fn check_origin_at(
     uri: Option<&Uri>,
     headers: &HeaderMap,
 ) -> Result<(), CrossSiteRequest> {
+    check(method, uri, headers, None)
+}
+
+fn check(
+    method: &Method,
+    uri: Option<&Uri>,
+    headers: &HeaderMap,
+    scheme: Option<&str>,
+) -> Result<(), CrossSiteRequest> {
     if method.is_safe() {
         return Ok(());
     }
@@ -71,19 +86,50 @@ pub fn check_origin_at(
     let Some(origin) = headers.get(ORIGIN) else {
         return Ok(());
     };
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, host)| host);
+    let Some((origin_scheme, origin_host)) = origin.to_str().ok().and_then(|o| o.split_once("://"))
+    else {
+        return Err(CrossSiteRequest);
+    };
     let host = match headers.get(HOST) {
         Some(h) => h.to_str().ok(),
         None => uri.and_then(Uri::authority).map(|a| a.as_str()),
     };
-    match (origin_host, host) {
-        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
+    let schemes_agree = [scheme, uri.and_then(Uri::scheme_str)]
+        .into_iter()
+        .flatten()
+        .all(|s| s.eq_ignore_ascii_case(origin_scheme));
+    match host {
+        Some(h) if schemes_agree && origin_host.eq_ignore_ascii_case(h) => Ok(()),
         _ => Err(CrossSiteRequest),
     }
+}
+
+/// [`check_origin_at`], also requiring the `Origin` to use `scheme` (`"https"`
+/// for an app served over TLS, directly or through a TLS-terminating proxy;
+/// `"http"` for plain-http development): a page on `http://host` cannot post
+/// to `https://host`. A scheme in the request URI (HTTP/2) must agree too.
+///
+/// # Errors
+/// [`CrossSiteRequest`], a `403 Forbidden`.
+///
+/// # Example
+/// ```
+/// use http::{HeaderMap, HeaderValue, Method};
+/// use latch_axum::csrf::check_origin_with_scheme;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("host", HeaderValue::from_static("app.example"));
+/// headers.insert("origin", HeaderValue::from_static("http://app.example"));
+/// assert!(check_origin_with_scheme(&Method::POST, None, &headers, "https").is_err());
+/// assert!(check_origin_with_scheme(&Method::POST, None, &headers, "http").is_ok());
+/// ```
+pub fn check_origin_with_scheme(
+    method: &Method,
+    uri: Option<&Uri>,
+    headers: &HeaderMap,
+    scheme: &str,
+) -> Result<(), CrossSiteRequest> {
+    check(method, uri, headers, Some(scheme))
 }
 
 /// A state-changing request from another site: answered `403 Forbidden`.
@@ -162,6 +208,23 @@ mod tests {
         // A Host header, when present, is what the request names.
         let h = headers(&[("origin", "https://a.example"), ("host", "b.example")]);
         assert!(check_origin_at(&Method::POST, Some(&same), &h).is_err());
+    }
+
+    #[test]
+    fn the_scheme_must_match_where_it_is_known() {
+        // Issue 11: `Origin: https://host` was accepted by an http server
+        // (and a page on http://host could post to https://host).
+        let h = headers(&[("origin", "http://a.example"), ("host", "a.example")]);
+        assert!(check_origin_with_scheme(&Method::POST, None, &h, "https").is_err());
+        assert!(check_origin_with_scheme(&Method::POST, None, &h, "http").is_ok());
+        let h = headers(&[("origin", "https://a.example"), ("host", "a.example")]);
+        assert!(check_origin_with_scheme(&Method::POST, None, &h, "http").is_err());
+        assert!(check_origin_with_scheme(&Method::POST, None, &h, "HTTPS").is_ok());
+        // An HTTP/2 request carries its scheme: it must agree as well.
+        let uri: Uri = "http://a.example/x".parse().unwrap();
+        assert!(check_origin_at(&Method::POST, Some(&uri), &h).is_err());
+        let uri: Uri = "https://a.example/x".parse().unwrap();
+        assert!(check_origin_at(&Method::POST, Some(&uri), &h).is_ok());
     }
 
     #[test]

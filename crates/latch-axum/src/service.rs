@@ -158,6 +158,12 @@ fn apply(mut response: Response, finished: Finished) -> Response {
     if finished.vary_cookie {
         add_vary_cookie(headers);
     }
+    // A page that shows a signed-in user's data must not be kept by any
+    // cache (a shared one, or the browser's for "back" after sign-out), unless
+    // the handler decided its caching itself.
+    if finished.signed_in && !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     if let Some(cookie) = finished.set_cookie {
         let Ok(value) = HeaderValue::from_str(&cookie) else {
             // Cookie values are base64url and attributes are validated at start-up,

@@ -191,6 +191,24 @@ async fn set_cookie_responses_are_not_cacheable() {
     );
 }
 
+/// C5: reading a signed-in session makes the response uncacheable even
+/// without a cookie on it; an anonymous read does not; a handler's own
+/// `Cache-Control` is kept.
+#[tokio::test]
+async fn signed_in_reads_are_not_cacheable() {
+    let app = memory_app();
+    let (_, h, _) = send(&app, "POST", "/write", &[]).await;
+    let anonymous = cookie_pair(&h);
+    let (_, h, _) = send(&app, "GET", "/whoami", &[&anonymous]).await;
+    assert!(h.get(header::CACHE_CONTROL).is_none());
+    let (_, h, _) = send(&app, "POST", "/login", &[&anonymous]).await;
+    let signed_in = cookie_pair(&h);
+    let (_, h, body) = send(&app, "GET", "/whoami", &[&signed_in]).await;
+    assert_eq!(body, "alice");
+    assert!(h.get(header::SET_COOKIE).is_none());
+    assert_eq!(h[header::CACHE_CONTROL], "no-store");
+}
+
 #[tokio::test]
 async fn one_set_cookie_per_response() {
     let app = memory_app();

@@ -25,6 +25,9 @@ pub struct AppState {
     pub manager: SessionManager,
     /// Sign-in throttling.
     pub sign_in: SignInLimits,
+    /// The scheme browsers reach the demo by (`http`, or `https` behind a TLS
+    /// proxy or when it serves TLS itself): cross-site checks require it.
+    pub scheme: &'static str,
 }
 
 /// The demo's routes with sessions and security headers, counting sign-in
@@ -45,6 +48,7 @@ pub fn router(users: Users, manager: SessionManager) -> Router {
         users,
         manager,
         sign_in,
+        scheme: "http",
     })
 }
 

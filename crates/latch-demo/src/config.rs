@@ -64,6 +64,12 @@ pub struct Args {
     #[arg(long, env = "LATCH_INSECURE_DEV_MODE")]
     pub insecure_dev_mode: bool,
 
+    /// Browsers reach the demo over https, through a TLS-terminating proxy:
+    /// state-changing requests must then come from an https page of this
+    /// host (without it, from an http one).
+    #[arg(long, env = "LATCH_BEHIND_TLS_PROXY")]
+    pub behind_tls_proxy: bool,
+
     /// Tokio worker threads (default: one per core).
     #[arg(long, env = "LATCH_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -176,6 +182,8 @@ pub struct Settings {
     pub store_timeout: Duration,
     /// Plain-http development mode.
     pub insecure_dev_mode: bool,
+    /// Browsers reach the demo over https through a proxy.
+    pub behind_tls_proxy: bool,
 }
 
 impl Settings {
@@ -224,7 +232,17 @@ impl Settings {
             conn_limits,
             store_timeout: Duration::from_millis(args.store_timeout_ms),
             insecure_dev_mode: args.insecure_dev_mode,
+            behind_tls_proxy: args.behind_tls_proxy,
         })
+    }
+
+    /// The scheme browsers use to reach the demo.
+    pub fn public_scheme(&self) -> &'static str {
+        if self.behind_tls_proxy {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// Where the users live.

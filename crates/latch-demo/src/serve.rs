@@ -116,6 +116,7 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Option<latch::P
         users,
         manager,
         sign_in,
+        scheme: settings.public_scheme(),
     };
     Ok((crate::app::router_with(state), purger))
 }

@@ -568,6 +568,43 @@ async fn scratch_put_needs_json_and_same_origin() {
         StatusCode::FORBIDDEN
     );
     assert_eq!(c.get(&site, "/api/scratch").await.body, "{}");
+    // Issue 11: the same host under another scheme is another origin (a page
+    // injected into plain http must not write to the https site, and the
+    // other way round).
+    for origin in ["https://demo.example", "http://demo.example"] {
+        let req = Request::put("/api/scratch/a")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::HOST, "demo.example")
+            .header(header::ORIGIN, origin);
+        let status = c
+            .send(&site, req, Body::from("{\"value\":\"x\"}"))
+            .await
+            .status;
+        let expected = if origin.starts_with("http:") {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(status, expected, "{origin} to an http demo");
+    }
+}
+
+/// C5: a response that shows a signed-in user's data is kept out of every
+/// cache, even when no cookie is set on it; anonymous reads of the session
+/// are not forced out of caches.
+#[tokio::test]
+async fn c5_responses_that_read_a_signed_in_session_are_not_stored() {
+    let site = site();
+    let mut c = Client::default();
+    let anonymous = c.get(&site, "/api/scratch").await;
+    assert!(anonymous.headers.get(header::CACHE_CONTROL).is_none());
+    c.signup(&site, "cachy").await;
+    for path in ["/api/me", "/api/scratch"] {
+        let reply = c.get(&site, path).await;
+        assert!(reply.headers.get(header::SET_COOKIE).is_none(), "{path}");
+        assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store", "{path}");
+        assert_eq!(reply.headers[header::VARY], "Cookie", "{path}");
+    }
 }
 
 #[tokio::test]

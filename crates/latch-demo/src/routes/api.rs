@@ -3,14 +3,16 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::Path;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode};
 use latch_axum::Session;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppError;
+use crate::app::{AppError, AppState};
 
 /// The session key holding the scratch map.
 const SCRATCH: &str = "scratch";
@@ -52,13 +54,14 @@ pub struct ScratchValue {
 /// JSON content type (which `Json` requires) cannot be sent cross-site without
 /// a CORS preflight this server never grants.
 pub async fn put_scratch(
+    State(app): State<Arc<AppState>>,
     session: Session,
     method: Method,
     headers: HeaderMap,
     Path(key): Path<String>,
     Json(body): Json<ScratchValue>,
 ) -> Result<Response, AppError> {
-    latch_axum::csrf::check_origin(&method, &headers)?;
+    latch_axum::csrf::check_origin_with_scheme(&method, None, &headers, app.scheme)?;
     if key.is_empty() || key.len() > 64 || body.value.len() > 1024 {
         let msg = json!({"error": "keys are 1 to 64 bytes and values at most 1024 bytes"});
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(msg)).into_response());

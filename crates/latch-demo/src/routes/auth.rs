@@ -65,7 +65,7 @@ pub async fn signup(
     headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
-    check_csrf(&session, &method, &headers, &form.csrf_token).await?;
+    check_csrf(&app, &session, &method, &headers, &form.csrf_token).await?;
     match app.users.create(&form.username, &form.password).await? {
         Ok(()) => {
             session.log_in(normalize(&form.username)).await?;
@@ -126,7 +126,7 @@ pub async fn login(
     headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
-    check_csrf(&session, &method, &headers, &form.csrf_token).await?;
+    check_csrf(&app, &session, &method, &headers, &form.csrf_token).await?;
     let account = normalize(&form.username);
     if let Some(wait) = app.sign_in.attempt(&account, client).await? {
         let msg = format!(
@@ -174,12 +174,13 @@ pub struct TokenForm {
 
 /// `POST /logout`: delete the session and expire the cookie (E2).
 pub async fn logout(
+    State(app): State<Arc<AppState>>,
     session: Session,
     method: Method,
     headers: HeaderMap,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&session, &method, &headers, &form.csrf_token).await?;
+    check_csrf(&app, &session, &method, &headers, &form.csrf_token).await?;
     session.destroy().await?;
     Ok(Redirect::to("/login?bye=1").into_response())
 }

@@ -7,17 +7,19 @@ pub mod pages;
 use http::{HeaderMap, Method};
 use latch_axum::Session;
 
-use crate::app::AppError;
+use crate::app::{AppError, AppState};
 
-/// Refuse a state-changing request unless it comes from this site and carries
-/// this session's CSRF token (X1: two layers).
+/// Refuse a state-changing request unless it comes from this site (its
+/// origin, scheme included) and carries this session's CSRF token (X1: two
+/// layers).
 pub async fn check_csrf(
+    app: &AppState,
     session: &Session,
     method: &Method,
     headers: &HeaderMap,
     token: &str,
 ) -> Result<(), AppError> {
-    latch_axum::csrf::check_origin(method, headers)?;
+    latch_axum::csrf::check_origin_with_scheme(method, None, headers, app.scheme)?;
     if session.verify_csrf(token).await? {
         Ok(())
     } else {

@@ -170,12 +170,13 @@ pub struct RevokeForm {
 
 /// `POST /devices/revoke`: end one of the user's other sessions.
 pub async fn revoke_device(
+    State(app): State<Arc<AppState>>,
     session: Session,
     method: Method,
     headers: HeaderMap,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&session, &method, &headers, &form.csrf_token).await?;
+    check_csrf(&app, &session, &method, &headers, &form.csrf_token).await?;
     if session.user_id().await?.is_none() {
         return Ok(Redirect::to("/login").into_response());
     }
@@ -209,7 +210,7 @@ pub async fn revoke_others(
     headers: HeaderMap,
     Form(form): Form<TokenOnly>,
 ) -> Result<Response, AppError> {
-    check_csrf(&session, &method, &headers, &form.csrf_token).await?;
+    check_csrf(&app, &session, &method, &headers, &form.csrf_token).await?;
     if session.user_id().await?.is_none() {
         return Ok(Redirect::to("/login").into_response());
     }

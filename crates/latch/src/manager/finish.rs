@@ -27,6 +27,11 @@ pub struct Finished {
     /// Whether the handler read the session, so the response depends on the
     /// `Cookie` header (`Vary: Cookie`).
     pub vary_cookie: bool,
+    /// Whether the handler read a signed-in session, so the response may show
+    /// that user's data: adapters keep it out of every cache
+    /// (`Cache-Control: no-store`) unless the handler chose its own
+    /// `Cache-Control`.
+    pub signed_in: bool,
 }
 
 impl std::fmt::Debug for Finished {
@@ -40,6 +45,7 @@ impl std::fmt::Debug for Finished {
         f.debug_struct("Finished")
             .field("set_cookie", &redacted)
             .field("vary_cookie", &self.vary_cookie)
+            .field("signed_in", &self.signed_in)
             .finish()
     }
 }
@@ -64,6 +70,7 @@ impl SessionManager {
         }
         let shared = &*self.shared;
         let now = shared.clock.now();
+        let signed_in = state.record.user_id.is_some();
         let set_cookie = match &shared.backend {
             Backend::Cookie(format) => {
                 shared
@@ -77,6 +84,7 @@ impl SessionManager {
         Ok(Finished {
             set_cookie,
             vary_cookie: true,
+            signed_in,
         })
     }
 }
