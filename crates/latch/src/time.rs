@@ -16,6 +16,13 @@ pub const MAX_COOKIE_LIFETIME: Duration = Duration::from_secs(400 * 24 * 3600);
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// The current time in whole seconds since the Unix epoch.
     fn now(&self) -> UnixTime;
+
+    /// The current time in milliseconds since the Unix epoch, for ordering
+    /// events finer than a second (revocations and sign-ins of cookie
+    /// sessions). Defaults to [`now`](Self::now) in milliseconds.
+    fn now_millis(&self) -> i64 {
+        self.now().saturating_mul(1000)
+    }
 }
 
 /// The real wall clock.
@@ -28,11 +35,18 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
     }
+
+    fn now_millis(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
 }
 
 /// A clock that only moves when told to: for tests of expiry.
 ///
-/// Clones share the same time.
+/// Clones share the same time. It keeps milliseconds, so tests can also
+/// order events within one second.
 ///
 /// # Example
 /// ```
@@ -41,29 +55,40 @@ impl Clock for SystemClock {
 /// let clock = ManualClock::new(1_000);
 /// clock.advance(30);
 /// assert_eq!(clock.now(), 1_030);
+/// clock.advance_millis(1_500);
+/// assert_eq!((clock.now(), clock.now_millis()), (1_031, 1_031_500));
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ManualClock(Arc<AtomicI64>);
 
 impl ManualClock {
-    /// A clock stopped at `now`.
+    /// A clock stopped at `now` (seconds).
     pub fn new(now: UnixTime) -> Self {
-        Self(Arc::new(AtomicI64::new(now)))
+        Self(Arc::new(AtomicI64::new(now.saturating_mul(1000))))
     }
 
     /// Move the clock forward by `secs` seconds.
     pub fn advance(&self, secs: i64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
+        self.advance_millis(secs.saturating_mul(1000));
     }
 
-    /// Set the clock to `now`.
+    /// Move the clock forward by `millis` milliseconds.
+    pub fn advance_millis(&self, millis: i64) {
+        self.0.fetch_add(millis, Ordering::SeqCst);
+    }
+
+    /// Set the clock to `now` (seconds).
     pub fn set(&self, now: UnixTime) {
-        self.0.store(now, Ordering::SeqCst);
+        self.0.store(now.saturating_mul(1000), Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> UnixTime {
+        self.now_millis().div_euclid(1000)
+    }
+
+    fn now_millis(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
     }
 }

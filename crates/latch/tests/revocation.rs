@@ -194,6 +194,7 @@ async fn a_second_revocation_refuses_what_was_signed_in_between() {
     let first = log_in(&m, "hal").await;
     clock.advance(1);
     m.revoke_user("hal").await.unwrap();
+    clock.advance_millis(1);
     let second = log_in(&m, "hal").await;
     assert_eq!(user_of(&m, &second).await.as_deref(), Some("hal"));
     clock.advance(1);
@@ -258,8 +259,127 @@ async fn purging_removes_markers_once_their_cookies_are_dead() {
     assert_eq!(markers.len(), 1);
     assert_eq!(m.purge_expired(100).await.unwrap(), 0, "still needed");
     assert_eq!(user_of(&m, &cookie).await, None);
-    // Past the cookie's absolute timeout (12 h by default) it is dead anyway.
+    // A copy of the cookie made a remember-me one (same ID) could live for
+    // the remember-me absolute timeout (30 days by default): the marker
+    // stays until then, and not a second less.
     clock.advance(12 * 3600 + 1);
+    assert_eq!(
+        m.purge_expired(100).await.unwrap(),
+        0,
+        "a remember-me copy may live"
+    );
+    clock.advance(30 * 86_400 - 12 * 3600 - 1);
     assert_eq!(m.purge_expired(100).await.unwrap(), 1);
     assert!(markers.is_empty());
+}
+
+/// Issue 11, item 7: "sign out everywhere else" refuses sessions signed in
+/// within the same second before it (compared in milliseconds), and a sign-in
+/// right after it works (item 13: it used to be refused, so the browser got
+/// 303 on sign-in and then 401).
+#[tokio::test]
+async fn e3_revocation_and_sign_in_are_ordered_within_a_second() {
+    let clock = ManualClock::new(T0);
+    let m = manager(Some(Arc::new(MemoryStore::new())), &clock);
+    let asking = log_in(&m, "kim").await;
+    let mut others = Vec::new();
+    for _ in 0..5 {
+        clock.advance_millis(10);
+        others.push(log_in(&m, "kim").await);
+    }
+    clock.advance_millis(10);
+    let s = start(&m, &asking);
+    s.sign_out_everywhere_else().await.unwrap();
+    let kept = value(&m.finish(&s).await.unwrap().set_cookie.unwrap());
+    for (i, other) in others.iter().enumerate() {
+        assert_eq!(
+            user_of(&m, other).await,
+            None,
+            "session {i} of the same second survived"
+        );
+    }
+    assert_eq!(user_of(&m, &kept).await.as_deref(), Some("kim"));
+    // An anonymous session older than the revocation signs in a moment later.
+    let anonymous = {
+        let s = m.start(std::iter::empty(), Default::default());
+        s.insert("cart", 1).await.unwrap();
+        value(&m.finish(&s).await.unwrap().set_cookie.unwrap())
+    };
+    clock.advance_millis(5);
+    m.revoke_user("kim").await.unwrap();
+    clock.advance_millis(5);
+    let s = start(&m, &anonymous);
+    s.log_in("kim").await.unwrap();
+    let signed_in = value(&m.finish(&s).await.unwrap().set_cookie.unwrap());
+    assert_eq!(
+        user_of(&m, &signed_in).await.as_deref(),
+        Some("kim"),
+        "303 then 401"
+    );
+    assert_eq!(
+        user_of(&m, &kept).await,
+        None,
+        "the admin revocation spared a session"
+    );
+}
+
+/// Issue 11, item 11: `clear()` keeps the cookie session's ID, so a logout in
+/// a later request revokes copies made before the `clear()` too (it used to
+/// draw a new ID, and the old copies, user included, outlived the logout).
+#[tokio::test]
+async fn e2_clear_then_logout_in_another_request_revokes_older_copies() {
+    let clock = ManualClock::new(T0);
+    let m = manager(Some(Arc::new(MemoryStore::new())), &clock);
+    let before_clear = log_in(&m, "lou").await;
+    let s = start(&m, &before_clear);
+    s.insert("x", 1).await.unwrap();
+    s.clear().await.unwrap();
+    let after_clear = value(&m.finish(&s).await.unwrap().set_cookie.unwrap());
+    assert_eq!(
+        user_of(&m, &after_clear).await.as_deref(),
+        Some("lou"),
+        "clear keeps the user"
+    );
+    let s = start(&m, &after_clear);
+    s.destroy().await.unwrap();
+    m.finish(&s).await.unwrap();
+    assert_eq!(user_of(&m, &after_clear).await, None);
+    assert_eq!(
+        user_of(&m, &before_clear).await,
+        None,
+        "a pre-clear copy outlived logout"
+    );
+}
+
+/// Issue 11, item 12: a logout revokes copies of the cookie for as long as
+/// any could live, even when the cookie presented at logout had stopped
+/// being a remember-me one while older remember-me copies remain.
+#[tokio::test]
+async fn e2_logout_outlives_remember_me_copies_of_the_cookie() {
+    let clock = ManualClock::new(T0);
+    let m = manager(Some(Arc::new(MemoryStore::new())), &clock);
+    let s = m.start(std::iter::empty(), Default::default());
+    s.log_in("mo").await.unwrap();
+    s.set_remember(true).await.unwrap();
+    let remembered = value(&m.finish(&s).await.unwrap().set_cookie.unwrap());
+    let s = start(&m, &remembered);
+    s.set_remember(false).await.unwrap();
+    let plain = value(&m.finish(&s).await.unwrap().set_cookie.unwrap());
+    let s = start(&m, &plain);
+    s.destroy().await.unwrap();
+    m.finish(&s).await.unwrap();
+    // Well past the ordinary absolute timeout (12 h), within the remember-me
+    // one (30 days), with the purge having run: the stolen copy stays dead.
+    for _ in 0..6 {
+        clock.advance(86_400 - 60);
+        let s = start(&m, &remembered);
+        s.get::<i32>("touch").await.unwrap();
+        m.finish(&s).await.unwrap();
+    }
+    m.purge_expired(100).await.unwrap();
+    assert_eq!(
+        user_of(&m, &remembered).await,
+        None,
+        "a remember-me copy outlived logout"
+    );
 }

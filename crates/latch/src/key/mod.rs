@@ -422,6 +422,8 @@ mod tests {
         let path = dir.join("k");
         let secret = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=";
         std::fs::write(&path, format!("{secret}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let key = SecretKey::from_file(&path).unwrap();
         assert_eq!(key.expose_bytes(), secret.as_bytes());
         std::fs::remove_dir_all(dir).unwrap();

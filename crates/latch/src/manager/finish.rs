@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::revoke::SID_KEY;
+use super::revoke::{ISSUED_MS_KEY, SID_KEY};
 use super::{Backend, SessionManager, Shared};
 use crate::codec::{CookieFormat, IdFormat, MAX_COOKIE_BYTES};
 use crate::error::{Error, ErrorKind, Result};
@@ -147,6 +147,12 @@ impl Shared {
         if self.revocations.is_some() && (!has_sid || state.regenerate) {
             let fresh = serde_json::Value::String(super::revoke::new_sid());
             state.record.data.insert(SID_KEY.to_owned(), fresh);
+        }
+        if state.regenerate && self.revocations.is_some() {
+            // Signed in (or re-issued) now: per-user revocations before this
+            // millisecond do not apply to it.
+            let issued = serde_json::Value::from(self.clock.now_millis());
+            state.record.data.insert(ISSUED_MS_KEY.to_owned(), issued);
         }
         state.record.last_seen = now;
         let value = format.encode(self.cookie.name(), &state.record, now)?;

@@ -101,7 +101,7 @@ impl Shared {
             .data
             .get(super::revoke::SID_KEY)
             .and_then(|v| v.as_str())
-            .map(|sid| (sid.to_owned(), record.absolute_deadline(&self.expiry)));
+            .map(|sid| (sid.to_owned(), self.longest_life(&record)));
         Ok(Some((Origin::Cookie, record)))
     }
 

@@ -215,10 +215,7 @@ impl SessionManager {
     pub async fn revoke_user(&self, user: &str) -> Result<u64> {
         match &self.shared.backend {
             Backend::Store(..) => self.shared.delete_by_user(user, None).await,
-            Backend::Cookie(_) => {
-                let now = self.shared.clock.now();
-                self.shared.revoke_user_cookies(user, now).await.map(|()| 0)
-            }
+            Backend::Cookie(_) => self.shared.revoke_user_cookies(user).await.map(|_| 0),
         }
     }
 

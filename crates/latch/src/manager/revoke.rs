@@ -9,9 +9,15 @@
 //!   `regenerate` file a "revoked session" marker for it until it would have
 //!   expired anyway, so a replayed copy is refused;
 //! - "sign out everywhere" files a per-user "not before" marker: every session
-//!   of that user created earlier is refused (the session that asked is
+//!   of that user signed in earlier is refused (the session that asked is
 //!   re-issued with a signed note that spares it, keeping its own deadlines);
 //!   markers are only ever moved forward, never deleted and re-created.
+//!
+//! Sign-ins and per-user markers are ordered in milliseconds: every sign-in
+//! (`log_in`, `regenerate`) stamps the cookie with the millisecond it was
+//! issued, and a marker refuses everything issued at or before its own
+//! millisecond. In whole seconds, sessions signed in within the same second
+//! as a revocation survived it, and a sign-in right after one was refused.
 //!
 //! The price is one or two store lookups per request that carries a cookie
 //! session (one when nobody is signed in); store failures answer 503, never
@@ -29,9 +35,19 @@ use crate::time::UnixTime;
 pub(crate) const SID_KEY: &str = "_latch.sid";
 
 /// The reserved data key of a cookie session that survived a "sign out
-/// everywhere else" at this time: per-user markers up to that time spare it,
-/// while its `created_at`, and so its absolute timeout, stay as they were.
+/// everywhere else" at this time (whole seconds; written by earlier versions,
+/// still read): per-user markers up to that time spare it.
 pub(crate) const NOT_BEFORE_KEY: &str = "_latch.nb";
+
+/// The reserved data key holding the millisecond a cookie session was issued
+/// for its user: signed in (or regenerated), or spared by a "sign out
+/// everywhere else". Per-user markers at or after it refuse the session,
+/// while its `created_at`, and so its absolute timeout, stay as they were.
+pub(crate) const ISSUED_MS_KEY: &str = "_latch.iat";
+
+/// The data key of a per-user marker holding its time in milliseconds
+/// (markers written by earlier versions have only `created_at`, in seconds).
+const MARKER_MS_KEY: &str = "ms";
 
 /// How often a per-user marker is re-read and re-written when another process
 /// changes it at the same moment.
@@ -49,6 +65,31 @@ fn marker_key(kind: &str, subject: &str) -> StoreKey {
 /// A new random cookie-session ID.
 pub(crate) fn new_sid() -> String {
     crate::id::SessionId::generate().encode()
+}
+
+/// A per-user marker's time in milliseconds.
+fn marker_millis(marker: &Record) -> i64 {
+    marker
+        .data
+        .get(MARKER_MS_KEY)
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or_else(|| marker.created_at.saturating_mul(1000))
+}
+
+/// When a cookie session was issued for its user, in milliseconds.
+fn issued_millis(record: &Record) -> i64 {
+    let seconds = record
+        .data
+        .get(NOT_BEFORE_KEY)
+        .and_then(serde_json::Value::as_i64)
+        .map_or(record.created_at, |nb| nb.max(record.created_at));
+    let millis = record
+        .data
+        .get(ISSUED_MS_KEY)
+        .and_then(serde_json::Value::as_i64);
+    millis.map_or(seconds.saturating_mul(1000), |ms| {
+        ms.max(seconds.saturating_mul(1000))
+    })
 }
 
 impl Shared {
@@ -70,13 +111,23 @@ impl Shared {
         if let Some(user) = &record.user_id {
             let key = marker_key("user", user);
             if let Some(marker) = self.timed("checking revocations", store.load(&key)).await? {
-                // `created_at` of the marker is the "not before" time.
-                let spared = record.data.get(NOT_BEFORE_KEY).and_then(|v| v.as_i64());
-                let issued = spared.map_or(record.created_at, |t| t.max(record.created_at));
-                return Ok(issued < marker.created_at);
+                // A session issued in the very millisecond of the marker is
+                // refused: when in doubt, the revocation wins.
+                return Ok(issued_millis(record) <= marker_millis(&marker));
             }
         }
         Ok(false)
+    }
+
+    /// Until when a copy of the cookie session `record` could be valid: the
+    /// later of its two absolute deadlines, since `set_remember` in another
+    /// request can make a copy with the same ID a remember-me one.
+    pub(crate) fn longest_life(&self, record: &Record) -> UnixTime {
+        let longest = self
+            .expiry
+            .absolute_timeout(true)
+            .max(self.expiry.absolute_timeout(false));
+        record.created_at.saturating_add(crate::time::secs(longest))
     }
 
     /// File a marker revoking the cookie session `sid` until `until`.
@@ -92,8 +143,9 @@ impl Shared {
         Ok(())
     }
 
-    /// Refuse every cookie session of `user` created before `now`.
-    pub(crate) async fn revoke_user_cookies(&self, user: &str, now: UnixTime) -> Result<()> {
+    /// Refuse every cookie session of `user` issued before now; returns the
+    /// marker's time in milliseconds (a session issued after it survives).
+    pub(crate) async fn revoke_user_cookies(&self, user: &str) -> Result<i64> {
         let Some(store) = &self.revocations else {
             return Err(crate::error::Error::new(
                 crate::error::ErrorKind::InvalidConfig,
@@ -101,7 +153,10 @@ impl Shared {
                  SessionManagerBuilder::revocation_store",
             ));
         };
+        let now_ms = self.clock.now_millis();
+        let now = now_ms.div_euclid(1000);
         let mut marker = Record::new(now);
+        marker.data.insert(MARKER_MS_KEY.into(), now_ms.into());
         // Long enough to outlive every session it must refuse.
         marker.expires_at = now
             .saturating_add(crate::time::secs(self.expiry.absolute_timeout(true)))
@@ -113,15 +168,18 @@ impl Shared {
         for _ in 0..MARKER_ATTEMPTS {
             let step = "revoking a user's sessions";
             if self.timed(step, store.create(&key, &marker)).await? {
-                return Ok(());
+                return Ok(now_ms);
             }
             let Some(current) = self.timed(step, store.load(&key)).await? else {
                 continue; // expired and purged meanwhile: create again
             };
-            if current.created_at >= marker.created_at && current.expires_at >= marker.expires_at {
-                return Ok(());
+            let current_ms = marker_millis(&current);
+            if current_ms >= now_ms && current.expires_at >= marker.expires_at {
+                return Ok(current_ms);
             }
             let mut next = marker.clone();
+            let next_ms = now_ms.max(current_ms);
+            next.data.insert(MARKER_MS_KEY.into(), next_ms.into());
             next.created_at = next.created_at.max(current.created_at);
             next.expires_at = next.expires_at.max(current.expires_at);
             next.version = current.version.saturating_add(1);
@@ -130,7 +188,7 @@ impl Shared {
                 .await?
                 == crate::store::SaveOutcome::Saved
             {
-                return Ok(());
+                return Ok(next_ms);
             }
         }
         Err(crate::error::Error::new(

@@ -181,7 +181,10 @@ impl Session {
         Ok(present)
     }
 
-    /// Remove every key (the session itself, its ID and user stay).
+    /// Remove every key the application set (the session itself, its ID, its
+    /// user, and latch's own entries such as the CSRF secret and pending
+    /// flash messages stay). To end the session, use
+    /// [`destroy`](Self::destroy).
     ///
     /// # Errors
     /// A store failure.
@@ -456,12 +459,11 @@ impl Session {
             return Ok(0);
         };
         if matches!(self.shared.backend, crate::manager::Backend::Cookie(_)) {
-            let now = self.shared.clock.now();
-            self.shared.revoke_user_cookies(&user, now).await?;
+            let revoked_at = self.shared.revoke_user_cookies(&user).await?;
             let mut state = self.loaded().await?;
             state.record.data.insert(
-                crate::manager::revoke::NOT_BEFORE_KEY.to_owned(),
-                serde_json::Value::from(now),
+                crate::manager::revoke::ISSUED_MS_KEY.to_owned(),
+                serde_json::Value::from(revoked_at.saturating_add(1)),
             );
             state.reissue = true;
             return Ok(0);

@@ -35,7 +35,12 @@ impl Op {
             Op::Remove(k) => {
                 record.data.remove(k);
             }
-            Op::Clear => record.data.clear(),
+            // latch's own entries stay: a cookie session's ID and issue time
+            // must survive, or a copy from before the `clear` would outlive
+            // the next logout.
+            Op::Clear => record
+                .data
+                .retain(|k, _| k.starts_with(super::RESERVED_PREFIX)),
             Op::Update(k, f) => {
                 let new = f(record.data.get(k))?;
                 record.data.insert(k.clone(), new);
