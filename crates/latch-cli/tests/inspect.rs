@@ -66,7 +66,7 @@ fn encrypted_cookies_with_either_aead_via_key_file() {
     let (text, key) = text_key();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("latch.key");
-    std::fs::write(&path, format!("{text}\n")).unwrap();
+    common::write_key_file(&path, &format!("{text}\n"));
     let ring = Keyring::new(key);
     let t = now();
     for (aead, label) in [
@@ -104,7 +104,7 @@ fn previous_key_is_index_1_whatever_option_kinds_are_mixed() {
     let (old_text, old) = text_key();
     let dir = tempfile::tempdir().unwrap();
     let new_file = dir.path().join("new.key");
-    std::fs::write(&new_file, &new_text).unwrap();
+    common::write_key_file(&new_file, &new_text);
     let t = now();
     let value = cookie(Made::Signed, &Keyring::new(old), NAME, &record(t, None), t);
     let out = latch()
@@ -446,18 +446,21 @@ fn garbage_never_panics() {
 }
 
 /// `--kind flask`: a Flask cookie (made with latch-flask's byte-identical
-/// writer) under a fallback key, read with Flask's weak key as it is; an old
-/// cookie is shown with its data and marked expired by Flask's max age.
+/// writer) under a fallback key, read with a current key that latch would
+/// refuse to sign with (inspecting takes keys as they are); old cookies, even
+/// past 400 days (issue 11), are shown with their data and marked expired by
+/// Flask's max age.
 #[test]
 fn flask_cookie_with_fallback_key_and_flask_expiry() {
     use latch::codec::CookieFormat as _;
     let t = now();
     let mut rec = latch::Record::new(t);
     rec.data.insert("cart".into(), serde_json::json!([1, 2]));
-    let old_key = "dev-flask-secret";
-    let format = latch_flask::FlaskCookieFormat::new(old_key);
+    let old_key = "Zr4mQ8vT1xLk6NbW0cYp3HsG9dEa2UjF5oRi7KtVw1BnXq8C";
+    let format = latch_flask::FlaskCookieFormat::new(old_key).unwrap();
     let fresh = format.encode("session", &rec, t - 60).unwrap();
     let stale = format.encode("session", &rec, t - 40 * 86_400).unwrap();
+    let ancient = format.encode("session", &rec, t - 500 * 86_400).unwrap();
     let run = |value: &str| {
         latch()
             .args([
@@ -485,17 +488,19 @@ fn flask_cookie_with_fallback_key_and_flask_expiry() {
     );
     assert!(text.contains("\"cart\""), "{text}");
     assert!(text.contains("status    valid"), "{text}");
-    let out = run(&stale);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    assert!(
-        text.contains("EXPIRED") || text.contains("expired"),
-        "{text}"
-    );
-    assert!(
-        text.contains("\"cart\""),
-        "expired cookie still shows its data: {text}"
-    );
+    for old in [&stale, &ancient] {
+        let out = run(old);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("EXPIRED") || text.contains("expired"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"cart\""),
+            "expired cookie still shows its data: {text}"
+        );
+    }
     let mut tampered = fresh.clone().into_bytes();
     let i = tampered.len() / 2;
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };

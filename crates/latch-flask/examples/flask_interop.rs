@@ -85,7 +85,7 @@ async fn manager() -> anyhow::Result<SessionManager> {
             .id_format(FlaskSessionIds::unsigned())
             .expiry(flask_expiry(LIFETIME)?)
     } else {
-        FlaskCookieFormat::new(&key)
+        FlaskCookieFormat::new(&key)?
             .max_age(LIFETIME)
             .configure(SessionManager::builder())?
     };

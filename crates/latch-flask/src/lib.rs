@@ -21,8 +21,10 @@
 //! use latch_flask::FlaskCookieFormat;
 //!
 //! // SECRET_KEY, SECRET_KEY_FALLBACKS and PERMANENT_SESSION_LIFETIME as in Flask.
-//! let manager = FlaskCookieFormat::new("a-long-random-flask-secret-key-0123456789")
-//!     .fallbacks(["the-key-before-that-one-0123456789abcdef"])
+//! // Both must be strong: a weak key (Flask's tutorial `dev`) is refused,
+//! // see FlaskCookieFormat::insecure_weak_fallbacks for a migration.
+//! let manager = FlaskCookieFormat::new("q4Sv0tLc2bX7nE9rWm1kYpJd8hGz3aFu6oTiQeRs5xVyNj0B")?
+//!     .fallbacks(["B7tWq2Lr9XcN4vKe1HsZ8mPa0yFj6GdU3oRiTb5EwQnYx2Ck"])?
 //!     .max_age(std::time::Duration::from_secs(31 * 24 * 3600))
 //!     .configure(SessionManager::builder())?
 //!     .cookie(CookieConfig::builder().name("session").build()?)
@@ -59,7 +61,7 @@ pub use cookie::{DEFAULT_MAX_AGE, FlaskCookieFormat};
 pub use flask_session::{
     FlaskSessionIds, FlaskSessionStore, FlaskSessionStoreBuilder, SerializationFormat,
 };
-pub use mapping::{PERMANENT_KEY, USER_ID_KEY};
+pub use mapping::{FLASK_KEYS, PERMANENT_KEY, USER_ID_KEY};
 
 /// A latch [`Expiry`] for sessions shared with Flask whose lifetime is
 /// `max_age` (`PERMANENT_SESSION_LIFETIME`).

@@ -13,6 +13,24 @@ pub const PERMANENT_KEY: &str = "_permanent";
 /// maps it to [`Record::user_id`], so sign-in is shared both ways.
 pub const USER_ID_KEY: &str = "_user_id";
 
+/// Keys of a Flask session that Flask and its usual extensions give a meaning
+/// of their own: the sign-in state (Flask, Flask-Login), flash messages and
+/// Flask-WTF's CSRF secret. A latch application may not set them through
+/// `insert`/`update` (refused as [`latch::ErrorKind::InvalidKey`]): a data
+/// key `_user_id` written while nobody is signed in would otherwise be read
+/// back, by Flask and by latch, as the signed-in user. Sign in with
+/// [`latch::Session::log_in`] and use [`latch::Session::set_remember`].
+pub const FLASK_KEYS: &[&str] = &[
+    PERMANENT_KEY,
+    USER_ID_KEY,
+    "_fresh",
+    "_id",
+    "_remember",
+    "_remember_seconds",
+    "_flashes",
+    "csrf_token",
+];
+
 /// The record for a Flask session `dict` issued (or last written) at `issued`.
 ///
 /// Flask has no creation time, user agent or address; `created_at` is the issue
@@ -52,6 +70,12 @@ pub(crate) fn dict_from_record(record: &Record) -> Result<BTreeMap<String, Flask
         dict.insert(USER_ID_KEY.to_owned(), FlaskValue::Str(user.clone()));
     }
     Ok(dict)
+}
+
+/// A value a latch application stores, in the form Flask reads back as that
+/// same value (see [`crate::tagged::escape_plain`]).
+pub(crate) fn prepare_value(value: serde_json::Value) -> latch::Result<serde_json::Value> {
+    crate::tagged::escape_plain(value).map_err(data_error)
 }
 
 /// A [`TagError`] in session data as a latch error (a programming error in what

@@ -30,18 +30,45 @@ fn hmac(key: &[u8]) -> HmacSha1 {
     HmacSha1::new_from_slice(key).expect("HMAC takes any key length")
 }
 
+/// Why a Flask key is too weak to sign with, if it is: latch's own
+/// strength rules (see [`latch::SecretKey::from_bytes`]).
+pub(crate) fn weakness(secret_key: &[u8]) -> Option<latch::Error> {
+    latch::SecretKey::from_bytes(secret_key).err()
+}
+
+/// Refuse `secret_key` (named `which`, such as `SECRET_KEY`) when it is weak,
+/// with how to rotate it.
+pub(crate) fn require_strong(secret_key: &[u8], which: &str) -> latch::Result<()> {
+    let Some(weak) = weakness(secret_key) else {
+        return Ok(());
+    };
+    Err(latch::Error::invalid_config(format!(
+        "the Flask {which} is too weak to sign sessions with ({weak}). Anyone who guesses \
+         it can forge a session as any user, in Flask and in latch. Give both apps a new \
+         random SECRET_KEY (`latch keygen`); to keep accepting cookies signed with the old \
+         key until they expire, move it to SECRET_KEY_FALLBACKS in Flask and pass it to \
+         FlaskCookieFormat::insecure_weak_fallbacks"
+    )))
+}
+
 impl DerivedKey {
     /// Derive the key for `salt` from a Flask `secret_key`, warning (without the
-    /// key) when the key is weaker than latch would accept for its own cookies.
+    /// key) when the key is weaker than latch would accept for its own
+    /// cookies; `which` names it in the warning.
     pub(crate) fn new(secret_key: &[u8], salt: &[u8], which: &str) -> Self {
-        if latch::SecretKey::from_bytes(secret_key).is_err() {
+        if weakness(secret_key).is_some() {
             tracing::warn!(
                 key = which,
-                "the Flask secret key is weak (latch refuses such keys for its own cookies); \
-                 it is used because the Flask app already signs with it, but rotate it to a \
-                 random key of at least 32 bytes (add the old one to SECRET_KEY_FALLBACKS)"
+                "the Flask secret key is weak (latch refuses such keys for signing its own \
+                 and Flask's cookies); rotate it to a random key of at least 32 bytes"
             );
         }
+        Self::quiet(secret_key, salt)
+    }
+
+    /// [`new`](Self::new) without the warning, where the caller has said
+    /// what it accepts.
+    pub(crate) fn quiet(secret_key: &[u8], salt: &[u8]) -> Self {
         let mut mac = hmac(secret_key);
         mac.update(salt);
         Self(Zeroizing::new(mac.finalize().into_bytes().into()))

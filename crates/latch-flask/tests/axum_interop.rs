@@ -82,6 +82,7 @@ async fn handler_shares_flask_cookie_sessions() {
     );
     let clock = ManualClock::new(NOW + 10);
     let manager = FlaskCookieFormat::new(KEY)
+        .unwrap()
         .max_age(Duration::from_secs(MAX_AGE))
         .clock(clock.clone())
         .configure(SessionManager::builder())

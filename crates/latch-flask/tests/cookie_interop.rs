@@ -12,10 +12,13 @@ use latch_flask::FlaskCookieFormat;
 use serde_json::{Value, json};
 
 const NAME: &str = "session";
+/// A strong key the Flask app used before [`KEY`].
+const OLD_KEY: &str = "Tg5vQ1mX8rLc3NwZ7pKa0HsE6yJd2UbF9oRi4VtWq1CnYx5B";
 const MAX_AGE: u64 = 3600;
 
 fn format_at(now: i64) -> FlaskCookieFormat {
     FlaskCookieFormat::new(KEY)
+        .unwrap()
         .max_age(Duration::from_secs(MAX_AGE))
         .clock(ManualClock::new(now))
 }
@@ -103,10 +106,10 @@ fn cookies_are_byte_identical_to_flask() {
 #[test]
 fn fallback_keys_are_accepted_and_marked_for_reissue() {
     let Some(py) = python() else { return };
-    let old = "the-previous-flask-secret-key-0123456789";
-    let older = "the-oldest-flask-secret-key-0123456789ab";
+    let old = OLD_KEY;
+    let older = "Kc7pW2xN9qRt4LmV0sHy6BfJ3eZa8UdG1oTi5XwQ2nEr7YkM";
     let cookie = flask_cookie(&py, old, NOW, &json!({"k": "v"}));
-    let format = format_at(NOW).fallbacks([older, old]);
+    let format = format_at(NOW).fallbacks([older, old]).unwrap();
     let decoded = format.decode(NAME, &cookie).unwrap();
     assert_eq!(decoded.key_index, 1, "the newest fallback is tried first");
     assert_eq!(decoded.record.data["k"], "v");
@@ -217,20 +220,110 @@ fn tampered_flask_cookies_are_rejected() {
     );
 }
 
-/// A weak Flask key is used (the Flask app already signs with it) but logged.
-#[test]
-fn weak_flask_keys_work() {
+/// K1/issue 11: a weak Flask key (`dev`, Flask's tutorial key, or an empty
+/// one) is refused for signing, so nobody can forge `_user_id`; during a
+/// migration it may still verify old cookies by the loudly named option, and
+/// those are re-issued under the strong key, which Flask then reads.
+#[tokio::test]
+async fn weak_flask_keys_are_refused_and_verify_only_during_a_migration() {
+    for weak in ["dev", "", "changeme", "my-flask-secret-key-0123456789"] {
+        let err = FlaskCookieFormat::new(weak).unwrap_err();
+        assert_eq!(err.kind(), &latch::ErrorKind::InvalidConfig);
+        assert!(
+            err.to_string().contains("too weak to sign sessions"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("insecure_weak_fallbacks"), "{err}");
+        let strong = FlaskCookieFormat::new(KEY).unwrap();
+        assert!(strong.fallbacks([weak]).is_err(), "{weak:?} as a fallback");
+    }
     let Some(py) = python() else { return };
     let cookie = flask_cookie(&py, "dev", NOW, &json!({"k": 1}));
-    let format = FlaskCookieFormat::new("dev").clock(ManualClock::new(NOW));
-    assert_eq!(format.decode(NAME, &cookie).unwrap().record.data["k"], 1);
-    let written = format
-        .encode(NAME, &record_with(&json!({"k": 2})), NOW)
+    let manager = format_at(NOW)
+        .insecure_weak_fallbacks(["dev"])
+        .configure(latch::SessionManager::builder())
+        .unwrap()
+        .clock(ManualClock::new(NOW))
+        .cookie(latch::CookieConfig::builder().name(NAME).build().unwrap())
+        .build()
         .unwrap();
+    let header = format!("{NAME}={cookie}");
+    let session = manager.start(Some(header.as_str()), Default::default());
+    assert_eq!(session.get::<i64>("k").await.unwrap(), Some(1));
+    let set = manager.finish(&session).await.unwrap().set_cookie.unwrap();
+    let reissued = common::cookie_value(&set);
     assert_eq!(
-        flask_reads(&py, "dev", NOW, 60, &written)["data"],
-        json!({"k": 2})
+        flask_reads(&py, KEY, NOW, MAX_AGE, &reissued)["data"],
+        json!({"k": 1}),
+        "re-issued under the strong key"
     );
+}
+
+/// Issue 11, item 14: under the Flask format a data key that Flask gives a
+/// meaning (`_user_id`, `_permanent`, Flask-Login's and Flask-WTF's) cannot
+/// be set by the application, so no data becomes sign-in state; and a map
+/// whose only key is a tag is written as Flask escapes it, so Flask reads
+/// back the same map, never `Markup` (HTML its templates render unescaped).
+#[tokio::test]
+async fn flask_keys_are_reserved_and_tag_shaped_maps_are_escaped() {
+    let manager = format_at(NOW)
+        .configure(latch::SessionManager::builder())
+        .unwrap()
+        .clock(ManualClock::new(NOW))
+        .cookie(latch::CookieConfig::builder().name(NAME).build().unwrap())
+        .build()
+        .unwrap();
+    let session = manager.start(std::iter::empty(), Default::default());
+    for key in latch_flask::FLASK_KEYS {
+        let err = session.insert(key, "alice").await.unwrap_err();
+        assert_eq!(err.kind(), &latch::ErrorKind::InvalidKey, "{key}");
+        assert!(
+            session.update(key, |_: Option<bool>| true).await.is_err(),
+            "{key}"
+        );
+    }
+    // The same keys are reserved for Flask-Session's stored sessions.
+    let stored = latch::SessionManager::builder()
+        .store(latch::MemoryStore::new())
+        .id_format(latch_flask::FlaskSessionIds::unsigned())
+        .build()
+        .unwrap();
+    let other = stored.start(std::iter::empty(), Default::default());
+    assert!(other.insert("_user_id", "alice").await.is_err());
+    assert!(other.insert("_permanent", true).await.is_err());
+    let user_chosen = std::collections::BTreeMap::from([(" m", "<script>alert(1)</script>")]);
+    session.insert("scratch", &user_chosen).await.unwrap();
+    session
+        .insert(
+            "nested",
+            json!({"a": [{" m": "<b>"}], "b": {" t": [{" m": "<i>"}]}}),
+        )
+        .await
+        .unwrap();
+    session
+        .insert("bad", json!({" b": "not base64!"}))
+        .await
+        .unwrap();
+    let set = manager.finish(&session).await.unwrap().set_cookie.unwrap();
+    let cookie = common::cookie_value(&set);
+    let decoded = format_at(NOW).decode(NAME, &cookie).unwrap().record;
+    assert_eq!(decoded.user_id, None);
+    assert_eq!(
+        decoded.data["scratch"],
+        json!({" di": {" m__": "<script>alert(1)</script>"}})
+    );
+    let Some(py) = python() else { return };
+    let seen = flask_reads(&py, KEY, NOW, MAX_AGE, &cookie);
+    for (key, repr) in [
+        ("scratch", "{' m': '<script>alert(1)</script>'}"),
+        ("nested", "{'a': [{' m': '<b>'}], 'b': ({' m': '<i>'},)}"),
+        ("bad", "{' b': 'not base64!'}"),
+    ] {
+        assert_eq!(seen["repr"][key], repr, "Python value of {key}");
+    }
+    assert!(seen["repr"].get("_user_id").is_none());
+    let text = seen.to_string();
+    assert!(!text.contains("Markup"), "{text}");
 }
 
 /// Python's float repr over many magnitudes and random bit patterns.
@@ -274,11 +367,12 @@ fn floats_are_written_as_python_writes_them() {
 #[tokio::test]
 async fn manager_reissues_and_keeps_flask_expiry() {
     let Some(py) = python() else { return };
-    let old = "the-previous-flask-secret-key-0123456789";
+    let old = OLD_KEY;
     let cookie = flask_cookie(&py, old, NOW, &json!({"k": "v"}));
     let clock = ManualClock::new(NOW + MAX_AGE as i64);
     let manager = format_at(NOW)
         .fallbacks([old])
+        .unwrap()
         .clock(clock.clone())
         .configure(latch::SessionManager::builder())
         .unwrap()

@@ -81,18 +81,19 @@ fn encrypted(ring: &Keyring) -> Vec<Candidate> {
 /// Flask's cookies: `SECRET_KEY` first, then `SECRET_KEY_FALLBACKS`.
 ///
 /// Flask keys are used as they are (Flask applications often have keys latch
-/// would refuse as weak; the Flask app already uses them), so each source's raw
-/// bytes are read rather than going through [`keys::keyring`]. The format
-/// accepts any age here; the report judges expiry by `--max-age`.
+/// would refuse as weak; inspecting is how one finds out), so each source's
+/// raw bytes are read rather than going through [`keys::keyring`], into a
+/// format that only verifies. It accepts any age here, however old; the
+/// report judges expiry by `--max-age` and shows an expired cookie's data
+/// marked as such.
 fn flask(sources: &[KeySource]) -> anyhow::Result<Vec<Candidate>> {
     let mut raw = sources.iter().map(KeySource::raw_bytes);
     let current = raw
         .next()
         .context("--kind flask needs the Flask app's SECRET_KEY")??;
     let fallbacks = raw.collect::<anyhow::Result<Vec<_>>>()?;
-    let format = latch_flask::FlaskCookieFormat::new(current)
-        .fallbacks(fallbacks)
-        .max_age(latch::MAX_COOKIE_LIFETIME);
+    let format = latch_flask::FlaskCookieFormat::verify_only(current, fallbacks)
+        .max_age(std::time::Duration::MAX);
     Ok(vec![Candidate {
         label: "flask (itsdangerous, HMAC-SHA1)",
         format: Box::new(format),

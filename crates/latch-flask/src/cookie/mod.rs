@@ -36,9 +36,12 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(31 * 24 * 3600);
 /// `_permanent` becomes [`Record::remember`] and Flask-Login's `_user_id` becomes
 /// [`Record::user_id`]; other values stay in tagged JSON (see [`crate::tagged`]).
 ///
-/// The Flask key is used as it is, because the Flask app already signs with it;
-/// a key that latch would find weak for its own cookies is logged as a warning
-/// (the key itself never is).
+/// The Flask key must be as strong as latch requires of its own keys: with a
+/// weak one (Flask's tutorial key `dev`, or an empty one), anyone can forge a
+/// cookie that both apps take for any user. A weak *old* key can still verify
+/// cookies during a migration to a strong one, by the loudly named
+/// [`insecure_weak_fallbacks`](Self::insecure_weak_fallbacks); new cookies are
+/// then always signed with the strong key.
 ///
 /// # Example
 /// ```
@@ -46,7 +49,7 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(31 * 24 * 3600);
 /// use latch::codec::CookieFormat;
 /// use latch_flask::FlaskCookieFormat;
 ///
-/// let format = FlaskCookieFormat::new("a-long-random-flask-secret-key-0123456789")
+/// let format = FlaskCookieFormat::new("q4Sv0tLc2bX7nE9rWm1kYpJd8hGz3aFu6oTiQeRs5xVyNj0B")?
 ///     .clock(ManualClock::new(1_700_000_000));
 /// let mut record = latch::Record::new(1_700_000_000);
 /// record.data.insert("user".into(), "alice".into());
@@ -60,6 +63,8 @@ pub struct FlaskCookieFormat {
     /// The current key first, then the fallbacks newest first (itsdangerous'
     /// order of trial).
     keys: Vec<DerivedKey>,
+    /// Made by [`verify_only`](Self::verify_only): encoding is refused.
+    verify_only: bool,
     max_age: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -76,36 +81,114 @@ impl fmt::Debug for FlaskCookieFormat {
 impl FlaskCookieFormat {
     /// The format for a Flask app whose `SECRET_KEY` is `secret_key` (a Python
     /// `str` key is its UTF-8 bytes), with Flask's default 31-day lifetime.
-    pub fn new(secret_key: impl AsRef<[u8]>) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// [`latch::ErrorKind::InvalidConfig`] when the key is weak by latch's
+    /// rules (see [`latch::SecretKey::from_bytes`]); the message says how to
+    /// rotate it without signing anybody out.
+    ///
+    /// # Example
+    /// ```
+    /// use latch_flask::FlaskCookieFormat;
+    ///
+    /// let err = FlaskCookieFormat::new("dev").unwrap_err();
+    /// assert!(err.to_string().contains("too weak to sign sessions with"));
+    /// ```
+    pub fn new(secret_key: impl AsRef<[u8]>) -> latch::Result<Self> {
+        signing::require_strong(secret_key.as_ref(), "SECRET_KEY")?;
+        Ok(Self {
             keys: vec![DerivedKey::new(secret_key.as_ref(), SALT, "SECRET_KEY")],
+            verify_only: false,
             max_age: DEFAULT_MAX_AGE,
             clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// A format that only reads cookies, signed with `current` or one of
+    /// `fallbacks` (oldest first), whatever their strength: for tools that
+    /// inspect a Flask app's cookies (`latch inspect`). It never signs:
+    /// [`encode`](CookieFormat::encode) fails.
+    pub fn verify_only<K: AsRef<[u8]>>(
+        current: impl AsRef<[u8]>,
+        fallbacks: impl IntoIterator<Item = K>,
+    ) -> Self {
+        let mut format = Self {
+            keys: vec![DerivedKey::quiet(current.as_ref(), SALT)],
+            verify_only: true,
+            max_age: DEFAULT_MAX_AGE,
+            clock: Arc::new(SystemClock),
+        };
+        let fallbacks: Vec<K> = fallbacks.into_iter().collect();
+        for key in fallbacks.iter().rev() {
+            format.keys.push(DerivedKey::quiet(key.as_ref(), SALT));
         }
+        format
     }
 
     /// Also accept cookies signed with these keys: Flask's
     /// `SECRET_KEY_FALLBACKS`, in the order of the Flask setting (oldest first).
+    /// Cookies verified by a fallback are re-issued under the current key.
+    ///
+    /// # Errors
+    /// A weak key, refused as by [`new`](Self::new) (see
+    /// [`insecure_weak_fallbacks`](Self::insecure_weak_fallbacks)).
     ///
     /// # Example
     /// ```
     /// use latch::codec::CookieFormat;
     /// use latch_flask::FlaskCookieFormat;
     ///
-    /// let old = FlaskCookieFormat::new("the-old-flask-secret-key-0123456789abcdef");
+    /// let old_key = "B7tWq2Lr9XcN4vKe1HsZ8mPa0yFj6GdU3oRiTb5EwQnYx2Ck";
+    /// let new_key = "hV3sN8qLw1Zp6TcR0yMk4XeJ9bGa2UdF7oKi5BnWr3QtYx8E";
+    /// let old = FlaskCookieFormat::new(old_key)?;
     /// let value = old.encode("session", &latch::Record::new(0), latch::SystemClock.now())?;
     /// # use latch::Clock;
-    /// let new = FlaskCookieFormat::new("the-new-flask-secret-key-0123456789abcdef")
-    ///     .fallbacks(["the-old-flask-secret-key-0123456789abcdef"]);
+    /// let new = FlaskCookieFormat::new(new_key)?.fallbacks([old_key])?;
     /// assert_eq!(new.decode("session", &value).unwrap().key_index, 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[must_use]
-    pub fn fallbacks<K: AsRef<[u8]>>(mut self, keys: impl IntoIterator<Item = K>) -> Self {
+    pub fn fallbacks<K: AsRef<[u8]>>(
+        mut self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> latch::Result<Self> {
         let keys: Vec<K> = keys.into_iter().collect();
         for (i, key) in keys.iter().enumerate().rev() {
             let which = format!("SECRET_KEY_FALLBACKS[{i}]");
+            signing::require_strong(key.as_ref(), &which)?;
             self.keys.push(DerivedKey::new(key.as_ref(), SALT, &which));
+        }
+        Ok(self)
+    }
+
+    /// Also accept cookies signed with these *weak* keys (oldest first), for a
+    /// migration away from them: anyone who guesses such a key can forge a
+    /// cookie that this app accepts until the key is removed. Cookies verified
+    /// by one are re-issued under the strong current key. Logs a warning at
+    /// start-up naming the risk; remove the keys once the old cookies have
+    /// expired (Flask's `PERMANENT_SESSION_LIFETIME`).
+    ///
+    /// # Example
+    /// ```
+    /// use latch_flask::FlaskCookieFormat;
+    ///
+    /// let format = FlaskCookieFormat::new("hV3sN8qLw1Zp6TcR0yMk4XeJ9bGa2UdF7oKi5BnWr3QtYx8E")?
+    ///     .insecure_weak_fallbacks(["dev"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn insecure_weak_fallbacks<K: AsRef<[u8]>>(
+        mut self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Self {
+        let keys: Vec<K> = keys.into_iter().collect();
+        for (i, key) in keys.iter().enumerate().rev() {
+            tracing::warn!(
+                key = format!("insecure_weak_fallbacks[{i}]"),
+                "Flask cookies signed with a weak key are accepted (and re-issued under the \
+                 strong key): anyone who guesses that key can sign in as any user until it \
+                 is removed; remove it once the old cookies have expired"
+            );
+            self.keys.push(DerivedKey::quiet(key.as_ref(), SALT));
         }
         self
     }
@@ -145,7 +228,7 @@ impl FlaskCookieFormat {
     /// use latch::{CookieConfig, SessionManager};
     /// use latch_flask::FlaskCookieFormat;
     ///
-    /// let manager = FlaskCookieFormat::new("a-long-random-flask-secret-key-0123456789")
+    /// let manager = FlaskCookieFormat::new("q4Sv0tLc2bX7nE9rWm1kYpJd8hGz3aFu6oTiQeRs5xVyNj0B")?
     ///     .configure(SessionManager::builder())?
     ///     .cookie(CookieConfig::builder().name("session").build()?)
     ///     .build()?;
@@ -173,6 +256,11 @@ impl FlaskCookieFormat {
 
 impl CookieFormat for FlaskCookieFormat {
     fn encode(&self, _cookie_name: &str, record: &Record, now: UnixTime) -> latch::Result<String> {
+        if self.verify_only {
+            return Err(latch::Error::invalid_config(
+                "a verify-only Flask cookie format cannot sign cookies",
+            ));
+        }
         let json = payload::session_json(record)?;
         let now = u64::try_from(now)
             .map_err(|_| latch::Error::invalid_config("the clock is before 1970"))?;
@@ -199,6 +287,14 @@ impl CookieFormat for FlaskCookieFormat {
         let record = payload::decode(payload, issued)?;
         Ok(DecodedCookie { record, key_index })
     }
+
+    fn reserved_keys(&self) -> &'static [&'static str] {
+        crate::mapping::FLASK_KEYS
+    }
+
+    fn prepare_value(&self, value: serde_json::Value) -> latch::Result<serde_json::Value> {
+        crate::mapping::prepare_value(value)
+    }
 }
 
 #[cfg(test)]
@@ -216,7 +312,15 @@ mod tests {
     const T: i64 = 1_700_000_000;
 
     fn format() -> FlaskCookieFormat {
-        FlaskCookieFormat::new("known-vector-key").clock(ManualClock::new(T))
+        FlaskCookieFormat::verify_only("known-vector-key", [""; 0]).clock(ManualClock::new(T))
+    }
+
+    /// Writes with the weak known-vector key, which only a test may do.
+    fn writer() -> FlaskCookieFormat {
+        FlaskCookieFormat {
+            verify_only: false,
+            ..format()
+        }
     }
 
     fn compressed_data() -> Value {
@@ -250,18 +354,22 @@ mod tests {
     fn writes_flask_vectors_byte_for_byte() {
         let mut plain = record(&json!({"user": "alice"}));
         plain.remember = true;
-        assert_eq!(format().encode("session", &plain, T).unwrap(), FLASK_PLAIN);
+        assert_eq!(writer().encode("session", &plain, T).unwrap(), FLASK_PLAIN);
         let compressed = record(&compressed_data());
         assert_eq!(
-            format().encode("session", &compressed, T).unwrap(),
+            writer().encode("session", &compressed, T).unwrap(),
             FLASK_COMPRESSED
+        );
+        assert!(
+            format().encode("session", &plain, T).is_err(),
+            "verify-only"
         );
     }
 
     #[test]
     fn expiry_edges() {
         let at = |now| {
-            FlaskCookieFormat::new("known-vector-key")
+            FlaskCookieFormat::verify_only("known-vector-key", [""; 0])
                 .max_age(Duration::from_secs(100))
                 .clock(ManualClock::new(now))
                 .decode("session", FLASK_PLAIN)
@@ -288,7 +396,8 @@ mod tests {
                 }
             }
         }
-        let wrong_key = FlaskCookieFormat::new("another-key").clock(ManualClock::new(T));
+        let wrong_key =
+            FlaskCookieFormat::verify_only("another-key", [""; 0]).clock(ManualClock::new(T));
         assert!(wrong_key.decode("session", FLASK_PLAIN).is_err());
         assert!(format.decode("session", &"A".repeat(5000)).is_err());
     }

@@ -85,6 +85,10 @@ impl IdFormat for FlaskSessionIds {
         // Flask-Session's layout needs the plain sid back: see the type's docs.
         StoreKey::from_bytes(*id.expose_bytes())
     }
+
+    fn reserved_keys(&self) -> &'static [&'static str] {
+        crate::mapping::FLASK_KEYS
+    }
 }
 
 #[cfg(test)]

@@ -16,8 +16,12 @@
 //! | `dict`, `list`, `str`, `int`, `float`, `bool`, `None` | plain JSON | plain serde values |
 //!
 //! Plain serde values (`String`, `i64`, `Vec<T>`, structs, ...) need no wrapper.
-//! A Rust map whose only key is a tag such as `" t"` would be read by Flask as
-//! the tagged type; build such a dict with [`FlaskValue::Dict`], which escapes it.
+//! A plain map whose only key is a tag (a scratch map with a user-chosen key
+//! `" m"`, say) is escaped the way Flask escapes it (`" di"`) when stored
+//! with `insert` or `update`, so Flask reads back the same map and never
+//! HTML: latch writes no `Markup` (`{" m": ...}` is always escaped), while
+//! `Markup` that Flask wrote is kept and written back unchanged. Tuples,
+//! bytes, UUIDs and datetimes stored with the types below keep their type.
 //!
 //! # Example
 //! ```
@@ -41,7 +45,7 @@ mod value;
 pub use types::{Bytes, DateTime, Markup, Tuple, Uuid};
 pub use value::{FlaskValue, TagError};
 
-pub(crate) use value::DateStyle;
+pub(crate) use value::{DateStyle, escape_plain};
 
 /// The tags Flask 3.1 registers, in its order.
 pub(crate) const TAGS: [&str; 6] = [" di", " t", " b", " m", " u", " d"];

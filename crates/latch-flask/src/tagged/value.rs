@@ -16,6 +16,71 @@ use super::{TAGS, date};
 /// Nesting deeper than this is refused, so hostile data cannot exhaust the stack.
 const MAX_DEPTH: usize = 128;
 
+/// `value`, stored by a latch application, in the form Flask reads back as
+/// the same value: a map whose only key is a tag is escaped as Flask's
+/// `TagDict` does (`{" di": {"<tag>__": ...}}`) unless it is a well-formed
+/// tuple, bytes, UUID or datetime; `{" m": ...}` (Markup, which templates
+/// render unescaped) is always escaped. Applied at every depth.
+pub(crate) fn escape_plain(value: Value) -> Result<Value, TagError> {
+    escape_at(value, 0)
+}
+
+fn escape_at(value: Value, depth: usize) -> Result<Value, TagError> {
+    if depth > MAX_DEPTH {
+        return Err(TagError("nested too deep"));
+    }
+    match value {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| escape_at(v, depth + 1))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        Value::Object(map) if map.len() == 1 && map.keys().all(|k| TAGS.contains(&k.as_str())) => {
+            escape_tagged(map, depth)
+        }
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| Ok((k, escape_at(v, depth + 1)?)))
+            .collect::<Result<Map<_, _>, _>>()
+            .map(Value::Object),
+        other => Ok(other),
+    }
+}
+
+/// A one-key map whose key is a tag: kept when it is a well-formed value of
+/// a type latch may write (its contents escaped in turn), escaped otherwise.
+fn escape_tagged(map: Map<String, Value>, depth: usize) -> Result<Value, TagError> {
+    let well_formed = FlaskValue::from_tagged(&Value::Object(map.clone())).is_ok();
+    let Some((tag, inner)) = map.into_iter().next() else {
+        return Ok(Value::Object(Map::new()));
+    };
+    let kept = match (tag.as_str(), inner) {
+        (" t", Value::Array(items)) if well_formed => {
+            Ok(escape_at(Value::Array(items), depth + 1)?)
+        }
+        (" di", Value::Object(inner)) if well_formed => {
+            let inner = escape_at(Value::Object(inner), depth + 1)?;
+            let mut map = Map::new();
+            map.insert(tag.clone(), inner);
+            return Ok(Value::Object(map));
+        }
+        (" b" | " u" | " d", inner) if well_formed => Ok(inner),
+        (_, inner) => Err(inner),
+    };
+    let mut map = Map::new();
+    match kept {
+        Ok(inner) => {
+            map.insert(tag, inner);
+        }
+        Err(inner) => {
+            let mut escaped = Map::new();
+            escaped.insert(format!("{tag}__"), escape_at(inner, depth + 1)?);
+            map.insert(" di".to_owned(), Value::Object(escaped));
+        }
+    }
+    Ok(Value::Object(map))
+}
+
 /// A value as Flask's session holds it: the JSON types plus the Python types
 /// Flask's tagged JSON adds.
 ///

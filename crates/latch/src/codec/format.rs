@@ -40,6 +40,27 @@ pub trait CookieFormat: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     /// [`Rejected`] for any defect.
     fn decode(&self, cookie_name: &str, value: &str) -> Result<DecodedCookie, Rejected>;
+
+    /// Data keys this format gives a meaning of its own (another framework's
+    /// sign-in state, say), which the application may not set: `insert`,
+    /// `update` and `remove` refuse them with
+    /// [`ErrorKind::InvalidKey`](crate::ErrorKind::InvalidKey), as they refuse
+    /// latch's own `_latch.` keys. None by default.
+    fn reserved_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The form in which a value the application stores is kept in the
+    /// record (called on every `insert` and `update`); for a format whose
+    /// data has a syntax of its own, such as Flask's tagged JSON, this escapes
+    /// plain values that would otherwise read as something else. The value
+    /// as given by default.
+    ///
+    /// # Errors
+    /// A value the format cannot carry.
+    fn prepare_value(&self, value: serde_json::Value) -> Result<serde_json::Value> {
+        Ok(value)
+    }
 }
 
 /// What latch's signed and sealed cookies carry besides the issue time. Short
@@ -137,6 +158,20 @@ pub trait IdFormat: Send + Sync + std::fmt::Debug + 'static {
     fn encode(&self, id: &SessionId) -> String;
     /// The store key for `id`.
     fn store_key(&self, id: &SessionId) -> StoreKey;
+
+    /// As [`CookieFormat::reserved_keys`], for stored sessions shared with
+    /// another framework. None by default.
+    fn reserved_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// As [`CookieFormat::prepare_value`]. The value as given by default.
+    ///
+    /// # Errors
+    /// A value the format cannot carry.
+    fn prepare_value(&self, value: serde_json::Value) -> Result<serde_json::Value> {
+        Ok(value)
+    }
 }
 
 /// latch's ID format: 43 characters of base64url in the cookie, SHA-256 of the

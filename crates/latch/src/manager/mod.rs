@@ -115,6 +115,33 @@ impl Shared {
             .await
     }
 
+    /// Refuse a data key that is latch's own or that the format reserves.
+    pub(crate) fn check_key(&self, key: &str) -> Result<()> {
+        let reserved = match &self.backend {
+            Backend::Cookie(format) => format.reserved_keys(),
+            Backend::Store(_, ids) => ids.reserved_keys(),
+        };
+        if key.starts_with(crate::session::RESERVED_PREFIX) || reserved.contains(&key) {
+            return Err(Error::new(
+                ErrorKind::InvalidKey,
+                format!(
+                    "the session key {key:?} is reserved (latch keeps its own under \
+                     {:?}, and this session format gives {reserved:?} a meaning of its own)",
+                    crate::session::RESERVED_PREFIX
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The form in which the format keeps a value the application stores.
+    pub(crate) fn prepare_value(&self, value: serde_json::Value) -> Result<serde_json::Value> {
+        match &self.backend {
+            Backend::Cookie(format) => format.prepare_value(value),
+            Backend::Store(_, ids) => ids.prepare_value(value),
+        }
+    }
+
     /// Refuse a record over the size limit, before it reaches any store.
     pub(crate) fn check_record_size(&self, record: &Record) -> Result<()> {
         let size = record.stored_size();

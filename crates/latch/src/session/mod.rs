@@ -23,7 +23,7 @@ use crate::time::UnixTime;
 
 /// Keys starting with this are latch's own (flash messages, CSRF secret,
 /// cookie-session ID).
-const RESERVED_PREFIX: &str = "_latch.";
+pub(crate) const RESERVED_PREFIX: &str = "_latch.";
 
 /// One request's view of its session.
 ///
@@ -80,16 +80,6 @@ pub struct SessionFacts {
     pub remember: bool,
     /// Whether this request started it (no valid session arrived).
     pub is_new: bool,
-}
-
-fn check_key(key: &str) -> Result<()> {
-    if key.starts_with(RESERVED_PREFIX) {
-        return Err(Error::new(
-            ErrorKind::InvalidKey,
-            format!("session keys starting with {RESERVED_PREFIX:?} are reserved for latch"),
-        ));
-    }
-    Ok(())
 }
 
 fn to_value<T: Serialize>(value: T) -> Result<Value> {
@@ -160,10 +150,11 @@ impl Session {
     ///
     /// # Errors
     /// A store failure, [`ErrorKind::InvalidKey`] for a key starting with
-    /// `_latch.`, or [`ErrorKind::Serialization`].
+    /// `_latch.` (or one the session format reserves), or
+    /// [`ErrorKind::Serialization`].
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
-        check_key(key)?;
-        let value = to_value(value)?;
+        self.shared.check_key(key)?;
+        let value = self.shared.prepare_value(to_value(value)?)?;
         self.loaded().await?.push(Op::Insert(key.to_owned(), value))
     }
 
@@ -172,7 +163,7 @@ impl Session {
     /// # Errors
     /// A store failure or a reserved key.
     pub async fn remove(&self, key: &str) -> Result<bool> {
-        check_key(key)?;
+        self.shared.check_key(key)?;
         let mut state = self.loaded().await?;
         let present = state.record.data.contains_key(key);
         if present {
@@ -221,12 +212,13 @@ impl Session {
         T: Serialize + DeserializeOwned,
         F: Fn(Option<T>) -> T + Send + Sync + 'static,
     {
-        check_key(key)?;
+        self.shared.check_key(key)?;
+        let shared = Arc::clone(&self.shared);
         let op = Op::Update(
             key.to_owned(),
             Arc::new(move |old: Option<&Value>| {
                 let old = old.cloned().map(from_value::<T>).transpose()?;
-                to_value(f(old))
+                shared.prepare_value(to_value(f(old))?)
             }),
         );
         let mut state = self.loaded().await?;
