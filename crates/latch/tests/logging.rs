@@ -154,3 +154,26 @@ async fn debug_output_never_contains_ids_cookie_values_or_data() {
         shown[1]
     );
 }
+
+/// K4/issue 11: choosing AES-256-GCM states its deployment-wide nonce budget
+/// at start-up; the default AEAD logs nothing of the kind.
+#[test]
+fn choosing_aes_gcm_logs_its_nonce_budget() {
+    let (captured, _guard) = capture();
+    let ring = Keyring::new(SecretKey::generate());
+    SessionManager::builder()
+        .encrypted_cookies(ring.clone(), latch::codec::Aead::default())
+        .build()
+        .unwrap();
+    assert!(!captured.text().contains("2^32"), "{}", captured.text());
+    SessionManager::builder()
+        .encrypted_cookies(ring, latch::codec::Aead::Aes256Gcm)
+        .build()
+        .unwrap();
+    let text = captured.text();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(
+        text.contains("rotate the key before all processes sharing it have sealed 2^32"),
+        "{text}"
+    );
+}

@@ -24,8 +24,17 @@ pub enum Aead {
     /// in practice. The default.
     #[default]
     XChaCha20Poly1305,
-    /// AES-256-GCM with random 96-bit nonces; each process seals at most 2^30
-    /// cookies per key, after which it refuses until the key is rotated.
+    /// AES-256-GCM with random 96-bit nonces. Choose it only where AES is a
+    /// requirement, and mind its budget: random 96-bit nonces are safe for
+    /// about 2^32 seals under one key (NIST SP 800-38D; past that, two cookies
+    /// sharing a nonce would let an attacker forge cookies), counted over
+    /// *every* process and restart that shares the key. latch can only count
+    /// per process: each seals at most 2^30 cookies per key, then refuses
+    /// until the key is rotated, but replicas and restarts each count from
+    /// zero. So rotate the key before the whole deployment has sealed 2^32
+    /// cookies (at 1,000 new or refreshed cookies a second, within about four
+    /// months). XChaCha20-Poly1305, the default, has no such limit. Building
+    /// a manager with it logs this bound as a warning.
     Aes256Gcm,
 }
 

@@ -341,7 +341,10 @@ impl SessionManagerBuilder {
         self
     }
 
-    /// Keep session data in an encrypted cookie (neither readable nor changeable).
+    /// Keep session data in an encrypted cookie (neither readable nor
+    /// changeable). Use [`Aead::default`] (XChaCha20-Poly1305) unless AES is
+    /// a requirement: AES-256-GCM's random nonces limit how many cookies one
+    /// key may seal across the whole deployment (see [`Aead::Aes256Gcm`]).
     #[must_use]
     pub fn encrypted_cookies(mut self, keys: Keyring, aead: Aead) -> Self {
         self.kind = Some(Kind::Sealed(keys, aead));
@@ -492,6 +495,14 @@ impl SessionManagerBuilder {
                 Backend::Cookie(Box::new(LatchFormat::new(SignedCodec::new(&keys))))
             }
             Kind::Sealed(keys, aead) => {
+                if aead == Aead::Aes256Gcm {
+                    tracing::warn!(
+                        "encrypted cookies use AES-256-GCM with random 96-bit nonces: rotate the \
+                         key before all processes sharing it have sealed 2^32 cookies in total \
+                         (each process stops by itself at 2^30); XChaCha20-Poly1305, the \
+                         default, has no such limit"
+                    );
+                }
                 Backend::Cookie(Box::new(LatchFormat::new(SealedCodec::new(&keys, aead))))
             }
             Kind::Format(format) => Backend::Cookie(format),
