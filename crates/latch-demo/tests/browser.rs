@@ -337,3 +337,131 @@ async fn browser_end_to_end() {
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Sign up `user` with a plain HTTP client; returns the session cookie's value.
+async fn sign_up_over_http(base: &str, user: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(format!("{base}/signup")).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let body = page.text().await.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let token = body
+        .split(marker)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let form = format!("username={user}&password=correct+horse+battery&csrf_token={token}");
+    let res = http
+        .post(format!("{base}/signup"))
+        .header("cookie", &pair)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let set = res.headers()["set-cookie"].to_str().unwrap();
+    set.split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+/// Serve `html` to every request on a free port of localhost (the attacker's
+/// page: another origin, but the same host, so its cookies reach the demo).
+fn serve_page(html: String) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{html}",
+                html.len()
+            );
+            let _ = std::io::Write::write_all(&mut stream, response.as_bytes());
+        }
+    });
+    port
+}
+
+/// C6 in a real browser, as the attack of issue 11 ran it: a page on another
+/// port of `localhost` plants the attacker's valid session cookie under names
+/// the browser does not treat as `__Host-` (the real name behind U+00A0 or
+/// U+3000). The victim is not signed in as the attacker (session donation),
+/// can sign in (no lockout: "form has expired"), and stays signed in (no
+/// forced sign-out by a planted duplicate).
+#[tokio::test]
+async fn browser_cookies_planted_from_another_origin_are_ignored() {
+    let chromium = std::env::var("LATCH_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let driver =
+        std::env::var("LATCH_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    if !Path::new(&chromium).exists() || !Path::new(&driver).exists() {
+        latch_conformance::skip_or_fail::<()>(
+            "Chromium and chromedriver",
+            &format!("{chromium} or {driver} not found"),
+        );
+        return;
+    }
+    let root = temp_dir("planted");
+    let (_demo, base) = start_demo(&root.join("data"));
+    let (_driver, port) = start_chromedriver(&driver);
+    let _browsers = KillUnder(root.clone());
+    let attacker_session = sign_up_over_http(&base, "mallory").await;
+    let plant = |name: &str| {
+        format!(
+            "document.cookie = {:?};",
+            format!("{name}={attacker_session}; path=/")
+        )
+    };
+    let page = format!(
+        "<!doctype html><title>attacker</title><script>{}{}</script><p>planted</p>",
+        plant("\u{a0}__Host-session"),
+        plant("\u{3000}__Host-session"),
+    );
+    let attacker = serve_page(page);
+
+    let c = browser(port, &chromium, &root.join("profile-victim")).await;
+    c.goto(&format!("http://localhost:{attacker}/"))
+        .await
+        .unwrap();
+    let planted = c.execute("return document.cookie", vec![]).await.unwrap();
+    let planted = planted.as_str().unwrap_or("").to_owned();
+    assert!(
+        planted.contains("\u{a0}__Host-session=") && planted.contains(&attacker_session),
+        "the browser did not keep the planted cookie: {planted:?}"
+    );
+    assert_eq!(
+        signed_in_as(&c, &base).await,
+        None,
+        "the planted cookie signed the victim in as the attacker"
+    );
+    sign_up(&c, &base, "victim").await;
+    assert_eq!(
+        signed_in_as(&c, &base).await.as_deref(),
+        Some("victim"),
+        "sign-up failed beside the planted cookies"
+    );
+    c.goto(&format!("http://localhost:{attacker}/"))
+        .await
+        .unwrap();
+    assert_eq!(
+        signed_in_as(&c, &base).await.as_deref(),
+        Some("victim"),
+        "planting again signed the victim out"
+    );
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+}
