@@ -522,7 +522,9 @@ pub fn raw_token_opens(target: &str, data: &[u8]) -> Option<bool> {
 }
 
 /// A fixed, public Flask `SECRET_KEY` for fuzzing only.
-const FLASK_KEY: &str = "fuzzing-only-flask-secret-key";
+/// A fixed, public Flask key for fuzzing only (strong enough for latch-flask
+/// to sign with; the authentic seeds are signed with it).
+const FLASK_KEY: &str = "Fz9LqV2nT7cXw4RkM1pHs8JdB3eGa6UyQ0oNi5KtWr2ZbC7v";
 
 /// Flask's cookie decoder (`latch_flask::FlaskCookieFormat::decode`).
 ///
@@ -538,6 +540,7 @@ pub fn flask_cookie(data: &[u8]) {
         return;
     };
     let format = latch_flask::FlaskCookieFormat::new(FLASK_KEY)
+        .expect("a strong key")
         .max_age(latch::MAX_COOKIE_LIFETIME)
         .clock(ManualClock::new(NOW));
     if mode % 2 == 0 {
