@@ -75,6 +75,14 @@ impl IntoResponse for SessionError {
                     "Internal Server Error: session cookie of {size} bytes exceeds the {limit}-byte limit\n"
                 ),
             )
+        } else if self.0.kind() == &ErrorKind::UpdateRefused {
+            tracing::info!(error = %chain(&self.0), "a session change no longer applies");
+            (
+                StatusCode::CONFLICT,
+                "Conflict: the session changed while this request ran, and its change no longer \
+                 applies. Nothing was saved; try again.\n"
+                    .to_owned(),
+            )
         } else if let ErrorKind::RecordTooLarge { size, limit } = self.0.kind() {
             tracing::error!(error = %chain(&self.0), "session record over its size limit");
             (

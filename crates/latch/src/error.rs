@@ -57,6 +57,11 @@ pub enum ErrorKind {
     InvalidKey,
     /// A store kept conflicting on a save even after repeated retries.
     Conflict,
+    /// A [`Session::try_update`](crate::Session::try_update) closure refused
+    /// the value it found: in the handler, or (answered `409 Conflict` by
+    /// adapters) when another request's change made it refuse on replay, in
+    /// which case nothing this request changed is saved.
+    UpdateRefused,
 }
 
 impl Error {

@@ -17,11 +17,14 @@ use crate::app::{AppError, AppState};
 /// The session key holding the scratch map.
 const SCRATCH: &str = "scratch";
 
-/// The most entries one session's scratch map holds. With keys of at most 64
-/// bytes and values of at most 1024, a full map is about 35 KiB: within the
-/// session layer's 64 KiB record limit, so what one anonymous client can make
-/// the store keep is bounded (A6).
-pub const MAX_SCRATCH_ENTRIES: usize = 32;
+/// The most one session's scratch map holds, in bytes of keys and values: half
+/// the session layer's 64 KiB record limit, so what one anonymous client can
+/// make the store keep is bounded (A6) with room to spare.
+pub const MAX_SCRATCH_BYTES: usize = 32 * 1024;
+
+fn scratch_bytes(map: &BTreeMap<String, String>) -> usize {
+    map.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
 
 /// `GET /api/me`: the user and the session's times, or 401.
 pub async fn me(session: Session) -> Result<Response, AppError> {
@@ -66,22 +69,23 @@ pub async fn put_scratch(
         let msg = json!({"error": "keys are 1 to 64 bytes and values at most 1024 bytes"});
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(msg)).into_response());
     }
-    let key_for_check = key.clone();
-    // `update` re-applies on a concurrent save, so parallel PUTs of different
-    // keys all land; the entry limit is applied inside it, so it holds on the
-    // merged map too. A full map is left as it is and the request refused.
+    // `try_update` re-applies on a concurrent save, so parallel PUTs of
+    // different keys all land; the size limit is checked inside it, so it
+    // holds on the merged map too, and a write the merged map has no room
+    // for fails (409) instead of being acknowledged and dropped.
     let stored = session
-        .update(SCRATCH, move |map: Option<BTreeMap<String, String>>| {
+        .try_update(SCRATCH, move |map: Option<BTreeMap<String, String>>| {
             let mut map = map.unwrap_or_default();
-            if map.contains_key(&key) || map.len() < MAX_SCRATCH_ENTRIES {
-                map.insert(key.clone(), body.value.clone());
-            }
-            map
+            map.insert(key.clone(), body.value.clone());
+            (scratch_bytes(&map) <= MAX_SCRATCH_BYTES).then_some(map)
         })
-        .await?;
-    if !stored.contains_key(&key_for_check) {
-        let msg = json!({"error": format!("the scratch map holds at most {MAX_SCRATCH_ENTRIES} entries")});
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(msg)).into_response());
+        .await;
+    if let Err(err) = &stored {
+        if err.kind() == &latch::ErrorKind::UpdateRefused {
+            let msg = json!({"error": format!("the scratch map holds at most {MAX_SCRATCH_BYTES} bytes of keys and values")});
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(msg)).into_response());
+        }
     }
+    stored?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

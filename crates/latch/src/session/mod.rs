@@ -227,6 +227,65 @@ impl Session {
         from_value(state.record.data[key].clone())
     }
 
+    /// Like [`update`](Self::update), for a change that is not always
+    /// allowed: `f` returns `None` to refuse the value it finds (a cart that is
+    /// full, a counter at its limit), and the session is left as it was.
+    ///
+    /// The refusal holds under concurrency: when this request's change is
+    /// replayed on a newer stored value (another request saved meanwhile) and
+    /// `f` refuses that one, nothing this request changed is saved and the
+    /// request fails with [`ErrorKind::UpdateRefused`] (adapters answer `409
+    /// Conflict`), so a change is never acknowledged and then dropped.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UpdateRefused`] when `f` refuses now; a store failure, a
+    /// reserved key, or a value of the wrong type.
+    ///
+    /// # Example
+    /// ```
+    /// # use latch::{ErrorKind, MemoryStore, SessionManager};
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// # let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+    /// # let session = manager.start(std::iter::empty(), Default::default());
+    /// let add = |n: Option<u32>| n.unwrap_or(0).checked_add(1).filter(|n| *n <= 2);
+    /// assert_eq!(session.try_update("items", add).await?, 1);
+    /// assert_eq!(session.try_update("items", add).await?, 2);
+    /// let full = session.try_update("items", add).await.unwrap_err();
+    /// assert_eq!(full.kind(), &ErrorKind::UpdateRefused);
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn try_update<T, F>(&self, key: &str, f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(Option<T>) -> Option<T> + Send + Sync + 'static,
+    {
+        self.shared.check_key(key)?;
+        let shared = Arc::clone(&self.shared);
+        let owned_key = key.to_owned();
+        let op = Op::Update(
+            key.to_owned(),
+            Arc::new(move |old: Option<&Value>| {
+                let old = old.cloned().map(from_value::<T>).transpose()?;
+                let new = f(old).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::UpdateRefused,
+                        format!(
+                            "the change to {owned_key:?} was refused for the value the session \
+                             holds now"
+                        ),
+                    )
+                })?;
+                shared.prepare_value(to_value(new)?)
+            }),
+        );
+        let mut state = self.loaded().await?;
+        state.push(op)?;
+        // OK to index: `push` just inserted the key.
+        from_value(state.record.data[key].clone())
+    }
+
     /// Give the session a new ID, keep its data, and kill the old ID in the store.
     ///
     /// Call it at login and at every privilege change, so an ID planted or seen
