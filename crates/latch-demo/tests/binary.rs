@@ -65,7 +65,7 @@ fn weak_key_is_refused_at_start_up() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("LATCH_SECRET_KEY: secret key refused: it is a well-known placeholder value"),
+        err.contains("reading the secret key from LATCH_SECRET_KEY: secret key refused: it is a well-known placeholder value"),
         "{err}"
     );
     assert!(err.contains("latch keygen"), "says how to fix: {err}");

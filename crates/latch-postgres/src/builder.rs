@@ -191,12 +191,12 @@ impl PostgresStoreBuilder {
     /// The driver's settings: the URL plus the timeouts that keep a dead server
     /// from hanging requests.
     fn pg_config(&self) -> Result<tokio_postgres::Config> {
-        // The parser's message names the bad part, never the password; the cause
-        // itself is a driver type we do not expose, so only its text is kept.
+        // The parser's message names the bad part, never the password; the
+        // cause is kept as a source without exposing the driver's type.
         let mut config: tokio_postgres::Config = self
             .url
             .parse()
-            .map_err(|e| Error::invalid_config(format!("invalid PostgreSQL URL: {e}")))?;
+            .map_err(|e| Error::invalid_config("invalid PostgreSQL URL").with_source(e))?;
         let timeout = self
             .connect_timeout
             .or(config.get_connect_timeout().copied())
@@ -302,11 +302,10 @@ mod tests {
             .pg_config()
             .unwrap_err();
         assert_eq!(err.kind(), &latch::ErrorKind::InvalidConfig);
-        assert!(
-            err.to_string().starts_with("invalid PostgreSQL URL: "),
-            "{err}"
-        );
-        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert_eq!(err.to_string(), "invalid PostgreSQL URL");
+        let chain = format!("{err:?}");
+        assert!(chain.starts_with("invalid PostgreSQL URL: "), "{chain}");
+        assert!(!chain.contains("hunter2"), "{chain}");
     }
 
     #[test]

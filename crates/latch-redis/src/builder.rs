@@ -116,7 +116,7 @@ impl RedisStoreBuilder {
     pub async fn connect(self, url: &str) -> Result<RedisStore> {
         self.validate()?;
         let client = redis::Client::open(url)
-            .map_err(|e| Error::invalid_config(format!("the Redis URL is not valid: {e}")))?;
+            .map_err(|e| Error::invalid_config("the Redis URL is not valid").with_source(e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connection_timeout))
             .set_response_timeout(Some(self.response_timeout))
@@ -150,7 +150,7 @@ impl RedisStoreBuilder {
             .min_retry_wait(millis(RECONNECT_MIN_DELAY))
             .max_retry_wait(millis(RECONNECT_MAX_DELAY))
             .build()
-            .map_err(|e| Error::invalid_config(format!("a Redis node URL is not valid: {e}")))?;
+            .map_err(|e| Error::invalid_config("a Redis node URL is not valid").with_source(e))?;
         let conn = self.bounded(client.get_async_connection()).await?;
         Ok(self.build(Conn::Cluster(conn)))
     }

@@ -164,11 +164,9 @@ impl SqliteStore {
             // answered 503) while this write queued for the connection: do not
             // write what nobody is waiting for, and let the queue drain.
             if abandoned.load(Ordering::Acquire) {
-                return Err(rusqlite::Error::ToSqlConversionFailure(
-                    "abandoned: the caller stopped waiting before the write began".into(),
-                ));
+                return Err(latch::Error::store(what, Abandoned));
             }
-            f(&mut conn)
+            f(&mut conn).map_err(|e| latch::Error::store(what, e))
         })
         .await
     }
@@ -180,7 +178,10 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let pool = Arc::clone(&self.pool);
-        blocking(what, move |_: &AtomicBool| f(&pool.reader())).await
+        blocking(what, move |_: &AtomicBool| {
+            f(&pool.reader()).map_err(|e| latch::Error::store(what, e))
+        })
+        .await
     }
 }
 
@@ -194,17 +195,30 @@ impl Drop for Abandon {
     }
 }
 
+/// A write skipped because its caller stopped waiting before it reached the
+/// connection.
+#[derive(Debug)]
+struct Abandoned;
+
+impl std::fmt::Display for Abandoned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the caller stopped waiting before the write began; it was not carried out")
+    }
+}
+
+impl std::error::Error for Abandoned {}
+
 /// Run `f` on the blocking thread pool; `f` is told whether its caller has
 /// stopped waiting.
 async fn blocking<T, F>(what: &'static str, f: F) -> latch::Result<T>
 where
     T: Send + 'static,
-    F: FnOnce(&AtomicBool) -> rusqlite::Result<T> + Send + 'static,
+    F: FnOnce(&AtomicBool) -> latch::Result<T> + Send + 'static,
 {
     let abandoned = Arc::new(AtomicBool::new(false));
     let _abandon = Abandon(Arc::clone(&abandoned));
     match tokio::task::spawn_blocking(move || f(&abandoned)).await {
-        Ok(result) => result.map_err(|e| latch::Error::store(what, e)),
+        Ok(result) => result,
         Err(join) => Err(latch::Error::store(what, join)),
     }
 }

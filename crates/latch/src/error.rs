@@ -1,8 +1,9 @@
 //! The one error type of the `latch` crate.
 
 use std::fmt;
+use std::sync::Arc;
 
-/// Boxed cause of an [`Error`], kept so `source()` chains stay intact.
+/// The cause of an [`Error`], kept so `source()` chains stay intact.
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in latch, as one type with a [`kind`](Error::kind).
@@ -11,6 +12,12 @@ type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// configuration is built, never later. Store problems keep their cause available
 /// through [`std::error::Error::source`], so logs show the whole chain.
 ///
+/// Cheap to clone (the inside is shared): one failed store call can fail
+/// every request that waited on it with the same error, cause included.
+/// [`Display`](fmt::Display) is the message; [`Debug`](fmt::Debug) is the
+/// message and each cause once, readable where a program prints it (an error
+/// returned from `main`).
+///
 /// # Example
 /// ```
 /// use latch::{ErrorKind, SecretKey};
@@ -18,7 +25,10 @@ type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// let err = SecretKey::from_bytes(b"changeme").unwrap_err();
 /// assert_eq!(err.kind(), &ErrorKind::WeakKey);
 /// ```
-pub struct Error {
+#[derive(Clone)]
+pub struct Error(Arc<Inner>);
+
+struct Inner {
     kind: ErrorKind,
     message: String,
     source: Option<Cause>,
@@ -67,11 +77,15 @@ pub enum ErrorKind {
 impl Error {
     /// Build an error of `kind` with a human message.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
+        Self::from_parts(kind, message.into(), None)
+    }
+
+    fn from_parts(kind: ErrorKind, message: String, source: Option<Cause>) -> Self {
+        Self(Arc::new(Inner {
             kind,
-            message: message.into(),
-            source: None,
-        }
+            message,
+            source,
+        }))
     }
 
     /// Build an [`ErrorKind::Store`] error that keeps `cause` as its source.
@@ -89,11 +103,7 @@ impl Error {
         context: impl Into<String>,
         cause: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Self {
-            kind: ErrorKind::Store,
-            message: context.into(),
-            source: Some(Box::new(cause)),
-        }
+        Self::from_parts(ErrorKind::Store, context.into(), Some(Box::new(cause)))
     }
 
     /// Build an [`ErrorKind::Store`] error with a message and no further cause.
@@ -120,11 +130,11 @@ impl Error {
         context: impl Into<String>,
         cause: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Self {
-            kind: ErrorKind::Serialization,
-            message: context.into(),
-            source: Some(Box::new(cause)),
-        }
+        Self::from_parts(
+            ErrorKind::Serialization,
+            context.into(),
+            Some(Box::new(cause)),
+        )
     }
 
     /// Build an [`ErrorKind::InvalidConfig`] error; used by adapters and stores to
@@ -139,31 +149,44 @@ impl Error {
         Self::new(ErrorKind::InvalidConfig, message)
     }
 
-    pub(crate) fn with_source(
-        mut self,
-        cause: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        self.source = Some(Box::new(cause));
-        self
+    /// This error as the cause of a new one of the same kind that says what
+    /// was being done, as `anyhow`'s `context` does: the message chain reads
+    /// outermost first.
+    ///
+    /// # Example
+    /// ```
+    /// let err = latch::Error::store_msg("connection refused").context("connecting to Redis");
+    /// assert_eq!(err.to_string(), "connecting to Redis");
+    /// assert_eq!(err.kind(), &latch::ErrorKind::Store);
+    /// assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "connection refused");
+    /// ```
+    #[must_use]
+    pub fn context(self, message: impl Into<String>) -> Self {
+        let kind = self.0.kind.clone();
+        Self::from_parts(kind, message.into(), Some(Box::new(self)))
     }
 
-    /// A copy for another waiter of the same failed operation (one store call
-    /// that failed for several requests): same kind and message, the cause
-    /// kept as text.
-    pub(crate) fn duplicate(&self) -> Self {
-        Self {
-            kind: self.kind.clone(),
-            message: self.message.clone(),
-            source: self
-                .source
-                .as_ref()
-                .map(|cause| -> Cause { Box::new(CauseText(cause.to_string())) }),
-        }
+    /// This error with `cause` as its source (replacing any), for stores and
+    /// adapters that report a failure of a library they do not expose.
+    ///
+    /// # Example
+    /// ```
+    /// let bad = "x".parse::<u16>().unwrap_err();
+    /// let err = latch::Error::invalid_config("pool size is not a number").with_source(bad);
+    /// assert!(std::error::Error::source(&err).is_some());
+    /// ```
+    #[must_use]
+    pub fn with_source(self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::from_parts(
+            self.0.kind.clone(),
+            self.0.message.clone(),
+            Some(Box::new(cause)),
+        )
     }
 
     /// What kind of error this is.
     pub fn kind(&self) -> &ErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// Whether this error means the store is unavailable (down, failing or too slow),
@@ -176,7 +199,7 @@ impl Error {
     /// ```
     pub fn is_unavailable(&self) -> bool {
         matches!(
-            self.kind,
+            self.0.kind,
             ErrorKind::Store | ErrorKind::StoreTimeout | ErrorKind::Conflict
         )
     }
@@ -184,24 +207,33 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
 impl fmt::Debug for Error {
+    /// The message, then each cause once (a cause whose text the previous
+    /// one already ends with, as some libraries repeat it, is skipped), then
+    /// the kind: `connecting to Redis: Connection refused (os error 111) [Store]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind).field("message", &self.message);
-        if let Some(source) = &self.source {
-            d.field("source", source);
+        let mut shown = self.0.message.clone();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !text.is_empty() && !shown.ends_with(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
+            cause = c.source();
         }
-        d.finish()
+        write!(f, "{shown} [{:?}]", self.0.kind)
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
     }
@@ -210,14 +242,49 @@ impl std::error::Error for Error {
 /// Shorthand for results whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The text of a cause, for [`Error::duplicate`].
-#[derive(Debug)]
-struct CauseText(String);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl fmt::Display for CauseText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+    #[derive(Debug)]
+    struct Io(&'static str);
+
+    impl fmt::Display for Io {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Io {}
+
+    #[test]
+    fn debug_reads_as_the_message_and_each_cause_once() {
+        // A driver that repeats its cause in its own text ("broken pipe:
+        // broken pipe") shows it once.
+        let err = Error::store("loading a session: broken pipe", Io("broken pipe"))
+            .context("finishing a request");
+        assert_eq!(
+            format!("{err:?}"),
+            "finishing a request: loading a session: broken pipe [Store]"
+        );
+        let err = Error::store(
+            "connecting to Redis",
+            Io("Connection refused (os error 111)"),
+        );
+        assert_eq!(
+            format!("{err:?}"),
+            "connecting to Redis: Connection refused (os error 111) [Store]"
+        );
+    }
+
+    #[test]
+    fn clones_share_the_cause() {
+        // One failed store call answers every request that waited on it, each
+        // with the real cause (it used to be a copy of the cause's text).
+        let err = Error::store("saving a session", Io("timed out"));
+        let copy = err.clone();
+        let cause = std::error::Error::source(&copy).expect("a cause");
+        assert!(cause.downcast_ref::<Io>().is_some());
+        assert_eq!(copy.kind(), err.kind());
     }
 }
-
-impl std::error::Error for CauseText {}

@@ -36,6 +36,7 @@
 
 pub mod codec;
 pub mod cookie;
+mod engine;
 mod error;
 mod id;
 mod key;
@@ -46,16 +47,15 @@ mod session;
 pub mod store;
 pub mod throttle;
 mod time;
+mod wire;
 
 pub use cookie::{CookieConfig, CookieConfigBuilder, SameSite};
 pub use error::{Error, ErrorKind, Result};
 pub use id::{SessionId, StoreKey};
 pub use key::{Keyring, MIN_BITS, Purpose, SecretKey, Subkey};
-pub use manager::{
-    DEFAULT_MAX_RECORD_BYTES, Finished, PurgeTask, RawRequest, RequestMeta, SessionManager,
-    SessionManagerBuilder,
-};
+pub use manager::{DEFAULT_MAX_RECORD_BYTES, PurgeTask, SessionManager, SessionManagerBuilder};
 pub use record::{Data, Record};
 pub use session::{Flash, Session, SessionFacts};
 pub use store::{MemoryStore, SaveOutcome, SessionInfo, SessionStore};
 pub use time::{Clock, Expiry, MAX_COOKIE_LIFETIME, ManualClock, SystemClock, UnixTime};
+pub use wire::{Finished, RawRequest, RequestMeta};

@@ -98,7 +98,7 @@ impl SecretKey {
             )
         })?);
         Self::from_bytes(value.trim().as_bytes())
-            .map_err(|e| Error::new(ErrorKind::WeakKey, format!("{var}: {e}")))
+            .map_err(|e| e.context(format!("reading the secret key from {var}")))
     }
 
     /// Read the secret from the file at `path` (trailing whitespace is removed).
@@ -133,7 +133,7 @@ impl SecretKey {
             .rposition(|b| !b.is_ascii_whitespace())
             .map_or(0, |i| i + 1);
         Self::from_bytes(&bytes[..end])
-            .map_err(|e| Error::new(ErrorKind::WeakKey, format!("{}: {e}", path.display())))
+            .map_err(|e| e.context(format!("reading the secret key from {}", path.display())))
     }
 
     /// A new random 64-byte key from the operating system's CSPRNG.

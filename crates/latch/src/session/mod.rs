@@ -2,7 +2,6 @@
 
 mod csrf;
 mod flash;
-pub(crate) mod state;
 
 use std::sync::Arc;
 
@@ -13,11 +12,11 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use flash::FLASH_KEY;
 pub use flash::Flash;
-use state::{Op, Origin, State};
 
+use crate::engine::Engine;
+use crate::engine::state::{Op, State};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::StoreKey;
-use crate::manager::Shared;
 use crate::store::SessionInfo;
 use crate::time::UnixTime;
 
@@ -55,8 +54,8 @@ pub(crate) const RESERVED_PREFIX: &str = "_latch.";
 /// ```
 #[derive(Clone)]
 pub struct Session {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) state: Arc<Mutex<State>>,
+    engine: Arc<Engine>,
+    state: Arc<Mutex<State>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -99,6 +98,18 @@ fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
 }
 
 impl Session {
+    pub(crate) fn new(engine: Arc<Engine>, state: State) -> Self {
+        Self {
+            engine,
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// The request's state, for the end of the request.
+    pub(crate) async fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().await
+    }
+
     /// Whether no method has used this session yet: nothing was loaded, so
     /// [`SessionManager::finish`](crate::SessionManager::finish) has nothing to
     /// do and adapters may skip it. `false` while another task holds the session.
@@ -118,14 +129,14 @@ impl Session {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_untouched(&self) -> bool {
-        self.state.try_lock().is_ok_and(|state| !state.loaded)
+        self.state.try_lock().is_ok_and(|state| !state.is_loaded())
     }
 
     /// Lock the state, loading the session first if this is the first access.
     async fn loaded(&self) -> Result<MutexGuard<'_, State>> {
         let mut state = self.state.lock().await;
-        if !state.loaded {
-            self.shared.load(&mut state).await?;
+        if !state.is_loaded() {
+            self.engine.load(&mut state).await?;
         }
         Ok(state)
     }
@@ -137,13 +148,7 @@ impl Session {
     /// a `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let state = self.loaded().await?;
-        state
-            .record
-            .data
-            .get(key)
-            .cloned()
-            .map(from_value)
-            .transpose()
+        state.get(key).cloned().map(from_value).transpose()
     }
 
     /// Store `value` under `key`, replacing any previous value.
@@ -153,8 +158,8 @@ impl Session {
     /// `_latch.` (or one the session format reserves), or
     /// [`ErrorKind::Serialization`].
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
-        self.shared.check_key(key)?;
-        let value = self.shared.prepare_value(to_value(value)?)?;
+        self.engine.check_key(key)?;
+        let value = self.engine.prepare_value(to_value(value)?)?;
         self.loaded().await?.push(Op::Insert(key.to_owned(), value))
     }
 
@@ -163,9 +168,9 @@ impl Session {
     /// # Errors
     /// A store failure or a reserved key.
     pub async fn remove(&self, key: &str) -> Result<bool> {
-        self.shared.check_key(key)?;
+        self.engine.check_key(key)?;
         let mut state = self.loaded().await?;
-        let present = state.record.data.contains_key(key);
+        let present = state.get(key).is_some();
         if present {
             state.push(Op::Remove(key.to_owned()))?;
         }
@@ -212,8 +217,8 @@ impl Session {
         T: Serialize + DeserializeOwned,
         F: Fn(Option<T>) -> T + Send + Sync + 'static,
     {
-        self.shared.check_key(key)?;
-        let shared = Arc::clone(&self.shared);
+        self.engine.check_key(key)?;
+        let shared = Arc::clone(&self.engine);
         let op = Op::Update(
             key.to_owned(),
             Arc::new(move |old: Option<&Value>| {
@@ -224,7 +229,7 @@ impl Session {
         let mut state = self.loaded().await?;
         state.push(op)?;
         // OK to index: `push` just inserted the key.
-        from_value(state.record.data[key].clone())
+        from_value(state.get(key).cloned().unwrap_or_default())
     }
 
     /// Like [`update`](Self::update), for a change that is not always
@@ -261,8 +266,8 @@ impl Session {
         T: Serialize + DeserializeOwned,
         F: Fn(Option<T>) -> Option<T> + Send + Sync + 'static,
     {
-        self.shared.check_key(key)?;
-        let shared = Arc::clone(&self.shared);
+        self.engine.check_key(key)?;
+        let shared = Arc::clone(&self.engine);
         let owned_key = key.to_owned();
         let op = Op::Update(
             key.to_owned(),
@@ -283,7 +288,7 @@ impl Session {
         let mut state = self.loaded().await?;
         state.push(op)?;
         // OK to index: `push` just inserted the key.
-        from_value(state.record.data[key].clone())
+        from_value(state.get(key).cloned().unwrap_or_default())
     }
 
     /// Give the session a new ID, keep its data, and kill the old ID in the store.
@@ -294,7 +299,7 @@ impl Session {
     /// # Errors
     /// A store failure while loading.
     pub async fn regenerate(&self) -> Result<()> {
-        self.loaded().await?.regenerate = true;
+        self.loaded().await?.regenerate();
         Ok(())
     }
 
@@ -305,8 +310,8 @@ impl Session {
     /// A store failure while loading.
     pub async fn log_in(&self, user_id: impl Into<String>) -> Result<()> {
         let mut state = self.loaded().await?;
-        state.regenerate = true;
-        if state.record.data.contains_key(csrf::CSRF_KEY) {
+        state.regenerate();
+        if state.get(csrf::CSRF_KEY).is_some() {
             state.push(Op::Remove(csrf::CSRF_KEY.to_owned()))?;
         }
         state.push(Op::SetUser(Some(user_id.into())))
@@ -335,8 +340,6 @@ impl Session {
     pub async fn csrf_token(&self) -> Result<String> {
         let mut state = self.loaded().await?;
         let existing = state
-            .record
-            .data
             .get(csrf::CSRF_KEY)
             .and_then(Value::as_str)
             .and_then(csrf::mask);
@@ -366,8 +369,6 @@ impl Session {
     pub async fn verify_csrf(&self, submitted: &str) -> Result<bool> {
         let state = self.loaded().await?;
         Ok(state
-            .record
-            .data
             .get(csrf::CSRF_KEY)
             .and_then(Value::as_str)
             .is_some_and(|stored| csrf::verify(stored, submitted)))
@@ -378,7 +379,7 @@ impl Session {
     /// # Errors
     /// A store failure.
     pub async fn user_id(&self) -> Result<Option<String>> {
-        Ok(self.loaded().await?.record.user_id.clone())
+        Ok(self.loaded().await?.record().user_id.clone())
     }
 
     /// Make this a remember-me session (persistent cookie, the longer timeouts of
@@ -388,7 +389,7 @@ impl Session {
     /// A store failure while loading.
     pub async fn set_remember(&self, remember: bool) -> Result<()> {
         let mut state = self.loaded().await?;
-        if state.record.remember != remember {
+        if state.record().remember != remember {
             state.push(Op::SetRemember(remember))?;
         }
         Ok(())
@@ -401,7 +402,7 @@ impl Session {
     /// # Errors
     /// A store failure while loading.
     pub async fn destroy(&self) -> Result<()> {
-        self.loaded().await?.destroyed = true;
+        self.loaded().await?.destroy();
         Ok(())
     }
 
@@ -431,7 +432,7 @@ impl Session {
     /// A store failure.
     pub async fn take_flashes(&self) -> Result<Vec<Flash>> {
         let mut state = self.loaded().await?;
-        let Some(value) = state.record.data.get(FLASH_KEY).cloned() else {
+        let Some(value) = state.get(FLASH_KEY).cloned() else {
             return Ok(Vec::new());
         };
         state.push(Op::Remove(FLASH_KEY.to_owned()))?;
@@ -445,14 +446,15 @@ impl Session {
     /// A store failure.
     pub async fn facts(&self) -> Result<SessionFacts> {
         let state = self.loaded().await?;
-        let policy = &self.shared.expiry;
+        let policy = self.engine.expiry();
+        let record = state.record();
         Ok(SessionFacts {
-            created_at: state.record.created_at,
-            last_seen: state.record.last_seen,
-            idle_expires_at: state.record.idle_deadline(policy),
-            absolute_expires_at: state.record.absolute_deadline(policy),
-            remember: state.record.remember,
-            is_new: matches!(state.origin, Origin::Fresh),
+            created_at: record.created_at,
+            last_seen: record.last_seen,
+            idle_expires_at: record.idle_deadline(policy),
+            absolute_expires_at: record.absolute_deadline(policy),
+            remember: record.remember,
+            is_new: state.is_fresh(),
         })
     }
 
@@ -462,10 +464,7 @@ impl Session {
     /// # Errors
     /// A store failure.
     pub async fn store_key(&self) -> Result<Option<StoreKey>> {
-        Ok(match &self.loaded().await?.origin {
-            Origin::Stored { key, .. } => Some(*key),
-            _ => None,
-        })
+        Ok(self.loaded().await?.stored_key())
     }
 
     /// The signed-in user's live sessions (devices), most recently used first.
@@ -478,7 +477,7 @@ impl Session {
         let Some(user) = self.user_id().await? else {
             return Ok(Vec::new());
         };
-        self.shared.list_by_user(&user).await
+        self.engine.list_by_user(&user).await
     }
 
     /// End one of the signed-in user's sessions, found by its store key. Keys that
@@ -491,7 +490,7 @@ impl Session {
         if !devices.iter().any(|d| &d.key == key) {
             return Ok(false);
         }
-        self.shared.delete_key(key).await
+        self.engine.delete_key(key).await
     }
 
     /// End every session of the signed-in user but this one; returns how many
@@ -506,20 +505,12 @@ impl Session {
     /// # Errors
     /// A store failure, or cookie-only sessions without a revocation store.
     pub async fn sign_out_everywhere_else(&self) -> Result<u64> {
-        let Some(user) = self.user_id().await? else {
+        let mut state = self.loaded().await?;
+        let Some(user) = state.record().user_id.clone() else {
             return Ok(0);
         };
-        if matches!(self.shared.backend, crate::manager::Backend::Cookie(_)) {
-            let revoked_at = self.shared.revoke_user_cookies(&user).await?;
-            let mut state = self.loaded().await?;
-            state.record.data.insert(
-                crate::manager::revoke::ISSUED_MS_KEY.to_owned(),
-                serde_json::Value::from(revoked_at.saturating_add(1)),
-            );
-            state.reissue = true;
-            return Ok(0);
-        }
-        let keep = self.store_key().await?;
-        self.shared.delete_by_user(&user, keep.as_ref()).await
+        self.engine
+            .sign_out_everywhere_else(&mut state, &user)
+            .await
     }
 }

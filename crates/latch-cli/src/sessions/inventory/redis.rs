@@ -53,8 +53,7 @@ type Fields = Vec<Option<String>>;
 
 /// A connection to the server at `info`, with the admin timeouts.
 async fn connect_node(info: redis::ConnectionInfo) -> anyhow::Result<MultiplexedConnection> {
-    let client =
-        Client::open(info).map_err(|e| anyhow::anyhow!("the Redis URL is not valid: {e}"))?;
+    let client = Client::open(info).context("the Redis URL is not valid")?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(TIMEOUT))
         .set_response_timeout(Some(TIMEOUT));
@@ -72,7 +71,7 @@ impl RedisInventory {
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let info = url
             .into_connection_info()
-            .map_err(|e| anyhow::anyhow!("the Redis URL is not valid: {e}"))?;
+            .context("the Redis URL is not valid")?;
         let conn = connect_node(info).await?;
         Ok(Self {
             nodes: vec![conn.clone()],
@@ -92,7 +91,7 @@ impl RedisInventory {
             .connection_timeout(TIMEOUT)
             .response_timeout(TIMEOUT)
             .build()
-            .map_err(|e| anyhow::anyhow!("a Redis node URL is not valid: {e}"))?
+            .context("a Redis node URL is not valid")?
             .get_async_connection()
             .await
             .context("connecting to the Redis Cluster")?;
@@ -101,7 +100,7 @@ impl RedisInventory {
             let info = url
                 .as_str()
                 .into_connection_info()
-                .map_err(|e| anyhow::anyhow!("a Redis node URL is not valid: {e}"))?;
+                .context("a Redis node URL is not valid")?;
             let described = async {
                 let mut seed = connect_node(info.clone()).await?;
                 let nodes: String = redis::cmd("CLUSTER")

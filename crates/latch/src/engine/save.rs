@@ -19,11 +19,11 @@ use std::time::Duration;
 use foldhash::fast::RandomState;
 use tokio::sync::oneshot;
 
-use super::Shared;
+use super::Engine;
+use super::state::{Changes, Op, State};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::StoreKey;
 use crate::record::Record;
-use crate::session::state::{Op, State};
 use crate::store::{SaveOutcome, SessionStore};
 use crate::time::UnixTime;
 
@@ -32,20 +32,43 @@ const MAX_SAVE_ATTEMPTS: u32 = 100;
 
 /// How many shards the table of sessions being saved has (less contention on
 /// its lock; every session has its own entry either way).
-pub(crate) const SAVE_SHARDS: usize = 16;
+const SAVE_SHARDS: usize = 16;
 
 /// What a save ends in: the record as saved, `None` when the session was
 /// deleted meanwhile (logout, revoke, expiry), or the error.
 type Outcome = Result<Option<Record>>;
 
+/// The table of the sessions this process is saving right now, in shards.
+pub(crate) struct Saving(Box<[SaveShard]>);
+
+impl Default for Saving {
+    fn default() -> Self {
+        Self((0..SAVE_SHARDS).map(|_| SaveShard::default()).collect())
+    }
+}
+
+impl std::fmt::Debug for Saving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the session data a shard may hold.
+        f.write_str("Saving")
+    }
+}
+
+impl Saving {
+    /// The shard that holds `key`.
+    fn shard(&self, key: &StoreKey) -> &SaveShard {
+        &self.0[usize::from(key.as_bytes()[0]) % self.0.len()]
+    }
+}
+
 /// One shard of the table of sessions being saved right now. A session has an
 /// entry exactly while a save of it (inline or a flusher) runs.
 #[derive(Default)]
-pub(crate) struct SaveShard(Mutex<HashMap<StoreKey, Saving, RandomState>>);
+struct SaveShard(Mutex<HashMap<StoreKey, Entry, RandomState>>);
 
 /// A session being saved: who waits for the running save.
 #[derive(Default)]
-struct Saving {
+struct Entry {
     /// Saves waiting for the running one, in arrival order.
     queue: Vec<Waiting>,
     /// The record the last save wrote, while saves wait: a newer base than
@@ -54,27 +77,13 @@ struct Saving {
     last_saved: Option<Record>,
 }
 
-/// One request's changes: the record as it sees it, and the operations that
-/// made it so (for replay on a newer record).
-struct Changes {
-    record: Record,
-    ops: Vec<Op>,
-}
-
 struct Waiting {
     changes: Changes,
     reply: oneshot::Sender<Outcome>,
 }
 
-impl std::fmt::Debug for SaveShard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the session data a shard may hold.
-        f.write_str("SaveShard")
-    }
-}
-
 impl SaveShard {
-    fn lock(&self) -> MutexGuard<'_, HashMap<StoreKey, Saving, RandomState>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<StoreKey, Entry, RandomState>> {
         // The table is consistent between statements; a panic elsewhere must
         // not stop every later save.
         self.0
@@ -86,17 +95,14 @@ impl SaveShard {
 /// Save `state`'s changes to the session `key`. Returns `false` when the
 /// session was deleted meanwhile; its changes are then dropped.
 pub(crate) async fn save(
-    shared: &Arc<Shared>,
+    shared: &Arc<Engine>,
     store: &Arc<dyn SessionStore>,
     key: &StoreKey,
     state: &mut State,
     now: UnixTime,
 ) -> Result<bool> {
-    let shard = shared.save_shard(key);
-    let changes = Changes {
-        record: std::mem::replace(&mut state.record, Record::new(0)),
-        ops: std::mem::take(&mut state.ops),
-    };
+    let shard = shared.saving.shard(key);
+    let changes = state.take_changes();
     let waiting = {
         let mut table = shard.lock();
         match table.get_mut(key) {
@@ -106,7 +112,7 @@ pub(crate) async fn save(
                 Err(outcome)
             }
             None => {
-                table.insert(*key, Saving::default());
+                table.insert(*key, Entry::default());
                 Ok(changes)
             }
         }
@@ -157,7 +163,7 @@ fn fail_waiting_if_unavailable(shard: &SaveShard, key: &StoreKey, err: &Error) {
         None => return,
     };
     for w in waiting {
-        let _ = w.reply.send(Err(err.duplicate()));
+        let _ = w.reply.send(Err(err.clone()));
     }
 }
 
@@ -165,7 +171,7 @@ fn fail_waiting_if_unavailable(shard: &SaveShard, key: &StoreKey, err: &Error) {
 fn settle(state: &mut State, outcome: Option<Record>) -> bool {
     match outcome {
         Some(record) => {
-            state.record = record;
+            state.settle(record);
             true
         }
         None => false,
@@ -176,7 +182,7 @@ fn settle(state: &mut State, outcome: Option<Record>) -> bool {
 /// cancelled with its request, or panicked) hands the session to a flusher if
 /// saves are waiting, or removes its entry.
 struct Turn {
-    shared: Arc<Shared>,
+    shared: Arc<Engine>,
     store: Arc<dyn SessionStore>,
     key: StoreKey,
     saved: Option<Record>,
@@ -184,7 +190,7 @@ struct Turn {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        let shard = self.shared.save_shard(&self.key);
+        let shard = self.shared.saving.shard(&self.key);
         let mut table = shard.lock();
         let Some(saving) = table.get_mut(&self.key) else {
             return;
@@ -215,7 +221,7 @@ impl Drop for Turn {
 /// Writes every waiting save of one session, batch after batch, until none
 /// waits; then removes the session's entry.
 struct Flusher {
-    shared: Arc<Shared>,
+    shared: Arc<Engine>,
     store: Arc<dyn SessionStore>,
     key: StoreKey,
     /// Set when `run` returns normally, having removed the entry.
@@ -226,7 +232,7 @@ impl Flusher {
     async fn run(mut self) {
         loop {
             let (batch, hint) = {
-                let mut table = self.shared.save_shard(&self.key).lock();
+                let mut table = self.shared.saving.shard(&self.key).lock();
                 let Some(saving) = table.get_mut(&self.key) else {
                     self.finished = true;
                     return;
@@ -258,15 +264,21 @@ impl Flusher {
             let unavailable = outcomes
                 .iter()
                 .find_map(|o| o.as_ref().err().filter(|e| e.is_unavailable()))
-                .map(Error::duplicate);
+                .cloned();
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // A waiter whose request was cancelled no longer listens.
                 let _ = reply.send(outcome);
             }
             if let Some(err) = unavailable {
-                fail_waiting_if_unavailable(self.shared.save_shard(&self.key), &self.key, &err);
+                fail_waiting_if_unavailable(self.shared.saving.shard(&self.key), &self.key, &err);
             }
-            if let Some(saving) = self.shared.save_shard(&self.key).lock().get_mut(&self.key) {
+            if let Some(saving) = self
+                .shared
+                .saving
+                .shard(&self.key)
+                .lock()
+                .get_mut(&self.key)
+            {
                 saving.last_saved = saved;
             }
         }
@@ -274,7 +286,7 @@ impl Flusher {
 
     /// Give up on every waiting save: dropping their reply channels fails them.
     fn abandon(&self) {
-        self.shared.save_shard(&self.key).lock().remove(&self.key);
+        self.shared.saving.shard(&self.key).lock().remove(&self.key);
     }
 }
 
@@ -293,7 +305,7 @@ impl Drop for Flusher {
 /// Write the changes of several requests to one session with one
 /// compare-and-swap (more on conflicts); one outcome per request, in order.
 async fn save_group(
-    shared: &Shared,
+    shared: &Engine,
     store: &dyn SessionStore,
     key: &StoreKey,
     group: Vec<Changes>,
@@ -334,14 +346,14 @@ async fn save_group(
             .timed("saving a session", store.save(key, &record, expected))
             .await
         {
-            Err(err) => return all(failed, |_| Err(err.duplicate())),
+            Err(err) => return all(failed, |_| Err(err.clone())),
             Ok(SaveOutcome::Saved) => return all(failed, |_| Ok(Some(record.clone()))),
             Ok(SaveOutcome::Gone) => return all(failed, |_| Ok(None)),
             Ok(SaveOutcome::Conflict) => {}
         }
         backoff(attempt).await;
         let newest = match shared.timed("reloading a session", store.load(key)).await {
-            Err(err) => return all(failed, |_| Err(err.duplicate())),
+            Err(err) => return all(failed, |_| Err(err.clone())),
             Ok(None) => return all(failed, |_| Ok(None)),
             Ok(Some(newest)) if newest.is_expired(now, &shared.expiry) => {
                 return all(failed, |_| Ok(None));
@@ -380,7 +392,7 @@ fn all(failed: Vec<Option<Error>>, mut outcome: impl FnMut(usize) -> Outcome) ->
 /// they may pass it: then the replay is done again, checking after each
 /// request, and the requests that would push the record over fail alone.
 fn replay(
-    shared: &Shared,
+    shared: &Engine,
     record: Record,
     ops: &[Vec<Op>],
     skip: Option<usize>,
@@ -396,7 +408,7 @@ fn replay(
 /// [`replay`]'s loop; with `limit`, a request whose operations leave the
 /// record over the size limit is undone and marked too.
 fn replay_checked(
-    limit: Option<&Shared>,
+    limit: Option<&Engine>,
     mut record: Record,
     ops: &[Vec<Op>],
     skip: Option<usize>,

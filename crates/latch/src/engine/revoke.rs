@@ -1,9 +1,9 @@
-//! Revoking cookie-only sessions.
+//! Revoking cookie-only sessions: the markers of [`CookieBackend`].
 //!
 //! A signed or sealed cookie stays valid until it expires, wherever a copy of it
 //! is. To make such sessions revocable, latch keeps small markers in a
 //! [`SessionStore`] (any backend) given with
-//! [`SessionManagerBuilder::revocation_store`](super::SessionManagerBuilder::revocation_store):
+//! [`SessionManagerBuilder::revocation_store`](crate::SessionManagerBuilder::revocation_store):
 //!
 //! - each cookie session carries a random ID (`_latch.sid`); logout and
 //!   `regenerate` file a "revoked session" marker for it until it would have
@@ -25,7 +25,8 @@
 
 use sha2::{Digest, Sha256};
 
-use super::Shared;
+use super::state::State;
+use super::{CookieBackend, Engine};
 use crate::error::Result;
 use crate::id::StoreKey;
 use crate::record::Record;
@@ -92,15 +93,15 @@ fn issued_millis(record: &Record) -> i64 {
     })
 }
 
-impl Shared {
+impl CookieBackend {
     /// Whether a decoded cookie session has been revoked.
-    pub(crate) async fn is_revoked(&self, record: &Record) -> Result<bool> {
-        let Some(store) = &self.revocations else {
+    pub(super) async fn is_revoked(&self, engine: &Engine, record: &Record) -> Result<bool> {
+        let Some(store) = self.revocations() else {
             return Ok(false);
         };
         if let Some(sid) = record.data.get(SID_KEY).and_then(|v| v.as_str()) {
             let key = marker_key("session", sid);
-            if self
+            if engine
                 .timed("checking revocations", store.load(&key))
                 .await?
                 .is_some()
@@ -110,7 +111,10 @@ impl Shared {
         }
         if let Some(user) = &record.user_id {
             let key = marker_key("user", user);
-            if let Some(marker) = self.timed("checking revocations", store.load(&key)).await? {
+            if let Some(marker) = engine
+                .timed("checking revocations", store.load(&key))
+                .await?
+            {
                 // A session issued in the very millisecond of the marker is
                 // refused: when in doubt, the revocation wins.
                 return Ok(issued_millis(record) <= marker_millis(&marker));
@@ -122,55 +126,81 @@ impl Shared {
     /// Until when a copy of the cookie session `record` could be valid: the
     /// later of its two absolute deadlines, since `set_remember` in another
     /// request can make a copy with the same ID a remember-me one.
-    pub(crate) fn longest_life(&self, record: &Record) -> UnixTime {
-        let longest = self
-            .expiry
+    pub(super) fn longest_life(&self, engine: &Engine, record: &Record) -> UnixTime {
+        let expiry = engine.expiry();
+        let longest = expiry
             .absolute_timeout(true)
-            .max(self.expiry.absolute_timeout(false));
+            .max(expiry.absolute_timeout(false));
         record.created_at.saturating_add(crate::time::secs(longest))
     }
 
     /// File a marker revoking the cookie session `sid` until `until`.
-    pub(crate) async fn revoke_sid(&self, sid: &str, now: UnixTime, until: UnixTime) -> Result<()> {
-        let Some(store) = &self.revocations else {
+    pub(super) async fn revoke_sid(
+        &self,
+        engine: &Engine,
+        sid: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<()> {
+        let Some(store) = self.revocations() else {
             return Ok(());
         };
         let mut marker = Record::new(now);
         marker.expires_at = until;
         let key = marker_key("session", sid);
-        self.timed("revoking a session", store.create(&key, &marker))
+        engine
+            .timed("revoking a session", store.create(&key, &marker))
             .await?;
         Ok(())
     }
 
+    /// Refuse every cookie session of `user` but the one in `state`, which
+    /// is re-issued marked as issued after the refusal (keeping its
+    /// deadlines); returns 0: cookies cannot be counted.
+    pub(super) async fn sign_out_everywhere_else(
+        &self,
+        engine: &Engine,
+        state: &mut State,
+        user: &str,
+    ) -> Result<u64> {
+        let revoked_at = self.revoke_user(engine, user).await?;
+        state.set_internal(
+            ISSUED_MS_KEY,
+            serde_json::Value::from(revoked_at.saturating_add(1)),
+        );
+        state.reissue();
+        Ok(0)
+    }
+
     /// Refuse every cookie session of `user` issued before now; returns the
     /// marker's time in milliseconds (a session issued after it survives).
-    pub(crate) async fn revoke_user_cookies(&self, user: &str) -> Result<i64> {
-        let Some(store) = &self.revocations else {
+    pub(super) async fn revoke_user(&self, engine: &Engine, user: &str) -> Result<i64> {
+        let Some(store) = self.revocations() else {
             return Err(crate::error::Error::new(
                 crate::error::ErrorKind::InvalidConfig,
                 "revoking cookie-only sessions needs a revocation store: \
                  SessionManagerBuilder::revocation_store",
             ));
         };
-        let now_ms = self.clock.now_millis();
+        let now_ms = engine.clock.now_millis();
         let now = now_ms.div_euclid(1000);
         let mut marker = Record::new(now);
         marker.data.insert(MARKER_MS_KEY.into(), now_ms.into());
         // Long enough to outlive every session it must refuse.
+        let expiry = engine.expiry();
         marker.expires_at = now
-            .saturating_add(crate::time::secs(self.expiry.absolute_timeout(true)))
-            .max(now.saturating_add(crate::time::secs(self.expiry.absolute_timeout(false))));
+            .saturating_add(crate::time::secs(expiry.absolute_timeout(true)))
+            .max(now.saturating_add(crate::time::secs(expiry.absolute_timeout(false))));
         let key = marker_key("user", user);
         // Never delete a marker to replace it: a failure in between would
         // un-revoke every cookie the old marker refused. Create it, or move the
         // existing one forward with compare-and-swap.
         for _ in 0..MARKER_ATTEMPTS {
             let step = "revoking a user's sessions";
-            if self.timed(step, store.create(&key, &marker)).await? {
+            if engine.timed(step, store.create(&key, &marker)).await? {
                 return Ok(now_ms);
             }
-            let Some(current) = self.timed(step, store.load(&key)).await? else {
+            let Some(current) = engine.timed(step, store.load(&key)).await? else {
                 continue; // expired and purged meanwhile: create again
             };
             let current_ms = marker_millis(&current);
@@ -183,7 +213,7 @@ impl Shared {
             next.created_at = next.created_at.max(current.created_at);
             next.expires_at = next.expires_at.max(current.expires_at);
             next.version = current.version.saturating_add(1);
-            if self
+            if engine
                 .timed(step, store.save(&key, &next, current.version))
                 .await?
                 == crate::store::SaveOutcome::Saved

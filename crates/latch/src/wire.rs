@@ -1,5 +1,6 @@
-//! What a request tells latch about itself: the `Cookie` headers and the client
-//! facts recorded on new sessions.
+//! What crosses the boundary between latch and a web framework's adapter: the
+//! request's `Cookie` headers and client facts going in ([`RawRequest`],
+//! [`RequestMeta`]), and what to do to the response coming out ([`Finished`]).
 
 use std::net::IpAddr;
 
@@ -126,6 +127,39 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// What the adapter must do to the response. Its `Debug` output shows the
+/// cookie's attributes, never its value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Finished {
+    /// A `Set-Cookie` value to send, if any. When present the response must not be
+    /// stored by shared caches (`Cache-Control: no-store`).
+    pub set_cookie: Option<String>,
+    /// Whether the handler read the session, so the response depends on the
+    /// `Cookie` header (`Vary: Cookie`).
+    pub vary_cookie: bool,
+    /// Whether the handler read a signed-in session, so the response may show
+    /// that user's data: adapters keep it out of every cache
+    /// (`Cache-Control: no-store`) unless the handler chose its own
+    /// `Cache-Control`.
+    pub signed_in: bool,
+}
+
+impl std::fmt::Debug for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `name=value; attributes`: keep the name and the attributes.
+        let redacted = self.set_cookie.as_deref().map(|c| {
+            let (pair, attributes) = c.split_once(';').unwrap_or((c, ""));
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            format!("{name}=<redacted>;{attributes}")
+        });
+        f.debug_struct("Finished")
+            .field("set_cookie", &redacted)
+            .field("vary_cookie", &self.vary_cookie)
+            .field("signed_in", &self.signed_in)
+            .finish()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,119 @@
+//! Cookie-only or server-side: the one place the engine tells them apart.
+
+use std::sync::Arc;
+
+use super::state::{Loaded, State};
+use super::{CookieBackend, Engine, StoreBackend};
+use crate::error::{Error, Result};
+use crate::store::SessionStore;
+use crate::time::UnixTime;
+
+/// Where a session's data lives.
+#[derive(Debug)]
+pub(crate) enum Backend {
+    /// In the cookie, signed or sealed (with revocation markers in a store,
+    /// when one is given).
+    Cookie(CookieBackend),
+    /// In a store; the cookie holds an opaque ID.
+    Store(StoreBackend),
+}
+
+impl Backend {
+    /// Data keys the format gives a meaning of its own.
+    pub(crate) fn reserved_keys(&self) -> &'static [&'static str] {
+        match self {
+            Backend::Cookie(cookie) => cookie.format().reserved_keys(),
+            Backend::Store(stored) => stored.ids().reserved_keys(),
+        }
+    }
+
+    /// The form in which the format keeps a value the application stores.
+    pub(crate) fn prepare_value(&self, value: serde_json::Value) -> Result<serde_json::Value> {
+        match self {
+            Backend::Cookie(cookie) => cookie.format().prepare_value(value),
+            Backend::Store(stored) => stored.ids().prepare_value(value),
+        }
+    }
+
+    /// The session the cookie `value` carries or names, if it is valid (not
+    /// yet checked for expiry); `None` for anything refused.
+    pub(crate) async fn open(
+        &self,
+        engine: &Engine,
+        value: &str,
+        now: UnixTime,
+    ) -> Result<Option<Loaded>> {
+        match self {
+            Backend::Cookie(cookie) => cookie.open(engine, value, now).await,
+            Backend::Store(stored) => stored.open(engine, value, now).await,
+        }
+    }
+
+    /// Write what changed; the `Set-Cookie` to send, if any.
+    pub(crate) async fn finish(
+        &self,
+        engine: &Arc<Engine>,
+        state: &mut State,
+        now: UnixTime,
+    ) -> Result<Option<String>> {
+        match self {
+            Backend::Cookie(cookie) => cookie.finish(engine, state, now).await,
+            Backend::Store(stored) => stored.finish(engine, state, now).await,
+        }
+    }
+
+    /// The store of server-side sessions.
+    pub(crate) fn store(&self) -> Option<&Arc<dyn SessionStore>> {
+        match self {
+            Backend::Cookie(_) => None,
+            Backend::Store(stored) => Some(stored.store()),
+        }
+    }
+
+    /// The store that lists and ends a user's sessions.
+    pub(crate) fn user_sessions(&self) -> Result<&Arc<dyn SessionStore>> {
+        self.store().ok_or_else(|| {
+            Error::invalid_config(
+                "listing and revoking sessions needs a server-side store; cookie-only \
+                 sessions have no server-side list",
+            )
+        })
+    }
+
+    /// End every session of `user`.
+    pub(crate) async fn revoke_user(&self, engine: &Engine, user: &str) -> Result<u64> {
+        match self {
+            Backend::Cookie(cookie) => cookie.revoke_user(engine, user).await.map(|_| 0),
+            Backend::Store(stored) => {
+                let step = stored.store().delete_by_user(user, None);
+                engine.timed("deleting sessions", step).await
+            }
+        }
+    }
+
+    /// End every session of `user` but the one in `state`.
+    pub(crate) async fn sign_out_everywhere_else(
+        &self,
+        engine: &Engine,
+        state: &mut State,
+        user: &str,
+    ) -> Result<u64> {
+        match self {
+            Backend::Cookie(cookie) => cookie.sign_out_everywhere_else(engine, state, user).await,
+            Backend::Store(stored) => {
+                let keep = state.stored_key();
+                let step = stored.store().delete_by_user(user, keep.as_ref());
+                engine.timed("deleting sessions", step).await
+            }
+        }
+    }
+
+    /// The stores whose expired entries the purge deletes: the session store,
+    /// or the revocation markers of cookie sessions.
+    pub(crate) fn purgeable(&self) -> Option<&Arc<dyn SessionStore>> {
+        match self {
+            Backend::Cookie(cookie) => cookie.revocations(),
+            Backend::Store(stored) => Some(stored.store()),
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The session engine: what every request's session shares, and the request
+//! cycle itself (load on first use, finish after the handler).
+//!
+//! The choice between cookie-only and server-side sessions is made once, in
+//! [`Backend`]; everything here is common to both. A request's own state is
+//! [`State`](state::State), changed only through its methods.
+//!
+//! ```text
+//! SessionManager ──start──▶ Session { Arc<Engine>, State }
+//!                               │ first method call
+//!                               ▼
+//!                  Engine::load ─▶ Backend::open (cookie: verify + decode; store: parse ID + load)
+//!                               │ handler's changes: State::push (op log)
+//!                               ▼
+//!                  Engine::finish ─▶ Backend::finish (cookie: seal; store: destroy / regenerate / save / touch)
+//! ```
+
+mod backend;
+mod cookie;
+mod revoke;
+mod save;
+pub(crate) mod state;
+mod stored;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub(crate) use backend::Backend;
+pub(crate) use cookie::CookieBackend;
+pub(crate) use stored::StoreBackend;
+
+use crate::cookie::{CookieConfig, IncomingCookie};
+use crate::error::{Error, ErrorKind, Result};
+use crate::record::Record;
+use crate::store::{SessionInfo, SessionStore};
+use crate::time::{Clock, Expiry, UnixTime};
+use crate::wire::Finished;
+use state::{Loaded, State};
+
+/// How far in the future an issue time may lie (clock skew between app servers)
+/// before a session is refused.
+const MAX_CLOCK_SKEW: i64 = 60;
+
+/// Everything sessions share: the backend, the policies, the clock, and the
+/// table of sessions this process is saving. One per [`SessionManager`].
+///
+/// [`SessionManager`]: crate::SessionManager
+#[derive(Debug)]
+pub(crate) struct Engine {
+    backend: Backend,
+    cookie: CookieConfig,
+    expiry: Expiry,
+    store_timeout: Duration,
+    /// The largest record a server-side session may store, in bytes.
+    max_record_bytes: usize,
+    clock: Arc<dyn Clock>,
+    rejected: AtomicU64,
+    /// The sessions this process is saving right now (see `save.rs`).
+    saving: save::Saving,
+}
+
+/// The settings an [`Engine`] is built from, checked by the builder.
+pub(crate) struct Settings {
+    pub(crate) backend: Backend,
+    pub(crate) cookie: CookieConfig,
+    pub(crate) expiry: Expiry,
+    pub(crate) store_timeout: Duration,
+    pub(crate) max_record_bytes: usize,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Engine {
+    pub(crate) fn new(settings: Settings) -> Self {
+        Self {
+            backend: settings.backend,
+            cookie: settings.cookie,
+            expiry: settings.expiry,
+            store_timeout: settings.store_timeout,
+            max_record_bytes: settings.max_record_bytes,
+            clock: settings.clock,
+            rejected: AtomicU64::new(0),
+            saving: save::Saving::default(),
+        }
+    }
+
+    /// The cookie settings in force.
+    pub(crate) fn cookie(&self) -> &CookieConfig {
+        &self.cookie
+    }
+
+    /// The expiry policy in force.
+    pub(crate) fn expiry(&self) -> &Expiry {
+        &self.expiry
+    }
+
+    /// The current time, in seconds.
+    pub(crate) fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// The store of server-side sessions; `None` for cookie-only sessions.
+    pub(crate) fn store(&self) -> Option<&Arc<dyn SessionStore>> {
+        self.backend.store()
+    }
+
+    /// How many incoming session cookies were refused since start-up.
+    pub(crate) fn rejected_cookies(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Run a store call under the configured timeout.
+    pub(crate) async fn timed<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.store_timeout, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::StoreTimeout,
+                format!(
+                    "session store did not answer within {} ms ({what})",
+                    self.store_timeout.as_millis()
+                ),
+            )),
+        }
+    }
+
+    /// Count and log a refused cookie, without its value.
+    pub(crate) fn note_rejected(&self, reason: &str) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(reason, cookie = %self.cookie.name(), "session cookie refused; starting a fresh session");
+    }
+
+    /// Refuse a data key that is latch's own or that the format reserves.
+    pub(crate) fn check_key(&self, key: &str) -> Result<()> {
+        let reserved = self.backend.reserved_keys();
+        if key.starts_with(crate::session::RESERVED_PREFIX) || reserved.contains(&key) {
+            return Err(Error::new(
+                ErrorKind::InvalidKey,
+                format!(
+                    "the session key {key:?} is reserved (latch keeps its own under \
+                     {:?}, and this session format gives {reserved:?} a meaning of its own)",
+                    crate::session::RESERVED_PREFIX
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The form in which the format keeps a value the application stores.
+    pub(crate) fn prepare_value(&self, value: serde_json::Value) -> Result<serde_json::Value> {
+        self.backend.prepare_value(value)
+    }
+
+    /// Refuse a record over the size limit, before it reaches any store.
+    pub(crate) fn check_record_size(&self, record: &Record) -> Result<()> {
+        let size = record.stored_size();
+        let limit = self.max_record_bytes;
+        if size <= limit {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::RecordTooLarge { size, limit },
+            format!(
+                "session record would be {size} bytes, over the {limit}-byte limit \
+                 (SessionManagerBuilder::max_record_bytes); keep less in the session"
+            ),
+        ))
+    }
+
+    /// Load the session for `state`'s request, or start a fresh one.
+    ///
+    /// Every kind of bad cookie ends the same way: a fresh session and a
+    /// removal cookie. Only store failures are errors (and leave the request's
+    /// input in place, so a later call tries again with the same cookie).
+    pub(crate) async fn load(&self, state: &mut State) -> Result<()> {
+        let now = self.now();
+        let incoming = state.input().map_or(IncomingCookie::Absent, |input| {
+            input.incoming(self.cookie.name())
+        });
+        let found = match incoming {
+            IncomingCookie::Absent => None,
+            IncomingCookie::Duplicate => {
+                self.note_rejected("duplicate session cookies in one request");
+                state.refuse_cookie();
+                None
+            }
+            IncomingCookie::One(value) => {
+                let found = self.backend.open(self, &value, now).await?;
+                if found.is_none() {
+                    state.refuse_cookie();
+                }
+                found
+            }
+        };
+        match found {
+            Some(loaded) => state.loaded_from(loaded),
+            None => state.started_fresh(now),
+        }
+        Ok(())
+    }
+
+    /// Whether `record` may be used at `now`: both deadlines under the policy
+    /// in force now (not the one a store row was written under), and no issue
+    /// time from the future. Backends check it before any further lookup.
+    fn is_current(&self, record: &Record, now: UnixTime) -> bool {
+        if record.last_seen > now + MAX_CLOCK_SKEW || record.created_at > record.last_seen {
+            self.note_rejected("session times in the future");
+            return false;
+        }
+        if record.is_expired(now, &self.expiry) {
+            self.note_rejected("expired session");
+            return false;
+        }
+        true
+    }
+
+    /// Whether a loaded record's `last_seen` is due for a refresh at `now`.
+    fn touch_due(&self, record: &Record, now: UnixTime) -> bool {
+        now - record.last_seen >= crate::time::secs(self.expiry.touch_every())
+    }
+
+    /// A loaded session, with its refresh due or not.
+    pub(crate) fn loaded(
+        &self,
+        origin: state::Origin,
+        record: Record,
+        reissue: bool,
+        now: UnixTime,
+    ) -> Loaded {
+        Loaded {
+            touch_due: self.touch_due(&record, now),
+            origin,
+            record,
+            reissue,
+        }
+    }
+
+    /// Save what the handler changed and compute the cookie to send.
+    pub(crate) async fn finish(self: &Arc<Self>, state: &mut State) -> Result<Finished> {
+        if !state.is_loaded() {
+            return Ok(Finished::default());
+        }
+        let now = self.now();
+        let signed_in = state.record().user_id.is_some();
+        let set_cookie = self.backend.finish(self, state, now).await?;
+        Ok(Finished {
+            set_cookie,
+            vary_cookie: true,
+            signed_in,
+        })
+    }
+
+    /// A removal cookie when the request carried a session cookie that the
+    /// response must take back (refused, or a session that ends now).
+    fn removal_if_needed(&self, state: &State) -> Option<String> {
+        (state.refused_cookie() || !state.is_fresh()).then(|| self.cookie.removal_cookie())
+    }
+
+    /// `Max-Age` for the cookie: until the session's deadline (the earlier of
+    /// idle and absolute, refreshed whenever the cookie is re-sent) for
+    /// remember-me sessions, none (a browser-session cookie) otherwise. The
+    /// browser then drops the cookie when the server would refuse it anyway.
+    fn max_age(&self, record: &Record, now: UnixTime) -> Option<i64> {
+        record.remember.then(|| record.deadline(&self.expiry) - now)
+    }
+
+    /// The `Set-Cookie` value for `value`, refused when over the browser limit.
+    fn set_cookie(&self, value: &str, record: &Record, now: UnixTime) -> Result<String> {
+        let size = self.cookie.name().len() + value.len();
+        let limit = crate::codec::MAX_COOKIE_BYTES;
+        if size > limit {
+            return Err(Error::new(
+                ErrorKind::CookieTooLarge { size, limit },
+                format!(
+                    "session cookie would be {size} bytes (name + value), over the \
+                     {limit}-byte limit browsers accept; keep less in the session or use a \
+                     server-side store"
+                ),
+            ));
+        }
+        Ok(self.cookie.set_cookie(value, self.max_age(record, now)))
+    }
+
+    /// The signed-in user's live sessions.
+    pub(crate) async fn list_by_user(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        let store = self.backend.user_sessions()?;
+        let now = self.now();
+        self.timed("listing sessions", store.list_by_user(user, now))
+            .await
+    }
+
+    /// Delete the session filed under `key`.
+    pub(crate) async fn delete_key(&self, key: &crate::id::StoreKey) -> Result<bool> {
+        let store = self.backend.user_sessions()?;
+        self.timed("deleting a session", store.delete(key)).await
+    }
+
+    /// End every session of `user` (server-side: deleted, returns how many;
+    /// cookie-only: refused from now on, returns 0).
+    pub(crate) async fn revoke_user(&self, user: &str) -> Result<u64> {
+        self.backend.revoke_user(self, user).await
+    }
+
+    /// End every session of `state`'s user but this one.
+    pub(crate) async fn sign_out_everywhere_else(
+        &self,
+        state: &mut State,
+        user: &str,
+    ) -> Result<u64> {
+        self.backend
+            .sign_out_everywhere_else(self, state, user)
+            .await
+    }
+
+    /// Delete expired sessions (and revocation markers) in batches.
+    pub(crate) async fn purge_expired(&self, batch: usize) -> Result<u64> {
+        match self.backend.purgeable() {
+            Some(store) => self.purge_store(store.as_ref(), batch).await,
+            None => Ok(0),
+        }
+    }
+
+    async fn purge_store(&self, store: &dyn SessionStore, batch: usize) -> Result<u64> {
+        let batch = batch.max(1);
+        let mut total = 0;
+        loop {
+            let n = self
+                .timed("purging sessions", store.purge_expired(self.now(), batch))
+                .await?;
+            total += n;
+            if n < batch as u64 {
+                return Ok(total);
+            }
+            // Let request handling in between batches.
+            tokio::task::yield_now().await;
+        }
+    }
+}

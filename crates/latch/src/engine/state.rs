@@ -1,0 +1,385 @@
+//! A session's in-request state: what was loaded and what the handler changed.
+//!
+//! The fields are private; the engine and the [`Session`](crate::Session)
+//! handle go through methods that keep the state's rules:
+//! - the request's input is read when the session is first used, and only
+//!   dropped once loading succeeded (a store failure leaves it for a retry);
+//! - the record is always what was loaded with the handler's operations
+//!   applied in order ([`State::push`]), and those operations are kept for
+//!   replay on a newer record;
+//! - ending the session ([`State::destroy`]) wins over regenerating it.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::cookie::IncomingCookie;
+use crate::error::Result;
+use crate::id::{SessionId, StoreKey};
+use crate::record::Record;
+use crate::time::UnixTime;
+use crate::wire::{RawRequest, RequestMeta};
+
+/// A closure for [`Session::update`](crate::Session::update), kept so it can
+/// be re-applied to the latest stored value when a save conflicts.
+pub(crate) type UpdateFn = Arc<dyn Fn(Option<&Value>) -> Result<Value> + Send + Sync>;
+
+/// One change a handler made, replayable on top of a newer record.
+#[derive(Clone)]
+pub(crate) enum Op {
+    Insert(String, Value),
+    Remove(String),
+    /// Remove the application's keys; latch's own (`_latch.`) stay.
+    Clear,
+    Update(String, UpdateFn),
+    SetUser(Option<String>),
+    SetRemember(bool),
+}
+
+impl Op {
+    /// Apply this change to `record`.
+    pub(crate) fn apply(&self, record: &mut Record) -> Result<()> {
+        match self {
+            Op::Insert(k, v) => {
+                record.data.insert(k.clone(), v.clone());
+            }
+            Op::Remove(k) => {
+                record.data.remove(k);
+            }
+            // latch's own entries stay: a cookie session's ID and issue time
+            // must survive, or a copy from before the `clear` would outlive
+            // the next logout.
+            Op::Clear => record
+                .data
+                .retain(|k, _| k.starts_with(crate::session::RESERVED_PREFIX)),
+            Op::Update(k, f) => {
+                let new = f(record.data.get(k))?;
+                record.data.insert(k.clone(), new);
+            }
+            Op::SetUser(user) => record.user_id.clone_from(user),
+            Op::SetRemember(r) => record.remember = *r,
+        }
+        Ok(())
+    }
+}
+
+/// What the adapter handed over about the request, read on first use.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// The raw headers ([`SessionManager::start_raw`], the adapters' path:
+    /// nothing is parsed until a handler uses the session).
+    ///
+    /// [`SessionManager::start_raw`]: crate::SessionManager::start_raw
+    Raw(RawRequest),
+    /// Already parsed ([`SessionManager::start`]).
+    ///
+    /// [`SessionManager::start`]: crate::SessionManager::start
+    Parsed {
+        incoming: IncomingCookie,
+        meta: RequestMeta,
+    },
+}
+
+impl Input {
+    /// The session cookie `name` among the request's cookies.
+    pub(crate) fn incoming(&self, name: &str) -> IncomingCookie {
+        match self {
+            Input::Raw(raw) => raw.incoming(name),
+            Input::Parsed { incoming, .. } => incoming.clone(),
+        }
+    }
+
+    /// What the client said about itself.
+    pub(crate) fn meta(&self) -> RequestMeta {
+        match self {
+            Input::Raw(raw) => raw.meta(),
+            Input::Parsed { meta, .. } => meta.clone(),
+        }
+    }
+}
+
+/// Where the session came from.
+#[derive(Debug)]
+pub(crate) enum Origin {
+    /// No valid session arrived: a fresh one, not yet stored anywhere.
+    Fresh,
+    /// Decoded from a valid signed/sealed cookie. `sid` is its random ID and
+    /// the longest it could be valid, kept apart from the record so that
+    /// nothing the handler does to the data (`clear`, `set_remember`) can stop
+    /// logout or regeneration from revoking that cookie.
+    Cookie { sid: Option<(String, UnixTime)> },
+    /// Loaded from the store.
+    Stored { id: SessionId, key: StoreKey },
+}
+
+/// How this request ends the session, if it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The session goes on under its ID.
+    Keep,
+    /// A new ID for the same session (`regenerate`, `log_in`).
+    Regenerate,
+    /// The session ends (`destroy`); wins over `Regenerate`.
+    Destroy,
+}
+
+/// A request's view of a session as loaded, for [`State::loaded_from`].
+pub(crate) struct Loaded {
+    pub(crate) origin: Origin,
+    pub(crate) record: Record,
+    /// `last_seen` is old enough to be refreshed.
+    pub(crate) touch_due: bool,
+    /// The cookie verified under a previous key: re-issue under the current one.
+    pub(crate) reissue: bool,
+}
+
+/// A request's changes, taken out of the state to be saved.
+pub(crate) struct Changes {
+    /// The record as this request sees it.
+    pub(crate) record: Record,
+    /// The operations that made it so, for replay on a newer record.
+    pub(crate) ops: Vec<Op>,
+}
+
+/// Everything the session knows during one request.
+pub(crate) struct State {
+    /// The request's input until the session is loaded.
+    input: Option<Input>,
+    loaded: bool,
+    origin: Origin,
+    record: Record,
+    ops: Vec<Op>,
+    ending: Ending,
+    touch_due: bool,
+    reissue: bool,
+    /// A cookie arrived but was refused: tell the browser to drop it.
+    refused_cookie: bool,
+}
+
+impl State {
+    /// The state of a request that has not used its session yet.
+    pub(crate) fn new(input: Input) -> Self {
+        Self {
+            input: Some(input),
+            loaded: false,
+            origin: Origin::Fresh,
+            record: Record::new(0),
+            ops: Vec::new(),
+            ending: Ending::Keep,
+            touch_due: false,
+            reissue: false,
+            refused_cookie: false,
+        }
+    }
+
+    /// Whether the session has been loaded (a handler used it).
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// The request's input, read (not taken: if loading fails, a later call
+    /// must see the same cookie again rather than start a fresh session).
+    pub(crate) fn input(&self) -> Option<&Input> {
+        self.input.as_ref()
+    }
+
+    /// Note that a session cookie arrived and was refused.
+    pub(crate) fn refuse_cookie(&mut self) {
+        self.refused_cookie = true;
+    }
+
+    /// The session was found: use it.
+    pub(crate) fn loaded_from(&mut self, loaded: Loaded) {
+        self.origin = loaded.origin;
+        self.record = loaded.record;
+        self.touch_due = loaded.touch_due;
+        self.reissue = loaded.reissue;
+        self.input = None;
+        self.loaded = true;
+    }
+
+    /// No valid session arrived: start a fresh one created at `now`, with
+    /// the client's facts for the devices list.
+    pub(crate) fn started_fresh(&mut self, now: UnixTime) {
+        let mut record = Record::new(now);
+        if let Some(meta) = self.input.take().map(|input| input.meta()) {
+            record.user_agent = meta.user_agent;
+            record.ip = meta.ip;
+        }
+        self.origin = Origin::Fresh;
+        self.record = record;
+        self.loaded = true;
+    }
+
+    /// The record as this request sees it.
+    pub(crate) fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// The value under `key`, if any.
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
+        self.record.data.get(key)
+    }
+
+    /// Apply `op` now and remember it for replay. A failing `op` changes
+    /// nothing and is not kept.
+    pub(crate) fn push(&mut self, op: Op) -> Result<()> {
+        op.apply(&mut self.record)?;
+        self.ops.push(op);
+        Ok(())
+    }
+
+    /// Write one of latch's own entries (not a handler's change: not
+    /// replayed, only carried by this request's copy).
+    pub(crate) fn set_internal(&mut self, key: &str, value: Value) {
+        self.record.data.insert(key.to_owned(), value);
+    }
+
+    /// Give the session a new ID when the request ends.
+    pub(crate) fn regenerate(&mut self) {
+        if self.ending != Ending::Destroy {
+            self.ending = Ending::Regenerate;
+        }
+    }
+
+    /// End the session when the request ends.
+    pub(crate) fn destroy(&mut self) {
+        self.ending = Ending::Destroy;
+    }
+
+    /// How the request ends the session.
+    pub(crate) fn ending(&self) -> Ending {
+        self.ending
+    }
+
+    /// Whether the handler changed anything.
+    pub(crate) fn changed(&self) -> bool {
+        !self.ops.is_empty()
+    }
+
+    /// The handler's operations so far.
+    pub(crate) fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Whether the record holds nothing worth keeping.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.record.data.is_empty() && self.record.user_id.is_none()
+    }
+
+    /// Whether `last_seen` is due for a refresh.
+    pub(crate) fn touch_due(&self) -> bool {
+        self.touch_due
+    }
+
+    /// Send the cookie again even though nothing changed (re-keyed, or a
+    /// note added to a cookie session).
+    pub(crate) fn reissue(&mut self) {
+        self.reissue = true;
+    }
+
+    /// Whether the cookie must be sent again.
+    pub(crate) fn wants_reissue(&self) -> bool {
+        self.reissue
+    }
+
+    /// Whether a cookie arrived and was refused.
+    pub(crate) fn refused_cookie(&self) -> bool {
+        self.refused_cookie
+    }
+
+    /// Where the session came from.
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Whether no valid session arrived with the request.
+    pub(crate) fn is_fresh(&self) -> bool {
+        matches!(self.origin, Origin::Fresh)
+    }
+
+    /// The store key of a stored session.
+    pub(crate) fn stored_key(&self) -> Option<StoreKey> {
+        match &self.origin {
+            Origin::Stored { key, .. } => Some(*key),
+            _ => None,
+        }
+    }
+
+    /// Take the record and the operations out, for a save.
+    pub(crate) fn take_changes(&mut self) -> Changes {
+        Changes {
+            record: std::mem::replace(&mut self.record, Record::new(0)),
+            ops: std::mem::take(&mut self.ops),
+        }
+    }
+
+    /// The record as the store now holds it (after a save, or a reload).
+    pub(crate) fn settle(&mut self, record: Record) {
+        self.record = record;
+    }
+
+    /// The record, to finish a session (stamp times, write latch's entries).
+    pub(crate) fn record_mut(&mut self) -> &mut Record {
+        &mut self.record
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> State {
+        let mut state = State::new(Input::Parsed {
+            incoming: IncomingCookie::Absent,
+            meta: RequestMeta {
+                user_agent: Some("ua".into()),
+                ip: Some("::1".into()),
+            },
+        });
+        state.started_fresh(100);
+        state
+    }
+
+    #[test]
+    fn a_fresh_state_takes_the_clients_facts_and_drops_the_input() {
+        let state = fresh();
+        assert!(state.is_loaded() && state.is_fresh() && state.input().is_none());
+        assert_eq!(state.record().user_agent.as_deref(), Some("ua"));
+        assert_eq!(state.record().ip.as_deref(), Some("::1"));
+        assert_eq!(state.record().created_at, 100);
+    }
+
+    #[test]
+    fn destroy_wins_over_regenerate_in_any_order() {
+        let mut state = fresh();
+        state.regenerate();
+        state.destroy();
+        state.regenerate();
+        assert_eq!(state.ending(), Ending::Destroy);
+    }
+
+    #[test]
+    fn a_failing_op_changes_nothing_and_is_not_kept() {
+        let mut state = fresh();
+        state
+            .push(Op::Insert("a".into(), 1.into()))
+            .expect("insert");
+        let refuse: UpdateFn = Arc::new(|_| Err(crate::Error::store_msg("refused")));
+        assert!(state.push(Op::Update("a".into(), refuse)).is_err());
+        assert_eq!(state.ops().len(), 1);
+        assert_eq!(state.get("a"), Some(&Value::from(1)));
+    }
+
+    #[test]
+    fn clear_keeps_latchs_own_entries() {
+        let mut state = fresh();
+        state.set_internal("_latch.sid", "s".into());
+        state
+            .push(Op::Insert("a".into(), 1.into()))
+            .expect("insert");
+        state.push(Op::Clear).expect("clear");
+        assert_eq!(state.get("a"), None);
+        assert_eq!(state.get("_latch.sid"), Some(&Value::from("s")));
+    }
+}

@@ -1,0 +1,236 @@
+//! Server-side sessions: the cookie holds an opaque ID, the record lives in a
+//! store. The end of a request takes one of four paths: destroy, regenerate,
+//! save (compare-and-swap, see `save.rs`), or touch.
+
+use std::sync::Arc;
+
+use super::Engine;
+use super::save;
+use super::state::{Ending, Loaded, Origin, State};
+use crate::codec::IdFormat;
+use crate::error::{Error, ErrorKind, Result};
+use crate::id::{SessionId, StoreKey};
+use crate::record::Record;
+use crate::store::SessionStore;
+use crate::time::UnixTime;
+
+/// How often a freshly drawn ID may collide before creation gives up (with
+/// 256-bit IDs even one collision means a broken random source).
+const MAX_CREATE_ATTEMPTS: u32 = 4;
+
+/// A store of server-side sessions, and how their IDs look in the cookie.
+#[derive(Debug)]
+pub(crate) struct StoreBackend {
+    store: Arc<dyn SessionStore>,
+    ids: Box<dyn IdFormat>,
+}
+
+impl StoreBackend {
+    pub(crate) fn new(store: Arc<dyn SessionStore>, ids: Box<dyn IdFormat>) -> Self {
+        Self { store, ids }
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    pub(crate) fn ids(&self) -> &dyn IdFormat {
+        self.ids.as_ref()
+    }
+
+    /// The session the cookie `value` names, if the ID is well-formed, known
+    /// and current.
+    pub(crate) async fn open(
+        &self,
+        engine: &Engine,
+        value: &str,
+        now: UnixTime,
+    ) -> Result<Option<Loaded>> {
+        let Some(id) = self.ids.parse(value) else {
+            engine.note_rejected("malformed session id");
+            return Ok(None);
+        };
+        let key = self.ids.store_key(&id);
+        let load = self.store.load(&key);
+        let Some(record) = engine.timed("loading a session", load).await? else {
+            engine.note_rejected("unknown, revoked or purged session id");
+            return Ok(None);
+        };
+        if !engine.is_current(&record, now) {
+            return Ok(None);
+        }
+        let origin = Origin::Stored { id, key };
+        Ok(Some(engine.loaded(origin, record, false, now)))
+    }
+
+    /// Write what the request changed; the `Set-Cookie` to send, if any.
+    pub(crate) async fn finish(
+        &self,
+        engine: &Arc<Engine>,
+        state: &mut State,
+        now: UnixTime,
+    ) -> Result<Option<String>> {
+        let (id, key) = match state.origin() {
+            Origin::Stored { id, key } => (id.clone(), *key),
+            Origin::Fresh | Origin::Cookie { .. } => {
+                return self.finish_fresh(engine, state, now).await;
+            }
+        };
+        let set_cookie = match state.ending() {
+            Ending::Destroy => self.destroy(engine, &key).await?,
+            Ending::Regenerate => self.regenerate(engine, state, &key, now).await?,
+            Ending::Keep => self.keep(engine, state, &id, &key, now).await?,
+        };
+        Ok(set_cookie)
+    }
+
+    /// A session that arrived with no valid cookie: stored only when the
+    /// handler wrote something worth keeping.
+    async fn finish_fresh(
+        &self,
+        engine: &Engine,
+        state: &mut State,
+        now: UnixTime,
+    ) -> Result<Option<String>> {
+        if state.ending() == Ending::Destroy || !state.changed() || state.is_empty() {
+            return Ok(state
+                .refused_cookie()
+                .then(|| engine.cookie().removal_cookie()));
+        }
+        let (value, _) = self.create(engine, state.record_mut(), now).await?;
+        Ok(Some(value))
+    }
+
+    /// Logout: delete the session and expire the cookie.
+    async fn destroy(&self, engine: &Engine, key: &StoreKey) -> Result<Option<String>> {
+        engine
+            .timed("deleting a session", self.store.delete(key))
+            .await?;
+        Ok(Some(engine.cookie().removal_cookie()))
+    }
+
+    /// A new ID for the same session. It starts from what is stored now, so
+    /// changes other requests saved under the old ID since this request loaded
+    /// it move to the new ID too (this request's changes replayed on top); a
+    /// session ended meanwhile is not regenerated at all.
+    async fn regenerate(
+        &self,
+        engine: &Engine,
+        state: &mut State,
+        key: &StoreKey,
+        now: UnixTime,
+    ) -> Result<Option<String>> {
+        let load = self.store.load(key);
+        let Some(latest) = engine.timed("loading a session", load).await? else {
+            tracing::debug!("session was ended by another request; not regenerated");
+            return Ok(Some(engine.cookie().removal_cookie()));
+        };
+        if latest.version != state.record().version {
+            let mut record = latest;
+            for op in state.ops() {
+                op.apply(&mut record)?;
+            }
+            state.settle(record);
+        }
+        // Create first, so a store failure leaves the old session in place;
+        // then retire the old ID. If it was already gone, a logout or a
+        // revocation ended the session in between: its copy under the new
+        // ID must not bring it back.
+        let (value, new_key) = self.create(engine, state.record_mut(), now).await?;
+        let retire = self.store.delete(key);
+        let retired = engine.timed("deleting the old session id", retire).await?;
+        if !retired {
+            engine
+                .timed("deleting a session", self.store.delete(&new_key))
+                .await?;
+            tracing::debug!("session was ended by another request; not regenerated");
+            return Ok(Some(engine.cookie().removal_cookie()));
+        }
+        Ok(Some(value))
+    }
+
+    /// The same ID: save the changes (compare-and-swap), or refresh
+    /// `last_seen` when it is due; re-send the cookie when its lifetime
+    /// changed.
+    async fn keep(
+        &self,
+        engine: &Arc<Engine>,
+        state: &mut State,
+        id: &SessionId,
+        key: &StoreKey,
+        now: UnixTime,
+    ) -> Result<Option<String>> {
+        let remember_changed = state
+            .ops()
+            .iter()
+            .any(|op| matches!(op, super::state::Op::SetRemember(_)));
+        let alive = if state.changed() {
+            engine.check_record_size(state.record())?;
+            save::save(engine, &self.store, key, state, now).await?
+        } else if state.touch_due() {
+            self.touch(engine, state, key, now).await?
+        } else {
+            true
+        };
+        if !alive {
+            tracing::debug!("session was ended by another request; its changes are dropped");
+            return Ok(Some(engine.cookie().removal_cookie()));
+        }
+        let resend = remember_changed || (state.touch_due() && state.record().remember);
+        if !resend {
+            return Ok(None);
+        }
+        state.record_mut().last_seen = now;
+        engine
+            .set_cookie(&self.ids.encode(id), state.record(), now)
+            .map(Some)
+    }
+
+    /// Refresh `last_seen` and the deadline; `false` when the session is gone.
+    async fn touch(
+        &self,
+        engine: &Engine,
+        state: &State,
+        key: &StoreKey,
+        now: UnixTime,
+    ) -> Result<bool> {
+        let deadline = {
+            let mut r = state.record().clone();
+            r.last_seen = now;
+            r.deadline(engine.expiry())
+        };
+        let user = state.record().user_id.as_deref();
+        let touch = self.store.touch(key, user, now, deadline);
+        engine.timed("refreshing a session", touch).await
+    }
+
+    /// Store `record` under a new random ID (create-if-absent, redrawing on the
+    /// astronomically unlikely collision); returns its `Set-Cookie` and key.
+    async fn create(
+        &self,
+        engine: &Engine,
+        record: &mut Record,
+        now: UnixTime,
+    ) -> Result<(String, StoreKey)> {
+        engine.check_record_size(record)?;
+        record.last_seen = now;
+        record.expires_at = record.deadline(engine.expiry());
+        record.version = record.version.saturating_add(1);
+        for _ in 0..MAX_CREATE_ATTEMPTS {
+            let id = SessionId::generate();
+            let key = self.ids.store_key(&id);
+            let create = self.store.create(&key, record);
+            if engine.timed("creating a session", create).await? {
+                let value = engine.set_cookie(&self.ids.encode(&id), record, now)?;
+                return Ok((value, key));
+            }
+            tracing::error!(
+                "freshly generated session id already exists; is the random source broken?"
+            );
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            "could not draw an unused session id",
+        ))
+    }
+}

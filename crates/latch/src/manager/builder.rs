@@ -1,0 +1,255 @@
+//! [`SessionManagerBuilder`]: every setting, checked once when the manager is
+//! built.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::SessionManager;
+use crate::codec::{
+    Aead, CookieFormat, HashedIds, IdFormat, LatchFormat, SealedCodec, SignedCodec,
+};
+use crate::cookie::CookieConfig;
+use crate::engine::{Backend, CookieBackend, Engine, Settings, StoreBackend};
+use crate::error::{Error, ErrorKind, Result};
+use crate::key::Keyring;
+use crate::store::SessionStore;
+use crate::time::{Clock, Expiry, SystemClock};
+
+/// Builder for [`SessionManager`]; [`build`](Self::build) refuses unsafe settings.
+#[derive(Debug)]
+pub struct SessionManagerBuilder {
+    kind: Option<Kind>,
+    id_format: Box<dyn IdFormat>,
+    cookie: CookieConfig,
+    expiry: Expiry,
+    store_timeout: Duration,
+    max_record_bytes: usize,
+    clock: Arc<dyn Clock>,
+    revocations: Option<Arc<dyn SessionStore>>,
+}
+
+/// The smallest [`SessionManagerBuilder::max_record_bytes`] accepted: room for
+/// a user id, a user agent, an address and a CSRF secret.
+const MIN_RECORD_BYTES: usize = 1024;
+
+/// The default of [`SessionManagerBuilder::max_record_bytes`]: 64 KiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// The kind of session chosen, until `build` makes it a [`Backend`].
+#[derive(Debug)]
+enum Kind {
+    Signed(Keyring),
+    Sealed(Keyring, Aead),
+    Format(Box<dyn CookieFormat>),
+    Store(Arc<dyn SessionStore>),
+}
+
+impl Default for SessionManagerBuilder {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            id_format: Box::new(HashedIds),
+            cookie: CookieConfig::default(),
+            expiry: Expiry::default(),
+            store_timeout: Duration::from_secs(2),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            clock: Arc::new(SystemClock),
+            revocations: None,
+        }
+    }
+}
+
+impl SessionManagerBuilder {
+    /// Keep session data in a signed cookie (readable by the client, not changeable).
+    #[must_use]
+    pub fn signed_cookies(mut self, keys: Keyring) -> Self {
+        self.kind = Some(Kind::Signed(keys));
+        self
+    }
+
+    /// Keep session data in an encrypted cookie (neither readable nor
+    /// changeable). Use [`Aead::default`] (XChaCha20-Poly1305) unless AES is
+    /// a requirement: AES-256-GCM's random nonces limit how many cookies one
+    /// key may seal across the whole deployment (see [`Aead::Aes256Gcm`]).
+    #[must_use]
+    pub fn encrypted_cookies(mut self, keys: Keyring, aead: Aead) -> Self {
+        self.kind = Some(Kind::Sealed(keys, aead));
+        self
+    }
+
+    /// Keep session data in the cookie in another `format` (for interoperability,
+    /// such as Flask's cookies in `latch-flask`).
+    #[must_use]
+    pub fn cookie_format(mut self, format: impl CookieFormat) -> Self {
+        self.kind = Some(Kind::Format(Box::new(format)));
+        self
+    }
+
+    /// Write server-side session IDs in another `format` (default: [`HashedIds`]:
+    /// base64url in the cookie, SHA-256 in the store).
+    #[must_use]
+    pub fn id_format(mut self, format: impl IdFormat) -> Self {
+        self.id_format = Box::new(format);
+        self
+    }
+
+    /// Keep session data in `store`; the cookie carries only a random ID.
+    #[must_use]
+    pub fn store(self, store: impl SessionStore) -> Self {
+        self.shared_store(Arc::new(store))
+    }
+
+    /// Like [`store`](Self::store), for a store already behind an `Arc`.
+    #[must_use]
+    pub fn shared_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.kind = Some(Kind::Store(store));
+        self
+    }
+
+    /// Set the cookie attributes (default: [`CookieConfig::default`]).
+    #[must_use]
+    pub fn cookie(mut self, cookie: CookieConfig) -> Self {
+        self.cookie = cookie;
+        self
+    }
+
+    /// Set the expiry policy (default: [`Expiry::default`]).
+    #[must_use]
+    pub fn expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// Set how long a store call may take before the request gets a 503
+    /// (default 2 seconds).
+    #[must_use]
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// Limit what one server-side session may hold, in bytes (its data as
+    /// JSON plus the user and client facts; default
+    /// [`DEFAULT_MAX_RECORD_BYTES`], 64 KiB).
+    ///
+    /// A session is per-user scratch space that every request may read and
+    /// rewrite whole, and a client can often decide what goes into it (a cart,
+    /// a form draft): without a limit one client can grow one record, and the
+    /// store's disk and write log with it, without bound. 64 KiB is sixteen
+    /// times what a cookie session may carry (4 KiB), and the size of the
+    /// `TEXT` column that Rails' database session store has long lived within.
+    /// A save over the limit fails the request with
+    /// [`ErrorKind::RecordTooLarge`] (the adapter answers 500 and logs it)
+    /// and writes nothing, the same way on every store; the limit is
+    /// checked on the merged record too when concurrent requests' changes are
+    /// combined. Cookie sessions have their own 4096-byte limit.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{MemoryStore, SessionManager};
+    ///
+    /// let manager = SessionManager::builder()
+    ///     .store(MemoryStore::new())
+    ///     .max_record_bytes(16 * 1024)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn max_record_bytes(mut self, limit: usize) -> Self {
+        self.max_record_bytes = limit;
+        self
+    }
+
+    /// Make cookie-only sessions revocable: logout, `regenerate` and "sign out
+    /// everywhere" file markers in `store` (any backend), and every request with
+    /// a cookie session checks them. Without it a copied signed/encrypted cookie
+    /// stays valid until it expires. Ignored for server-side sessions, which are
+    /// revocable by nature.
+    #[must_use]
+    pub fn revocation_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.revocations = Some(store);
+        self
+    }
+
+    /// Use another clock (tests use [`ManualClock`](crate::ManualClock)).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Check everything and build the manager.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`] when no session kind was chosen, the expiry
+    /// policy is inconsistent or over 400 days, or the store timeout is zero.
+    /// Logs a warning when the cookie is in plain-http dev mode.
+    pub fn build(self) -> Result<SessionManager> {
+        let kind = self.kind.ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                "choose a session kind: signed_cookies(keys), encrypted_cookies(keys, aead) \
+                 or store(store)",
+            )
+        })?;
+        self.expiry.validate()?;
+        if self.store_timeout.is_zero() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "the store timeout must be above zero",
+            ));
+        }
+        if self.max_record_bytes < MIN_RECORD_BYTES {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "max_record_bytes({}) is too small to hold a signed-in session; use at \
+                     least {MIN_RECORD_BYTES} (the default is {DEFAULT_MAX_RECORD_BYTES})",
+                    self.max_record_bytes
+                ),
+            ));
+        }
+        if !self.cookie.is_secure() {
+            tracing::warn!(
+                cookie = %self.cookie.name(),
+                "latch is in plain-http development mode: the session cookie is sent without \
+                 Secure and can be stolen on the network; never use this in production"
+            );
+        }
+        let backend = match kind {
+            Kind::Store(store) => Backend::Store(StoreBackend::new(store, self.id_format)),
+            Kind::Signed(keys) => {
+                cookies(LatchFormat::new(SignedCodec::new(&keys)), self.revocations)
+            }
+            Kind::Sealed(keys, aead) => {
+                if aead == Aead::Aes256Gcm {
+                    tracing::warn!(
+                        "encrypted cookies use AES-256-GCM with random 96-bit nonces: rotate the \
+                         key before all processes sharing it have sealed 2^32 cookies in total \
+                         (each process stops by itself at 2^30); XChaCha20-Poly1305, the \
+                         default, has no such limit"
+                    );
+                }
+                cookies(
+                    LatchFormat::new(SealedCodec::new(&keys, aead)),
+                    self.revocations,
+                )
+            }
+            Kind::Format(format) => Backend::Cookie(CookieBackend::new(format, self.revocations)),
+        };
+        let engine = Engine::new(Settings {
+            backend,
+            cookie: self.cookie,
+            expiry: self.expiry,
+            store_timeout: self.store_timeout,
+            max_record_bytes: self.max_record_bytes,
+            clock: self.clock,
+        });
+        Ok(SessionManager::from_engine(engine))
+    }
+}
+
+/// Cookie-only sessions in `format`, revocable when `revocations` is given.
+fn cookies(format: impl CookieFormat, revocations: Option<Arc<dyn SessionStore>>) -> Backend {
+    Backend::Cookie(CookieBackend::new(Box::new(format), revocations))
+}
