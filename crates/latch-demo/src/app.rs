@@ -5,30 +5,18 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post, put};
-use http::StatusCode;
 use http::header::{self, HeaderValue};
 use latch::SessionManager;
-use latch_axum::{SessionError, SessionLayer};
+use latch_axum::SessionLayer;
+
+pub use crate::error::AppError;
+pub use crate::state::AppState;
 
 use crate::limits::{self, SignInLimits};
 use crate::routes::{api, auth, pages};
 use crate::users::Users;
-
-/// What every handler shares.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// The demo's users.
-    pub users: Users,
-    /// The session manager (for facts such as the timeouts in force).
-    pub manager: SessionManager,
-    /// Sign-in throttling.
-    pub sign_in: SignInLimits,
-    /// The scheme browsers reach the demo by (`http`, or `https` behind a TLS
-    /// proxy or when it serves TLS itself): cross-site checks require it.
-    pub scheme: &'static str,
-}
 
 /// The demo's routes with sessions and security headers, counting sign-in
 /// attempts in the session store (or, for cookie sessions, in memory: use
@@ -105,66 +93,4 @@ async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     res
-}
-
-/// Everything a handler can fail with.
-#[derive(Debug)]
-pub enum AppError {
-    /// The session store failed (503) or another session error (500).
-    Session(SessionError),
-    /// A form without a valid CSRF token, or a cross-site request.
-    Forbidden,
-    /// Every password hasher is busy: 503, try again shortly.
-    Busy,
-    /// Anything else: logged, answered 500 without detail.
-    Internal(anyhow::Error),
-}
-
-impl From<latch::Error> for AppError {
-    fn from(err: latch::Error) -> Self {
-        AppError::Session(err.into())
-    }
-}
-
-impl From<anyhow::Error> for AppError {
-    fn from(err: anyhow::Error) -> Self {
-        if err.downcast_ref::<crate::hashing::Busy>().is_some() {
-            return AppError::Busy;
-        }
-        AppError::Internal(err)
-    }
-}
-
-impl From<latch_axum::csrf::CrossSiteRequest> for AppError {
-    fn from(_: latch_axum::csrf::CrossSiteRequest) -> Self {
-        AppError::Forbidden
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        match self {
-            AppError::Session(e) => e.into_response(),
-            AppError::Forbidden => (
-                StatusCode::FORBIDDEN,
-                "Forbidden: this form has expired or came from another site. Go back, reload the page and try again.\n",
-            )
-                .into_response(),
-            AppError::Busy => {
-                tracing::warn!("every password hasher is busy; answering 503");
-                let mut res = (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Service busy: too many sign-ins at once. Try again in a moment.\n",
-                )
-                    .into_response();
-                res.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                res
-            }
-            AppError::Internal(e) => {
-                tracing::error!(error = format!("{e:#}"), "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n").into_response()
-            }
-        }
-    }
 }

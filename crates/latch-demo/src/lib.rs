@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod config;
+pub mod error;
 pub mod hashing;
 pub mod html;
 pub mod keys;
@@ -14,4 +15,5 @@ pub mod limits;
 pub mod listener;
 pub mod routes;
 pub mod serve;
+pub mod state;
 pub mod users;

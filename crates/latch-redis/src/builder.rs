@@ -211,6 +211,63 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The ways to build a [`RedisStore`], kept beside the builder so the store
+/// itself knows nothing of it.
+impl RedisStore {
+    /// Settings beyond the defaults: key prefix and timeouts.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = latch_redis::RedisStore::builder()
+    ///     .prefix("myapp:")
+    ///     .connect("redis://127.0.0.1:6379/")
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder::default()
+    }
+
+    /// Connect to one server with the default settings (prefix `latch:`).
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = latch_redis::RedisStore::connect("redis://127.0.0.1:6379/").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`RedisStoreBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder().connect(url).await
+    }
+
+    /// Connect to a Redis Cluster with the default settings, given one or more
+    /// node URLs.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = latch_redis::RedisStore::connect_cluster(&[
+    ///     "redis://10.0.0.1:6379/",
+    ///     "redis://10.0.0.2:6379/",
+    /// ])
+    /// .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`RedisStoreBuilder::connect_cluster`].
+    pub async fn connect_cluster<S: AsRef<str>>(urls: &[S]) -> Result<Self> {
+        Self::builder().connect_cluster(urls).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::{Expiry, UnixTime, secs};
 
+/// Data keys starting with this are latch's own (flash messages, CSRF secret,
+/// cookie-session ID and issue time); applications cannot set them.
+pub(crate) const RESERVED_PREFIX: &str = "_latch.";
+
 /// The data of one session, a map from string keys to JSON values.
 ///
 /// Values are plain serde data: nothing in a session can rebuild code or arbitrary

@@ -12,7 +12,8 @@ use latch_axum::Session;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::{AppError, AppState};
+use crate::error::AppError;
+use crate::state::AppState;
 
 /// The session key holding the scratch map.
 const SCRATCH: &str = "scratch";

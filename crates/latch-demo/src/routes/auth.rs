@@ -10,8 +10,9 @@ use latch_axum::{ClientIp, Session};
 use serde::Deserialize;
 
 use super::check_csrf;
-use crate::app::{AppError, AppState};
+use crate::error::AppError;
 use crate::html::{Page, credentials_form};
+use crate::state::AppState;
 use crate::users::{SignupError, normalize};
 
 /// The fields the sign-in and sign-up forms post.

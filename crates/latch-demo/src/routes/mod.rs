@@ -7,7 +7,8 @@ pub mod pages;
 use http::{HeaderMap, Method};
 use latch_axum::Session;
 
-use crate::app::{AppError, AppState};
+use crate::error::AppError;
+use crate::state::AppState;
 
 /// Refuse a state-changing request unless it comes from this site (its
 /// origin, scheme included) and carries this session's CSRF token (X1: two

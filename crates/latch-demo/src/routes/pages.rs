@@ -13,8 +13,9 @@ use latch_axum::Session;
 use serde::Deserialize;
 
 use super::check_csrf;
-use crate::app::{AppError, AppState};
+use crate::error::AppError;
 use crate::html::{Page, escape, time};
+use crate::state::AppState;
 
 /// The signed-in user, or a redirect to the sign-in page.
 async fn require_user(session: &Session) -> Result<Result<String, Response>, AppError> {

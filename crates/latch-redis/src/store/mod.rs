@@ -14,7 +14,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use latch::{Error, Record, Result, SaveOutcome, SessionInfo, SessionStore, StoreKey, UnixTime};
 
-use crate::builder::RedisStoreBuilder;
 use crate::conn::Conn;
 use crate::keys::Keys;
 
@@ -51,59 +50,6 @@ impl RedisStore {
             keys,
             operation_timeout,
         }
-    }
-
-    /// Settings beyond the defaults: key prefix and timeouts.
-    ///
-    /// # Example
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let store = latch_redis::RedisStore::builder()
-    ///     .prefix("myapp:")
-    ///     .connect("redis://127.0.0.1:6379/")
-    ///     .await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn builder() -> RedisStoreBuilder {
-        RedisStoreBuilder::default()
-    }
-
-    /// Connect to one server with the default settings (prefix `latch:`).
-    ///
-    /// # Example
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let store = latch_redis::RedisStore::connect("redis://127.0.0.1:6379/").await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    /// As [`RedisStoreBuilder::connect`].
-    pub async fn connect(url: &str) -> Result<Self> {
-        Self::builder().connect(url).await
-    }
-
-    /// Connect to a Redis Cluster with the default settings, given one or more
-    /// node URLs.
-    ///
-    /// # Example
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let store = latch_redis::RedisStore::connect_cluster(&[
-    ///     "redis://10.0.0.1:6379/",
-    ///     "redis://10.0.0.2:6379/",
-    /// ])
-    /// .await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    /// As [`RedisStoreBuilder::connect_cluster`].
-    pub async fn connect_cluster<S: AsRef<str>>(urls: &[S]) -> Result<Self> {
-        Self::builder().connect_cluster(urls).await
     }
 
     /// The prefix before every key this store writes.

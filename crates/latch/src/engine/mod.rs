@@ -137,13 +137,13 @@ impl Engine {
     /// Refuse a data key that is latch's own or that the format reserves.
     pub(crate) fn check_key(&self, key: &str) -> Result<()> {
         let reserved = self.backend.reserved_keys();
-        if key.starts_with(crate::session::RESERVED_PREFIX) || reserved.contains(&key) {
+        if key.starts_with(crate::record::RESERVED_PREFIX) || reserved.contains(&key) {
             return Err(Error::new(
                 ErrorKind::InvalidKey,
                 format!(
                     "the session key {key:?} is reserved (latch keeps its own under \
                      {:?}, and this session format gives {reserved:?} a meaning of its own)",
-                    crate::session::RESERVED_PREFIX
+                    crate::record::RESERVED_PREFIX
                 ),
             ));
         }

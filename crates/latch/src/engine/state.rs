@@ -51,7 +51,7 @@ impl Op {
             // the next logout.
             Op::Clear => record
                 .data
-                .retain(|k, _| k.starts_with(crate::session::RESERVED_PREFIX)),
+                .retain(|k, _| k.starts_with(crate::record::RESERVED_PREFIX)),
             Op::Update(k, f) => {
                 let new = f(record.data.get(k))?;
                 record.data.insert(k.clone(), new);

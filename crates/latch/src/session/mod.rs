@@ -20,10 +20,6 @@ use crate::id::StoreKey;
 use crate::store::SessionInfo;
 use crate::time::UnixTime;
 
-/// Keys starting with this are latch's own (flash messages, CSRF secret,
-/// cookie-session ID).
-pub(crate) const RESERVED_PREFIX: &str = "_latch.";
-
 /// One request's view of its session.
 ///
 /// Cheap to clone; clones share state. Nothing is loaded until a method needs it,

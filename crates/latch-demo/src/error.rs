@@ -1,0 +1,68 @@
+//! The one error type handlers return, and how each becomes a response.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::header::{self, HeaderValue};
+use latch_axum::SessionError;
+
+/// Everything a handler can fail with.
+#[derive(Debug)]
+pub enum AppError {
+    /// The session store failed (503) or another session error (500).
+    Session(SessionError),
+    /// A form without a valid CSRF token, or a cross-site request.
+    Forbidden,
+    /// Every password hasher is busy: 503, try again shortly.
+    Busy,
+    /// Anything else: logged, answered 500 without detail.
+    Internal(anyhow::Error),
+}
+
+impl From<latch::Error> for AppError {
+    fn from(err: latch::Error) -> Self {
+        AppError::Session(err.into())
+    }
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(err: anyhow::Error) -> Self {
+        if err.downcast_ref::<crate::hashing::Busy>().is_some() {
+            return AppError::Busy;
+        }
+        AppError::Internal(err)
+    }
+}
+
+impl From<latch_axum::csrf::CrossSiteRequest> for AppError {
+    fn from(_: latch_axum::csrf::CrossSiteRequest) -> Self {
+        AppError::Forbidden
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::Session(e) => e.into_response(),
+            AppError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Forbidden: this form has expired or came from another site. Go back, reload the page and try again.\n",
+            )
+                .into_response(),
+            AppError::Busy => {
+                tracing::warn!("every password hasher is busy; answering 503");
+                let mut res = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service busy: too many sign-ins at once. Try again in a moment.\n",
+                )
+                    .into_response();
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                res
+            }
+            AppError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n").into_response()
+            }
+        }
+    }
+}
