@@ -7,7 +7,8 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use http::request::Parts;
 
 /// The address of the client that sent the request, as the server saw the
-/// connection; `None` when the app is not served with
+/// connection (an IPv4 client of a dual-stack listener as its IPv4 address,
+/// not `::ffff:a.b.c.d`); `None` when the app is not served with
 /// [`into_make_service_with_connect_info::<SocketAddr>()`](axum::Router::into_make_service_with_connect_info)
 /// (in-process tests with `oneshot`, for instance).
 ///
@@ -35,5 +36,5 @@ fn client_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
 }

@@ -147,7 +147,8 @@ fn start<B>(manager: &SessionManager, req: &Request<B>) -> latch::Session {
         raw.user_agent(ua.clone());
     }
     if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-        raw.ip(addr.ip());
+        // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d.
+        raw.ip(addr.ip().to_canonical());
     }
     manager.start_raw(raw)
 }

@@ -152,6 +152,9 @@ async fn soak_memory_and_rows_stay_bounded_and_expiry_holds() {
             IDLE_SECS.to_string(),
             "--absolute-timeout".to_owned(),
             ABSOLUTE_SECS.to_string(),
+            // Every simulated browser comes from 127.0.0.1.
+            "--new-sessions-per-client".to_owned(),
+            "1000000".to_owned(),
         ],
     );
     let demo_started = Instant::now();

@@ -14,7 +14,7 @@ use latch_axum::SessionLayer;
 pub use crate::error::AppError;
 pub use crate::state::AppState;
 
-use crate::limits::{self, SignInLimits};
+use crate::limits::{self, Limits};
 use crate::routes::{api, auth, pages};
 use crate::users::Users;
 
@@ -30,12 +30,11 @@ pub fn router(users: Users, manager: SessionManager) -> Router {
         .cloned()
         .unwrap_or_else(|| Arc::new(latch::MemoryStore::new()));
     // OK because the default limits are above zero.
-    let sign_in = SignInLimits::new(store, limits::PER_ACCOUNT, limits::PER_CLIENT)
-        .expect("valid default limits");
+    let limits = Limits::new(store, limits::NEW_SESSIONS_PER_CLIENT).expect("valid default limits");
     router_with(AppState {
         users,
         manager,
-        sign_in,
+        limits,
         scheme: "http",
     })
 }

@@ -84,6 +84,11 @@ pub struct Args {
     #[arg(long, env = "LATCH_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
+    /// New sessions one client address (an IPv6 /64) may make by writing
+    /// without a session cookie, per 5 minutes.
+    #[arg(long, env = "LATCH_NEW_SESSIONS_PER_CLIENT", default_value_t = crate::limits::NEW_SESSIONS_PER_CLIENT)]
+    pub new_sessions_per_client: u32,
+
     /// Connections open at once from one client address (an IPv6 /64).
     /// Raise it behind a reverse proxy, where every connection comes from the
     /// proxy.
@@ -178,6 +183,8 @@ pub struct Settings {
     pub remember_absolute: Duration,
     /// Connection bounds.
     pub conn_limits: ConnLimits,
+    /// New sessions per client address per 5 minutes.
+    pub new_sessions_per_client: u32,
     /// Store call timeout.
     pub store_timeout: Duration,
     /// Plain-http development mode.
@@ -209,8 +216,14 @@ impl Settings {
         if args.header_timeout == 0 {
             bail!("--header-timeout must be at least 1 second");
         }
-        if args.max_connections == Some(0) || args.max_connections_per_client == 0 {
-            bail!("--max-connections and --max-connections-per-client must be at least 1");
+        if args.max_connections == Some(0)
+            || args.max_connections_per_client == 0
+            || args.new_sessions_per_client == 0
+        {
+            bail!(
+                "--max-connections, --max-connections-per-client and --new-sessions-per-client \
+                 must be at least 1"
+            );
         }
         let defaults = ConnLimits::default();
         let conn_limits = ConnLimits {
@@ -230,6 +243,7 @@ impl Settings {
             remember_idle: Duration::from_secs(args.remember_idle_timeout),
             remember_absolute: Duration::from_secs(args.remember_absolute_timeout),
             conn_limits,
+            new_sessions_per_client: args.new_sessions_per_client,
             store_timeout: Duration::from_millis(args.store_timeout_ms),
             insecure_dev_mode: args.insecure_dev_mode,
             behind_tls_proxy: args.behind_tls_proxy,

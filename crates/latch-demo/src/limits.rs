@@ -1,5 +1,7 @@
-//! Sign-in throttling (A7): attempts per account and per client address,
-//! counted in the session store so every instance of the demo shares them.
+//! Throttling what a client can make the demo do (A6, A7): sign-in attempts per
+//! account and per client address, sign-ups and new sessions per client
+//! address, all counted in the session store so every instance of the demo
+//! shares them.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,29 +19,40 @@ pub const PER_ACCOUNT: u32 = 5;
 /// of their own cannot reset it.
 pub const PER_CLIENT: u32 = 20;
 
+/// How many accounts one client address may create per window (each costs a
+/// password hash, and a name lookup that says whether it is taken).
+pub const SIGN_UPS_PER_CLIENT: u32 = 10;
+
+/// How many new sessions one client address may make per window by writing
+/// without a session cookie: bounds the rows an anonymous flood leaves behind
+/// (each up to the scratch map's size, kept until the idle timeout).
+pub const NEW_SESSIONS_PER_CLIENT: u32 = 100;
+
 /// The throttling window.
 pub const WINDOW: Duration = Duration::from_secs(300);
 
-/// The two throttles every sign-in attempt passes.
+/// The throttles of the demo.
 #[derive(Debug, Clone)]
-pub struct SignInLimits {
+pub struct Limits {
     account: Throttle,
     client: Throttle,
+    sign_up: Throttle,
+    new_session: Throttle,
 }
 
-impl SignInLimits {
-    /// Throttles with the given limits per [`WINDOW`], counted in `store`.
+impl Limits {
+    /// The throttles with their default limits per [`WINDOW`], counted in
+    /// `store`, but `new_sessions` new sessions per client.
     ///
     /// # Errors
     /// A limit of zero.
-    pub fn new(
-        store: Arc<dyn SessionStore>,
-        per_account: u32,
-        per_client: u32,
-    ) -> latch::Result<Self> {
+    pub fn new(store: Arc<dyn SessionStore>, new_sessions: u32) -> latch::Result<Self> {
+        let throttle = |name, limit| Throttle::new(name, limit, WINDOW, Arc::clone(&store));
         Ok(Self {
-            account: Throttle::new("demo/sign-in/account", per_account, WINDOW, store.clone())?,
-            client: Throttle::new("demo/sign-in/client", per_client, WINDOW, store)?,
+            account: throttle("demo/sign-in/account", PER_ACCOUNT)?,
+            client: throttle("demo/sign-in/client", PER_CLIENT)?,
+            sign_up: throttle("demo/sign-up/client", SIGN_UPS_PER_CLIENT)?,
+            new_session: throttle("demo/new-session/client", new_sessions)?,
         })
     }
 
@@ -58,7 +71,7 @@ impl SignInLimits {
             (&self.client, client_subject(client)),
             (&self.account, account.to_owned()),
         ] {
-            if let Verdict::Throttled { retry_after } = throttle.hit(&subject).await? {
+            if let Some(retry_after) = wait(throttle.hit(&subject).await?) {
                 return Ok(Some(retry_after));
             }
         }
@@ -72,18 +85,54 @@ impl SignInLimits {
     pub async fn succeeded(&self, account: &str) -> latch::Result<()> {
         self.account.forgive(account).await
     }
+
+    /// Take back an attempt that was never checked (every hasher was busy):
+    /// a flood that starves the hashers must not lock anybody's account.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn not_checked(&self, account: &str, client: Option<IpAddr>) -> latch::Result<()> {
+        self.account.release(account).await?;
+        self.client.release(&client_subject(client)).await
+    }
+
+    /// Count a sign-up from `client`; `Some(wait)` when it must be refused.
+    ///
+    /// # Errors
+    /// A store failure (answer 503: fail closed).
+    pub async fn sign_up(&self, client: Option<IpAddr>) -> latch::Result<Option<Duration>> {
+        Ok(wait(self.sign_up.hit(&client_subject(client)).await?))
+    }
+
+    /// Count a new session made by `client`; `Some(wait)` when it must be
+    /// refused.
+    ///
+    /// # Errors
+    /// A store failure (answer 503: fail closed).
+    pub async fn new_session(&self, client: Option<IpAddr>) -> latch::Result<Option<Duration>> {
+        Ok(wait(self.new_session.hit(&client_subject(client)).await?))
+    }
 }
 
 /// The address a client is counted under, for throttling and connection
 /// limits: the address itself for IPv4, its /64 network for IPv6 (one
-/// subscriber gets a whole /64 to pick addresses from).
+/// subscriber gets a whole /64 to pick addresses from). An IPv4 client of a
+/// dual-stack listener arrives as `::ffff:a.b.c.d` and is counted as the IPv4
+/// address it is (not in one /64 with every other IPv4 client).
 pub fn client_network(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
+    match ip.to_canonical() {
+        v4 @ IpAddr::V4(_) => v4,
         IpAddr::V6(v6) => {
             let s = v6.segments();
             IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
         }
+    }
+}
+
+fn wait(verdict: Verdict) -> Option<Duration> {
+    match verdict {
+        Verdict::Throttled { retry_after } => Some(retry_after),
+        Verdict::Allowed { .. } => None,
     }
 }
 
@@ -103,5 +152,29 @@ mod tests {
         assert_eq!(client_subject(Some(a)), client_subject(Some(b)));
         assert_ne!(client_subject(Some(a)), client_subject(Some(other)));
         assert_eq!(client_subject(Some([10, 0, 0, 1].into())), "10.0.0.1");
+    }
+
+    #[tokio::test]
+    async fn attempts_the_server_never_checked_do_not_lock_an_account() {
+        // The attack: a flood of sign-ups starved the hashers, the victim's
+        // sign-ins got 503, and those counted until the account was locked.
+        let limits = Limits::new(Arc::new(latch::MemoryStore::new()), 10).unwrap();
+        let client = Some(IpAddr::from([10, 0, 0, 1]));
+        for _ in 0..PER_ACCOUNT * 2 {
+            assert_eq!(limits.attempt("vic", client).await.unwrap(), None);
+            limits.not_checked("vic", client).await.unwrap();
+        }
+        assert_eq!(limits.attempt("vic", client).await.unwrap(), None);
+    }
+
+    #[test]
+    fn ipv4_clients_of_a_dual_stack_listener_are_counted_apart() {
+        // The attack: with `--listen [::]:PORT`, every IPv4 client shared one
+        // /64 (::ffff:0:0/64), so 20 addresses locked out every IPv4 user.
+        let a: IpAddr = "::ffff:127.0.90.1".parse().unwrap();
+        let b: IpAddr = "::ffff:127.0.90.2".parse().unwrap();
+        assert_eq!(client_network(a), IpAddr::from([127, 0, 90, 1]));
+        assert_ne!(client_network(a), client_network(b));
+        assert_ne!(client_network(a), client_network("::1".parse().unwrap()));
     }
 }

@@ -11,7 +11,7 @@ use latch_sqlite::SqliteStore;
 
 use crate::app::AppState;
 use crate::config::{Settings, StoreSpec, ensure_parent};
-use crate::limits::{self, SignInLimits};
+use crate::limits::Limits;
 use crate::users::Users;
 
 /// The store behind `spec`, for server-side kinds.
@@ -108,14 +108,14 @@ pub async fn users(settings: &Settings) -> anyhow::Result<Users> {
 pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Option<latch::PurgeTask>)> {
     let (manager, counters) = manager_and_counters(settings).await?;
     let users = users(settings).await?;
-    let sign_in = SignInLimits::new(counters, limits::PER_ACCOUNT, limits::PER_CLIENT)?;
+    let limits = Limits::new(counters, settings.new_sessions_per_client)?;
     // Server-side sessions, or the revocation markers of cookie sessions (and
     // expired throttling counters, which live beside them).
     let purger = Some(manager.spawn_purger(Duration::from_secs(60), 1000));
     let state = AppState {
         users,
         manager,
-        sign_in,
+        limits,
         scheme: settings.public_scheme(),
     };
     Ok((crate::app::router_with(state), purger))

@@ -2,7 +2,7 @@
 
 use latch::SessionManager;
 
-use crate::limits::SignInLimits;
+use crate::limits::Limits;
 use crate::users::Users;
 
 /// What every handler shares.
@@ -12,8 +12,8 @@ pub struct AppState {
     pub users: Users,
     /// The session manager (for facts such as the timeouts in force).
     pub manager: SessionManager,
-    /// Sign-in throttling.
-    pub sign_in: SignInLimits,
+    /// Throttling (sign-in, sign-up, new sessions).
+    pub limits: Limits,
     /// The scheme browsers reach the demo by (`http`, or `https` behind a TLS
     /// proxy or when it serves TLS itself): cross-site checks require it.
     pub scheme: &'static str,

@@ -516,23 +516,39 @@ async fn a6_scratch_map_is_bounded() {
     let site = site();
     let mut c = Client::default();
     let value = "v".repeat(1024);
-    let entry = 64 + 1024;
-    let fit = MAX_SCRATCH_BYTES / entry;
-    for i in 0..fit {
-        let key = format!("{i:0>64}");
-        assert_eq!(
-            put_scratch(&site, &mut c, &key, &value).await,
-            StatusCode::NO_CONTENT
-        );
+    let mut fit = 0;
+    while put_scratch(&site, &mut c, &format!("{fit:0>64}"), &value).await == StatusCode::NO_CONTENT
+    {
+        fit += 1;
+        assert!(fit < 100, "no limit");
     }
+    // 64-byte keys, 1 KiB values and their JSON punctuation.
+    let entry = 64 + 1024 + 6;
+    assert_eq!(fit, MAX_SCRATCH_BYTES / entry, "as many as fit");
     for i in 0..5 {
-        let key = format!("{:0>64}", fit + i);
+        let key = format!("{:0>64}", fit + 1 + i);
         assert_eq!(
             put_scratch(&site, &mut c, &key, &value).await,
             StatusCode::UNPROCESSABLE_ENTITY,
             "entry {i} past the limit"
         );
     }
+    // Counted as stored: a value of control characters takes six bytes each
+    // in JSON, so it cannot slip 6x the limit past it.
+    let escaped = "\u{1}".repeat(1024);
+    assert_eq!(
+        put_scratch(&site, &mut Client::default(), "e", &escaped).await,
+        StatusCode::NO_CONTENT
+    );
+    let mut other = Client::default();
+    let mut stored = 0;
+    while put_scratch(&site, &mut other, &format!("e{stored}"), &escaped).await
+        == StatusCode::NO_CONTENT
+    {
+        stored += 1;
+        assert!(stored < 100, "no limit");
+    }
+    assert_eq!(stored, MAX_SCRATCH_BYTES / (6 * 1024 + 10));
     let key = format!("{:0>64}", 3);
     assert_eq!(
         put_scratch(&site, &mut c, &key, "new").await,
@@ -579,7 +595,7 @@ async fn a6_scratch_map_is_bounded() {
     for key in acked {
         assert!(map.contains_key(&key), "{key} was acknowledged and lost");
     }
-    let bytes: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let bytes = serde_json::to_vec(&map).unwrap().len();
     assert!(bytes <= MAX_SCRATCH_BYTES, "{bytes} bytes");
 }
 
@@ -936,4 +952,34 @@ async fn a9_files_the_demo_creates_are_owner_only() {
     ] {
         assert_eq!(mode(file), 0o600, "{file}");
     }
+}
+
+/// A6/A7: one client address makes a bounded number of new sessions (by
+/// writing without a cookie) and accounts per window; beyond, 429 with
+/// `Retry-After`. (In-process requests have no address: they share one.)
+#[tokio::test]
+async fn new_sessions_and_sign_ups_are_throttled_per_client() {
+    use latch_demo::limits::{NEW_SESSIONS_PER_CLIENT, SIGN_UPS_PER_CLIENT};
+    let site = site();
+    for i in 0..NEW_SESSIONS_PER_CLIENT {
+        let status = put_scratch(&site, &mut Client::default(), "k", "v").await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "session {i}");
+    }
+    let mut c = Client::default();
+    let req = Request::put("/api/scratch/k").header(header::CONTENT_TYPE, "application/json");
+    let reply = c.send(&site, req, Body::from("{\"value\":\"v\"}")).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(reply.headers.contains_key(header::RETRY_AFTER));
+    assert!(
+        reply.headers.get(header::SET_COOKIE).is_none(),
+        "no session made"
+    );
+    let site = self::site();
+    for i in 0..SIGN_UPS_PER_CLIENT {
+        let reply = Client::default().signup(&site, &format!("user{i}")).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "sign-up {i}");
+    }
+    let reply = Client::default().signup(&site, "onemore").await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(reply.body.contains("Too many sign-ups"), "{}", reply.body);
 }

@@ -67,6 +67,14 @@ impl Pool {
             )
         };
         let mut writer = Connection::open(path).map_err(err)?;
+        // On a new database, let purges give their pages back to the file
+        // system (with the default, a file that once held many sessions never
+        // shrinks: an attack left 67 MB for an empty table). It only takes
+        // effect before the first table and before the switch to WAL; on an
+        // existing database it changes nothing.
+        writer
+            .pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(err)?;
         let mode: String = writer
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
             .map_err(err)?;

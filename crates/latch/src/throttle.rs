@@ -191,6 +191,33 @@ impl Throttle {
         Ok(self.throttled(now.saturating_add(secs(self.window)), now))
     }
 
+    /// Take back one attempt of `subject` counted by [`hit`](Self::hit) that
+    /// did not happen after all (the server was too busy to check it): it
+    /// must not count against the subject.
+    ///
+    /// # Errors
+    /// A store failure or timeout.
+    pub async fn release(&self, subject: &str) -> Result<()> {
+        let key = self.key(subject);
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(counter) = self.timed(self.store.load(&key)).await? else {
+                return Ok(());
+            };
+            let count = count_of(&counter);
+            if count == 0 || counter.expires_at <= self.clock.now() {
+                return Ok(());
+            }
+            let mut next = counter.clone();
+            next.data.insert(COUNT_KEY.into(), (count - 1).into());
+            next.version = counter.version.saturating_add(1);
+            let saved = self.store.save(&key, &next, counter.version);
+            if self.timed(saved).await? != SaveOutcome::Conflict {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
     /// Forget `subject`'s attempts (after a successful sign-in, say).
     ///
     /// # Errors
@@ -291,6 +318,21 @@ mod tests {
         assert!(!other.hit("a").await.expect("hit").is_throttled());
         t.forgive("a").await.expect("forgive");
         assert!(!t.hit("a").await.expect("hit").is_throttled());
+    }
+
+    #[tokio::test]
+    async fn a_released_attempt_does_not_count() {
+        let clock = ManualClock::new(1_000);
+        let (t, _) = throttle(&clock);
+        for _ in 0..3 {
+            t.hit("a").await.expect("hit");
+            t.release("a").await.expect("release");
+        }
+        assert_eq!(
+            t.hit("a").await.expect("hit"),
+            Verdict::Allowed { remaining: 2 }
+        );
+        t.release("nobody").await.expect("nothing to release");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

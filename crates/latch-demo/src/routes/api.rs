@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode};
-use latch_axum::Session;
+use latch_axum::{ClientIp, Session};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -18,13 +18,15 @@ use crate::state::AppState;
 /// The session key holding the scratch map.
 const SCRATCH: &str = "scratch";
 
-/// The most one session's scratch map holds, in bytes of keys and values: half
-/// the session layer's 64 KiB record limit, so what one anonymous client can
+/// The most one session's scratch map holds, in bytes of its JSON: half the
+/// session layer's 64 KiB record limit, so what one anonymous client can
 /// make the store keep is bounded (A6) with room to spare.
 pub const MAX_SCRATCH_BYTES: usize = 32 * 1024;
 
+/// The map's size as stored: its JSON, where a control character takes six
+/// bytes (`\u0001`), not one.
 fn scratch_bytes(map: &BTreeMap<String, String>) -> usize {
-    map.iter().map(|(k, v)| k.len() + v.len()).sum()
+    serde_json::to_vec(map).map_or(usize::MAX, |json| json.len())
 }
 
 /// `GET /api/me`: the user and the session's times, or 401.
@@ -59,6 +61,7 @@ pub struct ScratchValue {
 /// a CORS preflight this server never grants.
 pub async fn put_scratch(
     State(app): State<Arc<AppState>>,
+    ClientIp(client): ClientIp,
     session: Session,
     method: Method,
     headers: HeaderMap,
@@ -69,6 +72,19 @@ pub async fn put_scratch(
     if key.is_empty() || key.len() > 64 || body.value.len() > 1024 {
         let msg = json!({"error": "keys are 1 to 64 bytes and values at most 1024 bytes"});
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(msg)).into_response());
+    }
+    // A write without a session makes one: how many one client may make is
+    // bounded, or an anonymous flood fills the store (A6).
+    if session.facts().await?.is_new {
+        if let Some(wait) = app.limits.new_session(client).await? {
+            let msg = json!({"error": "too many new sessions from this address; try again later"});
+            let mut res = (StatusCode::TOO_MANY_REQUESTS, Json(msg)).into_response();
+            res.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(wait.as_secs()),
+            );
+            return Ok(res);
+        }
     }
     // `try_update` re-applies on a concurrent save, so parallel PUTs of
     // different keys all land; the size limit is checked inside it, so it

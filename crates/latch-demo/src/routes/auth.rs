@@ -61,12 +61,16 @@ pub async fn signup_form(session: Session) -> Result<Response, AppError> {
 /// `POST /signup`: create the user and sign them in.
 pub async fn signup(
     State(app): State<Arc<AppState>>,
+    ClientIp(client): ClientIp,
     session: Session,
     method: Method,
     headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
     check_csrf(&app, &session, &method, &headers, &form.csrf_token).await?;
+    if let Some(wait) = app.limits.sign_up(client).await? {
+        return too_many(&session, "Create an account", "/signup", "sign-ups", wait).await;
+    }
     match app.users.create(&form.username, &form.password).await? {
         Ok(()) => {
             session.log_in(normalize(&form.username)).await?;
@@ -100,6 +104,22 @@ pub async fn signup(
     }
 }
 
+/// The form again with a 429 and `Retry-After`: too many `what` from here.
+async fn too_many(
+    session: &Session,
+    title: &str,
+    action: &str,
+    what: &str,
+    wait: std::time::Duration,
+) -> Result<Response, AppError> {
+    let msg = format!("Too many {what}. Try again in {} seconds.", wait.as_secs());
+    let status = StatusCode::TOO_MANY_REQUESTS;
+    let mut page = form_page(session, status, title, action, Some(("error", &msg))).await?;
+    page.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+    Ok(page)
+}
+
 /// `?bye=1` after sign-out.
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {
@@ -129,24 +149,19 @@ pub async fn login(
 ) -> Result<Response, AppError> {
     check_csrf(&app, &session, &method, &headers, &form.csrf_token).await?;
     let account = normalize(&form.username);
-    if let Some(wait) = app.sign_in.attempt(&account, client).await? {
-        let msg = format!(
-            "Too many sign-in attempts. Try again in {} seconds.",
-            wait.as_secs()
-        );
-        let mut page = form_page(
-            &session,
-            StatusCode::TOO_MANY_REQUESTS,
-            "Sign in",
-            "/login",
-            Some(("error", &msg)),
-        )
-        .await?;
-        page.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
-        return Ok(page);
+    if let Some(wait) = app.limits.attempt(&account, client).await? {
+        return too_many(&session, "Sign in", "/login", "sign-in attempts", wait).await;
     }
-    if !app.users.verify(&account, &form.password).await? {
+    let verified = app.users.verify(&account, &form.password).await;
+    if verified
+        .as_ref()
+        .is_err_and(|e| e.is::<crate::hashing::Busy>())
+    {
+        // Not checked at all: must not count towards a lockout (a flood that
+        // starves the hashers would otherwise lock the victim out).
+        app.limits.not_checked(&account, client).await?;
+    }
+    if !verified? {
         let msg = "Wrong username or password.";
         return form_page(
             &session,
@@ -157,7 +172,7 @@ pub async fn login(
         )
         .await;
     }
-    app.sign_in.succeeded(&account).await?;
+    app.limits.succeeded(&account).await?;
     session.log_in(&account).await?;
     session
         .set_remember(form.remember.as_deref() == Some("on"))
