@@ -251,3 +251,62 @@ async fn a8_slow_clients_cannot_lock_others_out() {
     );
     assert!(demo.panics().is_empty(), "{:?}", demo.panics());
 }
+
+/// A8: a request body trickled a byte at a time (or never sent) cannot hold
+/// a connection: the whole body must arrive within the body timeout. The
+/// attack held such connections 160 s and more, and 17 addresses x 62 of
+/// them kept every other client out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a8_slow_bodies_are_cut_off() {
+    let dir = latch_chaos::temp_dir("exhaust-body");
+    let demo = Demo::start(
+        &latch_chaos::demo_bin!(),
+        &dir,
+        ["--store", "memory", "--body-timeout", "2"],
+    );
+    let addr: SocketAddr = demo
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the demo's address");
+    let mut trickling = Vec::new();
+    for (path, first) in [("/api/scratch/x", &b"{"[..]), ("/login", &b""[..])] {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(first).await.unwrap();
+        trickling.push(stream);
+    }
+    let started = Instant::now();
+    let mut closed_after = Vec::new();
+    for stream in &mut trickling {
+        // Keep trickling one byte a second; the server must end it.
+        let mut buf = [0u8; 4096];
+        let closed = loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "still open after 15 s"
+            );
+            let _ = stream.write_all(b" ").await;
+            match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => break started.elapsed(),
+                Ok(Ok(_)) => {
+                    // An error response: the connection must close right after.
+                    continue;
+                }
+                Err(_) => {}
+            }
+        };
+        closed_after.push(closed);
+    }
+    println!("slow bodies cut off after {closed_after:?} (body timeout 2 s)");
+    assert!(
+        closed_after.iter().all(|t| *t < Duration::from_secs(6)),
+        "{closed_after:?}"
+    );
+    let http = client::http(Duration::from_secs(2));
+    assert!(client::healthy(&http, &demo.base).await);
+    assert!(demo.panics().is_empty(), "{:?}", demo.panics());
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post, put};
 use http::header::{self, HeaderValue};
 use latch::SessionManager;
@@ -64,6 +64,52 @@ pub fn router_with(state: AppState) -> Router {
         .layer(middleware::from_fn(security_headers))
 }
 
+/// `router` answering only requests whose `Host` is one of `hosts` (names,
+/// without port; an empty list allows every host): a page on another name
+/// that resolves to this server (DNS rebinding) cannot use it from a
+/// victim's browser. Requests for another host get `421 Misdirected Request`.
+pub fn only_for_hosts(router: Router, hosts: Vec<String>) -> Router {
+    if hosts.is_empty() {
+        return router;
+    }
+    let hosts = Arc::new(hosts);
+    router.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let hosts = Arc::clone(&hosts);
+        async move {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| req.uri().authority().map(|a| a.as_str()));
+            // No host at all (HTTP/1.0, in-process calls) is no browser's
+            // request for another name.
+            let allowed = host.is_none_or(|h| {
+                let name = host_name(h);
+                hosts.iter().any(|a| a.eq_ignore_ascii_case(name))
+            });
+            if allowed {
+                next.run(req).await
+            } else {
+                (
+                    http::StatusCode::MISDIRECTED_REQUEST,
+                    "Misdirected Request: this server does not serve that host name.\n",
+                )
+                    .into_response()
+            }
+        }
+    }))
+}
+
+/// The name part of a `Host` value: `[::1]:8080` is `[::1]`, `a:80` is `a`.
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(name, _)| &host[..=name.len()]);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
 /// Headers every response gets: no framing, no sniffing, no external
 /// resources, and HTML never cached (so "back" after sign-out shows nothing
 /// private).
@@ -92,4 +138,17 @@ async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_name;
+
+    #[test]
+    fn host_names_drop_the_port() {
+        assert_eq!(host_name("localhost:8080"), "localhost");
+        assert_eq!(host_name("[::1]:8080"), "[::1]");
+        assert_eq!(host_name("[::1]"), "[::1]");
+        assert_eq!(host_name("example.com"), "example.com");
+    }
 }

@@ -64,6 +64,18 @@ pub struct Args {
     #[arg(long, env = "LATCH_INSECURE_DEV_MODE")]
     pub insecure_dev_mode: bool,
 
+    /// A host name browsers use to reach the demo (repeat for several);
+    /// requests for any other `Host` get 421, so a page on another name
+    /// that resolves to this server (DNS rebinding) cannot use it. Default:
+    /// `localhost`, `127.0.0.1` and `[::1]` when listening on loopback, any
+    /// host otherwise.
+    #[arg(
+        long = "allowed-host",
+        env = "LATCH_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// Browsers reach the demo over https, through a TLS-terminating proxy:
     /// state-changing requests must then come from an https page of this
     /// host (without it, from an http one).
@@ -78,6 +90,11 @@ pub struct Args {
     /// connection is closed (also between requests on a kept-alive one).
     #[arg(long, env = "LATCH_HEADER_TIMEOUT", default_value_t = 10)]
     pub header_timeout: u64,
+
+    /// Seconds a client has to send a whole request body, from the start of
+    /// the request.
+    #[arg(long, env = "LATCH_BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
 
     /// Connections open at once (default: what the open-files limit allows,
     /// less 64, at most 1024).
@@ -191,6 +208,8 @@ pub struct Settings {
     pub insecure_dev_mode: bool,
     /// Browsers reach the demo over https through a proxy.
     pub behind_tls_proxy: bool,
+    /// The `Host` names served (empty: any).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Settings {
@@ -213,8 +232,8 @@ impl Settings {
                  --remember-absolute-timeout must each be at least 1 second"
             );
         }
-        if args.header_timeout == 0 {
-            bail!("--header-timeout must be at least 1 second");
+        if args.header_timeout == 0 || args.body_timeout == 0 {
+            bail!("--header-timeout and --body-timeout must be at least 1 second");
         }
         if args.max_connections == Some(0)
             || args.max_connections_per_client == 0
@@ -228,6 +247,7 @@ impl Settings {
         let defaults = ConnLimits::default();
         let conn_limits = ConnLimits {
             header_timeout: Duration::from_secs(args.header_timeout),
+            body_timeout: Duration::from_secs(args.body_timeout),
             max_connections: args.max_connections.unwrap_or(defaults.max_connections),
             max_per_client: args.max_connections_per_client,
         };
@@ -247,6 +267,13 @@ impl Settings {
             store_timeout: Duration::from_millis(args.store_timeout_ms),
             insecure_dev_mode: args.insecure_dev_mode,
             behind_tls_proxy: args.behind_tls_proxy,
+            allowed_hosts: if args.allowed_hosts.is_empty() && args.listen.ip().is_loopback() {
+                ["localhost", "127.0.0.1", "[::1]"]
+                    .map(String::from)
+                    .to_vec()
+            } else {
+                args.allowed_hosts.clone()
+            },
         })
     }
 

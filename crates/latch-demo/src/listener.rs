@@ -5,10 +5,12 @@
 //! for as long as it liked, and 300 of them (with a modest file-descriptor
 //! limit) made `/healthz` time out for 65 s. Here every connection must send
 //! a complete request head within the header timeout (also between requests
-//! on a kept-alive connection), at most `max_connections` are open at once
-//! (fewer than the process may open files), and one client address holds at
-//! most `max_per_client` of them; a connection over a limit is closed as soon
-//! as it is accepted, so it holds nothing.
+//! on a kept-alive connection) and the whole request body within the body
+//! timeout (a body trickled a byte at a time was held open for good), at
+//! most `max_connections` are open at once (fewer than the process may open
+//! files), and one client address holds at most `max_per_client` of them; a
+//! connection over a limit is closed as soon as it is accepted, so it holds
+//! nothing.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -30,6 +32,9 @@ use crate::limits::client_network;
 pub struct ConnLimits {
     /// How long a client has to send a complete request head.
     pub header_timeout: Duration,
+    /// How long a client has to send a whole request body, from the request's
+    /// start.
+    pub body_timeout: Duration,
     /// Connections open at once, in all.
     pub max_connections: usize,
     /// Connections open at once from one client address (IPv6: one /64).
@@ -37,12 +42,13 @@ pub struct ConnLimits {
 }
 
 impl Default for ConnLimits {
-    /// 10 s for a request head; as many connections as the file limit
-    /// allows (leaving 64 descriptors for the databases and logs), at most
-    /// 1024; 64 per client address.
+    /// 10 s for a request head, 30 s for a body; as many connections as the
+    /// file limit allows (leaving 64 descriptors for the databases and logs),
+    /// at most 1024; 64 per client address.
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             max_connections: open_files_limit()
                 .map_or(1024, |n| n.saturating_sub(64))
                 .clamp(1, 1024),
@@ -142,8 +148,9 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let body_timeout = limits.body_timeout;
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let mut req = req.map(axum::body::Body::new);
+            let mut req = req.map(|body| axum::body::Body::new(Deadline::new(body, body_timeout)));
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
             let mut router = router.clone();
             async move {
@@ -172,6 +179,70 @@ pub async fn serve(
     Ok(())
 }
 
+pin_project_lite::pin_project! {
+    /// A request body that must arrive whole within its deadline: past it,
+    /// reading fails (the handler's extractor answers 4xx and the connection
+    /// is closed), so a client cannot hold a connection by trickling a body.
+    struct Deadline<B> {
+        #[pin]
+        body: B,
+        #[pin]
+        sleep: tokio::time::Sleep,
+    }
+}
+
+impl<B> Deadline<B> {
+    fn new(body: B, within: Duration) -> Self {
+        Self {
+            body,
+            sleep: tokio::time::sleep(within),
+        }
+    }
+}
+
+/// The body did not arrive within its deadline.
+#[derive(Debug)]
+struct BodyTimeout;
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body did not arrive in time")
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+impl<B> http_body::Body for Deadline<B>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        if let std::task::Poll::Ready(frame) = this.body.poll_frame(cx) {
+            return std::task::Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        match this.sleep.poll(cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(Some(Err(Box::new(BodyTimeout)))),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +251,7 @@ mod tests {
     fn admission_counts_per_client_and_in_all_and_gives_back() {
         let limits = ConnLimits {
             header_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(1),
             max_connections: 3,
             max_per_client: 2,
         };

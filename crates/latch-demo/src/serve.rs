@@ -118,7 +118,17 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Option<latch::P
         limits,
         scheme: settings.public_scheme(),
     };
-    Ok((crate::app::router_with(state), purger))
+    let router = crate::app::router_with(state);
+    if settings.allowed_hosts.is_empty() {
+        tracing::warn!(
+            "serving every Host name: pass --allowed-host with the site's name so that \
+             pages on other names that resolve here (DNS rebinding) cannot use it"
+        );
+    }
+    Ok((
+        crate::app::only_for_hosts(router, settings.allowed_hosts.clone()),
+        purger,
+    ))
 }
 
 /// Serve until Ctrl-C or SIGTERM.

@@ -182,6 +182,15 @@ fn validate(username: &str, password: &str) -> Result<(), SignupError> {
             "Passwords can be at most 1024 bytes long.",
         ));
     }
+    // NIST SP 800-63B 5.1.1.2: refuse passwords on lists of common and
+    // guessable ones; zxcvbn's estimate stands in for such a list (score 2:
+    // about 10^8 guesses and up), with the username counted as known.
+    if u8::from(zxcvbn::zxcvbn(password, &[username]).score()) < 2 {
+        return Err(SignupError::Invalid(
+            "That password is too easy to guess (a common password, a pattern or your \
+             username); a few unrelated words make a good one.",
+        ));
+    }
     Ok(())
 }
 
@@ -369,8 +378,20 @@ mod tests {
             validate("alice", "short"),
             Err(SignupError::Invalid(_))
         ));
-        assert!(validate("alice.b-c_d", "longenough").is_ok());
-        assert!(validate("al ice", "longenough").is_err());
+        assert!(validate("alice.b-c_d", "correct horse").is_ok());
+        assert!(validate("al ice", "correct horse").is_err());
+        for guessable in [
+            "        ",
+            "12345678",
+            "password1",
+            "qwertyuiop",
+            "alice.b-c_d1",
+        ] {
+            assert!(
+                matches!(validate("alice.b-c_d", guessable), Err(SignupError::Invalid(m)) if m.contains("too easy")),
+                "{guessable:?}"
+            );
+        }
     }
 
     #[test]

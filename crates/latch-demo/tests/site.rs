@@ -983,3 +983,37 @@ async fn new_sessions_and_sign_ups_are_throttled_per_client() {
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(reply.body.contains("Too many sign-ups"), "{}", reply.body);
 }
+
+/// Attack round 2: a page on another name that resolves to the demo (DNS
+/// rebinding) cannot use it: on loopback the demo answers only `localhost`,
+/// `127.0.0.1` and `[::1]` (or the `--allowed-host` names), with any port.
+#[tokio::test]
+async fn other_host_names_are_misdirected() {
+    let root = std::env::temp_dir().join(format!(
+        "latch-demo-hosts-{}-{}",
+        std::process::id(),
+        &latch::SessionId::generate().store_key().to_hex()[..8]
+    ));
+    let settings = latch_demo::config::Settings::from_args(&demo_args("memory", &root)).unwrap();
+    let (app, _purger) = latch_demo::serve::app(&settings).await.unwrap();
+    let site = Site {
+        app,
+        _dir: Arc::new(TempDir(root)),
+    };
+    for (host, expected) in [
+        ("localhost:8080", StatusCode::OK),
+        ("127.0.0.1:1234", StatusCode::OK),
+        ("[::1]:8080", StatusCode::OK),
+        ("LOCALHOST", StatusCode::OK),
+        ("attacker.example", StatusCode::MISDIRECTED_REQUEST),
+        ("attacker.example:8080", StatusCode::MISDIRECTED_REQUEST),
+        (
+            "localhost.attacker.example",
+            StatusCode::MISDIRECTED_REQUEST,
+        ),
+    ] {
+        let req = Request::get("/login").header(header::HOST, host);
+        let reply = Client::default().send(&site, req, Body::empty()).await;
+        assert_eq!(reply.status, expected, "{host}");
+    }
+}

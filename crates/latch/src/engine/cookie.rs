@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::Engine;
 use super::revoke::{ISSUED_MS_KEY, SID_KEY};
-use super::state::{Ending, Loaded, Origin, State};
+use super::state::{CookieSid, Ending, Loaded, Origin, State};
 use crate::codec::CookieFormat;
 use crate::error::Result;
 use crate::store::SessionStore;
@@ -67,7 +67,11 @@ impl CookieBackend {
             .data
             .get(SID_KEY)
             .and_then(|v| v.as_str())
-            .map(|sid| (sid.to_owned(), self.longest_life(engine, &record)));
+            .map(|sid| CookieSid {
+                sid: sid.to_owned(),
+                until: self.longest_life(engine, &record),
+                signed_in: record.user_id.is_some(),
+            });
         let origin = Origin::Cookie { sid };
         Ok(Some(engine.loaded(
             origin,
@@ -85,13 +89,19 @@ impl CookieBackend {
         now: UnixTime,
     ) -> Result<Option<String>> {
         let ending = state.ending();
-        if ending != Ending::Keep {
-            // A copy of the old cookie must not outlive logout or regeneration.
-            if let Origin::Cookie {
-                sid: Some((sid, until)),
-            } = state.origin()
-            {
-                self.revoke_sid(engine, sid, now, *until).await?;
+        if let Origin::Cookie { sid: Some(loaded) } = state.origin() {
+            // A copy of the old cookie must not outlive logout or
+            // regeneration. Ending an anonymous session files nothing: a copy
+            // signs nobody in, and anyone could otherwise fill the store with
+            // markers by signing out anonymously again and again.
+            let revoke = match ending {
+                Ending::Keep => false,
+                Ending::Regenerate => true,
+                Ending::Destroy => loaded.signed_in,
+            };
+            if revoke {
+                self.revoke_sid(engine, &loaded.sid, now, loaded.until)
+                    .await?;
             }
         }
         if ending == Ending::Destroy {

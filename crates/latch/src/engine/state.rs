@@ -103,13 +103,21 @@ impl Input {
 pub(crate) enum Origin {
     /// No valid session arrived: a fresh one, not yet stored anywhere.
     Fresh,
-    /// Decoded from a valid signed/sealed cookie. `sid` is its random ID and
-    /// the longest it could be valid, kept apart from the record so that
-    /// nothing the handler does to the data (`clear`, `set_remember`) can stop
-    /// logout or regeneration from revoking that cookie.
-    Cookie { sid: Option<(String, UnixTime)> },
+    /// Decoded from a valid signed/sealed cookie. `sid` is what revoking it
+    /// takes, kept apart from the record so that nothing the handler does to
+    /// the data (`clear`, `set_remember`, `log_in`) can change it.
+    Cookie { sid: Option<CookieSid> },
     /// Loaded from the store.
     Stored { id: SessionId, key: StoreKey },
+}
+
+/// A cookie session's random ID as loaded, the longest a copy of it could be
+/// valid, and whether it was signed in.
+#[derive(Debug)]
+pub(crate) struct CookieSid {
+    pub(crate) sid: String,
+    pub(crate) until: UnixTime,
+    pub(crate) signed_in: bool,
 }
 
 /// How this request ends the session, if it does.
