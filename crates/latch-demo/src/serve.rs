@@ -14,6 +14,9 @@ use crate::config::{Settings, StoreSpec, ensure_parent};
 use crate::limits::Limits;
 use crate::users::Users;
 
+/// The most sessions `--store memory` holds.
+const MEMORY_STORE_SESSIONS: usize = 100_000;
+
 /// The store behind `spec`, for server-side kinds.
 async fn open_store(spec: &StoreSpec) -> anyhow::Result<Option<Arc<dyn SessionStore>>> {
     Ok(Some(match spec {
@@ -21,7 +24,9 @@ async fn open_store(spec: &StoreSpec) -> anyhow::Result<Option<Arc<dyn SessionSt
             ensure_parent(path)?;
             Arc::new(SqliteStore::open(path)?)
         }
-        StoreSpec::Memory => Arc::new(MemoryStore::new()),
+        // Bounded, so an anonymous flood gets 503s rather than the process
+        // running out of memory (about 1 KiB to 64 KiB a session).
+        StoreSpec::Memory => Arc::new(MemoryStore::with_max_sessions(MEMORY_STORE_SESSIONS)),
         StoreSpec::Redis(url) => Arc::new(latch_redis::RedisStore::connect(url).await?),
         StoreSpec::Postgres(url) => Arc::new(latch_postgres::PostgresStore::connect(url).await?),
         StoreSpec::CookieSigned | StoreSpec::CookieEncrypted => return Ok(None),

@@ -42,6 +42,8 @@ use crate::time::UnixTime;
 /// ```
 pub struct MemoryStore {
     shards: Box<[Mutex<Inner>]>,
+    /// The most sessions each shard holds, if bounded.
+    per_shard: Option<usize>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -95,6 +97,7 @@ impl Default for MemoryStore {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_shard: None,
         }
     }
 }
@@ -103,6 +106,32 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that holds at most about `max_sessions` sessions (the
+    /// limit is kept per shard): creating one more fails as a store error, so
+    /// the request gets a 503 instead of the process running out of memory.
+    /// Expired sessions count until the purge removes them.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{MemoryStore, Record, SessionId, SessionStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let store = MemoryStore::with_max_sessions(16);
+    /// for _ in 0..16 * 4 {
+    ///     let _ = store.create(&SessionId::generate().store_key(), &Record::new(0)).await;
+    /// }
+    /// assert!(store.len() <= 16);
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_max_sessions(max_sessions: usize) -> Self {
+        Self {
+            per_shard: Some((max_sessions / SHARDS).max(1)),
+            ..Self::default()
+        }
     }
 
     /// How many sessions (expired or not) the store holds.
@@ -139,6 +168,11 @@ impl SessionStore for MemoryStore {
         let mut inner = self.shard(key);
         if inner.sessions.contains_key(key) {
             return Ok(false);
+        }
+        if self.per_shard.is_some_and(|max| inner.sessions.len() >= max) {
+            return Err(crate::Error::store_msg(
+                "the in-memory session store is full (MemoryStore::with_max_sessions)",
+            ));
         }
         inner.insert(*key, record.clone());
         Ok(true)
