@@ -456,7 +456,12 @@ async fn new_sessions_record_user_agent_and_client_address() {
     req.extensions_mut().insert(ConnectInfo(addr));
     let res = app.clone().oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let devices = store.list_by_user("alice", 0).await.unwrap();
+    let devices = store
+        .user_index()
+        .unwrap()
+        .list_by_user("alice", 0)
+        .await
+        .unwrap();
     assert_eq!(devices.len(), 1);
     let agent = devices[0].user_agent.as_deref().unwrap();
     assert_eq!(agent.len(), 256, "user agent is truncated to 256 bytes");

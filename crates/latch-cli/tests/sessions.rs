@@ -244,9 +244,26 @@ async fn round_trip(f: Fixture) {
     for c in &p.a[1..] {
         assert_eq!(f.store.load(&key_of(c)).await.unwrap(), None);
     }
-    assert_eq!(f.store.list_by_user(&p.alice, now()).await.unwrap(), vec![]);
+    assert_eq!(
+        f.store
+            .user_index()
+            .unwrap()
+            .list_by_user(&p.alice, now())
+            .await
+            .unwrap(),
+        vec![]
+    );
     assert!(f.store.load(&key_of(&p.b)).await.unwrap().is_some());
-    assert_eq!(f.store.list_by_user(&p.bob, now()).await.unwrap().len(), 1);
+    assert_eq!(
+        f.store
+            .user_index()
+            .unwrap()
+            .list_by_user(&p.bob, now())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // purge --dry-run counts and deletes nothing.
     assert_eq!(

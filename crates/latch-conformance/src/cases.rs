@@ -7,12 +7,28 @@ use std::time::Duration;
 use crate::requests::{cookie_value, request};
 
 use latch::{
-    Clock, Expiry, ManualClock, Record, SaveOutcome, SessionId, SessionManager, SessionStore,
-    StoreKey,
+    Clock, ExpiredDeletion, Expiry, ManualClock, Record, SaveOutcome, SessionId, SessionManager,
+    SessionStore, StoreKey, UserIndex,
 };
 
 /// A store under test.
 pub type Store = Arc<dyn SessionStore>;
+
+/// The store's per-user index, which this case tests.
+fn index(store: &Store) -> &dyn UserIndex {
+    store.user_index().expect(
+        "this case tests the per-user index, which this store does not have: opt out of it \
+         with `store_conformance!(make; except: [...])`",
+    )
+}
+
+/// The store's deletion of expired sessions, which this case tests.
+fn expiry(store: &Store) -> &dyn ExpiredDeletion {
+    store.expired_deletion().expect(
+        "this case tests deleting expired sessions, which this store does not do: opt out of \
+         it with `store_conformance!(make; except: [...])`",
+    )
+}
 
 /// A time well after the epoch, so deadlines are realistic.
 const T0: i64 = 1_800_000_000;
@@ -196,7 +212,7 @@ pub async fn touch_keeps_the_user_index_current(store: Store) {
     let listed = |user: String, now: i64| {
         let store = Arc::clone(&store);
         async move {
-            store
+            index(&store)
                 .list_by_user(&user, now)
                 .await
                 .expect("list")
@@ -234,7 +250,10 @@ pub async fn touch_keeps_the_user_index_current(store: Store) {
     assert_eq!(listed(bob.clone(), T0 + 1200).await, [(k, T0 + 1500)]);
     assert!(listed(alice.clone(), T0 + 1200).await.is_empty());
     assert_eq!(
-        store.delete_by_user(&alice, None).await.expect("revoke"),
+        index(&store)
+            .delete_by_user(&alice, None)
+            .await
+            .expect("revoke"),
         0,
         "a stale hint let another user revoke the session"
     );
@@ -246,7 +265,13 @@ pub async fn touch_keeps_the_user_index_current(store: Store) {
             .expect("touch without a hint")
     );
     assert_eq!(listed(bob.clone(), T0 + 1800).await, [(k, T0 + 2000)]);
-    assert_eq!(store.delete_by_user(&bob, None).await.expect("revoke"), 1);
+    assert_eq!(
+        index(&store)
+            .delete_by_user(&bob, None)
+            .await
+            .expect("revoke"),
+        1
+    );
     assert_eq!(store.load(&k).await.expect("load"), None);
 }
 
@@ -288,7 +313,7 @@ pub async fn list_by_user_lists_live_sessions_of_that_user_only(store: Store) {
             .await
             .expect("create")
     );
-    let listed: BTreeSet<StoreKey> = store
+    let listed: BTreeSet<StoreKey> = index(&store)
         .list_by_user(&alice, T0)
         .await
         .expect("list")
@@ -297,7 +322,7 @@ pub async fn list_by_user_lists_live_sessions_of_that_user_only(store: Store) {
         .collect();
     assert_eq!(listed, live);
     assert!(
-        store
+        index(&store)
             .list_by_user(&unique_user(), T0)
             .await
             .expect("list")
@@ -319,13 +344,20 @@ pub async fn user_change_moves_index_entry(store: Store) {
         SaveOutcome::Saved
     );
     assert!(
-        store
+        index(&store)
             .list_by_user(&alice, T0)
             .await
             .expect("list")
             .is_empty()
     );
-    assert_eq!(store.list_by_user(&bob, T0).await.expect("list").len(), 1);
+    assert_eq!(
+        index(&store)
+            .list_by_user(&bob, T0)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 }
 
 /// E4: "sign out everywhere else" keeps exactly the current session.
@@ -348,7 +380,7 @@ pub async fn delete_by_user_keeps_current(store: Store) {
             .expect("create")
     );
     assert_eq!(
-        store
+        index(&store)
             .delete_by_user(&alice, Some(&keys[0]))
             .await
             .expect("delete"),
@@ -357,7 +389,7 @@ pub async fn delete_by_user_keeps_current(store: Store) {
     assert!(store.load(&keys[0]).await.expect("load").is_some());
     assert!(store.load(&keys[1]).await.expect("load").is_none());
     assert_eq!(
-        store
+        index(&store)
             .delete_by_user(&alice, None)
             .await
             .expect("delete all"),
@@ -391,7 +423,10 @@ pub async fn purge_removes_only_expired_in_batches(store: Store) {
     );
     let mut purged = 0;
     loop {
-        let n = store.purge_expired(past + 10, 2).await.expect("purge");
+        let n = expiry(&store)
+            .purge_expired(past + 10, 2)
+            .await
+            .expect("purge");
         assert!(n <= 2, "purge exceeded its batch limit: {n}");
         purged += n;
         if n < 2 {
@@ -560,7 +595,7 @@ pub async fn regenerate_does_not_revive_an_ended_session(store: Store) {
         "an ended session was regenerated: {set_cookie}"
     );
     assert!(
-        store
+        index(&store)
             .list_by_user(&user, T0)
             .await
             .expect("list")

@@ -97,16 +97,47 @@ impl<G: Gate> SessionStore for Gated<G> {
         self.gate.before(Call::Delete).await?;
         self.inner.delete(key).await
     }
+
+    // The inner store's capabilities, behind the gate.
+    fn user_index(&self) -> Option<&dyn latch::UserIndex> {
+        self.inner
+            .user_index()
+            .map(|_| self as &dyn latch::UserIndex)
+    }
+
+    fn expired_deletion(&self) -> Option<&dyn latch::ExpiredDeletion> {
+        self.inner
+            .expired_deletion()
+            .map(|_| self as &dyn latch::ExpiredDeletion)
+    }
+}
+
+#[async_trait]
+impl<G: Gate> latch::UserIndex for Gated<G> {
     async fn list_by_user(&self, user: &str, now: UnixTime) -> latch::Result<Vec<SessionInfo>> {
         self.gate.before(Call::ListByUser).await?;
-        self.inner.list_by_user(user, now).await
+        let index = self.inner.user_index().ok_or_else(no_index)?;
+        index.list_by_user(user, now).await
     }
+
     async fn delete_by_user(&self, user: &str, keep: Option<&StoreKey>) -> latch::Result<u64> {
         self.gate.before(Call::DeleteByUser).await?;
-        self.inner.delete_by_user(user, keep).await
+        let index = self.inner.user_index().ok_or_else(no_index)?;
+        index.delete_by_user(user, keep).await
     }
+}
+
+#[async_trait]
+impl<G: Gate> latch::ExpiredDeletion for Gated<G> {
     async fn purge_expired(&self, now: UnixTime, limit: usize) -> latch::Result<u64> {
         self.gate.before(Call::PurgeExpired).await?;
-        self.inner.purge_expired(now, limit).await
+        match self.inner.expired_deletion() {
+            Some(inner) => inner.purge_expired(now, limit).await,
+            None => Ok(0),
+        }
     }
+}
+
+fn no_index() -> latch::Error {
+    latch::Error::invalid_config("the gated store keeps no per-user index")
 }

@@ -72,7 +72,13 @@ async fn manager_and_counters(
     // start-up and switching to cookie sessions keeps the same key.
     let keys = Keyring::new(crate::keys::load_or_generate(&settings.key_file())?);
     let (builder, counters) = match open_store(&settings.store).await? {
-        Some(store) => (builder.shared_store(Arc::clone(&store)), store),
+        // The devices page lists and ends a user's sessions.
+        Some(store) => (
+            builder
+                .shared_store(Arc::clone(&store))
+                .require_user_index(),
+            store,
+        ),
         None => {
             // Markers that make cookie sessions revocable (logout, devices)
             // live in the demo's SQLite file.

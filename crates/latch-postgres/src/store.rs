@@ -201,6 +201,17 @@ impl SessionStore for PostgresStore {
         Ok(deleted == 1)
     }
 
+    fn user_index(&self) -> Option<&dyn latch::UserIndex> {
+        Some(self)
+    }
+
+    fn expired_deletion(&self) -> Option<&dyn latch::ExpiredDeletion> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl latch::UserIndex for PostgresStore {
     async fn list_by_user(&self, user_id: &str, now: UnixTime) -> Result<Vec<SessionInfo>> {
         let rows = self
             .query(
@@ -221,7 +232,10 @@ impl SessionStore for PostgresStore {
         )
         .await
     }
+}
 
+#[async_trait]
+impl latch::ExpiredDeletion for PostgresStore {
     async fn purge_expired(&self, now: UnixTime, limit: usize) -> Result<u64> {
         if limit == 0 {
             return Ok(0);

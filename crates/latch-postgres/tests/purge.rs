@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Instant;
 
-use latch::SessionStore;
+use latch::{ExpiredDeletion as _, UserIndex as _};
 use tokio_postgres::Client;
 
 /// "Now" for the test; expiry times are placed around it.

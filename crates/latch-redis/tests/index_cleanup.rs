@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use latch::{ExpiredDeletion as _, UserIndex as _};
 use latch::{Record, SessionId, SessionStore, StoreKey};
 use latch_redis::RedisStore;
 use redis::aio::MultiplexedConnection;

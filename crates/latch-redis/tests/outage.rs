@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::routing::{get, post};
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use latch::{ErrorKind, SessionId, SessionManager, SessionStore};
+use latch::{ErrorKind, SessionId, SessionManager, SessionStore, UserIndex as _};
 use latch_axum::{Session, SessionError, SessionLayer};
 use latch_conformance::servers::PrivateRedis;
 use latch_redis::RedisStore;

@@ -370,6 +370,17 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    fn user_index(&self) -> Option<&dyn latch::UserIndex> {
+        Some(self)
+    }
+
+    fn expired_deletion(&self) -> Option<&dyn latch::ExpiredDeletion> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl latch::UserIndex for SqliteStore {
     async fn list_by_user(&self, user_id: &str, now: UnixTime) -> latch::Result<Vec<SessionInfo>> {
         let user = user_id.to_owned();
         self.read("listing a user's sessions", move |conn| {
@@ -400,7 +411,10 @@ impl SessionStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl latch::ExpiredDeletion for SqliteStore {
     async fn purge_expired(&self, now: UnixTime, limit: usize) -> latch::Result<u64> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.write("purging expired sessions", move |conn| {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use latch::{Record, SessionId, SessionManager, SessionStore};
+use latch::{ExpiredDeletion as _, Record, SessionId, SessionManager, SessionStore};
 use latch_sqlite::SqliteStore;
 use rusqlite::Connection;
 

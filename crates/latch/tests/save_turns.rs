@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use latch::{
-    MemoryStore, Record, SaveOutcome, SessionInfo, SessionManager, SessionStore, StoreKey, UnixTime,
-};
+use latch::{MemoryStore, Record, SaveOutcome, SessionManager, SessionStore, StoreKey, UnixTime};
 use tokio::sync::Barrier;
 
 /// A MemoryStore whose saves take a while (like a network round trip), and
@@ -77,15 +75,6 @@ impl SessionStore for SlowCountingStore {
     }
     async fn delete(&self, key: &StoreKey) -> latch::Result<bool> {
         self.inner.delete(key).await
-    }
-    async fn list_by_user(&self, user: &str, now: UnixTime) -> latch::Result<Vec<SessionInfo>> {
-        self.inner.list_by_user(user, now).await
-    }
-    async fn delete_by_user(&self, user: &str, keep: Option<&StoreKey>) -> latch::Result<u64> {
-        self.inner.delete_by_user(user, keep).await
-    }
-    async fn purge_expired(&self, now: UnixTime, limit: usize) -> latch::Result<u64> {
-        self.inner.purge_expired(now, limit).await
     }
 }
 

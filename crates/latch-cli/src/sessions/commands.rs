@@ -64,7 +64,7 @@ async fn list_user(
     now: UnixTime,
     json: bool,
 ) -> anyhow::Result<()> {
-    let mut infos = opened.store.list_by_user(user, now).await?;
+    let mut infos = user_index(&opened)?.list_by_user(user, now).await?;
     infos.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.key.cmp(&b.key)));
     infos.truncate(limit);
     let sessions = infos.into_iter().map(|i| row(i, user, now)).collect();
@@ -208,7 +208,7 @@ async fn revoke(opened: &Opened, key: &StoreKey, json: bool) -> anyhow::Result<(
 }
 
 async fn revoke_user(opened: &Opened, user: &str, json: bool) -> anyhow::Result<()> {
-    let n = opened.store.delete_by_user(user, None).await?;
+    let n = user_index(&opened)?.delete_by_user(user, None).await?;
     let out = serde_json::json!({ "user": user, "revoked": n });
     emit(json, &out, || {
         format!(
@@ -240,7 +240,12 @@ async fn purge(
     let (mut purged, mut batches) = (0u64, 0u64);
     // `now` stays fixed, so the sessions due are a fixed set and the loop ends.
     loop {
-        let n = opened.store.purge_expired(now, limit).await?;
+        let Some(purge) = opened.store.expired_deletion() else {
+            anyhow::bail!(
+                "this store deletes expired sessions by itself; there is nothing to purge"
+            );
+        };
+        let n = purge.purge_expired(now, limit).await?;
         purged += n;
         batches += 1;
         bar.inc(n);
@@ -261,4 +266,13 @@ async fn purge(
 
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// The per-user index of the opened store (every store `latch sessions` opens
+/// has one).
+fn user_index(opened: &super::open::Opened) -> anyhow::Result<&dyn latch::UserIndex> {
+    opened
+        .store
+        .user_index()
+        .ok_or_else(|| anyhow::anyhow!("this store keeps no index of sessions by user"))
 }

@@ -7,9 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use latch::{
-    Clock, Record, SaveOutcome, SessionInfo, SessionStore, StoreKey, SystemClock, UnixTime,
-};
+use latch::{Clock, Record, SaveOutcome, SessionStore, StoreKey, SystemClock, UnixTime};
 use redis::aio::ConnectionManager;
 use sha1::{Digest, Sha1};
 
@@ -211,13 +209,6 @@ impl FlaskSessionStore {
         record.version = version_of(bytes);
         Ok(record)
     }
-
-    fn no_user_index() -> latch::Error {
-        latch::Error::invalid_config(
-            "Flask-Session keeps no per-user index, so a user's sessions cannot be listed \
-             or ended together with FlaskSessionStore",
-        )
-    }
 }
 
 fn redis_error(what: &'static str) -> impl FnOnce(redis::RedisError) -> latch::Error {
@@ -298,23 +289,6 @@ impl SessionStore for FlaskSessionStore {
             .await
             .map_err(redis_error("deleting a Flask-Session session"))?;
         Ok(deleted > 0)
-    }
-
-    async fn list_by_user(
-        &self,
-        _user_id: &str,
-        _now: UnixTime,
-    ) -> latch::Result<Vec<SessionInfo>> {
-        Err(Self::no_user_index())
-    }
-
-    async fn delete_by_user(&self, _user_id: &str, _keep: Option<&StoreKey>) -> latch::Result<u64> {
-        Err(Self::no_user_index())
-    }
-
-    async fn purge_expired(&self, _now: UnixTime, _limit: usize) -> latch::Result<u64> {
-        // Redis drops expired entries by their TTL, as Flask-Session relies on.
-        Ok(0)
     }
 }
 

@@ -136,6 +136,17 @@ impl SessionStore for RedisStore {
             .await
     }
 
+    fn user_index(&self) -> Option<&dyn latch::UserIndex> {
+        Some(self)
+    }
+
+    fn expired_deletion(&self) -> Option<&dyn latch::ExpiredDeletion> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl latch::UserIndex for RedisStore {
     async fn list_by_user(&self, user_id: &str, now: UnixTime) -> Result<Vec<SessionInfo>> {
         self.within("listing a user's sessions", self.list_user(user_id, now))
             .await
@@ -148,7 +159,10 @@ impl SessionStore for RedisStore {
         )
         .await
     }
+}
 
+#[async_trait]
+impl latch::ExpiredDeletion for RedisStore {
     async fn purge_expired(&self, now: UnixTime, limit: usize) -> Result<u64> {
         self.within("purging expired sessions", self.purge(now, limit))
             .await

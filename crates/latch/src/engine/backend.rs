@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::state::{Loaded, State};
 use super::{CookieBackend, Engine, StoreBackend};
 use crate::error::{Error, Result};
-use crate::store::SessionStore;
+use crate::store::{ExpiredDeletion, SessionStore, UserIndex};
 use crate::time::UnixTime;
 
 /// Where a session's data lives.
@@ -70,23 +70,34 @@ impl Backend {
         }
     }
 
-    /// The store that lists and ends a user's sessions.
-    pub(crate) fn user_sessions(&self) -> Result<&Arc<dyn SessionStore>> {
-        self.store().ok_or_else(|| {
+    /// The store that lists and ends a user's sessions, and its index.
+    pub(crate) fn user_index(&self) -> Result<(&dyn SessionStore, &dyn UserIndex)> {
+        let store = self.store().ok_or_else(|| {
             Error::invalid_config(
                 "listing and revoking sessions needs a server-side store; cookie-only \
                  sessions have no server-side list",
             )
-        })
+        })?;
+        let index = store.user_index().ok_or_else(|| {
+            Error::invalid_config(format!(
+                "this store ({store:?}) keeps no index of sessions by user, so it cannot list \
+                 or end a user's sessions; use a store that does (latch's SQLite, Redis, \
+                 PostgreSQL and memory stores do), and call \
+                 SessionManagerBuilder::require_user_index to have this checked at start-up"
+            ))
+        })?;
+        Ok((store.as_ref(), index))
     }
 
     /// End every session of `user`.
     pub(crate) async fn revoke_user(&self, engine: &Engine, user: &str) -> Result<u64> {
         match self {
             Backend::Cookie(cookie) => cookie.revoke_user(engine, user).await.map(|_| 0),
-            Backend::Store(stored) => {
-                let step = stored.store().delete_by_user(user, None);
-                engine.timed("deleting sessions", step).await
+            Backend::Store(_) => {
+                let (_, index) = self.user_index()?;
+                engine
+                    .timed("deleting sessions", index.delete_by_user(user, None))
+                    .await
             }
         }
     }
@@ -100,20 +111,25 @@ impl Backend {
     ) -> Result<u64> {
         match self {
             Backend::Cookie(cookie) => cookie.sign_out_everywhere_else(engine, state, user).await,
-            Backend::Store(stored) => {
+            Backend::Store(_) => {
+                let (_, index) = self.user_index()?;
                 let keep = state.stored_key();
-                let step = stored.store().delete_by_user(user, keep.as_ref());
-                engine.timed("deleting sessions", step).await
+                engine
+                    .timed(
+                        "deleting sessions",
+                        index.delete_by_user(user, keep.as_ref()),
+                    )
+                    .await
             }
         }
     }
 
-    /// The stores whose expired entries the purge deletes: the session store,
-    /// or the revocation markers of cookie sessions.
-    pub(crate) fn purgeable(&self) -> Option<&Arc<dyn SessionStore>> {
+    /// What deletes expired entries: the session store's, or the revocation
+    /// markers' of cookie sessions; `None` when neither has (or needs) it.
+    pub(crate) fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
         match self {
-            Backend::Cookie(cookie) => cookie.revocations(),
-            Backend::Store(stored) => Some(stored.store()),
+            Backend::Cookie(cookie) => cookie.revocations()?.expired_deletion(),
+            Backend::Store(stored) => stored.store().expired_deletion(),
         }
     }
 }

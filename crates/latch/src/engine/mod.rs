@@ -34,7 +34,7 @@ pub(crate) use stored::StoreBackend;
 use crate::cookie::{CookieConfig, IncomingCookie};
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::Record;
-use crate::store::{SessionInfo, SessionStore};
+use crate::store::{ExpiredDeletion, SessionInfo, SessionStore};
 use crate::time::{Clock, Expiry, UnixTime};
 use crate::wire::Finished;
 use state::{Loaded, State};
@@ -287,16 +287,22 @@ impl Engine {
 
     /// The signed-in user's live sessions.
     pub(crate) async fn list_by_user(&self, user: &str) -> Result<Vec<SessionInfo>> {
-        let store = self.backend.user_sessions()?;
+        let (_, index) = self.backend.user_index()?;
         let now = self.now();
-        self.timed("listing sessions", store.list_by_user(user, now))
+        self.timed("listing sessions", index.list_by_user(user, now))
             .await
     }
 
     /// Delete the session filed under `key`.
     pub(crate) async fn delete_key(&self, key: &crate::id::StoreKey) -> Result<bool> {
-        let store = self.backend.user_sessions()?;
+        let (store, _) = self.backend.user_index()?;
         self.timed("deleting a session", store.delete(key)).await
+    }
+
+    /// Refuse, at start-up, a configuration that cannot list a user's
+    /// sessions.
+    pub(crate) fn check_user_index(&self) -> Result<()> {
+        self.backend.user_index().map(drop)
     }
 
     /// End every session of `user` (server-side: deleted, returns how many;
@@ -318,13 +324,13 @@ impl Engine {
 
     /// Delete expired sessions (and revocation markers) in batches.
     pub(crate) async fn purge_expired(&self, batch: usize) -> Result<u64> {
-        match self.backend.purgeable() {
-            Some(store) => self.purge_store(store.as_ref(), batch).await,
+        match self.backend.expired_deletion() {
+            Some(store) => self.purge_with(store, batch).await,
             None => Ok(0),
         }
     }
 
-    async fn purge_store(&self, store: &dyn SessionStore, batch: usize) -> Result<u64> {
+    async fn purge_with(&self, store: &dyn ExpiredDeletion, batch: usize) -> Result<u64> {
         let batch = batch.max(1);
         let mut total = 0;
         loop {

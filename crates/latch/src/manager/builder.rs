@@ -26,6 +26,7 @@ pub struct SessionManagerBuilder {
     max_record_bytes: usize,
     clock: Arc<dyn Clock>,
     revocations: Option<Arc<dyn SessionStore>>,
+    require_user_index: bool,
 }
 
 /// The smallest [`SessionManagerBuilder::max_record_bytes`] accepted: room for
@@ -55,6 +56,7 @@ impl Default for SessionManagerBuilder {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             clock: Arc::new(SystemClock),
             revocations: None,
+            require_user_index: false,
         }
     }
 }
@@ -160,6 +162,31 @@ impl SessionManagerBuilder {
         self
     }
 
+    /// Refuse, when the manager is built, a configuration that cannot list
+    /// and end a user's sessions: cookie-only sessions, or a store without a
+    /// [`UserIndex`](crate::UserIndex) (such as Flask-Session's). Call it when
+    /// the app uses [`Session::devices`](crate::Session::devices),
+    /// `revoke_device`, `sign_out_everywhere_else` or
+    /// [`SessionManager::revoke_user`], so the mistake shows at start-up
+    /// rather than in the first request that needs them.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{Keyring, MemoryStore, SecretKey, SessionManager};
+    ///
+    /// let devices = SessionManager::builder().store(MemoryStore::new()).require_user_index();
+    /// assert!(devices.build().is_ok());
+    /// let cookies = SessionManager::builder()
+    ///     .signed_cookies(Keyring::new(SecretKey::generate()))
+    ///     .require_user_index();
+    /// assert!(cookies.build().is_err());
+    /// ```
+    #[must_use]
+    pub fn require_user_index(mut self) -> Self {
+        self.require_user_index = true;
+        self
+    }
+
     /// Make cookie-only sessions revocable: logout, `regenerate` and "sign out
     /// everywhere" file markers in `store` (any backend), and every request with
     /// a cookie session checks them. Without it a copied signed/encrypted cookie
@@ -237,6 +264,7 @@ impl SessionManagerBuilder {
             }
             Kind::Format(format) => Backend::Cookie(CookieBackend::new(format, self.revocations)),
         };
+        let require_user_index = self.require_user_index;
         let engine = Engine::new(Settings {
             backend,
             cookie: self.cookie,
@@ -245,6 +273,9 @@ impl SessionManagerBuilder {
             max_record_bytes: self.max_record_bytes,
             clock: self.clock,
         });
+        if require_user_index {
+            engine.check_user_index()?;
+        }
         Ok(SessionManager::from_engine(engine))
     }
 }

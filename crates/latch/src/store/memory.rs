@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{SaveOutcome, SessionInfo, SessionStore};
+use super::{ExpiredDeletion, SaveOutcome, SessionInfo, SessionStore, UserIndex};
 use crate::error::Result;
 use crate::id::StoreKey;
 use crate::record::Record;
@@ -169,7 +169,10 @@ impl SessionStore for MemoryStore {
         if inner.sessions.contains_key(key) {
             return Ok(false);
         }
-        if self.per_shard.is_some_and(|max| inner.sessions.len() >= max) {
+        if self
+            .per_shard
+            .is_some_and(|max| inner.sessions.len() >= max)
+        {
             return Err(crate::Error::store_msg(
                 "the in-memory session store is full (MemoryStore::with_max_sessions)",
             ));
@@ -223,6 +226,17 @@ impl SessionStore for MemoryStore {
         Ok(self.shard(key).remove(key).is_some())
     }
 
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+
+    fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl UserIndex for MemoryStore {
     async fn list_by_user(&self, user_id: &str, now: UnixTime) -> Result<Vec<SessionInfo>> {
         let mut list = Vec::new();
         for shard in &self.shards {
@@ -258,7 +272,10 @@ impl SessionStore for MemoryStore {
         }
         Ok(deleted as u64)
     }
+}
 
+#[async_trait]
+impl ExpiredDeletion for MemoryStore {
     async fn purge_expired(&self, now: UnixTime, limit: usize) -> Result<u64> {
         let mut purged = 0;
         for shard in &self.shards {

@@ -1,9 +1,19 @@
-//! The store trait: where server-side sessions live.
+//! The store traits: where server-side sessions live.
 //!
-//! Stores see only [`StoreKey`]s (SHA-256 of the session ID), never the ID itself,
-//! and [`Record`]s. Every operation a store must offer is here, so each backend is
-//! designed against the whole contract once; the `latch-conformance` crate checks a
-//! backend against it.
+//! Stores see only [`StoreKey`]s (SHA-256 of the session ID), never the ID
+//! itself, and [`Record`]s. [`SessionStore`] is what every store must do;
+//! two capabilities are optional, and a store says whether it has them:
+//!
+//! | trait | what it gives | needed by |
+//! |---|---|---|
+//! | [`SessionStore`] | create-if-absent, load, compare-and-swap save, touch, delete | every server-side session |
+//! | [`UserIndex`] | a user's sessions, listed or ended at once | `Session::devices`, `revoke_device`, `sign_out_everywhere_else`, `SessionManager::revoke_user` |
+//! | [`ExpiredDeletion`] | deleting expired sessions in batches | `SessionManager::purge_expired` and the purge task (stores whose records expire by themselves can do without) |
+//!
+//! An application that needs the per-user features says so with
+//! [`SessionManagerBuilder::require_user_index`](crate::SessionManagerBuilder::require_user_index),
+//! and a store without the index is then refused at start-up.
+//! The `latch-conformance` crate checks a store against all of this.
 
 mod memory;
 
@@ -94,7 +104,7 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// (Redis, where the index may live on another cluster node) extends the
     /// index entry under that user *before* it extends the session, so a failure
     /// in between never leaves a live session missing from its user's index,
-    /// hidden from [`delete_by_user`](Self::delete_by_user). The hint can be
+    /// hidden from [`UserIndex::delete_by_user`]. The hint can be
     /// stale (another request changed the user since the load): the index must
     /// still end up following the *stored* user. Stores that update their index
     /// atomically with the session ignore it.
@@ -109,6 +119,25 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// Delete the session under `key`; `false` if there was none.
     async fn delete(&self, key: &StoreKey) -> Result<bool>;
 
+    /// This store's index of sessions by user, if it keeps one (a store
+    /// implementing [`UserIndex`] returns `Some(self)`).
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        None
+    }
+
+    /// This store's deletion of expired sessions, if it has one (a store
+    /// implementing [`ExpiredDeletion`] returns `Some(self)`).
+    fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
+        None
+    }
+}
+
+/// A store's index of sessions by signed-in user: the devices list and "sign
+/// out everywhere". A store that has one returns it from
+/// [`SessionStore::user_index`]. The index follows [`Record::user_id`] on
+/// every create, save, touch and delete.
+#[async_trait]
+pub trait UserIndex: Send + Sync {
     /// The sessions of `user_id` that have not expired at `now`, in time proportional
     /// to that user's sessions.
     async fn list_by_user(&self, user_id: &str, now: UnixTime) -> Result<Vec<SessionInfo>>;
@@ -116,7 +145,12 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// Delete every session of `user_id` except `keep` (the current one, for "sign
     /// out everywhere else"); returns how many were deleted.
     async fn delete_by_user(&self, user_id: &str, keep: Option<&StoreKey>) -> Result<u64>;
+}
 
+/// A store's deletion of expired sessions in batches, for the purge task. A
+/// store that has one returns it from [`SessionStore::expired_deletion`].
+#[async_trait]
+pub trait ExpiredDeletion: Send + Sync {
     /// Delete at most `limit` sessions that expired at or before `now`, oldest
     /// first; returns how many. Callers loop until it returns less than `limit`.
     async fn purge_expired(&self, now: UnixTime, limit: usize) -> Result<u64>;
