@@ -64,7 +64,7 @@ async fn list_user(
     now: UnixTime,
     json: bool,
 ) -> anyhow::Result<()> {
-    let mut infos = user_index(&opened)?.list_by_user(user, now).await?;
+    let mut infos = user_index(opened)?.list_by_user(user, now).await?;
     infos.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.key.cmp(&b.key)));
     infos.truncate(limit);
     let sessions = infos.into_iter().map(|i| row(i, user, now)).collect();
@@ -208,7 +208,7 @@ async fn revoke(opened: &Opened, key: &StoreKey, json: bool) -> anyhow::Result<(
 }
 
 async fn revoke_user(opened: &Opened, user: &str, json: bool) -> anyhow::Result<()> {
-    let n = user_index(&opened)?.delete_by_user(user, None).await?;
+    let n = user_index(opened)?.delete_by_user(user, None).await?;
     let out = serde_json::json!({ "user": user, "revoked": n });
     emit(json, &out, || {
         format!(
