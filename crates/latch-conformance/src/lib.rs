@@ -83,6 +83,22 @@ macro_rules! store_conformance {
     };
 }
 
+/// For tests that need an external server: when `LATCH_REQUIRE_BACKENDS=1` a
+/// missing server fails the test; otherwise print a loud skip notice and return
+/// `None`.
+///
+/// # Panics
+/// When `LATCH_REQUIRE_BACKENDS=1` (as CI sets it).
+pub fn skip_or_fail<T>(what: &str, why: &str) -> Option<T> {
+    if std::env::var("LATCH_REQUIRE_BACKENDS").is_ok_and(|v| v == "1") {
+        panic!("{what} is required (LATCH_REQUIRE_BACKENDS=1) but unavailable: {why}");
+    }
+    eprintln!(
+        "SKIPPED: {what} unavailable ({why}); set LATCH_REQUIRE_BACKENDS=1 to make this a failure"
+    );
+    None
+}
+
 #[cfg(test)]
 mod tests {
     /// The macro's list and the functions in `cases.rs` are the same set: a
@@ -110,20 +126,4 @@ mod tests {
         assert_eq!(set.len(), listed.len(), "a case listed twice: {listed:?}");
         assert_eq!(set, cases, "the macro's list and cases.rs differ");
     }
-}
-
-/// For tests that need an external server: when `LATCH_REQUIRE_BACKENDS=1` a
-/// missing server fails the test; otherwise print a loud skip notice and return
-/// `None`.
-///
-/// # Panics
-/// When `LATCH_REQUIRE_BACKENDS=1` (as CI sets it).
-pub fn skip_or_fail<T>(what: &str, why: &str) -> Option<T> {
-    if std::env::var("LATCH_REQUIRE_BACKENDS").is_ok_and(|v| v == "1") {
-        panic!("{what} is required (LATCH_REQUIRE_BACKENDS=1) but unavailable: {why}");
-    }
-    eprintln!(
-        "SKIPPED: {what} unavailable ({why}); set LATCH_REQUIRE_BACKENDS=1 to make this a failure"
-    );
-    None
 }
