@@ -315,9 +315,9 @@ fn redis_url() -> String {
 async fn redis_round_trip() {
     let prefix = format!("{}:", unique("latch-cli-test"));
     let url = redis_url();
-    let store = match latch_redis::RedisStore::builder()
+    let store = match latch_redis::RedisStore::builder(&url)
         .prefix(&prefix)
-        .connect(&url)
+        .connect()
         .await
     {
         Ok(store) => store,
@@ -354,9 +354,9 @@ async fn redis_cluster_round_trip() {
     };
     let urls: Vec<String> = list.split(',').map(|u| u.trim().to_owned()).collect();
     let prefix = format!("{}:", unique("latch-cli-cluster"));
-    let store = match latch_redis::RedisStore::builder()
+    let store = match latch_redis::RedisStore::cluster_builder(urls.iter().map(|u| u.to_string()))
         .prefix(&prefix)
-        .connect_cluster(&urls)
+        .connect()
         .await
     {
         Ok(store) => store,

@@ -29,8 +29,9 @@ const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
 /// Longest back-off delay, so a server that comes back is found quickly.
 const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
 
-/// Settings for a [`RedisStore`]; finish with [`connect`](Self::connect) or
-/// [`connect_cluster`](Self::connect_cluster).
+/// Settings for a [`RedisStore`]: [`RedisStore::builder`] for one server,
+/// [`RedisStore::cluster_builder`] for a Redis Cluster; finish with
+/// [`connect`](Self::connect).
 ///
 /// | setting | default | meaning |
 /// |---|---|---|
@@ -45,35 +46,59 @@ const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
 /// use latch_redis::RedisStore;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let store = RedisStore::builder()
+/// let store = RedisStore::builder("redis://127.0.0.1:6379/")
 ///     .prefix("shop:sessions:")
 ///     .response_timeout(Duration::from_millis(500))
-///     .connect("redis://127.0.0.1:6379/")
+///     .connect()
 ///     .await?;
 /// assert_eq!(store.prefix(), "shop:sessions:");
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisStoreBuilder {
+    target: Target,
     prefix: String,
     connection_timeout: Duration,
     response_timeout: Duration,
     operation_timeout: Duration,
 }
 
-impl Default for RedisStoreBuilder {
-    fn default() -> Self {
+/// What to connect to.
+#[derive(Clone)]
+enum Target {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
+impl std::fmt::Debug for RedisStoreBuilder {
+    // The URLs may hold a password: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let target = match &self.target {
+            Target::Single(_) => "one server",
+            Target::Cluster(_) => "a cluster",
+        };
+        f.debug_struct("RedisStoreBuilder")
+            .field("target", &target)
+            .field("prefix", &self.prefix)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("operation_timeout", &self.operation_timeout)
+            .finish()
+    }
+}
+
+impl RedisStoreBuilder {
+    fn new(target: Target) -> Self {
         Self {
+            target,
             prefix: DEFAULT_PREFIX.to_owned(),
             connection_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
             operation_timeout: Duration::from_secs(2),
         }
     }
-}
 
-impl RedisStoreBuilder {
     /// Put `prefix` before every key (default `latch:`), to share a database with
     /// other data or run several applications on one server.
     ///
@@ -107,14 +132,22 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Connect to one Redis server at `url` (`redis://[user:password@]host:port/db`).
+    /// Connect, within the connection and operation timeouts.
     ///
     /// # Errors
     /// [`latch::ErrorKind::InvalidConfig`] for a bad setting or URL;
-    /// [`latch::ErrorKind::Store`] when the server cannot be reached within the
-    /// connection and operation timeouts.
-    pub async fn connect(self, url: &str) -> Result<RedisStore> {
+    /// [`latch::ErrorKind::Store`] when the server (or no node of the cluster)
+    /// can be reached in time.
+    pub async fn connect(self) -> Result<RedisStore> {
         self.validate()?;
+        let conn = match &self.target {
+            Target::Single(url) => Conn::Single(self.single(url).await?),
+            Target::Cluster(urls) => Conn::Cluster(self.cluster(urls).await?),
+        };
+        Ok(self.build(conn))
+    }
+
+    async fn single(&self, url: &str) -> Result<ConnectionManager> {
         let client = redis::Client::open(url)
             .map_err(|e| Error::invalid_config("the Redis URL is not valid").with_source(e))?;
         let config = ConnectionManagerConfig::new()
@@ -123,27 +156,17 @@ impl RedisStoreBuilder {
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_min_delay(RECONNECT_MIN_DELAY)
             .set_max_delay(RECONNECT_MAX_DELAY);
-        let manager = self
-            .bounded(ConnectionManager::new_with_config(client, config))
-            .await?;
-        Ok(self.build(Conn::Single(manager)))
+        self.bounded(ConnectionManager::new_with_config(client, config))
+            .await
     }
 
-    /// Connect to a Redis Cluster through one or more of its nodes' URLs; the
-    /// others are discovered from the cluster.
-    ///
-    /// # Errors
-    /// [`latch::ErrorKind::InvalidConfig`] for a bad setting, no URL or a bad URL;
-    /// [`latch::ErrorKind::Store`] when the cluster cannot be reached within the
-    /// connection and operation timeouts.
-    pub async fn connect_cluster<S: AsRef<str>>(self, urls: &[S]) -> Result<RedisStore> {
-        self.validate()?;
+    async fn cluster(&self, urls: &[String]) -> Result<redis::cluster_async::ClusterConnection> {
         if urls.is_empty() {
             return Err(Error::invalid_config(
-                "connect_cluster needs the URL of at least one cluster node",
+                "a Redis Cluster needs the URL of at least one of its nodes",
             ));
         }
-        let client = ClusterClientBuilder::new(urls.iter().map(AsRef::as_ref))
+        let client = ClusterClientBuilder::new(urls.iter().map(String::as_str))
             .connection_timeout(self.connection_timeout)
             .response_timeout(self.response_timeout)
             .retries(RECONNECT_RETRIES as u32)
@@ -151,8 +174,7 @@ impl RedisStoreBuilder {
             .max_retry_wait(millis(RECONNECT_MAX_DELAY))
             .build()
             .map_err(|e| Error::invalid_config("a Redis node URL is not valid").with_source(e))?;
-        let conn = self.bounded(client.get_async_connection()).await?;
-        Ok(self.build(Conn::Cluster(conn)))
+        self.bounded(client.get_async_connection()).await
     }
 
     /// Run a connection attempt under the connection plus operation timeout.
@@ -219,15 +241,34 @@ impl RedisStore {
     /// # Example
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let store = latch_redis::RedisStore::builder()
+    /// let store = latch_redis::RedisStore::builder("redis://127.0.0.1:6379/")
     ///     .prefix("myapp:")
-    ///     .connect("redis://127.0.0.1:6379/")
+    ///     .connect()
     ///     .await?;
     /// # Ok(())
     /// # }
     /// ```
-    pub fn builder() -> RedisStoreBuilder {
-        RedisStoreBuilder::default()
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Target::Single(url.into()))
+    }
+
+    /// Settings for a Redis Cluster reached through one or more of its
+    /// nodes' URLs (the others are discovered from the cluster).
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = latch_redis::RedisStore::cluster_builder(["redis://10.0.0.1:6379/"])
+    ///     .prefix("myapp:")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cluster_builder<S: Into<String>>(
+        urls: impl IntoIterator<Item = S>,
+    ) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Target::Cluster(urls.into_iter().map(Into::into).collect()))
     }
 
     /// Connect to one server with the default settings (prefix `latch:`).
@@ -243,7 +284,7 @@ impl RedisStore {
     /// # Errors
     /// As [`RedisStoreBuilder::connect`].
     pub async fn connect(url: &str) -> Result<Self> {
-        Self::builder().connect(url).await
+        Self::builder(url).connect().await
     }
 
     /// Connect to a Redis Cluster with the default settings, given one or more
@@ -262,9 +303,11 @@ impl RedisStore {
     /// ```
     ///
     /// # Errors
-    /// As [`RedisStoreBuilder::connect_cluster`].
+    /// As [`RedisStoreBuilder::connect`].
     pub async fn connect_cluster<S: AsRef<str>>(urls: &[S]) -> Result<Self> {
-        Self::builder().connect_cluster(urls).await
+        Self::cluster_builder(urls.iter().map(|u| u.as_ref().to_owned()))
+            .connect()
+            .await
     }
 }
 
@@ -281,30 +324,30 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        assert!(RedisStoreBuilder::default().validate().is_ok());
+        assert!(RedisStore::builder("redis://127.0.0.1/").validate().is_ok());
     }
 
     #[test]
     fn bad_prefixes_are_refused_with_the_reason() {
-        let msg = refused(RedisStoreBuilder::default().prefix(""));
+        let msg = refused(RedisStore::builder("redis://127.0.0.1/").prefix(""));
         assert!(msg.contains("1 to 64 bytes"), "{msg}");
-        refused(RedisStoreBuilder::default().prefix("x".repeat(65)));
-        let msg = refused(RedisStoreBuilder::default().prefix("my app:"));
+        refused(RedisStore::builder("redis://127.0.0.1/").prefix("x".repeat(65)));
+        let msg = refused(RedisStore::builder("redis://127.0.0.1/").prefix("my app:"));
         assert!(msg.contains("spaces"), "{msg}");
-        refused(RedisStoreBuilder::default().prefix("app\n"));
+        refused(RedisStore::builder("redis://127.0.0.1/").prefix("app\n"));
     }
 
     #[test]
     fn zero_timeouts_are_refused() {
-        refused(RedisStoreBuilder::default().connection_timeout(Duration::ZERO));
-        refused(RedisStoreBuilder::default().response_timeout(Duration::ZERO));
-        refused(RedisStoreBuilder::default().operation_timeout(Duration::ZERO));
+        refused(RedisStore::builder("redis://127.0.0.1/").connection_timeout(Duration::ZERO));
+        refused(RedisStore::builder("redis://127.0.0.1/").response_timeout(Duration::ZERO));
+        refused(RedisStore::builder("redis://127.0.0.1/").operation_timeout(Duration::ZERO));
     }
 
     #[tokio::test]
     async fn url_errors_do_not_echo_the_password() {
-        let err = RedisStoreBuilder::default()
-            .connect("redis://app:s3cret-pw@127.0.0.1:6379/?protocol=9")
+        let err = RedisStore::builder("redis://app:s3cret-pw@127.0.0.1:6379/?protocol=9")
+            .connect()
             .await
             .unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::InvalidConfig);
@@ -313,20 +356,20 @@ mod tests {
 
     #[tokio::test]
     async fn bad_urls_are_configuration_errors() {
-        let err = RedisStoreBuilder::default()
-            .connect("http://127.0.0.1:6379/")
+        let err = RedisStore::builder("http://127.0.0.1:6379/")
+            .connect()
             .await
             .unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::InvalidConfig);
         // TLS is not built in (yet): refused at start-up, not at the first request.
-        let err = RedisStoreBuilder::default()
-            .connect("rediss://127.0.0.1:6380/")
+        let err = RedisStore::builder("rediss://127.0.0.1:6380/")
+            .connect()
             .await
             .unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::InvalidConfig, "{err:?}");
-        let none: &[&str] = &[];
-        let err = RedisStoreBuilder::default()
-            .connect_cluster(none)
+        let none: [&str; 0] = [];
+        let err = RedisStore::cluster_builder(none)
+            .connect()
             .await
             .unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::InvalidConfig);

@@ -17,9 +17,9 @@
 //! use latch_redis::RedisStore;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = RedisStore::builder()
+//! let store = RedisStore::builder("redis://127.0.0.1:6379/")
 //!     .prefix("myapp:")
-//!     .connect("redis://127.0.0.1:6379/")
+//!     .connect()
 //!     .await?;
 //! let manager = SessionManager::builder().store(store).build()?;
 //! // hand `manager` to latch-axum's SessionLayer
@@ -27,7 +27,7 @@
 //! # }
 //! ```
 //! For a cluster: `RedisStore::connect_cluster(&["redis://node1:6379/", ...])`
-//! or `RedisStore::builder().connect_cluster(&urls)`.
+//! or `RedisStore::cluster_builder(urls).prefix(...).connect()`.
 //!
 //! ## Key layout
 //! With the default prefix `latch:`:

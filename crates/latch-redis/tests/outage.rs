@@ -88,12 +88,12 @@ async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
         return;
     };
     let store = Arc::new(
-        RedisStore::builder()
+        RedisStore::builder(&server.url())
             .prefix("outage:")
             .connection_timeout(Duration::from_millis(500))
             .response_timeout(Duration::from_secs(1))
             .operation_timeout(Duration::from_secs(1))
-            .connect(&server.url())
+            .connect()
             .await
             .unwrap(),
     );
@@ -189,12 +189,12 @@ async fn a_hung_server_times_out_and_the_store_recovers() {
     let Some(server) = private_redis() else {
         return;
     };
-    let store = RedisStore::builder()
+    let store = RedisStore::builder(&server.url())
         .prefix("hung:")
         .connection_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
         .operation_timeout(Duration::from_secs(1))
-        .connect(&server.url())
+        .connect()
         .await
         .unwrap();
     let key = SessionId::generate().store_key();
@@ -245,10 +245,10 @@ async fn connecting_to_a_down_server_fails_fast() {
         latch_conformance::servers::free_port().unwrap()
     );
     let started = Instant::now();
-    let err = RedisStore::builder()
+    let err = RedisStore::builder(&url)
         .connection_timeout(Duration::from_millis(500))
         .operation_timeout(Duration::from_secs(1))
-        .connect(&url)
+        .connect()
         .await
         .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Store);

@@ -113,15 +113,7 @@ impl SqliteStore {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> latch::Result<Self> {
-        Self::open_with(path, Synchronous::default())
-    }
-
-    /// Like [`open`](Self::open), choosing the durability level.
-    ///
-    /// # Errors
-    /// As [`open`](Self::open).
-    pub fn open_with(path: impl AsRef<Path>, sync: Synchronous) -> latch::Result<Self> {
-        Self::builder(path).synchronous(sync).open()
+        Self::builder(path).open()
     }
 
     /// Configure a store at `path` before opening it.

@@ -139,9 +139,9 @@ pub async fn router(config: Config, env: &Env, cell: usize) -> anyhow::Result<Ro
             latch::router(latch::builder().store(store).build()?)
         }
         Config::LatchRedis => {
-            let store = latch_redis::RedisStore::builder()
+            let store = latch_redis::RedisStore::builder(&env.redis_url)
                 .prefix(format!("bench{cell}:"))
-                .connect(&env.redis_url)
+                .connect()
                 .await?;
             latch::router(latch::builder().store(store).build()?)
         }

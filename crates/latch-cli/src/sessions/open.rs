@@ -42,13 +42,15 @@ pub async fn open(
             })
         }
         StoreUrl::Redis(url) => {
-            let builder = latch_redis::RedisStore::builder().prefix(redis_prefix);
-            let store = builder.connect(url).await?;
+            let builder = latch_redis::RedisStore::builder(url).prefix(redis_prefix);
+            let store = builder.connect().await?;
             redis(store, RedisInventory::connect(url, redis_prefix).await?)
         }
         StoreUrl::RedisCluster(urls) => {
-            let builder = latch_redis::RedisStore::builder().prefix(redis_prefix);
-            let store = builder.connect_cluster(urls).await?;
+            let builder =
+                latch_redis::RedisStore::cluster_builder(urls.iter().map(|u| u.to_string()))
+                    .prefix(redis_prefix);
+            let store = builder.connect().await?;
             redis(
                 store,
                 RedisInventory::connect_cluster(urls, redis_prefix).await?,

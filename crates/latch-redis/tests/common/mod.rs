@@ -33,7 +33,7 @@ pub fn unique_user() -> String {
 /// when the server is unreachable.
 pub async fn single_store(prefix: &str) -> Option<RedisStore> {
     let url = redis_url();
-    match RedisStore::builder().prefix(prefix).connect(&url).await {
+    match RedisStore::builder(&url).prefix(prefix).connect().await {
         Ok(store) => Some(store),
         // The URL may carry a password: name the variable, not its value.
         Err(e) => latch_conformance::skip_or_fail("Redis", &format!("LATCH_REDIS_URL: {e:?}")),
@@ -55,9 +55,9 @@ pub async fn cluster_store(prefix: &str) -> Option<RedisStore> {
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .collect();
-    match RedisStore::builder()
+    match RedisStore::cluster_builder(urls.iter().map(|u| u.to_string()))
         .prefix(prefix)
-        .connect_cluster(&urls)
+        .connect()
         .await
     {
         Ok(store) => Some(store),
