@@ -88,7 +88,7 @@ async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
         return;
     };
     let store = Arc::new(
-        RedisStore::builder(&server.url())
+        RedisStore::builder(server.url())
             .prefix("outage:")
             .connection_timeout(Duration::from_millis(500))
             .response_timeout(Duration::from_secs(1))
@@ -189,7 +189,7 @@ async fn a_hung_server_times_out_and_the_store_recovers() {
     let Some(server) = private_redis() else {
         return;
     };
-    let store = RedisStore::builder(&server.url())
+    let store = RedisStore::builder(server.url())
         .prefix("hung:")
         .connection_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
