@@ -296,15 +296,11 @@ async fn a_touch_that_cannot_raise_the_index_does_not_extend_the_session() {
         .query_async(&mut f.raw)
         .await
         .unwrap();
-    let limited = RedisStore::builder(&with_credentials(
-        &common::redis_url(),
-        &acl_user,
-        &password,
-    ))
-    .prefix(&f.prefix)
-    .connect()
-    .await
-    .unwrap();
+    let limited = RedisStore::builder(with_credentials(&common::redis_url(), &acl_user, &password))
+        .prefix(&f.prefix)
+        .connect()
+        .await
+        .unwrap();
 
     let refused = limited.touch(&key, Some(&user), now + 1, now + 600).await;
     let (exp, ttl, score, index_ttl) = deadlines(&mut f, &key, &user).await;
