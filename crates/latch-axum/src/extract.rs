@@ -3,9 +3,9 @@
 use std::ops::Deref;
 
 use axum::extract::FromRequestParts;
-use axum::response::{IntoResponse, Response};
-use http::StatusCode;
 use http::request::Parts;
+
+use crate::rejection::{MissingSessionLayer, NotSignedIn, SignInRequired};
 
 /// The request's session, for handlers; dereferences to [`latch::Session`].
 ///
@@ -38,18 +38,6 @@ impl Session {
     }
 }
 
-/// The rejection when a handler asks for a [`Session`] on a route without a
-/// [`SessionLayer`](crate::SessionLayer): a programming error, answered with 500.
-#[derive(Debug)]
-pub struct MissingSessionLayer;
-
-impl IntoResponse for MissingSessionLayer {
-    fn into_response(self) -> Response {
-        tracing::error!("a handler asked for a Session but no SessionLayer wraps the route");
-        (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n").into_response()
-    }
-}
-
 impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = MissingSessionLayer;
 
@@ -60,5 +48,44 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             .cloned()
             .map(Session)
             .ok_or(MissingSessionLayer)
+    }
+}
+
+/// The signed-in user's id, for handlers only signed-in users may reach:
+/// extracting it loads the session, and a request with nobody signed in is
+/// refused with [`NotSignedIn`] (401). Take `Result<SignedIn, SignInRequired>`
+/// to answer otherwise (see [`SignInRequired`]).
+///
+/// # Example
+/// ```
+/// use axum::{Router, routing::get};
+/// use latch::{MemoryStore, SessionManager};
+/// use latch_axum::{SessionLayer, SignedIn};
+///
+/// async fn account(SignedIn(user): SignedIn) -> String {
+///     format!("your account, {user}")
+/// }
+///
+/// let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+/// let app: Router = Router::new()
+///     .route("/account", get(account))
+///     .layer(SessionLayer::new(manager));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
+    type Rejection = SignInRequired;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(SignInRequired::MissingSessionLayer)?;
+        match session.user_id().await {
+            Ok(Some(user)) => Ok(SignedIn(user)),
+            Ok(None) => Err(SignInRequired::NotSignedIn(NotSignedIn)),
+            Err(err) => Err(SignInRequired::Session(err.into())),
+        }
     }
 }

@@ -31,11 +31,12 @@ pub mod csrf;
 mod error;
 mod extract;
 mod layer;
+pub mod rejection;
 mod service;
 
 pub use client::ClientIp;
 pub use error::SessionError;
-pub use extract::Session;
+pub use extract::{Session, SignedIn};
 pub use layer::SessionLayer;
 pub use service::{ResponseFuture, SessionService};
 

@@ -10,6 +10,7 @@ use axum::routing::{get, post, put};
 use http::header::{self, HeaderValue};
 use latch::SessionManager;
 use latch_axum::SessionLayer;
+use latch_axum::csrf::CsrfLayer;
 
 pub use crate::error::AppError;
 pub use crate::state::AppState;
@@ -43,7 +44,8 @@ pub fn router(users: Users, manager: SessionManager) -> Router {
 pub fn router_with(state: AppState) -> Router {
     let manager = state.manager.clone();
     let state = Arc::new(state);
-    let with_sessions = Router::new()
+    // Forms: this site's origin and this session's CSRF token (X1).
+    let pages = Router::new()
         .route("/", get(pages::home))
         .route("/profile", get(pages::profile))
         .route("/devices", get(pages::devices))
@@ -52,9 +54,16 @@ pub fn router_with(state: AppState) -> Router {
         .route("/signup", get(auth::signup_form).post(auth::signup))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
+        .layer(CsrfLayer::new().scheme(state.scheme));
+    // The JSON API: this site's origin; its JSON content type cannot come
+    // cross-site without a CORS preflight this server never grants.
+    let api = Router::new()
         .route("/api/me", get(api::me))
         .route("/api/scratch", get(api::scratch))
         .route("/api/scratch/{key}", put(api::put_scratch))
+        .layer(CsrfLayer::new().origin_only().scheme(state.scheme));
+    let with_sessions = pages
+        .merge(api)
         .layer(SessionLayer::new(manager))
         .with_state(state);
     Router::new()

@@ -10,8 +10,6 @@ use latch_axum::SessionError;
 pub enum AppError {
     /// The session store failed (503) or another session error (500).
     Session(SessionError),
-    /// A form without a valid CSRF token, or a cross-site request.
-    Forbidden,
     /// Every password hasher is busy: 503, try again shortly.
     Busy,
     /// Anything else: logged, answered 500 without detail.
@@ -33,21 +31,10 @@ impl From<anyhow::Error> for AppError {
     }
 }
 
-impl From<latch_axum::csrf::CrossSiteRequest> for AppError {
-    fn from(_: latch_axum::csrf::CrossSiteRequest) -> Self {
-        AppError::Forbidden
-    }
-}
-
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
             AppError::Session(e) => e.into_response(),
-            AppError::Forbidden => (
-                StatusCode::FORBIDDEN,
-                "Forbidden: this form has expired or came from another site. Go back, reload the page and try again.\n",
-            )
-                .into_response(),
             AppError::Busy => {
                 tracing::warn!("every password hasher is busy; answering 503");
                 let mut res = (

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use latch_axum::{ClientIp, Session};
 use serde::Deserialize;
 
-use super::check_csrf;
 use crate::error::AppError;
 use crate::html::{Page, credentials_form};
 use crate::state::AppState;
@@ -21,8 +20,6 @@ pub struct Credentials {
     username: String,
     password: String,
     remember: Option<String>,
-    #[serde(default)]
-    csrf_token: String,
 }
 
 async fn form_page(
@@ -63,11 +60,8 @@ pub async fn signup(
     State(app): State<Arc<AppState>>,
     ClientIp(client): ClientIp,
     session: Session,
-    method: Method,
-    headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
-    check_csrf(&app, &session, &method, &headers, &form.csrf_token).await?;
     if let Some(wait) = app.limits.sign_up(client).await? {
         return too_many(&session, "Create an account", "/signup", "sign-ups", wait).await;
     }
@@ -143,11 +137,8 @@ pub async fn login(
     State(app): State<Arc<AppState>>,
     ClientIp(client): ClientIp,
     session: Session,
-    method: Method,
-    headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
-    check_csrf(&app, &session, &method, &headers, &form.csrf_token).await?;
     let account = normalize(&form.username);
     if let Some(wait) = app.limits.attempt(&account, client).await? {
         return too_many(&session, "Sign in", "/login", "sign-in attempts", wait).await;
@@ -181,22 +172,8 @@ pub async fn login(
     Ok(Redirect::to("/").into_response())
 }
 
-/// The sign-out form's only field.
-#[derive(Debug, Deserialize)]
-pub struct TokenForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
 /// `POST /logout`: delete the session and expire the cookie (E2).
-pub async fn logout(
-    State(app): State<Arc<AppState>>,
-    session: Session,
-    method: Method,
-    headers: HeaderMap,
-    Form(form): Form<TokenForm>,
-) -> Result<Response, AppError> {
-    check_csrf(&app, &session, &method, &headers, &form.csrf_token).await?;
+pub async fn logout(session: Session) -> Result<Response, AppError> {
     session.destroy().await?;
     Ok(Redirect::to("/login?bye=1").into_response())
 }

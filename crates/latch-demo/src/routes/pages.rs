@@ -7,12 +7,11 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use http::{HeaderMap, Method, StatusCode};
+use http::StatusCode;
 use latch::{ErrorKind, StoreKey};
 use latch_axum::Session;
 use serde::Deserialize;
 
-use super::check_csrf;
 use crate::error::AppError;
 use crate::html::{Page, escape, time};
 use crate::state::AppState;
@@ -164,20 +163,14 @@ pub async fn devices(session: Session) -> Result<Response, AppError> {
 #[derive(Debug, Deserialize)]
 pub struct RevokeForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     key: String,
 }
 
 /// `POST /devices/revoke`: end one of the user's other sessions.
 pub async fn revoke_device(
-    State(app): State<Arc<AppState>>,
     session: Session,
-    method: Method,
-    headers: HeaderMap,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&app, &session, &method, &headers, &form.csrf_token).await?;
     if session.user_id().await?.is_none() {
         return Ok(Redirect::to("/login").into_response());
     }
@@ -196,22 +189,11 @@ pub async fn revoke_device(
     Ok(Redirect::to("/devices").into_response())
 }
 
-/// The sign-out-elsewhere form.
-#[derive(Debug, Deserialize)]
-pub struct TokenOnly {
-    #[serde(default)]
-    csrf_token: String,
-}
-
 /// `POST /devices/revoke-others`: end every other session of the user.
 pub async fn revoke_others(
     State(app): State<Arc<AppState>>,
     session: Session,
-    method: Method,
-    headers: HeaderMap,
-    Form(form): Form<TokenOnly>,
 ) -> Result<Response, AppError> {
-    check_csrf(&app, &session, &method, &headers, &form.csrf_token).await?;
     if session.user_id().await?.is_none() {
         return Ok(Redirect::to("/login").into_response());
     }

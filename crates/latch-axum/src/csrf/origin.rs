@@ -1,13 +1,8 @@
-//! The second CSRF layer: refuse cross-site state-changing requests by their
+//! The origin check: refuse cross-site state-changing requests by their
 //! `Sec-Fetch-Site` and `Origin` headers.
-//!
-//! The first layer is the session-bound token ([`latch::Session::csrf_token`] /
-//! [`latch::Session::verify_csrf`]); this check catches cross-site requests even
-//! where a token leaked, and costs nothing.
 
-use axum::response::{IntoResponse, Response};
 use http::header::{HOST, ORIGIN};
-use http::{HeaderMap, Method, StatusCode, Uri};
+use http::{HeaderMap, Method, Uri};
 
 /// Whether a request may change state, judged by its method and origin headers.
 ///
@@ -77,6 +72,13 @@ fn check(
     if method.is_safe() {
         return Ok(());
     }
+    // Browsers send each of these once; several of one (a client or proxy
+    // adding its own) is no browser's request to trust.
+    if headers.get_all("sec-fetch-site").iter().count() > 1
+        || headers.get_all(ORIGIN).iter().count() > 1
+    {
+        return Err(CrossSiteRequest);
+    }
     if let Some(site) = headers.get("sec-fetch-site") {
         return match site.to_str() {
             Ok("same-origin" | "none") => Ok(()),
@@ -132,20 +134,7 @@ pub fn check_origin_with_scheme(
     check(method, uri, headers, Some(scheme))
 }
 
-/// A state-changing request from another site: answered `403 Forbidden`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CrossSiteRequest;
-
-impl IntoResponse for CrossSiteRequest {
-    fn into_response(self) -> Response {
-        tracing::info!("cross-site state-changing request refused");
-        (
-            StatusCode::FORBIDDEN,
-            "Forbidden: cross-site request refused.\n",
-        )
-            .into_response()
-    }
-}
+use crate::rejection::CrossSiteRequest;
 
 #[cfg(test)]
 mod tests {
@@ -225,6 +214,16 @@ mod tests {
         assert!(check_origin_at(&Method::POST, Some(&uri), &h).is_err());
         let uri: Uri = "https://a.example/x".parse().unwrap();
         assert!(check_origin_at(&Method::POST, Some(&uri), &h).is_ok());
+    }
+
+    #[test]
+    fn repeated_fetch_metadata_or_origin_is_refused() {
+        let mut h = headers(&[("sec-fetch-site", "same-origin")]);
+        h.append("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(check_origin(&Method::POST, &h).is_err());
+        let mut h = headers(&[("origin", "https://a.example"), ("host", "a.example")]);
+        h.append("origin", HeaderValue::from_static("https://evil.example"));
+        assert!(check_origin(&Method::POST, &h).is_err());
     }
 
     #[test]
