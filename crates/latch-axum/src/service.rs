@@ -165,14 +165,23 @@ fn apply(mut response: Response, finished: Finished) -> Response {
     if finished.signed_in && !headers.contains_key(CACHE_CONTROL) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    if let Some(cookie) = finished.set_cookie {
+    let cookies = finished
+        .set_cookie
+        .into_iter()
+        .chain(finished.other_cookies);
+    let mut any = false;
+    for cookie in cookies {
         let Ok(value) = HeaderValue::from_str(&cookie) else {
             // Cookie values are base64url and attributes are validated at start-up,
             // so this cannot happen; refuse rather than send a broken header.
             tracing::error!("latch produced a Set-Cookie value that is not a valid header");
             return http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        headers.append(SET_COOKIE, value);
+        response.headers_mut().append(SET_COOKIE, value);
+        any = true;
+    }
+    if any {
+        let headers = response.headers_mut();
         let already_no_store = headers.get_all(CACHE_CONTROL).iter().any(|v| {
             v.to_str()
                 .is_ok_and(|s| s.to_ascii_lowercase().contains("no-store"))

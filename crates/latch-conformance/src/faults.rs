@@ -31,11 +31,11 @@ pub enum Call {
     Touch,
     /// [`SessionStore::delete`]
     Delete,
-    /// [`SessionStore::list_by_user`]
+    /// [`latch::UserIndex::list_by_user`]
     ListByUser,
-    /// [`SessionStore::delete_by_user`]
+    /// [`latch::UserIndex::delete_by_user`]
     DeleteByUser,
-    /// [`SessionStore::purge_expired`]
+    /// [`latch::ExpiredDeletion::purge_expired`]
     PurgeExpired,
 }
 

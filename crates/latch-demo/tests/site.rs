@@ -83,15 +83,29 @@ impl Client {
             .await
             .unwrap();
         let (parts, body) = res.into_parts();
+        // A small cookie jar: one value per name, removals honoured.
+        let mut jar: BTreeMap<String, String> = self
+            .cookie
+            .iter()
+            .flat_map(|c| c.split("; "))
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
         for set in parts.headers.get_all(header::SET_COOKIE) {
             let set = set.to_str().unwrap();
-            let pair = set.split(';').next().unwrap();
-            self.cookie = if set.contains("Max-Age=0") {
-                None
+            let (name, value) = set.split(';').next().unwrap().split_once('=').unwrap();
+            if set.contains("Max-Age=0") {
+                jar.remove(name);
             } else {
-                Some(pair.to_owned())
-            };
+                jar.insert(name.to_owned(), value.to_owned());
+            }
         }
+        self.cookie = (!jar.is_empty()).then(|| {
+            jar.iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
         let body = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
         Reply {
             status: parts.status,
@@ -1016,4 +1030,81 @@ async fn other_host_names_are_misdirected() {
         let reply = Client::default().send(&site, req, Body::empty()).await;
         assert_eq!(reply.status, expected, "{host}");
     }
+}
+
+/// The store is down: every call fails.
+#[derive(Debug, Default)]
+struct Down(std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl latch_conformance::faults::Gate for Down {
+    async fn before(&self, _: latch_conformance::faults::Call) -> latch::Result<()> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(latch::Error::store_msg("the store is down"));
+        }
+        Ok(())
+    }
+}
+
+/// A3 for forms (issue 16): with keys, showing the sign-in and sign-up forms
+/// to visitors stores nothing (a crawler used to fill the store), works
+/// while the store is down (it used to answer 503), and signing in from such
+/// a form works once the store is back.
+#[tokio::test]
+async fn a3_sign_in_forms_store_nothing_and_work_during_a_store_outage() {
+    use latch_conformance::faults::Gated;
+    let memory = Arc::new(MemoryStore::new());
+    let store = Arc::new(Gated::new(memory.clone(), Down::default()));
+    let dir = std::env::temp_dir().join(format!(
+        "latch-demo-a3-{}-{}",
+        std::process::id(),
+        &latch::SessionId::generate().store_key().to_hex()[..8]
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = Users::open(&dir.join("users.db")).unwrap();
+    let manager = SessionManager::builder()
+        .shared_store(store.clone())
+        .keys(latch::Keyring::new(latch::SecretKey::generate()))
+        .build()
+        .unwrap();
+    let site = Site {
+        app: latch_demo::app::router(users, manager),
+        _dir: Arc::new(TempDir(dir)),
+    };
+    Client::default().signup(&site, "fern").await;
+    let rows = memory.len();
+    for _ in 0..20 {
+        for page in ["/login", "/signup"] {
+            assert_eq!(
+                Client::default().get(&site, page).await.status,
+                StatusCode::OK
+            );
+        }
+    }
+    assert_eq!(memory.len(), rows, "showing forms stored sessions");
+    store
+        .gate
+        .0
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut c = Client::default();
+    let form = c.get(&site, "/login").await;
+    assert_eq!(form.status, StatusCode::OK, "the form during an outage");
+    store
+        .gate
+        .0
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let token = form.csrf();
+    let reply = c
+        .post(
+            &site,
+            "/login",
+            &[
+                ("username", "fern"),
+                ("password", "correct horse"),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(c.me(&site).await, StatusCode::OK);
 }

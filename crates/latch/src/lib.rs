@@ -36,6 +36,7 @@
 
 pub mod codec;
 pub mod cookie;
+mod csrf;
 mod engine;
 mod error;
 mod id;

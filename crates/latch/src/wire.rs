@@ -136,6 +136,9 @@ pub struct Finished {
     /// A `Set-Cookie` value to send, if any. When present the response must not be
     /// stored by shared caches (`Cache-Control: no-store`).
     pub set_cookie: Option<String>,
+    /// `Set-Cookie` values for latch's other cookies (the pre-session CSRF
+    /// cookie), each of its own name: send each as a header of its own.
+    pub other_cookies: Vec<String>,
     /// Whether the handler read the session, so the response depends on the
     /// `Cookie` header (`Vary: Cookie`).
     pub vary_cookie: bool,
@@ -156,6 +159,7 @@ impl std::fmt::Debug for Finished {
         });
         f.debug_struct("Finished")
             .field("set_cookie", &redacted)
+            .field("other_cookies", &self.other_cookies.len())
             .field("vary_cookie", &self.vary_cookie)
             .field("signed_in", &self.signed_in)
             .finish()

@@ -37,6 +37,8 @@ const HEADER_LEN: usize = 9;
 pub struct SignedCodec {
     /// One keyed MAC per key, current first; cloned per use to skip re-keying.
     macs: Vec<HmacSha256>,
+    /// What the values are for: its subkey, and its label in every MAC.
+    purpose: Purpose,
 }
 
 impl std::fmt::Debug for SignedCodec {
@@ -48,18 +50,36 @@ impl std::fmt::Debug for SignedCodec {
 impl SignedCodec {
     /// A codec using the signing subkeys of `keys`.
     pub fn new(keys: &Keyring) -> Self {
+        Self::with_purpose(keys, Purpose::COOKIE_SIGNING)
+    }
+
+    /// A codec for values of another `purpose` (its own subkey, and its label
+    /// in every MAC), so they can never pass for session cookies.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::codec::{CookieCodec, SignedCodec};
+    /// use latch::{Keyring, Purpose, SecretKey};
+    ///
+    /// let keys = Keyring::new(SecretKey::generate());
+    /// let csrf = SignedCodec::with_purpose(&keys, Purpose::CSRF);
+    /// let value = csrf.seal("c", 0, b"x")?;
+    /// assert!(SignedCodec::new(&keys).open("c", &value).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_purpose(keys: &Keyring, purpose: Purpose) -> Self {
         let macs = keys
-            .derive_all(Purpose::COOKIE_SIGNING)
+            .derive_all(purpose)
             .iter()
             // OK because HMAC accepts keys of any length.
             .map(|k| HmacSha256::new_from_slice(k.as_bytes()).expect("HMAC takes any key size"))
             .collect();
-        Self { macs }
+        Self { macs, purpose }
     }
 
     fn mac(&self, index: usize, name: &str, body: &[u8]) -> HmacSha256 {
         let mut mac = self.macs[index].clone();
-        write_context(Purpose::COOKIE_SIGNING.label(), name, VERSION, |b| {
+        write_context(self.purpose.label(), name, VERSION, |b| {
             mac.update(b);
         });
         mac.update(body);

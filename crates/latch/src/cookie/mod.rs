@@ -149,6 +149,15 @@ impl CookieConfig {
         c.to_string()
     }
 
+    /// The same attributes under the name plus `suffix`, for latch's other
+    /// cookies (`__Host-session-csrf`): as strict as the session cookie.
+    pub(crate) fn sibling(&self, suffix: &str) -> CookieConfig {
+        CookieConfig {
+            name: format!("{}{suffix}", self.name),
+            ..self.clone()
+        }
+    }
+
     fn base<'a>(&'a self, value: &'a str) -> cookie::Cookie<'a> {
         let mut c = cookie::Cookie::new(self.name.as_str(), value);
         c.set_http_only(self.http_only);

@@ -17,6 +17,7 @@
 
 mod backend;
 mod cookie;
+mod csrf_cookie;
 mod revoke;
 mod save;
 pub(crate) mod state;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 pub(crate) use backend::Backend;
 pub(crate) use cookie::CookieBackend;
+pub(crate) use csrf_cookie::CsrfCookie;
 pub(crate) use stored::StoreBackend;
 
 use crate::cookie::{CookieConfig, IncomingCookie};
@@ -59,6 +61,8 @@ pub(crate) struct Engine {
     rejected: AtomicU64,
     /// The sessions this process is saving right now (see `save.rs`).
     saving: save::Saving,
+    /// The pre-session CSRF cookie, for server-side sessions with keys.
+    csrf_cookie: Option<CsrfCookie>,
 }
 
 /// The settings an [`Engine`] is built from, checked by the builder.
@@ -69,6 +73,7 @@ pub(crate) struct Settings {
     pub(crate) store_timeout: Duration,
     pub(crate) max_record_bytes: usize,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) csrf_cookie: Option<CsrfCookie>,
 }
 
 impl Engine {
@@ -82,6 +87,7 @@ impl Engine {
             clock: settings.clock,
             rejected: AtomicU64::new(0),
             saving: save::Saving::default(),
+            csrf_cookie: settings.csrf_cookie,
         }
     }
 
@@ -247,10 +253,52 @@ impl Engine {
         let now = self.now();
         let signed_in = state.record().user_id.is_some();
         let set_cookie = self.backend.finish(self, state, now).await?;
+        let other_cookies = self.pre_session_csrf_cookie(state, now)?;
         Ok(Finished {
             set_cookie,
+            other_cookies,
             vary_cookie: true,
             signed_in,
+        })
+    }
+
+    /// The CSRF secret of a visitor without a stored session: the one their
+    /// pre-session CSRF cookie carries, or (when `make`) a new one, sent in
+    /// that cookie at the end of the request. `None` where it does not apply
+    /// (cookie-only sessions, no keys, or a stored session, whose secret is
+    /// in its record).
+    pub(crate) fn pre_session_csrf(&self, state: &mut State, make: bool) -> Option<String> {
+        let cookie = self.csrf_cookie.as_ref()?;
+        if !state.is_fresh() {
+            return None;
+        }
+        if let Some(csrf) = state.pre_csrf() {
+            return Some(csrf.secret.clone());
+        }
+        let incoming = state
+            .input()
+            .and_then(|input| cookie.incoming(input, self.now()));
+        let (secret, new) = match incoming {
+            Some(secret) => (secret, false),
+            None if make => (crate::csrf::new_secret(), true),
+            None => return None,
+        };
+        let csrf = state::PreSessionCsrf { secret, new };
+        state.set_pre_csrf(csrf.clone());
+        Some(csrf.secret)
+    }
+
+    /// The pre-session CSRF cookie to send: a new secret while no session is
+    /// stored, or its removal once one is (the secret then lives in the
+    /// record, or was replaced at sign-in).
+    fn pre_session_csrf_cookie(&self, state: &State, now: UnixTime) -> Result<Vec<String>> {
+        let (Some(cookie), Some(csrf)) = (&self.csrf_cookie, state.pre_csrf()) else {
+            return Ok(Vec::new());
+        };
+        Ok(match (state.created(), csrf.new) {
+            (false, true) => vec![cookie.set_cookie(&csrf.secret, now)?],
+            (true, false) => vec![cookie.removal()],
+            _ => Vec::new(),
         })
     }
 

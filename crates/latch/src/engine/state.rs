@@ -71,11 +71,12 @@ pub(crate) enum Input {
     ///
     /// [`SessionManager::start_raw`]: crate::SessionManager::start_raw
     Raw(RawRequest),
-    /// Already parsed ([`SessionManager::start`]).
+    /// `Cookie` header values as text and the client's facts
+    /// ([`SessionManager::start`]).
     ///
     /// [`SessionManager::start`]: crate::SessionManager::start
-    Parsed {
-        incoming: IncomingCookie,
+    Headers {
+        cookies: Vec<String>,
         meta: RequestMeta,
     },
 }
@@ -85,7 +86,9 @@ impl Input {
     pub(crate) fn incoming(&self, name: &str) -> IncomingCookie {
         match self {
             Input::Raw(raw) => raw.incoming(name),
-            Input::Parsed { incoming, .. } => incoming.clone(),
+            Input::Headers { cookies, .. } => {
+                crate::cookie::find_session_cookie(cookies.iter().map(String::as_str), name)
+            }
         }
     }
 
@@ -93,7 +96,7 @@ impl Input {
     pub(crate) fn meta(&self) -> RequestMeta {
         match self {
             Input::Raw(raw) => raw.meta(),
-            Input::Parsed { meta, .. } => meta.clone(),
+            Input::Headers { meta, .. } => meta.clone(),
         }
     }
 }
@@ -149,9 +152,17 @@ pub(crate) struct Changes {
     pub(crate) ops: Vec<Op>,
 }
 
+/// A CSRF secret kept in the pre-session CSRF cookie (see `csrf_cookie.rs`).
+#[derive(Debug, Clone)]
+pub(crate) struct PreSessionCsrf {
+    pub(crate) secret: String,
+    /// Made by this request (so its cookie must be sent).
+    pub(crate) new: bool,
+}
+
 /// Everything the session knows during one request.
 pub(crate) struct State {
-    /// The request's input until the session is loaded.
+    /// The request's input (its cookies and client facts), kept to the end.
     input: Option<Input>,
     loaded: bool,
     origin: Origin,
@@ -162,6 +173,10 @@ pub(crate) struct State {
     reissue: bool,
     /// A cookie arrived but was refused: tell the browser to drop it.
     refused_cookie: bool,
+    /// The CSRF secret of a visitor without a stored session.
+    pre_csrf: Option<PreSessionCsrf>,
+    /// A fresh session was stored by this request.
+    created: bool,
 }
 
 impl State {
@@ -177,6 +192,8 @@ impl State {
             touch_due: false,
             reissue: false,
             refused_cookie: false,
+            pre_csrf: None,
+            created: false,
         }
     }
 
@@ -185,8 +202,9 @@ impl State {
         self.loaded
     }
 
-    /// The request's input, read (not taken: if loading fails, a later call
-    /// must see the same cookie again rather than start a fresh session).
+    /// The request's input, read (never taken: if loading fails, a later call
+    /// must see the same cookie again rather than start a fresh session, and
+    /// its other cookies and client facts are read later on).
     pub(crate) fn input(&self) -> Option<&Input> {
         self.input.as_ref()
     }
@@ -202,7 +220,6 @@ impl State {
         self.record = loaded.record;
         self.touch_due = loaded.touch_due;
         self.reissue = loaded.reissue;
-        self.input = None;
         self.loaded = true;
     }
 
@@ -210,7 +227,7 @@ impl State {
     /// the client's facts for the devices list.
     pub(crate) fn started_fresh(&mut self, now: UnixTime) {
         let mut record = Record::new(now);
-        if let Some(meta) = self.input.take().map(|input| input.meta()) {
+        if let Some(meta) = self.input.as_ref().map(Input::meta) {
             record.user_agent = meta.user_agent;
             record.ip = meta.ip;
         }
@@ -327,6 +344,26 @@ impl State {
         self.record = record;
     }
 
+    /// The pre-session CSRF secret, if one is in play.
+    pub(crate) fn pre_csrf(&self) -> Option<&PreSessionCsrf> {
+        self.pre_csrf.as_ref()
+    }
+
+    /// Keep `csrf` as this request's pre-session CSRF secret.
+    pub(crate) fn set_pre_csrf(&mut self, csrf: PreSessionCsrf) {
+        self.pre_csrf = Some(csrf);
+    }
+
+    /// Note that this request stored the fresh session.
+    pub(crate) fn mark_created(&mut self) {
+        self.created = true;
+    }
+
+    /// Whether this request stored the fresh session.
+    pub(crate) fn created(&self) -> bool {
+        self.created
+    }
+
     /// The record, to finish a session (stamp times, write latch's entries).
     pub(crate) fn record_mut(&mut self) -> &mut Record {
         &mut self.record
@@ -338,8 +375,8 @@ mod tests {
     use super::*;
 
     fn fresh() -> State {
-        let mut state = State::new(Input::Parsed {
-            incoming: IncomingCookie::Absent,
+        let mut state = State::new(Input::Headers {
+            cookies: Vec::new(),
             meta: RequestMeta {
                 user_agent: Some("ua".into()),
                 ip: Some("::1".into()),
@@ -352,7 +389,7 @@ mod tests {
     #[test]
     fn a_fresh_state_takes_the_clients_facts_and_drops_the_input() {
         let state = fresh();
-        assert!(state.is_loaded() && state.is_fresh() && state.input().is_none());
+        assert!(state.is_loaded() && state.is_fresh());
         assert_eq!(state.record().user_agent.as_deref(), Some("ua"));
         assert_eq!(state.record().ip.as_deref(), Some("::1"));
         assert_eq!(state.record().created_at, 100);

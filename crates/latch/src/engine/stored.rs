@@ -97,7 +97,15 @@ impl StoreBackend {
                 .refused_cookie()
                 .then(|| engine.cookie().removal_cookie()));
         }
+        // The secret of the forms this visitor already has moves into the
+        // record, so they keep working; signing in starts a new one instead.
+        let pending = engine.pre_session_csrf(state, false);
+        let adopt = pending.filter(|_| state.ending() != Ending::Regenerate);
+        if let Some(secret) = adopt {
+            state.set_internal(crate::csrf::CSRF_KEY, serde_json::Value::String(secret));
+        }
         let (value, _) = self.create(engine, state.record_mut(), now).await?;
+        state.mark_created();
         Ok(Some(value))
     }
 

@@ -9,7 +9,7 @@ use crate::codec::{
     Aead, CookieFormat, HashedIds, IdFormat, LatchFormat, SealedCodec, SignedCodec,
 };
 use crate::cookie::CookieConfig;
-use crate::engine::{Backend, CookieBackend, Engine, Settings, StoreBackend};
+use crate::engine::{Backend, CookieBackend, CsrfCookie, Engine, Settings, StoreBackend};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::Keyring;
 use crate::store::SessionStore;
@@ -27,6 +27,7 @@ pub struct SessionManagerBuilder {
     clock: Arc<dyn Clock>,
     revocations: Option<Arc<dyn SessionStore>>,
     require_user_index: bool,
+    keys: Option<Keyring>,
 }
 
 /// The smallest [`SessionManagerBuilder::max_record_bytes`] accepted: room for
@@ -57,6 +58,7 @@ impl Default for SessionManagerBuilder {
             clock: Arc::new(SystemClock),
             revocations: None,
             require_user_index: false,
+            keys: None,
         }
     }
 }
@@ -159,6 +161,36 @@ impl SessionManagerBuilder {
     #[must_use]
     pub fn max_record_bytes(mut self, limit: usize) -> Self {
         self.max_record_bytes = limit;
+        self
+    }
+
+    /// Keys for what server-side sessions sign: the pre-session CSRF cookie,
+    /// which lets a form for a visitor without a session carry a CSRF token
+    /// without storing anything (without keys, rendering such a form stores a
+    /// session). Cookie-only sessions take their keys with
+    /// [`signed_cookies`](Self::signed_cookies) or
+    /// [`encrypted_cookies`](Self::encrypted_cookies) and need none here.
+    ///
+    /// | mode | what the keys do |
+    /// |---|---|
+    /// | signed / encrypted cookies | sign or seal the session cookie itself |
+    /// | server-side, with `keys` | sign the pre-session CSRF cookie |
+    /// | server-side, without | nothing is signed; session IDs are random and stores keep only their hash |
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{Keyring, MemoryStore, SecretKey, SessionManager};
+    ///
+    /// let keys = Keyring::new(SecretKey::generate()); // SecretKey::from_env(...) in production
+    /// let manager = SessionManager::builder()
+    ///     .store(MemoryStore::new())
+    ///     .keys(keys)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn keys(mut self, keys: Keyring) -> Self {
+        self.keys = Some(keys);
         self
     }
 
@@ -265,6 +297,14 @@ impl SessionManagerBuilder {
             Kind::Format(format) => Backend::Cookie(CookieBackend::new(format, self.revocations)),
         };
         let require_user_index = self.require_user_index;
+        let csrf_cookie = match (&backend, &self.keys) {
+            (Backend::Store(_), Some(keys)) => Some(CsrfCookie::new(
+                &self.cookie,
+                keys,
+                crate::time::secs(self.expiry.idle_timeout(false)),
+            )),
+            _ => None,
+        };
         let engine = Engine::new(Settings {
             backend,
             cookie: self.cookie,
@@ -272,6 +312,7 @@ impl SessionManagerBuilder {
             store_timeout: self.store_timeout,
             max_record_bytes: self.max_record_bytes,
             clock: self.clock,
+            csrf_cookie,
         });
         if require_user_index {
             engine.check_user_index()?;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub use builder::{DEFAULT_MAX_RECORD_BYTES, SessionManagerBuilder};
 pub use purge::PurgeTask;
 
-use crate::cookie::{CookieConfig, find_session_cookie};
+use crate::cookie::CookieConfig;
 use crate::engine::Engine;
 use crate::engine::state::{Input, State};
 use crate::error::Result;
@@ -62,8 +62,8 @@ impl SessionManager {
         cookie_headers: impl IntoIterator<Item = &'a str>,
         meta: RequestMeta,
     ) -> Session {
-        let incoming = find_session_cookie(cookie_headers, self.engine.cookie().name());
-        self.session(Input::Parsed { incoming, meta })
+        let cookies = cookie_headers.into_iter().map(str::to_owned).collect();
+        self.session(Input::Headers { cookies, meta })
     }
 
     /// Begin a request from its raw headers, parsing nothing until a handler uses

@@ -1,6 +1,5 @@
 //! The `Session` handle that request handlers use.
 
-mod csrf;
 mod flash;
 
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use flash::FLASH_KEY;
 pub use flash::Flash;
 
+use crate::csrf;
 use crate::engine::Engine;
 use crate::engine::state::{Op, State};
 use crate::error::{Error, ErrorKind, Result};
@@ -342,6 +342,13 @@ impl Session {
         if let Some(token) = existing {
             return Ok(token);
         }
+        // A visitor without a stored session: the secret travels in a signed
+        // cookie of its own, and nothing is stored (with keys configured).
+        if let Some(secret) = self.engine.pre_session_csrf(&mut state, true) {
+            return csrf::mask(&secret).ok_or_else(|| {
+                Error::new(ErrorKind::Serialization, "a CSRF secret did not decode")
+            });
+        }
         // None yet, or one latch did not make (a store shared with other
         // code): start a new secret rather than fail the request.
         let secret = csrf::new_secret();
@@ -363,11 +370,16 @@ impl Session {
     /// # Errors
     /// A store failure.
     pub async fn verify_csrf(&self, submitted: &str) -> Result<bool> {
-        let state = self.loaded().await?;
-        Ok(state
+        let mut state = self.loaded().await?;
+        let stored = state
             .get(csrf::CSRF_KEY)
             .and_then(Value::as_str)
-            .is_some_and(|stored| csrf::verify(stored, submitted)))
+            .map(str::to_owned);
+        let secret = match stored {
+            Some(secret) => Some(secret),
+            None => self.engine.pre_session_csrf(&mut state, false),
+        };
+        Ok(secret.is_some_and(|secret| csrf::verify(&secret, submitted)))
     }
 
     /// The signed-in user, if any.
