@@ -804,3 +804,38 @@ pub async fn devices_list_and_revoke_through_sessions(store: Store) {
         "current device signed out too"
     );
 }
+
+/// The devices list shows the browser and address that signed in, not those
+/// of the visit that started the anonymous session (issue 16).
+pub async fn sign_in_records_its_client(store: Store) {
+    let (manager, _clock) = manager(&store);
+    let user = unique_user();
+    let visit = latch::RequestMeta {
+        user_agent: Some("first-visit-browser".into()),
+        ip: Some("192.0.2.1".into()),
+    };
+    let anonymous = crate::requests::request_as(&manager, None, visit, |s| async move {
+        s.insert("cart", 1).await.expect("insert");
+    })
+    .await
+    .expect("a stored anonymous session");
+    let sign_in = latch::RequestMeta {
+        user_agent: Some("signing-in-browser".into()),
+        ip: Some("198.51.100.7".into()),
+    };
+    let u = user.clone();
+    crate::requests::request_as(
+        &manager,
+        Some(&cookie_value(&anonymous)),
+        sign_in,
+        |s| async move {
+            s.log_in(u).await.expect("log in");
+        },
+    )
+    .await
+    .expect("a new session id");
+    let devices = index(&store).list_by_user(&user, T0).await.expect("list");
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].user_agent.as_deref(), Some("signing-in-browser"));
+    assert_eq!(devices[0].ip.as_deref(), Some("198.51.100.7"));
+}

@@ -60,7 +60,8 @@ macro_rules! store_conformance {
             logout_replay_is_refused,
             idle_and_absolute_expiry_to_the_second,
             anonymous_reads_create_nothing,
-            devices_list_and_revoke_through_sessions
+            devices_list_and_revoke_through_sessions,
+            sign_in_records_its_client
         );
     };
     (@cases $make:path; $skipped:tt; $($case:ident),* $(,)?) => {

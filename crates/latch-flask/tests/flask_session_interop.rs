@@ -441,5 +441,6 @@ mod conformance {
         regenerate_keeps_changes_saved_meanwhile,
         idle_and_absolute_expiry_to_the_second,
         devices_list_and_revoke_through_sessions,
+        sign_in_records_its_client,
     ]);
 }

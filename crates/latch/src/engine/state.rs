@@ -34,6 +34,8 @@ pub(crate) enum Op {
     Update(String, UpdateFn),
     SetUser(Option<String>),
     SetRemember(bool),
+    /// The client facts of the request that signed in (devices list).
+    SetClient(RequestMeta),
 }
 
 impl Op {
@@ -58,6 +60,10 @@ impl Op {
             }
             Op::SetUser(user) => record.user_id.clone_from(user),
             Op::SetRemember(r) => record.remember = *r,
+            Op::SetClient(meta) => {
+                record.user_agent.clone_from(&meta.user_agent);
+                record.ip.clone_from(&meta.ip);
+            }
         }
         Ok(())
     }
@@ -306,6 +312,11 @@ impl State {
     /// Whether the cookie must be sent again.
     pub(crate) fn wants_reissue(&self) -> bool {
         self.reissue
+    }
+
+    /// What the request's client says about itself.
+    pub(crate) fn client(&self) -> RequestMeta {
+        self.input.as_ref().map(Input::meta).unwrap_or_default()
     }
 
     /// Whether a cookie arrived and was refused.

@@ -300,7 +300,9 @@ impl Session {
     }
 
     /// Sign `user_id` in: regenerate the ID, record the user for the per-user
-    /// index ("devices", "sign out everywhere") and start a new CSRF secret.
+    /// index ("devices", "sign out everywhere") with this request's user agent
+    /// and address, and start a new CSRF secret (so a form fetched before
+    /// signing in no longer posts: fetch it again).
     ///
     /// # Errors
     /// A store failure while loading.
@@ -310,6 +312,10 @@ impl Session {
         if state.get(csrf::CSRF_KEY).is_some() {
             state.push(Op::Remove(csrf::CSRF_KEY.to_owned()))?;
         }
+        // The devices list shows the browser and address that signed in,
+        // not those of the visit that started the anonymous session.
+        let client = state.client();
+        state.push(Op::SetClient(client))?;
         state.push(Op::SetUser(Some(user_id.into())))
     }
 
