@@ -262,6 +262,17 @@ impl Engine {
         })
     }
 
+    /// Write the request's changes now (see [`Session::save`]); cookie-only
+    /// sessions are written with the response anyway.
+    ///
+    /// [`Session::save`]: crate::Session::save
+    pub(crate) async fn save_now(self: &Arc<Self>, state: &mut State) -> Result<()> {
+        match &self.backend {
+            Backend::Store(stored) => stored.save_now(self, state, self.now()).await,
+            Backend::Cookie(_) => Ok(()),
+        }
+    }
+
     /// The CSRF secret of a visitor without a stored session: the one their
     /// pre-session CSRF cookie carries, or (when `make`) a new one, sent in
     /// that cookie at the end of the request. `None` where it does not apply

@@ -183,6 +183,21 @@ pub(crate) struct State {
     pre_csrf: Option<PreSessionCsrf>,
     /// A fresh session was stored by this request.
     created: bool,
+    /// Saved before the end of the request ([`Session::save`]): the
+    /// `Set-Cookie` a creation made, whether the cookie's lifetime changed,
+    /// and whether the session turned out gone.
+    ///
+    /// [`Session::save`]: crate::Session::save
+    early: EarlySave,
+}
+
+/// What an early save ([`Session::save`](crate::Session::save)) leaves for
+/// the end of the request.
+#[derive(Debug, Default)]
+pub(crate) struct EarlySave {
+    pub(crate) set_cookie: Option<String>,
+    pub(crate) resend: bool,
+    pub(crate) gone: bool,
 }
 
 impl State {
@@ -200,6 +215,7 @@ impl State {
             refused_cookie: false,
             pre_csrf: None,
             created: false,
+            early: EarlySave::default(),
         }
     }
 
@@ -368,6 +384,21 @@ impl State {
     /// Note that this request stored the fresh session.
     pub(crate) fn mark_created(&mut self) {
         self.created = true;
+    }
+
+    /// The fresh session was stored early under `id`: from here on it is a
+    /// stored session whose changes so far are saved; `set_cookie` goes out
+    /// with the response.
+    pub(crate) fn stored_early(&mut self, id: SessionId, key: StoreKey, set_cookie: String) {
+        self.origin = Origin::Stored { id, key };
+        self.ops.clear();
+        self.created = true;
+        self.early.set_cookie = Some(set_cookie);
+    }
+
+    /// What an early save left for the end of the request.
+    pub(crate) fn early(&mut self) -> &mut EarlySave {
+        &mut self.early
     }
 
     /// Whether this request stored the fresh session.

@@ -104,7 +104,7 @@ impl StoreBackend {
         if let Some(secret) = adopt {
             state.set_internal(crate::csrf::CSRF_KEY, serde_json::Value::String(secret));
         }
-        let (value, _) = self.create(engine, state.record_mut(), now).await?;
+        let (_, _, value) = self.create(engine, state.record_mut(), now).await?;
         state.mark_created();
         Ok(Some(value))
     }
@@ -144,7 +144,7 @@ impl StoreBackend {
         // then retire the old ID. If it was already gone, a logout or a
         // revocation ended the session in between: its copy under the new
         // ID must not bring it back.
-        let (value, new_key) = self.create(engine, state.record_mut(), now).await?;
+        let (_, new_key, value) = self.create(engine, state.record_mut(), now).await?;
         let retire = self.store.delete(key);
         let retired = engine.timed("deleting the old session id", retire).await?;
         if !retired {
@@ -155,6 +155,43 @@ impl StoreBackend {
             return Ok(Some(engine.cookie().removal_cookie()));
         }
         Ok(Some(value))
+    }
+
+    /// Save the changes so far now rather than at the end of the request
+    /// ([`Session::save`](crate::Session::save)): a fresh session is created,
+    /// a stored one saved (compare-and-swap, replay); the request then sees
+    /// what was stored. Logout and regeneration still happen at the end.
+    pub(crate) async fn save_now(
+        &self,
+        engine: &Arc<Engine>,
+        state: &mut State,
+        now: UnixTime,
+    ) -> Result<()> {
+        if !state.changed() || state.ending() != Ending::Keep {
+            return Ok(());
+        }
+        let key = match state.origin() {
+            Origin::Stored { key, .. } => *key,
+            Origin::Fresh | Origin::Cookie { .. } => {
+                if state.is_empty() {
+                    return Ok(());
+                }
+                if let Some(secret) = engine.pre_session_csrf(state, false) {
+                    state.set_internal(crate::csrf::CSRF_KEY, serde_json::Value::String(secret));
+                }
+                let (id, key, value) = self.create(engine, state.record_mut(), now).await?;
+                state.stored_early(id, key, value);
+                return Ok(());
+            }
+        };
+        engine.check_record_size(state.record())?;
+        let remember_changed = remember_changed(state);
+        if save::save(engine, &self.store, &key, state, now).await? {
+            state.early().resend |= remember_changed;
+        } else {
+            state.early().gone = true;
+        }
+        Ok(())
     }
 
     /// The same ID: save the changes (compare-and-swap), or refresh
@@ -168,10 +205,18 @@ impl StoreBackend {
         key: &StoreKey,
         now: UnixTime,
     ) -> Result<Option<String>> {
-        let remember_changed = state
-            .ops()
-            .iter()
-            .any(|op| matches!(op, super::state::Op::SetRemember(_)));
+        if let Some(created) = state.early().set_cookie.take() {
+            // Created by an early save; anything changed since is saved now.
+            if state.changed() {
+                engine.check_record_size(state.record())?;
+                save::save(engine, &self.store, key, state, now).await?;
+            }
+            return Ok(Some(created));
+        }
+        if state.early().gone {
+            return Ok(Some(engine.cookie().removal_cookie()));
+        }
+        let remember_changed = remember_changed(state) || state.early().resend;
         let alive = if state.changed() {
             engine.check_record_size(state.record())?;
             save::save(engine, &self.store, key, state, now).await?
@@ -213,13 +258,13 @@ impl StoreBackend {
     }
 
     /// Store `record` under a new random ID (create-if-absent, redrawing on the
-    /// astronomically unlikely collision); returns its `Set-Cookie` and key.
+    /// astronomically unlikely collision); returns its ID, key and `Set-Cookie`.
     async fn create(
         &self,
         engine: &Engine,
         record: &mut Record,
         now: UnixTime,
-    ) -> Result<(String, StoreKey)> {
+    ) -> Result<(SessionId, StoreKey, String)> {
         engine.check_record_size(record)?;
         record.last_seen = now;
         record.expires_at = record.deadline(engine.expiry());
@@ -230,7 +275,7 @@ impl StoreBackend {
             let create = self.store.create(&key, record);
             if engine.timed("creating a session", create).await? {
                 let value = engine.set_cookie(&self.ids.encode(&id), record, now)?;
-                return Ok((value, key));
+                return Ok((id, key, value));
             }
             tracing::error!(
                 "freshly generated session id already exists; is the random source broken?"
@@ -241,4 +286,13 @@ impl StoreBackend {
             "could not draw an unused session id",
         ))
     }
+}
+
+/// Whether the request changed the session's remember-me flag (its cookie's
+/// lifetime).
+fn remember_changed(state: &State) -> bool {
+    state
+        .ops()
+        .iter()
+        .any(|op| matches!(op, super::state::Op::SetRemember(_)))
 }

@@ -184,14 +184,19 @@ impl Session {
         self.loaded().await?.push(Op::Clear)
     }
 
-    /// Atomically replace the value under `key` with `f(old)` and return the new
-    /// value.
+    /// Replace the value under `key` with `f(old)`, composing with concurrent
+    /// requests; returns `f` of the value *this request* sees.
     ///
     /// If another request saved the same session in the meantime, latch re-runs
     /// `f` on the newest stored value when saving, so concurrent updates compose:
     /// 32 concurrent `update("n", |n| n.unwrap_or(0) + 1)` end at 32. `f` must
-    /// therefore be a pure function of its input. (Cookie-only sessions have no
-    /// shared copy to merge with; there the last response wins.)
+    /// therefore be a pure function of its input. The value returned is the one
+    /// computed now, from what this request loaded (plus its own changes): with
+    /// concurrent writers the stored value can end up different (three
+    /// concurrent increments can each return 1 while 3 is stored). To answer
+    /// with what was stored, call [`save`](Self::save) and read the value
+    /// again. (Cookie-only sessions have no shared copy to merge with; there
+    /// the last response wins.)
     ///
     /// # Errors
     /// A store failure, a reserved key, or a value of the wrong type.
@@ -285,6 +290,50 @@ impl Session {
         state.push(op)?;
         // OK to index: `push` just inserted the key.
         from_value(state.get(key).cloned().unwrap_or_default())
+    }
+
+    /// Write this request's changes now, instead of when the response goes
+    /// out, so the handler can answer with what was stored: afterwards,
+    /// [`get`](Self::get) reads the stored record (with other requests'
+    /// concurrent changes merged in, and [`update`](Self::update)s re-run on
+    /// them). Changes made after `save` are written at the end as usual.
+    ///
+    /// A fresh session is created now; sign-in ([`log_in`](Self::log_in),
+    /// [`regenerate`](Self::regenerate)) and [`destroy`](Self::destroy) still
+    /// take effect when the response goes out, and a `save` after them waits
+    /// for that too. Cookie-only sessions are written with the response
+    /// whatever happens, so here it does nothing.
+    ///
+    /// # Errors
+    /// A store failure or timeout (answer 503), a record over the size limit,
+    /// or [`ErrorKind::UpdateRefused`] when a [`try_update`](Self::try_update)
+    /// refuses on replay.
+    ///
+    /// # Example
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// # use latch::{MemoryStore, SessionManager};
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build()?.block_on(async {
+    /// # let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+    /// # let session = manager.start(std::iter::empty(), Default::default());
+    /// session
+    ///     .update("cart", |cart: Option<BTreeMap<String, u32>>| {
+    ///         let mut cart = cart.unwrap_or_default();
+    ///         *cart.entry("apple".into()).or_default() += 1;
+    ///         cart
+    ///     })
+    ///     .await?;
+    /// session.save().await?;
+    /// // What the store holds now, other requests' additions included.
+    /// let cart: BTreeMap<String, u32> = session.get("cart").await?.unwrap_or_default();
+    /// assert_eq!(cart["apple"], 1);
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn save(&self) -> Result<()> {
+        let mut state = self.loaded().await?;
+        self.engine.save_now(&mut state).await
     }
 
     /// Give the session a new ID, keep its data, and kill the old ID in the store.
