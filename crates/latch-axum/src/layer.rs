@@ -3,6 +3,7 @@
 use latch::SessionManager;
 use tower_layer::Layer;
 
+use crate::client::TrustedProxies;
 use crate::service::SessionService;
 
 /// Adds latch sessions to every request of the wrapped service.
@@ -21,12 +22,27 @@ use crate::service::SessionService;
 #[derive(Debug, Clone)]
 pub struct SessionLayer {
     manager: SessionManager,
+    proxies: TrustedProxies,
 }
 
 impl SessionLayer {
     /// A layer running sessions with `manager`.
     pub fn new(manager: SessionManager) -> Self {
-        Self { manager }
+        Self {
+            manager,
+            proxies: TrustedProxies::default(),
+        }
+    }
+
+    /// Behind a reverse proxy: believe these proxies about the client's
+    /// address (see [`TrustedProxies`]). The address is recorded on the
+    /// session at creation and sign-in (the devices list) and given to
+    /// handlers by [`ClientIp`](crate::ClientIp). Without this, the client is
+    /// the connection's peer and forwarded headers are ignored.
+    #[must_use]
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
     }
 }
 
@@ -34,6 +50,6 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService::new(inner, self.manager.clone())
+        SessionService::new(inner, self.manager.clone(), self.proxies.clone())
     }
 }

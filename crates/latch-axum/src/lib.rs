@@ -33,8 +33,9 @@ mod extract;
 mod layer;
 pub mod rejection;
 mod service;
+pub mod testing;
 
-pub use client::ClientIp;
+pub use client::{ClientIp, ForwardedHeader, TrustedProxies};
 pub use error::SessionError;
 pub use extract::{Session, SignedIn};
 pub use layer::SessionLayer;

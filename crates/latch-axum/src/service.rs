@@ -2,11 +2,10 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, USER_AGENT, VARY};
 use http::{HeaderMap, HeaderValue, Request};
@@ -14,6 +13,7 @@ use latch::{Finished, RawRequest, SessionManager};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::client::{ClientIp, TrustedProxies, peer};
 use crate::error::SessionError;
 
 /// The service made by [`SessionLayer`](crate::SessionLayer).
@@ -21,11 +21,16 @@ use crate::error::SessionError;
 pub struct SessionService<S> {
     inner: S,
     manager: SessionManager,
+    proxies: Arc<TrustedProxies>,
 }
 
 impl<S> SessionService<S> {
-    pub(crate) fn new(inner: S, manager: SessionManager) -> Self {
-        Self { inner, manager }
+    pub(crate) fn new(inner: S, manager: SessionManager, proxies: TrustedProxies) -> Self {
+        Self {
+            inner,
+            manager,
+            proxies: Arc::new(proxies),
+        }
     }
 }
 
@@ -44,8 +49,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let session = start(&self.manager, &req);
+        let client = ClientIp(self.proxies.client(peer(req.extensions()), req.headers()));
+        let session = start(&self.manager, &req, client);
         req.extensions_mut().insert(session.clone());
+        req.extensions_mut().insert(client);
         // Take the service that poll_ready readied; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -138,7 +145,7 @@ where
 /// Capture the session cookie headers and client facts, unparsed: header values
 /// are reference-counted, so this copies nothing, and a handler that never uses
 /// the session never pays for parsing them.
-fn start<B>(manager: &SessionManager, req: &Request<B>) -> latch::Session {
+fn start<B>(manager: &SessionManager, req: &Request<B>, client: ClientIp) -> latch::Session {
     let mut raw = RawRequest::new();
     for value in req.headers().get_all(COOKIE) {
         raw.cookie_header(value.clone());
@@ -146,9 +153,8 @@ fn start<B>(manager: &SessionManager, req: &Request<B>) -> latch::Session {
     if let Some(ua) = req.headers().get(USER_AGENT) {
         raw.user_agent(ua.clone());
     }
-    if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-        // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d.
-        raw.ip(addr.ip().to_canonical());
+    if let ClientIp(Some(ip)) = client {
+        raw.ip(ip);
     }
     manager.start_raw(raw)
 }

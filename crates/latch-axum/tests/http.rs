@@ -468,3 +468,71 @@ async fn new_sessions_record_user_agent_and_client_address() {
     assert!(long_agent.starts_with(agent));
     assert_eq!(devices[0].ip.as_deref(), Some("192.0.2.7"));
 }
+
+/// Sign in as alice from `peer` with these `X-Forwarded-For` lines; returns
+/// the address the devices list recorded and the one `ClientIp` gave.
+async fn sign_in_through(
+    proxies: Option<latch_axum::TrustedProxies>,
+    peer: &str,
+    forwarded: &[&str],
+) -> (Option<String>, String) {
+    use axum::extract::ConnectInfo;
+    use latch_axum::ClientIp;
+    let manager = SessionManager::builder()
+        .store(MemoryStore::new())
+        .build()
+        .unwrap();
+    let store = Arc::clone(manager.store().unwrap());
+    let mut layer = SessionLayer::new(manager);
+    if let Some(proxies) = proxies {
+        layer = layer.trusted_proxies(proxies);
+    }
+    let app = Router::new()
+        .route(
+            "/login",
+            post(|ClientIp(ip): ClientIp, session: Session| async move {
+                session.log_in("alice").await.unwrap();
+                ip.map_or_else(|| "none".to_owned(), |ip| ip.to_string())
+            }),
+        )
+        .layer(layer);
+    let mut req = Request::builder().method("POST").uri("/login");
+    for line in forwarded {
+        req = req.header("x-forwarded-for", *line);
+    }
+    let mut req = req.body(Body::empty()).unwrap();
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(peer));
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let said =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let devices = store
+        .user_index()
+        .unwrap()
+        .list_by_user("alice", 0)
+        .await
+        .unwrap();
+    (devices[0].ip.clone(), said)
+}
+
+#[tokio::test]
+async fn a_forwarded_address_is_believed_only_from_a_trusted_proxy() {
+    let proxies = || Some(latch_axum::TrustedProxies::new(["10.0.0.0/8"]).unwrap());
+
+    // Behind the proxy: the hop the proxy appended, not what the client wrote.
+    let (recorded, said) =
+        sign_in_through(proxies(), "10.0.0.2:5000", &["6.6.6.6, 198.51.100.7"]).await;
+    assert_eq!(recorded.as_deref(), Some("198.51.100.7"));
+    assert_eq!(said, "198.51.100.7");
+
+    // A client connecting directly cannot choose its address with the header.
+    let (recorded, said) = sign_in_through(proxies(), "203.0.113.5:5000", &["10.0.0.9"]).await;
+    assert_eq!(recorded.as_deref(), Some("203.0.113.5"));
+    assert_eq!(said, "203.0.113.5");
+
+    // Without trusted proxies the header is never read.
+    let (recorded, said) = sign_in_through(None, "10.0.0.2:5000", &["198.51.100.7"]).await;
+    assert_eq!(recorded.as_deref(), Some("10.0.0.2"));
+    assert_eq!(said, "10.0.0.2");
+}

@@ -37,12 +37,14 @@ pub fn router(users: Users, manager: SessionManager) -> Router {
         manager,
         limits,
         scheme: "http",
+        proxies: latch_axum::TrustedProxies::default(),
     })
 }
 
 /// The demo's routes for `state`.
 pub fn router_with(state: AppState) -> Router {
-    let manager = state.manager.clone();
+    let session_layer =
+        SessionLayer::new(state.manager.clone()).trusted_proxies(state.proxies.clone());
     let state = Arc::new(state);
     // Forms: this site's origin and this session's CSRF token (X1).
     let pages = Router::new()
@@ -62,10 +64,7 @@ pub fn router_with(state: AppState) -> Router {
         .route("/api/scratch", get(api::scratch))
         .route("/api/scratch/{key}", put(api::put_scratch))
         .layer(CsrfLayer::new().origin_only().scheme(state.scheme));
-    let with_sessions = pages
-        .merge(api)
-        .layer(SessionLayer::new(manager))
-        .with_state(state);
+    let with_sessions = pages.merge(api).layer(session_layer).with_state(state);
     Router::new()
         // Outside the session layer: a health check never touches the session.
         .route("/healthz", get(|| async { "ok" }))

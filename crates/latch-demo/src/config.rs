@@ -82,6 +82,17 @@ pub struct Args {
     #[arg(long, env = "LATCH_BEHIND_TLS_PROXY")]
     pub behind_tls_proxy: bool,
 
+    /// The address (or CIDR range) of a reverse proxy in front of the demo
+    /// (repeat for several): its `X-Forwarded-For` names the client for
+    /// throttling and the devices list. From any other peer the header is
+    /// ignored. The per-client connection limit still counts the proxy.
+    #[arg(
+        long = "trusted-proxy",
+        env = "LATCH_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+
     /// Tokio worker threads (default: one per core).
     #[arg(long, env = "LATCH_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -208,6 +219,8 @@ pub struct Settings {
     pub insecure_dev_mode: bool,
     /// Browsers reach the demo over https through a proxy.
     pub behind_tls_proxy: bool,
+    /// Reverse proxies believed about the client's address.
+    pub trusted_proxies: latch_axum::TrustedProxies,
     /// The `Host` names served (empty: any).
     pub allowed_hosts: Vec<String>,
 }
@@ -267,6 +280,8 @@ impl Settings {
             store_timeout: Duration::from_millis(args.store_timeout_ms),
             insecure_dev_mode: args.insecure_dev_mode,
             behind_tls_proxy: args.behind_tls_proxy,
+            trusted_proxies: latch_axum::TrustedProxies::new(&args.trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("--trusted-proxy: {e}"))?,
             allowed_hosts: if args.allowed_hosts.is_empty() && args.listen.ip().is_loopback() {
                 ["localhost", "127.0.0.1", "[::1]"]
                     .map(String::from)
@@ -410,5 +425,18 @@ mod tests {
         }
         let zero = Args::try_parse_from(["latch-demo", "--remember-idle-timeout", "0"]).unwrap();
         assert!(Settings::from_args(&zero).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_at_start_up() {
+        let args =
+            Args::try_parse_from(["latch-demo", "--trusted-proxy", "10.0.0.0/8,::1"]).unwrap();
+        assert!(Settings::from_args(&args).is_ok());
+        let bad = Args::try_parse_from(["latch-demo", "--trusted-proxy", "proxy.local"]).unwrap();
+        let err = Settings::from_args(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("--trusted-proxy") && err.contains("proxy.local"),
+            "{err}"
+        );
     }
 }

@@ -128,6 +128,7 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Option<latch::P
         manager,
         limits,
         scheme: settings.public_scheme(),
+        proxies: settings.trusted_proxies.clone(),
     };
     let router = crate::app::router_with(state);
     if settings.allowed_hosts.is_empty() {

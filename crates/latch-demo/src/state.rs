@@ -17,4 +17,6 @@ pub struct AppState {
     /// The scheme browsers reach the demo by (`http`, or `https` behind a TLS
     /// proxy or when it serves TLS itself): cross-site checks require it.
     pub scheme: &'static str,
+    /// The reverse proxies believed about the client's address.
+    pub proxies: latch_axum::TrustedProxies,
 }
