@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use axum::body::Body;
 use axum::http::{Request, header};
 use tower::ServiceExt as _;
@@ -14,17 +14,26 @@ use crate::apps::{self, Config, Env};
 use crate::backends::{self, TempDir};
 use crate::load::Mode;
 
-/// The flags `inproc` takes.
-pub const FLAGS: &[&str] = &["config", "mode", "requests"];
+/// The flags of `latch-bench inproc`.
+#[derive(Debug, clap::Args)]
+pub struct InprocArgs {
+    /// The configuration to run (as `load --configs` names them).
+    #[arg(long, value_parser = Config::parse)]
+    config: Config,
+    /// The request mode.
+    #[arg(long, default_value = "rw", value_parser = Mode::parse)]
+    mode: Mode,
+    /// Requests sent.
+    #[arg(long, default_value_t = 20_000)]
+    requests: u64,
+}
 
 /// Run `--requests` requests of `--mode` through `--config`.
 ///
 /// # Errors
 /// For unknown names, store set-up failures or a non-200 answer.
-pub fn run(args: &crate::args::Args) -> anyhow::Result<()> {
-    let config = Config::parse(args.raw("config").context("--config is required")?)?;
-    let mode = Mode::parse(args.raw("mode").unwrap_or("rw"))?;
-    let n = args.get("requests", 20_000u64)?;
+pub fn run(args: &InprocArgs) -> anyhow::Result<()> {
+    let (config, mode, n) = (args.config, args.mode, args.requests);
     if config == Config::TsSqlite {
         bail!("inproc cannot run ts-sqlite: it is a separate program (see docs/benchmarks.md)");
     }

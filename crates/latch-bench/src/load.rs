@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use crate::apps::{Config, Env};
-use crate::args::Args;
 use crate::backends::{self, PrivateRedis, TempDir};
 use crate::httpc;
 use crate::server::Server;
@@ -112,18 +111,49 @@ pub enum Pairing {
     Block,
 }
 
-/// The flags `load` takes.
-pub const FLAGS: &[&str] = &[
-    "duration",
-    "reps",
-    "modes",
-    "configs",
-    "connections",
-    "ts-sqlite-bin",
-    "redis-port",
-    "out",
-    "pairing",
-];
+impl Pairing {
+    fn parse(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "adjacent" => Ok(Pairing::Adjacent),
+            "block" => Ok(Pairing::Block),
+            other => bail!("unknown pairing {other:?}: use adjacent or block"),
+        }
+    }
+}
+
+/// The flags of `latch-bench load`.
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Seconds each sample runs.
+    #[arg(long, default_value_t = 2)]
+    duration: u64,
+    /// Repetitions of every (mode, configuration) pair.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    reps: u64,
+    /// Request modes (rw, rw256, ro, new, none; default: all).
+    #[arg(long, value_delimiter = ',', value_parser = Mode::parse)]
+    modes: Vec<Mode>,
+    /// Configurations (default: all); bare axum is always measured.
+    #[arg(long, value_delimiter = ',', value_parser = Config::parse)]
+    configs: Vec<Config>,
+    /// wrk connections.
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
+    /// The tower-sessions SQLite peer binary (default:
+    /// `$CARGO_TARGET_DIR/release/ts-sqlite-peer`).
+    #[arg(long)]
+    ts_sqlite_bin: Option<PathBuf>,
+    /// Port of the private redis-server the benchmark starts.
+    #[arg(long, default_value_t = 16_379)]
+    redis_port: u16,
+    /// Also write the report to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// How bare-axum samples are interleaved: `adjacent` (each sample next to
+    /// its own bare one) or `block`.
+    #[arg(long, default_value = "adjacent", value_parser = Pairing::parse)]
+    pairing: Pairing,
+}
 
 /// Where `cargo build --release --manifest-path crates/latch-bench/peers/ts-sqlite/Cargo.toml`
 /// puts the peer binary.
@@ -138,30 +168,28 @@ impl Plan {
     ///
     /// # Errors
     /// For malformed flags.
-    pub fn from_args(args: &Args) -> anyhow::Result<Self> {
-        let mut configs = args.list("configs", Config::ALL.to_vec(), Config::parse)?;
+    pub fn from_args(args: &LoadArgs) -> anyhow::Result<Self> {
+        let mut configs = if args.configs.is_empty() {
+            Config::ALL.to_vec()
+        } else {
+            args.configs.clone()
+        };
         if !configs.contains(&Config::Bare) {
             configs.insert(0, Config::Bare);
         }
-        let reps = args.get("reps", 3usize)?;
-        if reps == 0 {
-            bail!("--reps must be at least 1");
-        }
         Ok(Self {
-            duration: Duration::from_secs(args.get("duration", 2u64)?),
-            reps,
-            connections: args.get("connections", 32u32)?,
-            modes: args.list("modes", Mode::ALL.to_vec(), Mode::parse)?,
-            configs,
-            ts_sqlite_bin: args
-                .raw("ts-sqlite-bin")
-                .map_or_else(default_peer_bin, PathBuf::from),
-            redis_port: args.get("redis-port", 16_379u16)?,
-            pairing: match args.raw("pairing").unwrap_or("adjacent") {
-                "adjacent" => Pairing::Adjacent,
-                "block" => Pairing::Block,
-                other => bail!("--pairing {other:?}: use adjacent or block"),
+            duration: Duration::from_secs(args.duration),
+            reps: usize::try_from(args.reps)?,
+            connections: args.connections,
+            modes: if args.modes.is_empty() {
+                Mode::ALL.to_vec()
+            } else {
+                args.modes.clone()
             },
+            configs,
+            ts_sqlite_bin: args.ts_sqlite_bin.clone().unwrap_or_else(default_peer_bin),
+            redis_port: args.redis_port,
+            pairing: args.pairing,
         })
     }
 }

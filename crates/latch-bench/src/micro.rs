@@ -11,8 +11,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-/// The flags `micro-report` takes.
-pub const FLAGS: &[&str] = &["criterion-dir"];
+/// The flags of `latch-bench micro-report`.
+#[derive(Debug, clap::Args)]
+pub struct MicroArgs {
+    /// criterion's output (default: `$CARGO_TARGET_DIR/criterion`).
+    #[arg(long)]
+    criterion_dir: Option<PathBuf>,
+}
 
 /// Median time (ns) of every `group/function/param` found under `dir`.
 ///
@@ -103,15 +108,12 @@ fn ns(v: f64) -> String {
 ///
 /// # Errors
 /// When criterion's output cannot be read.
-pub fn run(args: &crate::args::Args) -> anyhow::Result<String> {
-    let dir = args.raw("criterion-dir").map_or_else(
-        || {
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| PathBuf::from("target"), PathBuf::from)
-                .join("criterion")
-        },
-        PathBuf::from,
-    );
+pub fn run(args: &MicroArgs) -> anyhow::Result<String> {
+    let dir = args.criterion_dir.clone().unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+            .join("criterion")
+    });
     Ok(table(&read(&dir)?))
 }
 

@@ -10,7 +10,6 @@ use anyhow::{Context as _, bail};
 use latch::{ManualClock, SessionManager, SessionStore};
 
 use crate::apps::latch as latch_app;
-use crate::args::Args;
 use crate::backends::{self, PrivateRedis, TempDir};
 use crate::server::Server;
 use crate::stats::{fmt_us, median};
@@ -18,18 +17,41 @@ use crate::svg::{Chart, Series};
 use crate::wrk::{self, Cookies, Sample};
 use crate::{fill, machine};
 
-/// The flags `scale` takes.
-pub const FLAGS: &[&str] = &[
-    "sizes",
-    "stores",
-    "duration",
-    "reps",
-    "purge",
-    "mem-sizes",
-    "out-dir",
-    "redis-port",
-    "connections",
-];
+/// The flags of `latch-bench scale`.
+#[derive(Debug, clap::Args)]
+pub struct ScaleArgs {
+    /// Stored sessions at each point of the curve.
+    #[arg(long, value_delimiter = ',', default_value = "10000,1000000,10000000")]
+    sizes: Vec<u64>,
+    /// Stores measured.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres,redis", value_parser = Store::parse)]
+    stores: Vec<Store>,
+    /// Seconds each sample runs.
+    #[arg(long, default_value_t = 4)]
+    duration: u64,
+    /// Interleaved repetitions per size.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    reps: u64,
+    /// Expired sessions the purge measurement deletes.
+    #[arg(long, default_value_t = 1_000_000)]
+    purge: u64,
+    /// Sizes of the memory-store memory measurement.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100000,200000,500000,1000000"
+    )]
+    mem_sizes: Vec<u64>,
+    /// Where the SVG charts go.
+    #[arg(long, default_value = "docs/benchmarks")]
+    out_dir: PathBuf,
+    /// Port of the private redis-server the benchmark starts.
+    #[arg(long, default_value_t = 16_380)]
+    redis_port: u16,
+    /// wrk connections.
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
+}
 
 /// A store under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +65,7 @@ pub enum Store {
 }
 
 impl Store {
-    fn parse(s: &str) -> anyhow::Result<Self> {
+    pub(crate) fn parse(s: &str) -> anyhow::Result<Self> {
         Ok(match s {
             "sqlite" => Store::Sqlite,
             "postgres" => Store::Postgres,
@@ -130,27 +152,17 @@ fn now() -> i64 {
 ///
 /// # Errors
 /// When a backend cannot be set up or a fill fails.
-pub fn run(args: &Args) -> anyhow::Result<String> {
+pub fn run(args: &ScaleArgs) -> anyhow::Result<String> {
     crate::wrk::check_installed()?;
-    let sizes = args.list("sizes", vec![10_000, 1_000_000, 10_000_000], |s| {
-        Ok(s.parse::<u64>()?)
-    })?;
-    let stores = args.list(
-        "stores",
-        vec![Store::Sqlite, Store::Postgres, Store::Redis],
-        Store::parse,
-    )?;
-    let duration = Duration::from_secs(args.get("duration", 4u64)?);
-    let reps = args.get("reps", 3usize)?.max(1);
-    let connections = args.get("connections", 32u32)?;
-    let purge_n = args.get("purge", 1_000_000u64)?;
-    let mem_sizes = args.list(
-        "mem-sizes",
-        vec![100_000, 200_000, 500_000, 1_000_000],
-        |s| Ok(s.parse::<u64>()?),
-    )?;
-    let out_dir = PathBuf::from(args.raw("out-dir").unwrap_or("docs/benchmarks"));
-    let redis_port = args.get("redis-port", 16_380u16)?;
+    let sizes = args.sizes.clone();
+    let stores = args.stores.clone();
+    let duration = Duration::from_secs(args.duration);
+    let reps = usize::try_from(args.reps)?;
+    let connections = args.connections;
+    let purge_n = args.purge;
+    let mem_sizes = args.mem_sizes.clone();
+    let out_dir = args.out_dir.clone();
+    let redis_port = args.redis_port;
     std::fs::create_dir_all(&out_dir)?;
     let tmp = TempDir::new("scale")?;
     let mut report = format!(
