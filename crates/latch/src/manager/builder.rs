@@ -126,6 +126,24 @@ impl SessionManagerBuilder {
 
     /// Set how long a store call may take before the request gets a 503
     /// (default 2 seconds).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use latch::{MemoryStore, SessionManager};
+    ///
+    /// let manager = SessionManager::builder()
+    ///     .store(MemoryStore::new())
+    ///     .store_timeout(Duration::from_millis(500))
+    ///     .build()?;
+    /// assert!(SessionManager::builder()
+    ///     .store(MemoryStore::new())
+    ///     .store_timeout(Duration::ZERO)
+    ///     .build()
+    ///     .is_err());
+    /// # drop(manager);
+    /// # Ok::<(), latch::Error>(())
+    /// ```
     #[must_use]
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout;
@@ -224,6 +242,32 @@ impl SessionManagerBuilder {
     /// a cookie session checks them. Without it a copied signed/encrypted cookie
     /// stays valid until it expires. Ignored for server-side sessions, which are
     /// revocable by nature.
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::Arc;
+    /// use latch::{Keyring, MemoryStore, SecretKey, SessionManager};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let manager = SessionManager::builder()
+    ///     .signed_cookies(Keyring::new(SecretKey::generate()))
+    ///     .revocation_store(Arc::new(MemoryStore::new())) // Redis or SQL in production
+    ///     .build()?;
+    /// let session = manager.start(std::iter::empty(), Default::default());
+    /// session.log_in("ada").await?;
+    /// let cookie = manager.finish(&session).await?.set_cookie.unwrap_or_default();
+    /// let cookie = cookie.split(';').next().unwrap_or_default();
+    ///
+    /// let session = manager.start([cookie], Default::default());
+    /// session.destroy().await?;
+    /// manager.finish(&session).await?;
+    /// // A copy of the signed cookie no longer signs anyone in.
+    /// let replay = manager.start([cookie], Default::default());
+    /// assert_eq!(replay.user_id().await?, None);
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn revocation_store(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.revocations = Some(store);

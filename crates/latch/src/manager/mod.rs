@@ -57,6 +57,35 @@ impl SessionManager {
 
     /// Begin a request: find the session cookie among the values of every `Cookie`
     /// header. Nothing is decoded or loaded until a handler uses the session.
+    ///
+    /// With a framework latch has no adapter for, a request is `start`, the
+    /// handler's use of the [`Session`], then [`finish`](Self::finish), whose
+    /// headers go on the response.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{MemoryStore, RequestMeta, SessionManager};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+    ///
+    /// // First request: no cookie yet.
+    /// let meta = RequestMeta { user_agent: Some("curl/8.0".into()), ip: None };
+    /// let session = manager.start(std::iter::empty(), meta);
+    /// session.insert("theme", "dark").await?;
+    /// let finished = manager.finish(&session).await?;
+    /// let set_cookie = finished.set_cookie.expect("a new session sets its cookie");
+    /// assert!(set_cookie.starts_with("__Host-session="));
+    ///
+    /// // The browser sends it back as `name=value` in its Cookie header.
+    /// let cookie = set_cookie.split(';').next().unwrap_or_default();
+    /// let session = manager.start([cookie, "other=1"], RequestMeta::default());
+    /// assert_eq!(session.get::<String>("theme").await?.as_deref(), Some("dark"));
+    /// assert!(manager.finish(&session).await?.set_cookie.is_none(), "nothing changed");
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn start<'a>(
         &self,
         cookie_headers: impl IntoIterator<Item = &'a str>,
@@ -97,6 +126,24 @@ impl SessionManager {
     ///
     /// # Errors
     /// A store failure, or cookie-only sessions without a revocation store.
+    ///
+    /// # Example
+    /// An administrator locks an account:
+    /// ```
+    /// use latch::{MemoryStore, SessionManager};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+    /// for _ in 0..2 {
+    ///     let session = manager.start(std::iter::empty(), Default::default());
+    ///     session.log_in("mallory").await?;
+    ///     manager.finish(&session).await?;
+    /// }
+    /// assert_eq!(manager.revoke_user("mallory").await?, 2);
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn revoke_user(&self, user: &str) -> Result<u64> {
         self.engine.revoke_user(user).await
     }
@@ -115,6 +162,32 @@ impl SessionManager {
     ///
     /// # Errors
     /// A store failure or timeout.
+    ///
+    /// # Example
+    /// A periodic task; stores that expire records by themselves (Redis) have
+    /// nothing to purge.
+    /// ```
+    /// use std::time::Duration;
+    /// use latch::{MemoryStore, SessionManager};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+    /// let purger = manager.clone();
+    /// let task = tokio::spawn(async move {
+    ///     let mut every = tokio::time::interval(Duration::from_secs(600));
+    ///     loop {
+    ///         every.tick().await;
+    ///         if let Err(err) = purger.purge_expired(1000).await {
+    ///             eprintln!("purge failed, will retry: {err}");
+    ///         }
+    ///     }
+    /// });
+    /// # task.abort();
+    /// assert_eq!(manager.purge_expired(1000).await?, 0);
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn purge_expired(&self, batch: usize) -> Result<u64> {
         self.engine.purge_expired(batch).await
     }

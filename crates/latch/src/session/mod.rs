@@ -142,6 +142,31 @@ impl Session {
     /// # Errors
     /// A store failure, or [`ErrorKind::Serialization`] when the stored value is not
     /// a `T`.
+    ///
+    /// # Example
+    /// Any serde type goes in and comes back out:
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    /// struct Prefs {
+    ///     theme: String,
+    ///     page_size: u32,
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let manager = latch::SessionManager::builder().store(latch::MemoryStore::new()).build()?;
+    /// # let session = manager.start(std::iter::empty(), Default::default());
+    /// session.insert("prefs", Prefs { theme: "dark".into(), page_size: 50 }).await?;
+    /// let prefs: Option<Prefs> = session.get("prefs").await?;
+    /// assert_eq!(prefs.map(|p| p.page_size), Some(50));
+    /// assert_eq!(session.get::<Prefs>("missing").await?, None);
+    /// // The wrong type is an error, not a silent default.
+    /// assert!(session.get::<u64>("prefs").await.is_err());
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let state = self.loaded().await?;
         state.get(key).cloned().map(from_value).transpose()
@@ -163,6 +188,20 @@ impl Session {
     ///
     /// # Errors
     /// A store failure or a reserved key.
+    ///
+    /// # Example
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let manager = latch::SessionManager::builder().store(latch::MemoryStore::new()).build()?;
+    /// # let session = manager.start(std::iter::empty(), Default::default());
+    /// session.insert("draft", "hello").await?;
+    /// assert!(session.remove("draft").await?);
+    /// assert!(!session.remove("draft").await?);
+    /// assert!(session.remove("_latch.csrf").await.is_err(), "latch's own keys are off limits");
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn remove(&self, key: &str) -> Result<bool> {
         self.engine.check_key(key)?;
         let mut state = self.loaded().await?;
@@ -355,6 +394,34 @@ impl Session {
     ///
     /// # Errors
     /// A store failure while loading.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{MemoryStore, SessionManager};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+    /// let session = manager.start(std::iter::empty(), Default::default());
+    /// session.insert("cart", vec!["apple"]).await?; // an anonymous visit
+    /// let before = manager.finish(&session).await?.set_cookie.unwrap_or_default();
+    /// let before = before.split(';').next().unwrap_or_default();
+    ///
+    /// // (after checking the password)
+    /// let session = manager.start([before], Default::default());
+    /// session.log_in("ada").await?;
+    /// let after = manager.finish(&session).await?.set_cookie.unwrap_or_default();
+    /// let after = after.split(';').next().unwrap_or_default();
+    /// assert_ne!(before, after, "a new id at sign-in");
+    ///
+    /// let old = manager.start([before], Default::default());
+    /// assert_eq!(old.user_id().await?, None, "the pre-login id is dead");
+    /// let new = manager.start([after], Default::default());
+    /// assert_eq!(new.user_id().await?.as_deref(), Some("ada"));
+    /// assert_eq!(new.get::<Vec<String>>("cart").await?.map(|c| c.len()), Some(1));
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn log_in(&self, user_id: impl Into<String>) -> Result<()> {
         let mut state = self.loaded().await?;
         state.regenerate();
@@ -450,6 +517,20 @@ impl Session {
     ///
     /// # Errors
     /// A store failure while loading.
+    ///
+    /// # Example
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let manager = latch::SessionManager::builder().store(latch::MemoryStore::new()).build()?;
+    /// # let session = manager.start(std::iter::empty(), Default::default());
+    /// session.log_in("ada").await?;
+    /// session.set_remember(true).await?; // the "remember me" box was ticked
+    /// let set_cookie = manager.finish(&session).await?.set_cookie.unwrap_or_default();
+    /// assert!(set_cookie.contains("Max-Age="), "a persistent cookie: {set_cookie}");
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn set_remember(&self, remember: bool) -> Result<()> {
         let mut state = self.loaded().await?;
         if state.record().remember != remember {
@@ -464,6 +545,28 @@ impl Session {
     ///
     /// # Errors
     /// A store failure while loading.
+    ///
+    /// # Example
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let manager = latch::SessionManager::builder().store(latch::MemoryStore::new()).build()?;
+    /// # let session = manager.start(std::iter::empty(), Default::default());
+    /// session.log_in("ada").await?;
+    /// let cookie = manager.finish(&session).await?.set_cookie.unwrap_or_default();
+    /// let cookie = cookie.split(';').next().unwrap_or_default();
+    ///
+    /// let session = manager.start([cookie], Default::default());
+    /// session.destroy().await?;
+    /// let removal = manager.finish(&session).await?.set_cookie.unwrap_or_default();
+    /// assert!(removal.contains("Max-Age=0"));
+    ///
+    /// // Someone who kept a copy of the cookie is not signed in with it.
+    /// let replay = manager.start([cookie], Default::default());
+    /// assert_eq!(replay.user_id().await?, None);
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn destroy(&self) -> Result<()> {
         self.loaded().await?.destroy();
         Ok(())
@@ -507,6 +610,19 @@ impl Session {
     ///
     /// # Errors
     /// A store failure.
+    ///
+    /// # Example
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # let manager = latch::SessionManager::builder().store(latch::MemoryStore::new()).build()?;
+    /// # let session = manager.start(std::iter::empty(), Default::default());
+    /// let facts = session.facts().await?;
+    /// assert!(facts.is_new);
+    /// assert!(facts.idle_expires_at <= facts.absolute_expires_at);
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn facts(&self) -> Result<SessionFacts> {
         let state = self.loaded().await?;
         let policy = self.engine.expiry();
@@ -536,6 +652,37 @@ impl Session {
     /// # Errors
     /// A store failure, or [`ErrorKind::InvalidConfig`] for cookie-only sessions,
     /// which have no server-side list.
+    ///
+    /// # Example
+    /// Ada signs in on a laptop and a phone; from the laptop she lists her
+    /// devices, ends the phone's session, then every other one:
+    /// ```
+    /// use latch::{MemoryStore, RequestMeta, SessionManager};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+    /// let mut cookies = Vec::new();
+    /// for agent in ["laptop", "phone"] {
+    ///     let meta = RequestMeta { user_agent: Some(agent.into()), ip: None };
+    ///     let session = manager.start(std::iter::empty(), meta);
+    ///     session.log_in("ada").await?;
+    ///     let set = manager.finish(&session).await?.set_cookie.unwrap_or_default();
+    ///     cookies.push(set.split(';').next().unwrap_or_default().to_owned());
+    /// }
+    ///
+    /// let laptop = manager.start([cookies[0].as_str()], Default::default());
+    /// let devices = laptop.devices().await?;
+    /// assert_eq!(devices.len(), 2);
+    /// let this = laptop.store_key().await?;
+    /// let phone = devices.iter().find(|d| Some(d.key) != this).expect("two devices");
+    /// assert_eq!(phone.user_agent.as_deref(), Some("phone"));
+    /// assert!(laptop.revoke_device(&phone.key).await?);
+    /// assert_eq!(laptop.devices().await?.len(), 1);
+    /// assert_eq!(laptop.sign_out_everywhere_else().await?, 0, "only this one is left");
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn devices(&self) -> Result<Vec<SessionInfo>> {
         let Some(user) = self.user_id().await? else {
             return Ok(Vec::new());

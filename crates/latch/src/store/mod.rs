@@ -75,6 +75,38 @@ impl SessionInfo {
 /// method atomic. Times are Unix seconds; `record.expires_at` is the moment a
 /// session becomes invalid and is what [`purge_expired`](Self::purge_expired) and
 /// TTL-based stores use.
+///
+/// Applications rarely call a store themselves: they hand it to
+/// [`SessionManagerBuilder::store`](crate::SessionManagerBuilder::store).
+/// To write one, see `docs/stores.md` ("Implementing your own store") and
+/// the example store in `examples/custom-store`, which passes the
+/// conformance suite.
+///
+/// # Example
+/// The contract, shown on the in-memory store:
+/// ```
+/// use latch::{MemoryStore, Record, SaveOutcome, SessionId, SessionStore};
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let store = MemoryStore::new();
+/// let key = SessionId::generate().store_key(); // stores see only the ID's hash
+/// let mut record = Record::new(1_700_000_000);
+/// assert!(store.create(&key, &record).await?);
+/// assert!(!store.create(&key, &record).await?, "never overwrites");
+///
+/// // Compare-and-swap: a save names the version it read.
+/// let read = store.load(&key).await?.expect("stored");
+/// record.version = read.version + 1;
+/// assert_eq!(store.save(&key, &record, read.version).await?, SaveOutcome::Saved);
+/// assert_eq!(store.save(&key, &record, read.version).await?, SaveOutcome::Conflict);
+///
+/// // A deleted session is never brought back by a late save.
+/// assert!(store.delete(&key).await?);
+/// assert_eq!(store.save(&key, &record, record.version).await?, SaveOutcome::Gone);
+/// # Ok::<(), latch::Error>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[async_trait]
 pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// Insert `record` under `key` only if no session has that key.
