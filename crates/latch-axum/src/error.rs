@@ -79,8 +79,8 @@ impl IntoResponse for SessionError {
             tracing::info!(error = %chain(&self.0), "a session change no longer applies");
             (
                 StatusCode::CONFLICT,
-                "Conflict: the session changed while this request ran, and its change no longer \
-                 applies. Nothing was saved; try again.\n"
+                "Conflict: this change does not apply to the session as it is now (a limit was \
+                 reached, perhaps by another request at the same time). Nothing was saved.\n"
                     .to_owned(),
             )
         } else if let ErrorKind::RecordTooLarge { size, limit } = self.0.kind() {

@@ -35,9 +35,11 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use http::header::{CONTENT_TYPE, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -49,6 +51,7 @@ use tower::ServiceExt;
 pub struct TestClient {
     app: Router,
     jar: BTreeMap<String, String>,
+    peer: Option<SocketAddr>,
 }
 
 /// What the app answered.
@@ -80,7 +83,18 @@ impl TestClient {
         Self {
             app,
             jar: BTreeMap::new(),
+            peer: None,
         }
+    }
+
+    /// Connect from `addr` from now on, as a server started with
+    /// [`into_make_service_with_connect_info`](axum::Router::into_make_service_with_connect_info)
+    /// would see it: [`ClientIp`](crate::ClientIp) and the devices list then
+    /// show it (without, they have no address, as under any `oneshot`).
+    #[must_use]
+    pub fn peer(mut self, addr: SocketAddr) -> Self {
+        self.peer = Some(addr);
+        self
     }
 
     /// `GET uri`.
@@ -103,7 +117,8 @@ impl TestClient {
         self.send(request).await
     }
 
-    /// Send `request` as this browser: with its cookies, `Host: localhost`
+    /// Send `request` as this browser: from its [`peer`](Self::peer) address,
+    /// with its cookies, `Host: localhost`
     /// when it has none, and for methods other than GET, HEAD and OPTIONS
     /// the `Origin` and `Sec-Fetch-Site` of a same-site page (set your own to
     /// test cross-site requests). Cookies the answer sets are kept, and ones
@@ -112,6 +127,9 @@ impl TestClient {
     /// # Panics
     /// If the app fails to produce a body (axum's own services do not).
     pub async fn send(&mut self, mut request: Request<Body>) -> TestResponse {
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
         let headers = request.headers_mut();
         if !headers.contains_key(HOST) {
             headers.insert(HOST, http::HeaderValue::from_static("localhost"));

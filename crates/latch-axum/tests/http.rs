@@ -536,3 +536,27 @@ async fn a_forwarded_address_is_believed_only_from_a_trusted_proxy() {
     assert_eq!(recorded.as_deref(), Some("10.0.0.2"));
     assert_eq!(said, "10.0.0.2");
 }
+
+#[tokio::test]
+async fn a_refused_change_answers_409_without_blaming_concurrency() {
+    let manager = SessionManager::builder()
+        .store(MemoryStore::new())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/add",
+            post(|session: Session| async move {
+                // A cap of zero: refused at once, with no other request about.
+                let capped = |n: Option<u32>| n.unwrap_or(0).checked_add(1).filter(|n| *n <= 0);
+                session.try_update("n", capped).await?;
+                Ok::<_, SessionError>("added")
+            }),
+        )
+        .layer(SessionLayer::new(manager));
+    let (status, headers, body) = send(&app, "POST", "/add", &[]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body.contains("Nothing was saved"), "{body}");
+    assert!(!body.contains("changed while"), "{body}");
+    assert!(set_cookies(&headers).is_empty(), "nothing stored");
+}

@@ -103,3 +103,34 @@ async fn a_cross_site_post_can_be_simulated_and_is_refused() {
     assert_eq!(res.status, StatusCode::FORBIDDEN);
     assert!(res.set_cookies().is_empty());
 }
+
+#[tokio::test]
+async fn a_peer_address_reaches_client_ip_and_the_devices_list() {
+    use latch_axum::ClientIp;
+    let manager = SessionManager::builder()
+        .store(MemoryStore::new())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/login",
+            post(|session: Session| async move {
+                session.log_in("ada").await.unwrap();
+                "in"
+            }),
+        )
+        .route(
+            "/devices",
+            get(|ClientIp(ip): ClientIp, session: Session| async move {
+                let devices = session.devices().await.unwrap();
+                format!("{ip:?} {:?}", devices[0].ip)
+            }),
+        )
+        .layer(SessionLayer::new(manager));
+    let mut browser = TestClient::new(app).peer("192.0.2.44:5000".parse().unwrap());
+    browser.post_form("/login", &[]).await;
+    assert_eq!(
+        browser.get("/devices").await.body,
+        r#"Some(192.0.2.44) Some("192.0.2.44")"#
+    );
+}

@@ -284,7 +284,10 @@ impl Session {
     ///
     /// # Errors
     /// [`ErrorKind::UpdateRefused`] when `f` refuses now; a store failure, a
-    /// reserved key, or a value of the wrong type.
+    /// reserved key, or a value of the wrong type. Passed on with `?` from an
+    /// axum handler, a refusal becomes a `409` with a generic body; match
+    /// [`ErrorKind::UpdateRefused`] to answer in your app's own words ("your
+    /// cart is full").
     ///
     /// # Example
     /// ```
@@ -336,6 +339,13 @@ impl Session {
     /// [`get`](Self::get) reads the stored record (with other requests'
     /// concurrent changes merged in, and [`update`](Self::update)s re-run on
     /// them). Changes made after `save` are written at the end as usual.
+    ///
+    /// What `get` then shows is the store's state just after this request's
+    /// write, which may already include requests that saved after it: ten
+    /// concurrent "add one" requests store 10, and each can answer any
+    /// number up to 10, some the same (never a number that was not stored).
+    /// Concurrent requests merge only once the session exists: requests
+    /// that race *before* the visitor has a session each create their own.
     ///
     /// A fresh session is created now; sign-in ([`log_in`](Self::log_in),
     /// [`regenerate`](Self::regenerate)) and [`destroy`](Self::destroy) still

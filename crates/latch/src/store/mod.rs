@@ -73,8 +73,8 @@ impl SessionInfo {
 ///
 /// Implementations must be safe to share between requests and must make each
 /// method atomic. Times are Unix seconds; `record.expires_at` is the moment a
-/// session becomes invalid and is what [`purge_expired`](Self::purge_expired) and
-/// TTL-based stores use.
+/// session becomes invalid and is what
+/// [`ExpiredDeletion::purge_expired`] and TTL-based stores use.
 ///
 /// Applications rarely call a store themselves: they hand it to
 /// [`SessionManagerBuilder::store`](crate::SessionManagerBuilder::store).
