@@ -547,8 +547,8 @@ async fn a_refused_change_answers_409_without_blaming_concurrency() {
         .route(
             "/add",
             post(|session: Session| async move {
-                // A cap of zero: refused at once, with no other request about.
-                let capped = |n: Option<u32>| n.unwrap_or(0).checked_add(1).filter(|n| *n <= 0);
+                // Already at its cap: refused at once, with no other request about.
+                let capped = |n: Option<u32>| Some(n.unwrap_or(5) + 1).filter(|n| *n <= 5);
                 session.try_update("n", capped).await?;
                 Ok::<_, SessionError>("added")
             }),
