@@ -93,6 +93,13 @@ pub struct Args {
     )]
     pub trusted_proxies: Vec<String>,
 
+    /// Keep sessions encrypted in their store (data, user, browser and
+    /// address sealed with a key derived from the secret key), so a dump of
+    /// the database or of Redis shows none of them. Sessions stored before
+    /// it was turned on end.
+    #[arg(long, env = "LATCH_ENCRYPT_AT_REST")]
+    pub encrypt_at_rest: bool,
+
     /// Tokio worker threads (default: one per core).
     #[arg(long, env = "LATCH_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -221,6 +228,8 @@ pub struct Settings {
     pub behind_tls_proxy: bool,
     /// Reverse proxies believed about the client's address.
     pub trusted_proxies: latch_axum::TrustedProxies,
+    /// Sessions encrypted in their store.
+    pub encrypt_at_rest: bool,
     /// The `Host` names served (empty: any).
     pub allowed_hosts: Vec<String>,
 }
@@ -280,6 +289,7 @@ impl Settings {
             store_timeout: Duration::from_millis(args.store_timeout_ms),
             insecure_dev_mode: args.insecure_dev_mode,
             behind_tls_proxy: args.behind_tls_proxy,
+            encrypt_at_rest: args.encrypt_at_rest,
             trusted_proxies: latch_axum::TrustedProxies::new(&args.trusted_proxies)
                 .map_err(|e| anyhow::anyhow!("--trusted-proxy: {e}"))?,
             allowed_hosts: if args.allowed_hosts.is_empty() && args.listen.ip().is_loopback() {

@@ -73,11 +73,23 @@ async fn manager_and_counters(
     let keys = Keyring::new(crate::keys::load_or_generate(&settings.key_file())?);
     let (builder, counters) = match open_store(&settings.store).await? {
         // The devices page lists and ends a user's sessions.
-        Some(store) => (
-            builder
+        // Keys: forms shown before sign-in keep their CSRF secret in a
+        // signed cookie instead of a stored session per visitor.
+        Some(store) => {
+            let builder = builder
                 .shared_store(Arc::clone(&store))
-                .require_user_index(),
-            store,
+                .require_user_index()
+                .keys(keys.clone());
+            let builder = if settings.encrypt_at_rest {
+                builder.encrypt_at_rest(keys)
+            } else {
+                builder
+            };
+            (builder, store)
+        }
+        None if settings.encrypt_at_rest => anyhow::bail!(
+            "--encrypt-at-rest applies to server-side stores (sqlite, memory, redis, postgres); \
+             cookie-encrypted sessions are encrypted already"
         ),
         None => {
             // Markers that make cookie sessions revocable (logout, devices)

@@ -1108,3 +1108,56 @@ async fn a3_sign_in_forms_store_nothing_and_work_during_a_store_outage() {
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(c.me(&site).await, StatusCode::OK);
 }
+
+/// The rows of the demo's sessions table in `db`, each as one text.
+fn session_rows(db: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.prepare(
+        "SELECT quote(data) || ' ' || coalesce(user_id, '') || ' ' || \
+         coalesce(user_agent, '') || ' ' || coalesce(ip, '') FROM latch_sessions",
+    )
+    .unwrap()
+    .query_map([], |r| r.get(0))
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// A3 in the demo as it is served (`serve::app`, not a test-built manager):
+/// its sign-in and sign-up forms store nothing for a visitor; and with
+/// `--encrypt-at-rest` (T3) the sessions table names no user and holds no
+/// session value, while the site works as before.
+#[tokio::test]
+async fn the_served_demo_stores_nothing_for_forms_and_can_encrypt_at_rest() {
+    for encrypt in [false, true] {
+        let root = std::env::temp_dir().join(format!(
+            "latch-demo-served-{}-{}",
+            std::process::id(),
+            &latch::SessionId::generate().store_key().to_hex()[..8]
+        ));
+        let dir = root.join("data");
+        let mut args = demo_args("sqlite", &dir);
+        args.encrypt_at_rest = encrypt;
+        let settings = latch_demo::config::Settings::from_args(&args).unwrap();
+        let (app, _purger) = latch_demo::serve::app(&settings).await.unwrap();
+        let site = Site {
+            app,
+            _dir: Arc::new(TempDir(root)),
+        };
+        let db = dir.join("latch-demo.db");
+        for page in ["/login", "/signup"] {
+            let reply = Client::default().get(&site, page).await;
+            assert_eq!(reply.status, StatusCode::OK);
+        }
+        assert!(session_rows(&db).is_empty(), "a form view stored a session");
+
+        let mut c = Client::default();
+        c.signup(&site, "wilhelmina").await;
+        let me = c.get(&site, "/api/me").await;
+        assert!(me.body.contains("wilhelmina"), "{}", me.body);
+        // The session, and the sign-up throttle's counter beside it.
+        let rows = session_rows(&db);
+        let naming = rows.iter().filter(|r| r.contains("wilhelmina")).count();
+        assert_eq!(naming == 0, encrypt, "{rows:#?}");
+    }
+}

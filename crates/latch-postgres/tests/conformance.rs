@@ -15,3 +15,21 @@ async fn make() -> Option<Arc<dyn SessionStore>> {
 }
 
 latch_conformance::store_conformance!(make);
+
+/// T3: the same cases with every record sealed ([`latch::store::EncryptedStore`]).
+mod encrypted {
+    use std::sync::Arc;
+
+    use latch::store::EncryptedStore;
+    use latch::{Keyring, SecretKey, SessionStore};
+
+    async fn make() -> Option<Arc<dyn SessionStore>> {
+        let inner = super::make().await?;
+        Some(Arc::new(EncryptedStore::new(
+            inner,
+            &Keyring::new(SecretKey::generate()),
+        )))
+    }
+
+    latch_conformance::store_conformance!(make);
+}

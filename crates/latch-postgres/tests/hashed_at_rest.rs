@@ -122,3 +122,55 @@ async fn rows_hold_sha256_of_the_id_and_never_the_id() {
         }
     }
 }
+
+/// T3: with encryption at rest, no row of the sessions table, read as text,
+/// holds the session's data, user, user agent or address; without it the
+/// same dump shows them (so the check can fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t3_an_encrypted_table_holds_no_session_value() {
+    let Some(db) = common::raw().await else {
+        return;
+    };
+    let mut found = Vec::new();
+    for encrypted in [true, false] {
+        let schema = common::Schema::new("sealed");
+        let mut builder = SessionManager::builder().store(schema.store().await);
+        if encrypted {
+            builder = builder.encrypt_at_rest(latch::Keyring::new(latch::SecretKey::generate()));
+        }
+        let manager = builder.build().expect("manager");
+        let user = format!("carol-{}", schema.name);
+        let planted = latch_conformance::requests::fill_for_dump(&manager, &user).await;
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT t::text AS whole FROM {} AS t",
+                    schema.table("latch_sessions")
+                ),
+                &[],
+            )
+            .await
+            .expect("read the table");
+        assert_eq!(rows.len(), 1);
+        let whole: String = rows[0].get("whole");
+        found.push(
+            planted
+                .secrets
+                .iter()
+                .filter(|s| whole.contains(s.as_str()))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert!(
+        found[0].is_empty(),
+        "readable in the encrypted table: {:?}",
+        found[0]
+    );
+    assert_eq!(
+        found[1].len(),
+        4,
+        "the plain table shows all four: {:?}",
+        found[1]
+    );
+}

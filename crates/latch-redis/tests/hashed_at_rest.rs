@@ -131,3 +131,53 @@ async fn ids_are_stored_only_as_their_sha256() {
         .expect("a user index");
     assert!(index.1.contains(&hex(&Sha256::digest(&raw))));
 }
+
+/// T3: with encryption at rest, no key or value under the store's prefix
+/// holds the session's data, user, user agent or address; without it the same
+/// dump shows them (so the check can fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t3_an_encrypted_store_dump_holds_no_session_value() {
+    let mut found = Vec::new();
+    for encrypted in [true, false] {
+        let prefix = common::unique_prefix("sealed");
+        let Some(store) = common::single_store(&prefix).await else {
+            return;
+        };
+        let mut builder = SessionManager::builder().store(store);
+        if encrypted {
+            builder = builder.encrypt_at_rest(latch::Keyring::new(latch::SecretKey::generate()));
+        }
+        let manager = builder.build().unwrap();
+        let planted =
+            latch_conformance::requests::fill_for_dump(&manager, &common::unique_user()).await;
+        let mut conn = common::raw(&common::redis_url()).await;
+        let everything: String = dump(&mut conn, &prefix)
+            .await
+            .iter()
+            .map(|(k, v)| format!("{k}\n{v}\n"))
+            .collect();
+        assert!(
+            everything.contains(&format!("{prefix}s:")),
+            "the dump has the session"
+        );
+        found.push(
+            planted
+                .secrets
+                .iter()
+                .filter(|s| everything.contains(s.as_str()))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert!(
+        found[0].is_empty(),
+        "readable in the encrypted dump: {:?}",
+        found[0]
+    );
+    assert_eq!(
+        found[1].len(),
+        4,
+        "the plain dump shows all four: {:?}",
+        found[1]
+    );
+}

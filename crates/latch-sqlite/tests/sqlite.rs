@@ -155,6 +155,52 @@ async fn session_ids_are_hashed_at_rest() {
     }
 }
 
+/// T3: with encryption at rest, neither the database file nor its WAL holds
+/// the session's data, user, user agent or address, in any form SQLite
+/// writes them; and sessions still work.
+#[tokio::test]
+async fn t3_an_encrypted_database_holds_no_session_value() {
+    let dir = TempDir::new("sealed");
+    let store = SqliteStore::open(dir.db()).unwrap();
+    let manager = SessionManager::builder()
+        .store(store)
+        .encrypt_at_rest(latch::Keyring::new(latch::SecretKey::generate()))
+        .build()
+        .unwrap();
+    let user = format!("carol-{}", &SessionId::generate().store_key().to_hex()[..8]);
+    let planted = latch_conformance::requests::fill_for_dump(&manager, &user).await;
+    drop(manager);
+    let mut bytes = Vec::new();
+    for name in ["sessions.db", "sessions.db-wal"] {
+        bytes.extend(std::fs::read(dir.0.join(name)).unwrap_or_default());
+    }
+    assert!(bytes.len() > 4096, "the files were read");
+    for secret in &planted.secrets {
+        assert!(
+            !contains(&bytes, secret.as_bytes()),
+            "{secret:?} in the file"
+        );
+    }
+    // The same scenario without encryption does show them: the check can fail.
+    let plain_dir = TempDir::new("plain");
+    let manager = SessionManager::builder()
+        .store(SqliteStore::open(plain_dir.db()).unwrap())
+        .build()
+        .unwrap();
+    let planted = latch_conformance::requests::fill_for_dump(&manager, &user).await;
+    drop(manager);
+    let mut plain = Vec::new();
+    for name in ["sessions.db", "sessions.db-wal"] {
+        plain.extend(std::fs::read(plain_dir.0.join(name)).unwrap_or_default());
+    }
+    assert!(
+        planted
+            .secrets
+            .iter()
+            .all(|s| contains(&plain, s.as_bytes()))
+    );
+}
+
 /// The 32 raw bytes behind an encoded ID.
 struct SessionIdBytes;
 

@@ -12,7 +12,7 @@ use crate::cookie::CookieConfig;
 use crate::engine::{Backend, CookieBackend, CsrfCookie, Engine, Settings, StoreBackend};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::Keyring;
-use crate::store::SessionStore;
+use crate::store::{EncryptedStore, SessionStore};
 use crate::time::{Clock, Expiry, SystemClock};
 
 /// Builder for [`SessionManager`]; [`build`](Self::build) refuses unsafe settings.
@@ -28,6 +28,7 @@ pub struct SessionManagerBuilder {
     revocations: Option<Arc<dyn SessionStore>>,
     require_user_index: bool,
     keys: Option<Keyring>,
+    at_rest: Option<Keyring>,
 }
 
 /// The smallest [`SessionManagerBuilder::max_record_bytes`] accepted: room for
@@ -59,6 +60,7 @@ impl Default for SessionManagerBuilder {
             revocations: None,
             require_user_index: false,
             keys: None,
+            at_rest: None,
         }
     }
 }
@@ -274,6 +276,40 @@ impl SessionManagerBuilder {
         self
     }
 
+    /// Keep server-side sessions encrypted in their store: the data, the
+    /// signed-in user and the client facts are sealed (XChaCha20-Poly1305)
+    /// under a key derived from `keys`, bound to the session's store key,
+    /// so a dump of the database or of Redis reveals none of them and a
+    /// record copied under another session does not open. See
+    /// [`EncryptedStore`](crate::store::EncryptedStore) for exactly what
+    /// stays in clear (times, the remember-me flag, the version) and how
+    /// rotation works (every key of the ring opens; saves re-seal under the
+    /// current one).
+    ///
+    /// A record that does not open loads as no session (a fresh one, never
+    /// an error), and that includes every record stored before this was
+    /// turned on: enabling it signs everybody out once. Cookie-only
+    /// sessions are refused here: use
+    /// [`encrypted_cookies`](Self::encrypted_cookies).
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{Keyring, MemoryStore, SecretKey, SessionManager};
+    ///
+    /// let keys = Keyring::new(SecretKey::generate()); // SecretKey::from_env(..) in production
+    /// let manager = SessionManager::builder()
+    ///     .store(MemoryStore::new())
+    ///     .encrypt_at_rest(keys)
+    ///     .build()?;
+    /// # drop(manager);
+    /// # Ok::<(), latch::Error>(())
+    /// ```
+    #[must_use]
+    pub fn encrypt_at_rest(mut self, keys: Keyring) -> Self {
+        self.at_rest = Some(keys);
+        self
+    }
+
     /// Use another clock (tests use [`ManualClock`](crate::ManualClock)).
     #[must_use]
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -319,12 +355,23 @@ impl SessionManagerBuilder {
                  Secure and can be stolen on the network; never use this in production"
             );
         }
-        let backend = match kind {
-            Kind::Store(store) => Backend::Store(StoreBackend::new(store, self.id_format)),
-            Kind::Signed(keys) => {
+        let backend = match (kind, &self.at_rest) {
+            (Kind::Store(store), Some(keys)) => {
+                let sealed: Arc<dyn SessionStore> = Arc::new(EncryptedStore::new(store, keys));
+                Backend::Store(StoreBackend::new(sealed, self.id_format))
+            }
+            (_, Some(_)) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "encrypt_at_rest applies to server-side stores; cookie-only sessions are \
+                     sealed with encrypted_cookies(keys, aead) instead",
+                ));
+            }
+            (Kind::Store(store), None) => Backend::Store(StoreBackend::new(store, self.id_format)),
+            (Kind::Signed(keys), None) => {
                 cookies(LatchFormat::new(SignedCodec::new(&keys)), self.revocations)
             }
-            Kind::Sealed(keys, aead) => {
+            (Kind::Sealed(keys, aead), None) => {
                 if aead == Aead::Aes256Gcm {
                     tracing::warn!(
                         "encrypted cookies use AES-256-GCM with random 96-bit nonces: rotate the \
@@ -338,7 +385,9 @@ impl SessionManagerBuilder {
                     self.revocations,
                 )
             }
-            Kind::Format(format) => Backend::Cookie(CookieBackend::new(format, self.revocations)),
+            (Kind::Format(format), None) => {
+                Backend::Cookie(CookieBackend::new(format, self.revocations))
+            }
         };
         let require_user_index = self.require_user_index;
         let csrf_cookie = match (&backend, &self.keys) {

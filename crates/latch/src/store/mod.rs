@@ -10,15 +10,20 @@
 //! | [`UserIndex`] | a user's sessions, listed or ended at once | `Session::devices`, `revoke_device`, `sign_out_everywhere_else`, `SessionManager::revoke_user` |
 //! | [`ExpiredDeletion`] | deleting expired sessions in batches | `SessionManager::purge_expired` and the purge task (stores whose records expire by themselves can do without) |
 //!
+//! [`EncryptedStore`] wraps any of them to keep records sealed at rest
+//! ([`SessionManagerBuilder::encrypt_at_rest`](crate::SessionManagerBuilder::encrypt_at_rest)).
+//!
 //! An application that needs the per-user features says so with
 //! [`SessionManagerBuilder::require_user_index`](crate::SessionManagerBuilder::require_user_index),
 //! and a store without the index is then refused at start-up.
 //! The `latch-conformance` crate checks a store against all of this.
 
+mod encrypted;
 mod memory;
 
 use async_trait::async_trait;
 
+pub use encrypted::EncryptedStore;
 pub use memory::MemoryStore;
 
 use crate::error::Result;
