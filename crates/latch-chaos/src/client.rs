@@ -208,10 +208,22 @@ pub async fn submit(
     fields: &[(&str, &str)],
 ) -> Result<(StatusCode, Option<String>), reqwest::Error> {
     let form = http.get(format!("{base}{page}")).send().await?;
-    let cookie = match CookieChange::of(&form) {
+    let session = match CookieChange::of(&form) {
         CookieChange::Set(pair) => Some(pair),
         _ => None,
     };
+    // Like a browser, send back every cookie the form set (the session's,
+    // or the pre-session CSRF cookie of a visitor without one).
+    let pairs: Vec<String> = form
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| !v.contains("Max-Age=0"))
+        .filter_map(|v| v.split(';').next())
+        .map(str::to_owned)
+        .collect();
+    let sent = (!pairs.is_empty()).then(|| pairs.join("; "));
     let body = form.text().await?;
     let marker = "name=\"csrf_token\" value=\"";
     let start = body.find(marker).expect("a page with a CSRF field") + marker.len();
@@ -226,14 +238,14 @@ pub async fn submit(
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header("sec-fetch-site", "same-origin")
         .body(encoded.join("&"));
-    if let Some(c) = &cookie {
+    if let Some(c) = &sent {
         req = req.header(COOKIE, c);
     }
     let res = req.send().await?;
     let status = res.status();
     let cookie = match CookieChange::of(&res) {
         CookieChange::Set(pair) => Some(pair),
-        _ => cookie,
+        _ => session,
     };
     let _ = res.bytes().await?;
     Ok((status, cookie))
