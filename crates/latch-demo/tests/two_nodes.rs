@@ -44,9 +44,11 @@ fn start(redis: &str, data: &Path) -> Node {
     }
 }
 
-/// One browser's cookie, carried by hand so it can be replayed on either node.
+/// One browser's cookies (the session's, and the pre-session CSRF cookie of
+/// a form), carried by hand so they can be replayed on either node.
 #[derive(Default)]
 struct Browser {
+    jar: std::collections::BTreeMap<String, String>,
     cookie: Option<String>,
 }
 
@@ -54,9 +56,20 @@ impl Browser {
     fn keep(&mut self, res: &reqwest::Response) {
         for set in res.headers().get_all(SET_COOKIE) {
             let set = set.to_str().unwrap();
-            self.cookie =
-                (!set.contains("Max-Age=0")).then(|| set.split(';').next().unwrap().to_owned());
+            let (name, value) = set.split(';').next().unwrap().split_once('=').unwrap();
+            if set.contains("Max-Age=0") {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
         }
+        self.cookie = (!self.jar.is_empty()).then(|| {
+            self.jar
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
     }
 
     async fn get(&mut self, http: &Client, url: &str) -> (StatusCode, String) {
