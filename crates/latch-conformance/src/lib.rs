@@ -84,6 +84,125 @@ macro_rules! store_conformance {
     };
 }
 
+/// Every conformance case, one after the other, on one `store`, except those
+/// named in `except`: for set-ups too costly to start once per case (a private
+/// TLS server, a cluster), which a single test starts, runs this on, and
+/// stops. Prints the name of each case as it starts, so a failure is easy to
+/// place.
+pub async fn run_all(store: cases::Store, except: &[&str]) {
+    use futures_util::FutureExt as _;
+    let all: Vec<(&str, futures_util::future::BoxFuture<'static, ()>)> = vec![
+        (
+            "create_never_overwrites",
+            cases::create_never_overwrites(store.clone()).boxed(),
+        ),
+        (
+            "load_returns_every_field",
+            cases::load_returns_every_field(store.clone()).boxed(),
+        ),
+        (
+            "load_of_unknown_key_is_none",
+            cases::load_of_unknown_key_is_none(store.clone()).boxed(),
+        ),
+        (
+            "save_is_compare_and_swap",
+            cases::save_is_compare_and_swap(store.clone()).boxed(),
+        ),
+        (
+            "save_replaces_every_field",
+            cases::save_replaces_every_field(store.clone()).boxed(),
+        ),
+        (
+            "save_never_resurrects_deleted",
+            cases::save_never_resurrects_deleted(store.clone()).boxed(),
+        ),
+        (
+            "touch_refreshes_times_only",
+            cases::touch_refreshes_times_only(store.clone()).boxed(),
+        ),
+        (
+            "touch_keeps_the_user_index_current",
+            cases::touch_keeps_the_user_index_current(store.clone()).boxed(),
+        ),
+        (
+            "delete_reports_presence",
+            cases::delete_reports_presence(store.clone()).boxed(),
+        ),
+        (
+            "list_by_user_lists_live_sessions_of_that_user_only",
+            cases::list_by_user_lists_live_sessions_of_that_user_only(store.clone()).boxed(),
+        ),
+        (
+            "user_change_moves_index_entry",
+            cases::user_change_moves_index_entry(store.clone()).boxed(),
+        ),
+        (
+            "delete_by_user_keeps_current",
+            cases::delete_by_user_keeps_current(store.clone()).boxed(),
+        ),
+        (
+            "purge_removes_only_expired_in_batches",
+            cases::purge_removes_only_expired_in_batches(store.clone()).boxed(),
+        ),
+        (
+            "records_over_the_size_limit_are_refused",
+            cases::records_over_the_size_limit_are_refused(store.clone()).boxed(),
+        ),
+        (
+            "concurrent_writers_of_distinct_keys_all_kept",
+            cases::concurrent_writers_of_distinct_keys_all_kept(store.clone()).boxed(),
+        ),
+        (
+            "concurrent_counter_updates_are_exact",
+            cases::concurrent_counter_updates_are_exact(store.clone()).boxed(),
+        ),
+        (
+            "concurrent_logout_is_not_undone",
+            cases::concurrent_logout_is_not_undone(store.clone()).boxed(),
+        ),
+        (
+            "regenerate_kills_old_id_and_keeps_data",
+            cases::regenerate_kills_old_id_and_keeps_data(store.clone()).boxed(),
+        ),
+        (
+            "regenerate_does_not_revive_an_ended_session",
+            cases::regenerate_does_not_revive_an_ended_session(store.clone()).boxed(),
+        ),
+        (
+            "regenerate_keeps_changes_saved_meanwhile",
+            cases::regenerate_keeps_changes_saved_meanwhile(store.clone()).boxed(),
+        ),
+        (
+            "logout_replay_is_refused",
+            cases::logout_replay_is_refused(store.clone()).boxed(),
+        ),
+        (
+            "idle_and_absolute_expiry_to_the_second",
+            cases::idle_and_absolute_expiry_to_the_second(store.clone()).boxed(),
+        ),
+        (
+            "anonymous_reads_create_nothing",
+            cases::anonymous_reads_create_nothing(store.clone()).boxed(),
+        ),
+        (
+            "devices_list_and_revoke_through_sessions",
+            cases::devices_list_and_revoke_through_sessions(store.clone()).boxed(),
+        ),
+        (
+            "sign_in_records_its_client",
+            cases::sign_in_records_its_client(store.clone()).boxed(),
+        ),
+    ];
+    for (name, case) in all {
+        if except.contains(&name) {
+            eprintln!("SKIPPED: conformance case {name} (this store opts out of it)");
+            continue;
+        }
+        eprintln!("conformance case {name}");
+        case.await;
+    }
+}
+
 /// For tests that need an external server: when `LATCH_REQUIRE_BACKENDS=1` a
 /// missing server fails the test; otherwise print a loud skip notice and return
 /// `None`.
@@ -126,5 +245,13 @@ mod tests {
         let set: std::collections::BTreeSet<&str> = listed.iter().copied().collect();
         assert_eq!(set.len(), listed.len(), "a case listed twice: {listed:?}");
         assert_eq!(set, cases, "the macro's list and cases.rs differ");
+        let run_all = &lib[lib.find("pub async fn run_all").expect("run_all")..];
+        let run_all = &run_all[..run_all.find("];").expect("its list")];
+        let in_run_all: std::collections::BTreeSet<&str> = run_all
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("(\""))
+            .filter_map(|l| l.split_once('"').map(|(name, _)| name))
+            .collect();
+        assert_eq!(in_run_all, cases, "run_all's list and cases.rs differ");
     }
 }

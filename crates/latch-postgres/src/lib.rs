@@ -76,9 +76,11 @@
 //! always stored.
 //!
 //! ## TLS
-//! This version connects without TLS (`sslmode=require` in the URL is refused at
-//! connect time, never silently downgraded): use it on a trusted network or a Unix
-//! socket.
+//! TLS uses rustls, with libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`
+//! in the URL or on the builder. Without `sslmode`, a server reached over the
+//! network gets `verify-full` (certificate and host name checked against the
+//! system's roots or `sslrootcert`) and a loopback or Unix-socket server plain
+//! text. See [`PostgresStoreBuilder`]'s TLS section for every mode.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -88,6 +90,32 @@ mod migrate;
 mod row;
 mod sql;
 mod store;
+mod tls;
 
 pub use builder::PostgresStoreBuilder;
 pub use store::PostgresStore;
+pub use tls::SslMode;
+
+/// The `tokio-postgres` configuration and TLS connector for `url`, read as the
+/// store reads it (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, and the same
+/// default), for tools that open their own connections to the store's
+/// database (the `latch` CLI, the demo's user table).
+///
+/// # Example
+/// ```
+/// let (config, _tls) = latch_postgres::connect_config("postgres://app@db.example/app?sslmode=require")?;
+/// assert_eq!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+/// # Ok::<(), latch::Error>(())
+/// ```
+///
+/// # Errors
+/// [`latch::ErrorKind::InvalidConfig`] for a URL or TLS file that is not valid.
+pub fn connect_config(
+    url: &str,
+) -> latch::Result<(
+    tokio_postgres::Config,
+    tokio_postgres_rustls::MakeRustlsConnect,
+)> {
+    let prepared = tls::prepare(url, &tls::TlsSettings::default())?;
+    Ok((prepared.config, prepared.connector))
+}

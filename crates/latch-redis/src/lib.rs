@@ -7,9 +7,11 @@
 //! every latch store it never sees a session ID, only its SHA-256 (the
 //! [`StoreKey`](latch::StoreKey)), so a dump of Redis holds no usable cookie.
 //!
-//! Needs Redis 6.2 or later (`ZADD ... GT`), and tokio. TLS (`rediss://`) is
-//! not built in yet: such a URL is refused when the store is built, so keep
-//! Redis on a private network or loopback.
+//! Needs Redis 6.2 or later (`ZADD ... GT`), and tokio. `rediss://` URLs
+//! connect over TLS (rustls), with the server's certificate and host name
+//! checked against the system's roots or a CA file, and optionally a client
+//! certificate: see [`RedisStoreBuilder`]'s TLS section. [`client`] gives a
+//! plain `redis::Client` for the same URLs, for tools beside the store.
 //!
 //! ## Example
 //! ```no_run
@@ -84,6 +86,25 @@ mod fields;
 mod keys;
 mod scripts;
 mod store;
+mod tls;
 
 pub use builder::{DEFAULT_PREFIX, RedisStoreBuilder};
 pub use store::RedisStore;
+
+/// A `redis::Client` for `url`, understanding the same TLS forms as the store
+/// (`rediss://`, `?cacert=`, `?cert=&key=`; `#insecure` refused), for tools
+/// that talk to the store's server themselves (the `latch` CLI, latch-flask).
+///
+/// # Example
+/// ```
+/// let client = latch_redis::client("redis://127.0.0.1:6379/")?;
+/// assert!(latch_redis::client("rediss://127.0.0.1:6380/#insecure").is_err());
+/// # Ok::<(), latch::Error>(())
+/// ```
+///
+/// # Errors
+/// [`latch::ErrorKind::InvalidConfig`] for a URL that is not valid or whose
+/// files cannot be read.
+pub fn client(url: &str) -> latch::Result<redis::Client> {
+    tls::client(tls::prepare(url, &tls::TlsSettings::default())?)
+}

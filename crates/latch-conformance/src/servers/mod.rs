@@ -1,13 +1,16 @@
 //! Private servers for tests that crash, freeze or restart their store's server:
 //! a `redis-server` and a PostgreSQL cluster of the test's own, on free loopback
-//! ports, in temporary directories removed when dropped. The shared servers
+//! ports, in temporary directories removed when dropped; optionally serving
+//! TLS with certificates made at test time ([`CertFiles`]). The shared servers
 //! (`LATCH_REDIS_URL`, `LATCH_POSTGRES_URL`) are never touched.
 
+mod certs;
 mod postgres;
 mod redis;
 
 use std::process::Command;
 
+pub use certs::CertFiles;
 pub use postgres::PrivatePostgres;
 pub use redis::PrivateRedis;
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{free_port, run, temp_dir};
+use super::{CertFiles, free_port, run, temp_dir};
 
 /// A running (or stopped) private server and its data directory.
 #[derive(Debug)]
@@ -15,6 +15,14 @@ pub struct PrivatePostgres {
     port: u16,
     /// PostgreSQL refuses to run as root: run its tools as `postgres` then.
     as_postgres: bool,
+    tls: Option<Tls>,
+}
+
+/// The TLS set-up of a [`PrivatePostgres::start_tls`] server.
+#[derive(Debug)]
+struct Tls {
+    certs: CertFiles,
+    require_client_cert: bool,
 }
 
 impl PrivatePostgres {
@@ -22,19 +30,43 @@ impl PrivatePostgres {
     ///
     /// `Err` says why no server could be had (no binaries, no `postgres` user, ...).
     pub fn start() -> Result<Self, String> {
+        Self::start_with(None)
+    }
+
+    /// Start one that accepts only TLS connections over TCP, with certificates
+    /// made for it (see [`CertFiles`]); with `require_client_cert`, clients must
+    /// also present a certificate signed by the test CA. It listens on
+    /// `127.0.0.1` and `127.0.0.2`, and its certificate names only the first.
+    ///
+    /// `Err` says why no server could be had.
+    pub fn start_tls(require_client_cert: bool) -> Result<Self, String> {
+        Self::start_with(Some(require_client_cert))
+    }
+
+    fn start_with(tls: Option<bool>) -> Result<Self, String> {
         let bin = find_bin()?;
         let as_postgres = running_as_root()?;
         let port = free_port()?;
         let dir = temp_dir(&format!("pg-{port}"))?;
         // From here on, Drop stops the server and removes the directory.
-        let server = Self {
+        let mut server = Self {
             bin,
             dir,
             port,
             as_postgres,
+            tls: None,
         };
+        if let Some(require_client_cert) = tls {
+            server.tls = Some(Tls {
+                certs: CertFiles::generate(&server.dir)?,
+                require_client_cert,
+            });
+        }
         if as_postgres {
-            run(Command::new("chown").arg("postgres:").arg(&server.dir))?;
+            run(Command::new("chown")
+                .arg("-R")
+                .arg("postgres:")
+                .arg(&server.dir))?;
         }
         let data = server.data();
         server.tool(
@@ -51,8 +83,44 @@ impl PrivatePostgres {
                 "--no-sync",
             ],
         )?;
+        if let Some(tls) = &server.tls {
+            server.only_tls(tls)?;
+        }
         server.resume()?;
         Ok(server)
+    }
+
+    /// Replace `pg_hba.conf` so that TCP clients must use TLS (and present a
+    /// client certificate when required); the Unix socket stays open to the
+    /// server's own tools.
+    fn only_tls(&self, tls: &Tls) -> Result<(), String> {
+        let client = if tls.require_client_cert {
+            " clientcert=verify-ca"
+        } else {
+            ""
+        };
+        let hba = format!(
+            "local all all trust\n\
+             hostssl all all 127.0.0.0/8 trust{client}\n"
+        );
+        let path = self.dir.join("data").join("pg_hba.conf");
+        std::fs::write(&path, hba).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        if self.as_postgres {
+            run(Command::new("chown").arg("postgres:").arg(&path))?;
+        }
+        Ok(())
+    }
+
+    /// The certificates of a [`start_tls`](Self::start_tls) server.
+    pub fn certs(&self) -> Option<&CertFiles> {
+        self.tls.as_ref().map(|t| &t.certs)
+    }
+
+    /// The URL through `host` (`127.0.0.1`, or `127.0.0.2`, which the
+    /// certificate does not name) with extra query parameters such as
+    /// `sslmode=verify-full&sslrootcert=...`.
+    pub fn url_via(&self, host: &str, query: &str) -> String {
+        format!("postgres://postgres@{host}:{}/postgres?{query}", self.port)
     }
 
     /// Where to connect: the `postgres` database as the `postgres` superuser.
@@ -72,11 +140,17 @@ impl PrivatePostgres {
     /// Start the server (again) on the same port and data directory; returns once
     /// it accepts connections, after crash recovery.
     pub fn resume(&self) -> Result<(), String> {
-        let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {}",
-            self.port,
-            self.dir.display()
-        );
+        let mut options = format!("-p {} -k {}", self.port, self.dir.display());
+        match &self.tls {
+            None => options.push_str(" -c listen_addresses=127.0.0.1"),
+            Some(tls) => options.push_str(&format!(
+                " -c listen_addresses=127.0.0.1,127.0.0.2 -c ssl=on \
+                 -c ssl_cert_file={} -c ssl_key_file={} -c ssl_ca_file={}",
+                tls.certs.server_cert.display(),
+                tls.certs.server_key.display(),
+                tls.certs.ca.display()
+            )),
+        }
         let log = self.dir.join("server.log").display().to_string();
         self.tool(
             "pg_ctl",

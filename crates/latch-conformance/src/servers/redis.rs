@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, run, temp_dir};
+use super::{CertFiles, free_port, run, temp_dir};
 
 /// A private `redis-server`; killed and its directory removed when dropped.
 #[derive(Debug)]
@@ -17,6 +17,15 @@ pub struct PrivateRedis {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    tls: Option<Tls>,
+}
+
+/// The TLS side of a [`PrivateRedis::start_tls`] server.
+#[derive(Debug)]
+struct Tls {
+    port: u16,
+    certs: CertFiles,
+    require_client_cert: bool,
 }
 
 impl PrivateRedis {
@@ -35,9 +44,54 @@ impl PrivateRedis {
             child: None,
             port,
             dir,
+            tls: None,
         };
         server.resume()?;
         Ok(server)
+    }
+
+    /// Start one that also serves TLS on a second port ([`tls_url`](Self::tls_url)),
+    /// with certificates made for it (see [`CertFiles`]); with
+    /// `require_client_cert`, TLS clients must present a certificate signed by
+    /// the test CA. It listens on `127.0.0.1` and `127.0.0.2`, and its certificate
+    /// names only the first: connecting to the second proves host names are
+    /// checked. The plain port stays open for the test's own checks.
+    ///
+    /// # Errors
+    /// Why there is none: no `redis-server` with TLS, or it did not start.
+    pub fn start_tls(require_client_cert: bool) -> Result<Self, String> {
+        let port = free_port()?;
+        let dir = temp_dir(&format!("redis-tls-{port}"))?;
+        let certs = CertFiles::generate(&dir)?;
+        let mut server = Self {
+            child: None,
+            port,
+            dir,
+            tls: Some(Tls {
+                port: free_port()?,
+                certs,
+                require_client_cert,
+            }),
+        };
+        server.resume()?;
+        Ok(server)
+    }
+
+    /// The certificates of a [`start_tls`](Self::start_tls) server.
+    pub fn certs(&self) -> Option<&CertFiles> {
+        self.tls.as_ref().map(|t| &t.certs)
+    }
+
+    /// `rediss://127.0.0.1:{tls port}/` for a [`start_tls`](Self::start_tls) server.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_url_via("127.0.0.1")
+    }
+
+    /// The TLS URL through another address of the server, such as `127.0.0.2`,
+    /// which its certificate does not name.
+    pub fn tls_url_via(&self, host: &str) -> Option<String> {
+        let tls = self.tls.as_ref()?;
+        Some(format!("rediss://{host}:{}/", tls.port))
     }
 
     /// Where to connect.
@@ -51,8 +105,26 @@ impl PrivateRedis {
     /// # Errors
     /// When it cannot be started or does not answer within 10 s.
     pub fn resume(&mut self) -> Result<(), String> {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &self.port.to_string()]);
+        if let Some(tls) = &self.tls {
+            command
+                .args(["--bind", "127.0.0.1 127.0.0.2"])
+                .args(["--tls-port", &tls.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&tls.certs.server_cert)
+                .arg("--tls-key-file")
+                .arg(&tls.certs.server_key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.certs.ca)
+                .args([
+                    "--tls-auth-clients",
+                    if tls.require_client_cert { "yes" } else { "no" },
+                ]);
+        } else {
+            command.args(["--bind", "127.0.0.1"]);
+        }
+        let child = command
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .args(["--save", ""])
             .arg("--dir")

@@ -84,3 +84,17 @@ pub fn wall_now() -> i64 {
         .expect("after 1970")
         .as_secs() as i64
 }
+
+/// Write a session through `store` and read it back: the connection works
+/// both ways.
+pub async fn one_round_trip(store: &RedisStore) {
+    use latch::{Record, SessionStore as _};
+    let key = SessionId::generate().store_key();
+    let mut record = Record::new(wall_now());
+    record.expires_at = wall_now() + 600;
+    record.version = 1;
+    assert!(store.create(&key, &record).await.expect("create"));
+    let loaded = store.load(&key).await.expect("load").expect("the session");
+    assert_eq!(loaded.version, 1);
+    assert!(store.delete(&key).await.expect("delete"));
+}

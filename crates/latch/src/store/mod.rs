@@ -20,11 +20,13 @@
 
 mod encrypted;
 mod memory;
+mod tls;
 
 use async_trait::async_trait;
 
 pub use encrypted::EncryptedStore;
 pub use memory::MemoryStore;
+pub use tls::ConnectionProblem;
 
 use crate::error::Result;
 use crate::id::StoreKey;
