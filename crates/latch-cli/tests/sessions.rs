@@ -342,17 +342,78 @@ async fn redis_round_trip() {
     redis_cleanup(&url, &prefix).await;
 }
 
+/// `latch sessions --store rediss://...?cacert=...&cert=...&key=...` against a
+/// private Redis that requires mutual TLS (T1: every tool that takes a store
+/// URL takes the TLS forms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_mutual_tls_round_trip() {
+    let server = match latch_conformance::servers::PrivateRedis::start_tls(true) {
+        Ok(server) => server,
+        Err(why) => {
+            let _: Option<()> = latch_conformance::skip_or_fail("a private TLS Redis", &why);
+            return;
+        }
+    };
+    let certs = server.certs().expect("TLS server");
+    let url = format!(
+        "{}?cacert={}&cert={}&key={}",
+        server.tls_url().expect("TLS url"),
+        certs.ca.display(),
+        certs.client_cert.display(),
+        certs.client_key.display()
+    );
+    let prefix = format!("{}:", unique("latch-cli-tls"));
+    let store = latch_redis::RedisStore::builder(&url)
+        .prefix(&prefix)
+        .connect()
+        .await
+        .expect("the store over mutual TLS");
+    round_trip(Fixture {
+        store: Arc::new(store),
+        args: vec!["--store".into(), url, "--redis-prefix".into(), prefix],
+        ttl: true,
+    })
+    .await;
+}
+
+/// `latch sessions --store postgres://...?sslmode=verify-full&sslrootcert=...`
+/// against a private PostgreSQL that accepts only TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_verified_tls_round_trip() {
+    let server = match latch_conformance::servers::PrivatePostgres::start_tls(false) {
+        Ok(server) => server,
+        Err(why) => {
+            let _: Option<()> = latch_conformance::skip_or_fail("a private TLS PostgreSQL", &why);
+            return;
+        }
+    };
+    let certs = server.certs().expect("TLS server");
+    let url = server.url_via(
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={}", certs.ca.display()),
+    );
+    let store = latch_postgres::PostgresStore::connect(&url)
+        .await
+        .expect("the store over TLS");
+    round_trip(Fixture {
+        store: Arc::new(store),
+        args: vec!["--store".into(), url],
+        ttl: false,
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_round_trip() {
-    let Ok(list) = std::env::var("LATCH_REDIS_CLUSTER_URLS") else {
-        let _: Option<()> = latch_conformance::skip_or_fail(
-            "Redis Cluster",
-            "LATCH_REDIS_CLUSTER_URLS is not set (for a local cluster: \
-             export LATCH_REDIS_CLUSTER_URLS=$(crates/latch-redis/scripts/cluster.sh start))",
-        );
-        return;
+    // The cluster of LATCH_REDIS_CLUSTER_URLS, or a private one started here.
+    let site = match latch_conformance::servers::ClusterSite::get() {
+        Ok(site) => site,
+        Err(why) => {
+            let _: Option<()> = latch_conformance::skip_or_fail("Redis Cluster", &why);
+            return;
+        }
     };
-    let urls: Vec<String> = list.split(',').map(|u| u.trim().to_owned()).collect();
+    let urls = site.urls.clone();
     let prefix = format!("{}:", unique("latch-cli-cluster"));
     let store = match latch_redis::RedisStore::cluster_builder(urls.iter().map(|u| u.to_string()))
         .prefix(&prefix)
@@ -363,7 +424,7 @@ async fn redis_cluster_round_trip() {
         Err(e) => {
             let _: Option<()> = latch_conformance::skip_or_fail(
                 "Redis Cluster",
-                &format!("LATCH_REDIS_CLUSTER_URLS: {e}"),
+                &format!("the Redis Cluster: {e}"),
             );
             return;
         }

@@ -236,10 +236,10 @@ impl Users {
     /// # Errors
     /// When the database cannot be reached or the table created.
     pub async fn open_postgres(url: &str) -> anyhow::Result<Self> {
-        let mut config: tokio_postgres::Config =
-            url.parse().context("parsing the PostgreSQL URL")?;
+        // Read as the session store reads it, TLS settings included.
+        let (mut config, tls) = latch_postgres::connect_config(url)?;
         config.connect_timeout(PG_TIMEOUT);
-        let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+        let manager = deadpool_postgres::Manager::new(config, tls);
         let pool = deadpool_postgres::Pool::builder(manager)
             .max_size(4)
             .runtime(deadpool_postgres::Runtime::Tokio1)

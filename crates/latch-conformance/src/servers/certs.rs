@@ -46,7 +46,12 @@ impl CertFiles {
         params
             .distinguished_name
             .push(DnType::CommonName, "localhost");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        // Client use too: the nodes of a TLS Redis Cluster present it to each
+        // other on the cluster bus.
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let server = params.signed_by(&server_key, &ca, &ca_key).map_err(err)?;
 
         let client_key = KeyPair::generate().map_err(err)?;

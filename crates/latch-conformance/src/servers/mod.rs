@@ -5,12 +5,14 @@
 //! (`LATCH_REDIS_URL`, `LATCH_POSTGRES_URL`) are never touched.
 
 mod certs;
+mod cluster;
 mod postgres;
 mod redis;
 
 use std::process::Command;
 
 pub use certs::CertFiles;
+pub use cluster::{ClusterSite, PrivateCluster};
 pub use postgres::PrivatePostgres;
 pub use redis::PrivateRedis;
 

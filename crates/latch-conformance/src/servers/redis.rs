@@ -18,11 +18,13 @@ pub struct PrivateRedis {
     port: u16,
     dir: PathBuf,
     tls: Option<Tls>,
+    /// More `redis-server` arguments (a cluster node's).
+    extra: Vec<String>,
 }
 
 /// The TLS side of a [`PrivateRedis::start_tls`] server.
-#[derive(Debug)]
-struct Tls {
+#[derive(Debug, Clone)]
+pub(super) struct Tls {
     port: u16,
     certs: CertFiles,
     require_client_cert: bool,
@@ -34,6 +36,12 @@ impl PrivateRedis {
     /// # Errors
     /// Why there is none: `redis-server` is not installed or did not start.
     pub fn start() -> Result<Self, String> {
+        Self::start_with(None, Vec::new())
+    }
+
+    /// Start one with TLS set up as `tls` says (if at all) and `extra`
+    /// arguments for `redis-server`.
+    pub(super) fn start_with(tls: Option<Tls>, extra: Vec<String>) -> Result<Self, String> {
         Command::new("redis-server")
             .arg("--version")
             .output()
@@ -44,10 +52,16 @@ impl PrivateRedis {
             child: None,
             port,
             dir,
-            tls: None,
+            tls,
+            extra,
         };
         server.resume()?;
         Ok(server)
+    }
+
+    /// The plain-text port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Start one that also serves TLS on a second port ([`tls_url`](Self::tls_url)),
@@ -67,11 +81,8 @@ impl PrivateRedis {
             child: None,
             port,
             dir,
-            tls: Some(Tls {
-                port: free_port()?,
-                certs,
-                require_client_cert,
-            }),
+            tls: Some(Tls::new(certs, require_client_cert)?),
+            extra: Vec::new(),
         };
         server.resume()?;
         Ok(server)
@@ -124,6 +135,7 @@ impl PrivateRedis {
         } else {
             command.args(["--bind", "127.0.0.1"]);
         }
+        command.args(&self.extra);
         let child = command
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .args(["--save", ""])
@@ -193,6 +205,17 @@ impl PrivateRedis {
         }
         let mut reply = [0u8; 7];
         conn.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    }
+}
+
+impl Tls {
+    /// TLS on a free port with `certs`.
+    pub(super) fn new(certs: CertFiles, require_client_cert: bool) -> Result<Self, String> {
+        Ok(Self {
+            port: free_port()?,
+            certs,
+            require_client_cert,
+        })
     }
 }
 

@@ -132,19 +132,21 @@ impl FlaskSessionStoreBuilder {
         self
     }
 
-    /// Connect to Redis at `url` (`redis://host:port/db`).
+    /// Connect to Redis at `url` (`redis://host:port/db`, or `rediss://` for
+    /// TLS with the same `?cacert=`, `?cert=&key=` parameters as
+    /// [`latch_redis::RedisStoreBuilder`]).
     ///
     /// # Errors
-    /// [`latch::ErrorKind::Store`] when the URL is invalid or Redis cannot be
-    /// reached; [`latch::ErrorKind::InvalidConfig`] for a lifetime under a second.
+    /// [`latch::ErrorKind::Store`] when Redis cannot be reached;
+    /// [`latch::ErrorKind::InvalidConfig`] for a URL that is not valid or a
+    /// lifetime under a second.
     pub async fn connect(self, url: &str) -> latch::Result<FlaskSessionStore> {
         if self.lifetime.as_secs() == 0 {
             return Err(latch::Error::invalid_config(
                 "the Flask-Session lifetime must be at least one second",
             ));
         }
-        let client = redis::Client::open(url)
-            .map_err(|e| latch::Error::store("invalid Redis URL for Flask-Session", e))?;
+        let client = latch_redis::client(url)?;
         let conn = client
             .get_connection_manager()
             .await

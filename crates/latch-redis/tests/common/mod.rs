@@ -1,9 +1,9 @@
 //! Shared by the integration tests: where the servers are, and fresh stores.
 //!
 //! Server addresses are read at run time: `LATCH_REDIS_URL` (default
-//! `redis://127.0.0.1:6379/`) and `LATCH_REDIS_CLUSTER_URLS` (comma-separated
-//! node URLs; `scripts/cluster.sh start` prints a value). A missing server is a
-//! loud skip, or a failure with `LATCH_REQUIRE_BACKENDS=1`.
+//! `redis://127.0.0.1:6379/`); the cluster tests use `LATCH_REDIS_CLUSTER_URLS`
+//! or start a private cluster (`latch_conformance::servers::ClusterSite`). A
+//! missing server is a loud skip, or a failure with `LATCH_REQUIRE_BACKENDS=1`.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -37,34 +37,6 @@ pub async fn single_store(prefix: &str) -> Option<RedisStore> {
         Ok(store) => Some(store),
         // The URL may carry a password: name the variable, not its value.
         Err(e) => latch_conformance::skip_or_fail("Redis", &format!("LATCH_REDIS_URL: {e:?}")),
-    }
-}
-
-/// A store on the Redis Cluster named by `LATCH_REDIS_CLUSTER_URLS`, or `None`
-/// (after a loud skip) when the variable is unset or the cluster unreachable.
-pub async fn cluster_store(prefix: &str) -> Option<RedisStore> {
-    let Ok(list) = std::env::var("LATCH_REDIS_CLUSTER_URLS") else {
-        return latch_conformance::skip_or_fail(
-            "Redis Cluster",
-            "LATCH_REDIS_CLUSTER_URLS is not set (for a local cluster: \
-             export LATCH_REDIS_CLUSTER_URLS=$(crates/latch-redis/scripts/cluster.sh start))",
-        );
-    };
-    let urls: Vec<&str> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .collect();
-    match RedisStore::cluster_builder(urls.iter().map(|u| u.to_string()))
-        .prefix(prefix)
-        .connect()
-        .await
-    {
-        Ok(store) => Some(store),
-        Err(e) => latch_conformance::skip_or_fail(
-            "Redis Cluster",
-            &format!("LATCH_REDIS_CLUSTER_URLS: {e:?}"),
-        ),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::{Context as _, bail};
 use latch::{StoreKey, UnixTime};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::{Row, Stats, count};
 
@@ -27,11 +27,11 @@ impl PgInventory {
             ),
             None => "latch_sessions".to_owned(),
         };
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL: {e}"))?;
+        // The store's own reading of the URL: sslmode, sslrootcert, sslcert,
+        // sslkey, and its default (verify-full off the machine).
+        let (config, tls) = latch_postgres::connect_config(url)?;
         let (client, connection) = config
-            .connect(NoTls)
+            .connect(tls)
             .await
             .context("connecting to PostgreSQL")?;
         // The connection runs until the client is dropped; its error, if any,

@@ -53,7 +53,11 @@ type Fields = Vec<Option<String>>;
 
 /// A connection to the server at `info`, with the admin timeouts.
 async fn connect_node(info: redis::ConnectionInfo) -> anyhow::Result<MultiplexedConnection> {
-    let client = Client::open(info).context("the Redis URL is not valid")?;
+    connect_client(Client::open(info).context("the Redis URL is not valid")?).await
+}
+
+/// A connection through `client`, with the admin timeouts.
+async fn connect_client(client: Client) -> anyhow::Result<MultiplexedConnection> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(TIMEOUT))
         .set_response_timeout(Some(TIMEOUT));
@@ -69,10 +73,9 @@ impl RedisInventory {
     /// # Errors
     /// A bad URL or an unreachable server (the message never holds the URL).
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let info = url
-            .into_connection_info()
-            .context("the Redis URL is not valid")?;
-        let conn = connect_node(info).await?;
+        // The store's own reading of the URL: rediss://, ?cacert=, ?cert=&key=.
+        let client = latch_redis::client(url)?;
+        let conn = connect_client(client).await?;
         Ok(Self {
             nodes: vec![conn.clone()],
             router: Router::Server(conn),
