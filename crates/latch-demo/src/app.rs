@@ -84,17 +84,22 @@ pub fn only_for_hosts(router: Router, hosts: Vec<String>) -> Router {
     router.layer(middleware::from_fn(move |req: Request, next: Next| {
         let hosts = Arc::clone(&hosts);
         async move {
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .or_else(|| req.uri().authority().map(|a| a.as_str()));
+            let mut values = req.headers().get_all(header::HOST).iter();
+            let (first, second) = (values.next(), values.next());
+            let host = match (first, second) {
+                // Two Host headers: which one a proxy or the app believes is
+                // anyone's guess (RFC 9112 section 3.2 says 400).
+                (Some(_), Some(_)) => return bad_host("more than one Host header"),
+                (Some(value), None) => match value.to_str().ok().and_then(host_name) {
+                    Some(name) => Some(name),
+                    None => return bad_host("a Host header that is not a host[:port]"),
+                },
+                (None, _) => req.uri().authority().and_then(|a| host_name(a.as_str())),
+            };
             // No host at all (HTTP/1.0, in-process calls) is no browser's
             // request for another name.
-            let allowed = host.is_none_or(|h| {
-                let name = host_name(h);
-                hosts.iter().any(|a| a.eq_ignore_ascii_case(name))
-            });
+            let allowed =
+                host.is_none_or(|name| hosts.iter().any(|a| a.eq_ignore_ascii_case(name)));
             if allowed {
                 next.run(req).await
             } else {
@@ -108,14 +113,44 @@ pub fn only_for_hosts(router: Router, hosts: Vec<String>) -> Router {
     }))
 }
 
-/// The name part of a `Host` value: `[::1]:8080` is `[::1]`, `a:80` is `a`.
-fn host_name(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map_or(host, |(name, _)| &host[..=name.len()]);
-    }
-    host.rsplit_once(':').map_or(host, |(name, _)| name)
+fn bad_host(why: &str) -> Response {
+    (
+        http::StatusCode::BAD_REQUEST,
+        format!("Bad Request: {why}.\n"),
+    )
+        .into_response()
+}
+
+/// The name part of a `Host` value (`[::1]:8080` is `[::1]`, `a:80` is `a`),
+/// or `None` when it is not `name[:port]`: a name of letters, digits, `-`,
+/// `.` and `_`, or a bracketed IPv6 address, and a port of digits. Anything
+/// else (`a@b`, `a:b`, spaces) no browser sends.
+fn host_name(host: &str) -> Option<&str> {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (inner, after) = rest.split_once(']')?;
+        let ipv6 = |c: char| c.is_ascii_hexdigit() || c == ':' || c == '.';
+        if inner.is_empty() || !inner.chars().all(ipv6) {
+            return None;
+        }
+        let port = match after {
+            "" => None,
+            more => Some(more.strip_prefix(':')?),
+        };
+        (&host[..inner.len() + 2], port)
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
+    };
+    let name_ok = name.starts_with('[')
+        || (!name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    (name_ok && port_ok).then_some(name)
 }
 
 /// Headers every response gets: no framing, no sniffing, no external
@@ -154,9 +189,28 @@ mod tests {
 
     #[test]
     fn host_names_drop_the_port() {
-        assert_eq!(host_name("localhost:8080"), "localhost");
-        assert_eq!(host_name("[::1]:8080"), "[::1]");
-        assert_eq!(host_name("[::1]"), "[::1]");
-        assert_eq!(host_name("example.com"), "example.com");
+        assert_eq!(host_name("localhost:8080"), Some("localhost"));
+        assert_eq!(host_name("[::1]:8080"), Some("[::1]"));
+        assert_eq!(host_name("[::1]"), Some("[::1]"));
+        assert_eq!(host_name("example.com"), Some("example.com"));
+    }
+
+    #[test]
+    fn what_no_browser_sends_is_not_a_host() {
+        for bad in [
+            "",
+            "localhost:8080@evil.example",
+            "evil.example@localhost",
+            "localhost:x",
+            "localhost:",
+            "local host",
+            "[::1",
+            "[zz]:80",
+            "[::1]x",
+            "a:1:2",
+            "localhost:123456",
+        ] {
+            assert_eq!(host_name(bad), None, "{bad:?}");
+        }
     }
 }

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -150,12 +151,20 @@ pub async fn serve(
         let router = router.clone();
         let body_timeout = limits.body_timeout;
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let mut req = req.map(|body| axum::body::Body::new(Deadline::new(body, body_timeout)));
+            let expired = Arc::new(AtomicBool::new(false));
+            let deadline = |body| Deadline::new(body, body_timeout, Arc::clone(&expired));
+            let mut req = req.map(|body| axum::body::Body::new(deadline(body)));
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
             let mut router = router.clone();
             async move {
                 let response = tower_service::Service::call(&mut router, req).await;
-                Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
+                let response = response.unwrap_or_else(|never| match never {});
+                // The handler saw a failed body read, which its extractor
+                // calls a 400; the client was too slow, which is a 408.
+                if expired.load(Ordering::Relaxed) {
+                    return Ok::<_, Infallible>(request_timeout());
+                }
+                Ok(response)
             }
         });
         let conn = http.serve_connection(TokioIo::new(stream), service);
@@ -179,23 +188,40 @@ pub async fn serve(
     Ok(())
 }
 
+/// `408 Request Timeout`, closing the connection (its remaining body bytes
+/// would be read as the next request).
+fn request_timeout() -> axum::response::Response {
+    let mut response = axum::response::IntoResponse::into_response((
+        http::StatusCode::REQUEST_TIMEOUT,
+        "Request Timeout: the request body did not arrive in time.\n",
+    ));
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 pin_project_lite::pin_project! {
     /// A request body that must arrive whole within its deadline: past it,
-    /// reading fails (the handler's extractor answers 4xx and the connection
-    /// is closed), so a client cannot hold a connection by trickling a body.
+    /// reading fails and `expired` is set (the request is answered 408 and the
+    /// connection closed), so a client cannot hold a connection by trickling a
+    /// body.
     struct Deadline<B> {
         #[pin]
         body: B,
         #[pin]
         sleep: tokio::time::Sleep,
+        expired: Arc<AtomicBool>,
     }
 }
 
 impl<B> Deadline<B> {
-    fn new(body: B, within: Duration) -> Self {
+    fn new(body: B, within: Duration, expired: Arc<AtomicBool>) -> Self {
         Self {
             body,
             sleep: tokio::time::sleep(within),
+            expired,
         }
     }
 }
@@ -229,7 +255,10 @@ where
             return std::task::Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         match this.sleep.poll(cx) {
-            std::task::Poll::Ready(()) => std::task::Poll::Ready(Some(Err(Box::new(BodyTimeout)))),
+            std::task::Poll::Ready(()) => {
+                this.expired.store(true, Ordering::Relaxed);
+                std::task::Poll::Ready(Some(Err(Box::new(BodyTimeout))))
+            }
             std::task::Poll::Pending => std::task::Poll::Pending,
         }
     }

@@ -745,6 +745,50 @@ async fn postgres_store_holds_sessions_and_users() {
     assert_eq!(c.me(&site).await, StatusCode::OK);
 }
 
+/// With sessions in the cookie, the scratch map is capped to what a cookie
+/// can carry: filling it gets 422s, never the 500 of a session too large for
+/// its cookie (found by the third outside attack).
+#[tokio::test]
+async fn cookie_sessions_refuse_a_scratch_map_too_large_for_a_cookie() {
+    for store in ["cookie-signed", "cookie-encrypted"] {
+        let dir = std::env::temp_dir().join(format!(
+            "latch-demo-scratch-{store}-{}-{}",
+            std::process::id(),
+            &latch::SessionId::generate().store_key().to_hex()[..8]
+        ));
+        let args = demo_args(store, &dir);
+        let settings = latch_demo::config::Settings::from_args(&args).unwrap();
+        let (app, _) = latch_demo::serve::app(&settings).await.unwrap();
+        let site = Site {
+            app,
+            _dir: Arc::new(TempDir(dir)),
+        };
+        let mut c = Client::default();
+        c.signup(&site, "maya").await;
+        let value = "\u{1}".repeat(1000); // six bytes each in JSON
+        let mut statuses = Vec::new();
+        for i in 0..8 {
+            statuses
+                .push(put_scratch(&site, &mut c, &format!("k{i}"), &value[..100 * (i + 1)]).await);
+        }
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::NO_CONTENT || *s == StatusCode::UNPROCESSABLE_ENTITY),
+            "{store}: {statuses:?}"
+        );
+        assert!(
+            statuses.contains(&StatusCode::UNPROCESSABLE_ENTITY),
+            "{store}: never capped"
+        );
+        // The session still works, with what was accepted.
+        assert_eq!(c.me(&site).await, StatusCode::OK, "{store}");
+        let map: BTreeMap<String, String> =
+            serde_json::from_str(&c.get(&site, "/api/scratch").await.body).unwrap();
+        assert!(!map.is_empty(), "{store}");
+    }
+}
+
 /// Cookie-only sessions in the demo are revocable too (E3): logout and "sign
 /// out everywhere else" refuse old copies of the cookie.
 #[tokio::test]
@@ -1030,6 +1074,22 @@ async fn other_host_names_are_misdirected() {
         let reply = Client::default().send(&site, req, Body::empty()).await;
         assert_eq!(reply.status, expected, "{host}");
     }
+    // Attack round 3: what no browser sends is a 400, not a guess at which
+    // part counts: a second Host header, user-info and other junk.
+    for host in [
+        "localhost:8080@attacker.example",
+        "localhost:x",
+        "local host",
+    ] {
+        let req = Request::get("/login").header(header::HOST, host);
+        let reply = Client::default().send(&site, req, Body::empty()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{host}");
+    }
+    let req = Request::get("/login")
+        .header(header::HOST, "localhost")
+        .header(header::HOST, "attacker.example");
+    let reply = Client::default().send(&site, req, Body::empty()).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "two Host headers");
 }
 
 /// The store is down: every call fails.

@@ -410,3 +410,33 @@ async fn ending_an_anonymous_cookie_session_files_no_marker() {
     assert_eq!(markers.len(), 1);
     assert_eq!(user_of(&m, &signed_in).await, None);
 }
+
+/// A double-submitted sign-in form: two requests with the same cookie both
+/// sign in. One wins and sets the new cookie; the other must set no cookie
+/// at all, since a removal cookie arriving after the winner's would sign the
+/// browser out again (found by the third outside attack).
+#[tokio::test]
+async fn the_losing_half_of_a_double_sign_in_sets_no_cookie() {
+    let store = Arc::new(MemoryStore::new());
+    let m = SessionManager::builder()
+        .shared_store(store)
+        .build()
+        .unwrap();
+    // A stored session (a visit that put something in it).
+    let first = m.start(std::iter::empty(), Default::default());
+    first.insert("cart", 1).await.unwrap();
+    let cookie = value(&m.finish(&first).await.unwrap().set_cookie.unwrap());
+    let a = start(&m, &cookie);
+    let b = start(&m, &cookie);
+    a.log_in("alice").await.unwrap();
+    b.log_in("alice").await.unwrap();
+    let won = m.finish(&a).await.unwrap().set_cookie.unwrap();
+    assert!(!won.contains("Max-Age=0"), "{won}");
+    let lost = m.finish(&b).await.unwrap();
+    assert_eq!(lost.set_cookie, None, "the loser must not touch the cookie");
+    // The winner's cookie is signed in, with the visit's data.
+    let session = start(&m, &value(&won));
+    assert_eq!(session.user_id().await.unwrap().as_deref(), Some("alice"));
+    assert_eq!(session.get::<i32>("cart").await.unwrap(), Some(1));
+    m.finish(&session).await.unwrap();
+}

@@ -76,6 +76,7 @@ fn check(
     // adding its own) is no browser's request to trust.
     if headers.get_all("sec-fetch-site").iter().count() > 1
         || headers.get_all(ORIGIN).iter().count() > 1
+        || headers.get_all(HOST).iter().count() > 1
     {
         return Err(CrossSiteRequest);
     }
@@ -101,9 +102,38 @@ fn check(
         .flatten()
         .all(|s| s.eq_ignore_ascii_case(origin_scheme));
     match host {
-        Some(h) if schemes_agree && origin_host.eq_ignore_ascii_case(h) => Ok(()),
+        Some(h) if schemes_agree && same_authority(origin_scheme, origin_host, h) => Ok(()),
         _ => Err(CrossSiteRequest),
     }
+}
+
+/// Whether the `Origin`'s host and port are the `Host`'s, a default port
+/// written or not: browsers leave `:443` out of `https` origins, while a
+/// client or proxy may write it in `Host`.
+fn same_authority(scheme: &str, origin: &str, host: &str) -> bool {
+    if origin.eq_ignore_ascii_case(host) {
+        return true;
+    }
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "https" => "443",
+        "http" => "80",
+        _ => return false,
+    };
+    let split = |authority: &str| -> (String, String) {
+        // The port follows the last colon after any IPv6 bracket.
+        let after_bracket = authority.rfind(']').map_or(0, |i| i + 1);
+        match authority[after_bracket..].rfind(':') {
+            Some(i) => {
+                let at = after_bracket + i;
+                (
+                    authority[..at].to_ascii_lowercase(),
+                    authority[at + 1..].to_owned(),
+                )
+            }
+            None => (authority.to_ascii_lowercase(), default.to_owned()),
+        }
+    };
+    split(origin) == split(host)
 }
 
 /// [`check_origin_at`], also requiring the `Origin` to use `scheme` (`"https"`
@@ -184,6 +214,36 @@ mod tests {
         assert!(check_origin(&Method::DELETE, &other).is_err());
         let null = headers(&[("origin", "null"), ("host", "localhost:8080")]);
         assert!(check_origin(&Method::POST, &null).is_err());
+    }
+
+    #[test]
+    fn a_default_port_written_or_not_is_the_same_origin() {
+        for (origin, host, same) in [
+            ("https://app.example", "app.example:443", true),
+            ("https://app.example:443", "app.example", true),
+            ("http://app.example", "app.example:80", true),
+            ("https://APP.example", "app.example:443", true),
+            ("https://[::1]", "[::1]:443", true),
+            ("https://app.example", "app.example:80", false),
+            ("http://app.example", "app.example:443", false),
+            ("https://app.example:8443", "app.example", false),
+            ("https://app.example", "app.example:4430", false),
+            ("https://evil.example", "app.example:443", false),
+        ] {
+            let h = headers(&[("host", host), ("origin", origin)]);
+            assert_eq!(
+                check_origin(&Method::POST, &h).is_ok(),
+                same,
+                "{origin} vs Host {host}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_host_headers_are_refused() {
+        let mut h = headers(&[("host", "app.example"), ("origin", "https://app.example")]);
+        h.append(HOST, http::HeaderValue::from_static("evil.example"));
+        assert!(check_origin(&Method::POST, &h).is_err());
     }
 
     #[test]

@@ -23,6 +23,13 @@ const SCRATCH: &str = "scratch";
 /// make the store keep is bounded (A6) with room to spare.
 pub const MAX_SCRATCH_BYTES: usize = 32 * 1024;
 
+/// The limit when sessions live in the cookie itself: a browser keeps at
+/// most about 4 KiB per cookie, and signing or encryption, base64 and the
+/// session's own fields take their share, so the map gets a quarter of it.
+/// (A larger map would make latch refuse the cookie at the end of the
+/// request, a 500, as the third outside attack showed.)
+pub const MAX_SCRATCH_COOKIE_BYTES: usize = 1024;
+
 /// The map's size as stored: its JSON, where a control character takes six
 /// bytes (`\u0001`), not one.
 fn scratch_bytes(map: &BTreeMap<String, String>) -> usize {
@@ -83,6 +90,11 @@ pub async fn put_scratch(
             return Ok(res);
         }
     }
+    let limit = if app.manager.store().is_some() {
+        MAX_SCRATCH_BYTES
+    } else {
+        MAX_SCRATCH_COOKIE_BYTES
+    };
     // `try_update` re-applies on a concurrent save, so parallel PUTs of
     // different keys all land; the size limit is checked inside it, so it
     // holds on the merged map too, and a write the merged map has no room
@@ -91,12 +103,12 @@ pub async fn put_scratch(
         .try_update(SCRATCH, move |map: Option<BTreeMap<String, String>>| {
             let mut map = map.unwrap_or_default();
             map.insert(key.clone(), body.value.clone());
-            (scratch_bytes(&map) <= MAX_SCRATCH_BYTES).then_some(map)
+            (scratch_bytes(&map) <= limit).then_some(map)
         })
         .await;
     if let Err(err) = &stored {
         if err.kind() == &latch::ErrorKind::UpdateRefused {
-            let msg = json!({"error": format!("the scratch map holds at most {MAX_SCRATCH_BYTES} bytes of keys and values")});
+            let msg = json!({"error": format!("the scratch map holds at most {limit} bytes of keys and values")});
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(msg)).into_response());
         }
     }
