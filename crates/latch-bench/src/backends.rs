@@ -16,6 +16,11 @@ pub struct PrivateRedis {
     child: Child,
     /// Its port.
     pub port: u16,
+    /// Its TLS port (`port + 1`), so TLS is measured against the same server.
+    pub tls_port: u16,
+    /// The certificates of its TLS port (made for the run).
+    certs: latch_conformance::servers::CertFiles,
+    _dir: TempDir,
 }
 
 impl PrivateRedis {
@@ -24,8 +29,22 @@ impl PrivateRedis {
     /// # Errors
     /// When redis-server is missing or does not answer within 10 s.
     pub fn start(port: u16) -> anyhow::Result<Self> {
+        let dir = TempDir::new(&format!("redis-tls-{port}"))?;
+        let certs = latch_conformance::servers::CertFiles::generate(&dir.0)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let tls_port = port + 1;
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--tls-port",
+                &tls_port.to_string(),
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(&certs.server_cert)
+            .arg("--tls-key-file")
+            .arg(&certs.server_key)
             .args([
                 "--save",
                 "",
@@ -38,7 +57,13 @@ impl PrivateRedis {
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting redis-server (is it installed?)")?;
-        let mut redis = Self { child, port };
+        let mut redis = Self {
+            child,
+            port,
+            tls_port,
+            certs,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if redis.ping() {
@@ -63,6 +88,15 @@ impl PrivateRedis {
     /// `redis://127.0.0.1:port/`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// `rediss://127.0.0.1:tls_port/?cacert=...`: the same server over TLS.
+    pub fn tls_url(&self) -> String {
+        format!(
+            "rediss://127.0.0.1:{}/?cacert={}",
+            self.tls_port,
+            self.certs.ca.display()
+        )
     }
 
     /// The server's resident memory in bytes (`INFO memory` → `used_memory_rss`).

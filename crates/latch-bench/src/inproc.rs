@@ -43,6 +43,8 @@ pub fn run(args: &InprocArgs) -> anyhow::Result<()> {
         // cover this process only, so the server's own work is not in them).
         redis_url: std::env::var("LATCH_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned()),
+        // No TLS port on the shared server: latch-redis-tls is for `load`.
+        redis_tls_url: String::new(),
         postgres_url: backends::postgres_url(),
         pg_schema: format!("latch_bench_inproc_{}", std::process::id()),
         dir: tmp.0.clone(),

@@ -215,6 +215,10 @@ pub fn run(plan: &Plan) -> anyhow::Result<String> {
     };
     let env = Env {
         redis_url: redis.as_ref().map(PrivateRedis::url).unwrap_or_default(),
+        redis_tls_url: redis
+            .as_ref()
+            .map(PrivateRedis::tls_url)
+            .unwrap_or_default(),
         postgres_url: backends::postgres_url(),
         pg_schema: format!("latch_bench_load_{}", std::process::id()),
         dir: tmp.0.clone(),

@@ -60,3 +60,8 @@ pub fn encrypted(aead: Aead) -> anyhow::Result<SessionManager> {
         .encrypted_cookies(Keyring::new(SecretKey::generate()), aead)
         .build()?)
 }
+
+/// A fresh keyring for `encrypt_at_rest`.
+pub fn at_rest_keys() -> Keyring {
+    Keyring::new(SecretKey::generate())
+}

@@ -32,6 +32,12 @@ pub enum Config {
     LatchRedis,
     /// latch, `PostgresStore` in a private schema.
     LatchPostgres,
+    /// latch, `RedisStore` on the same private redis-server's TLS port.
+    LatchRedisTls,
+    /// latch, `SqliteStore` with `encrypt_at_rest`.
+    LatchSqliteAtRest,
+    /// latch, `RedisStore` with `encrypt_at_rest`.
+    LatchRedisAtRest,
     /// tower-sessions 0.14, its memory store.
     TsMemory,
     /// tower-sessions 0.14, tower-sessions-sqlx-store 0.15 (SQLite), separate process.
@@ -46,7 +52,7 @@ pub enum Config {
 
 impl Config {
     /// Every configuration, in table order.
-    pub const ALL: [Config; 13] = [
+    pub const ALL: [Config; 16] = [
         Config::Bare,
         Config::LatchSigned,
         Config::LatchEncrypted,
@@ -55,6 +61,9 @@ impl Config {
         Config::LatchSqlite,
         Config::LatchRedis,
         Config::LatchPostgres,
+        Config::LatchRedisTls,
+        Config::LatchSqliteAtRest,
+        Config::LatchRedisAtRest,
         Config::TsMemory,
         Config::TsSqlite,
         Config::TsRedis,
@@ -73,6 +82,9 @@ impl Config {
             Config::LatchSqlite => "latch-sqlite",
             Config::LatchRedis => "latch-redis",
             Config::LatchPostgres => "latch-postgres",
+            Config::LatchRedisTls => "latch-redis-tls",
+            Config::LatchSqliteAtRest => "latch-sqlite-at-rest",
+            Config::LatchRedisAtRest => "latch-redis-at-rest",
             Config::TsMemory => "ts-memory",
             Config::TsSqlite => "ts-sqlite",
             Config::TsRedis => "ts-redis",
@@ -97,7 +109,10 @@ impl Config {
 
     /// Whether this configuration needs the private redis-server.
     pub fn needs_redis(self) -> bool {
-        matches!(self, Config::LatchRedis | Config::TsRedis)
+        matches!(
+            self,
+            Config::LatchRedis | Config::LatchRedisTls | Config::LatchRedisAtRest | Config::TsRedis
+        )
     }
 }
 
@@ -106,6 +121,8 @@ impl Config {
 pub struct Env {
     /// The private redis-server.
     pub redis_url: String,
+    /// The same server's TLS port, with its CA (`rediss://...?cacert=...`).
+    pub redis_tls_url: String,
     /// The PostgreSQL server.
     pub postgres_url: String,
     /// The schema latch-postgres uses for the load benchmark (dropped afterwards).
@@ -138,12 +155,33 @@ pub async fn router(config: Config, env: &Env, cell: usize) -> anyhow::Result<Ro
             let store = latch_sqlite::SqliteStore::open(env.dir.join(format!("latch-{cell}.db")))?;
             latch::router(latch::builder().store(store).build()?)
         }
-        Config::LatchRedis => {
-            let store = latch_redis::RedisStore::builder(&env.redis_url)
+        Config::LatchRedis | Config::LatchRedisTls | Config::LatchRedisAtRest => {
+            let url = if config == Config::LatchRedisTls {
+                &env.redis_tls_url
+            } else {
+                &env.redis_url
+            };
+            let store = latch_redis::RedisStore::builder(url)
                 .prefix(format!("bench{cell}:"))
                 .connect()
                 .await?;
-            latch::router(latch::builder().store(store).build()?)
+            let builder = latch::builder().store(store);
+            latch::router(
+                match config {
+                    Config::LatchRedisAtRest => builder.encrypt_at_rest(latch::at_rest_keys()),
+                    _ => builder,
+                }
+                .build()?,
+            )
+        }
+        Config::LatchSqliteAtRest => {
+            let store = latch_sqlite::SqliteStore::open(env.dir.join(format!("latch-{cell}.db")))?;
+            latch::router(
+                latch::builder()
+                    .store(store)
+                    .encrypt_at_rest(latch::at_rest_keys())
+                    .build()?,
+            )
         }
         Config::LatchPostgres => {
             let store = latch_postgres::PostgresStore::builder(&env.postgres_url)
