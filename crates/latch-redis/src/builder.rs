@@ -9,6 +9,7 @@ use redis::cluster::ClusterClientBuilder;
 
 use crate::conn::Conn;
 use crate::keys::Keys;
+use crate::sentinel::{self, ReplicaAcks, SentinelConn, SentinelTarget};
 use crate::store::RedisStore;
 use crate::tls::{self, TlsSettings};
 
@@ -31,8 +32,9 @@ const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
 /// Longest back-off delay, so a server that comes back is found quickly.
 const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
 
-/// Settings for a [`RedisStore`]: [`RedisStore::builder`] for one server,
-/// [`RedisStore::cluster_builder`] for a Redis Cluster; finish with
+/// Settings for a [`RedisStore`]: [`RedisStore::builder`] for one server (or
+/// a `redis+sentinel://` URL), [`RedisStore::cluster_builder`] for a Redis
+/// Cluster, [`RedisStore::sentinel_builder`] for Redis Sentinel; finish with
 /// [`connect`](Self::connect).
 ///
 /// | setting | default | meaning |
@@ -44,6 +46,7 @@ const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
 /// | [`tls_ca_file`](Self::tls_ca_file) | the system's roots | the CA(s) that `rediss://` servers' certificates must lead to |
 /// | [`tls_client_cert`](Self::tls_client_cert) | none | a client certificate and key, for servers that require mutual TLS |
 /// | [`danger_accept_invalid_certificates`](Self::danger_accept_invalid_certificates) | off | accept any server certificate (test set-ups only; logged) |
+/// | [`wait_for_replicas`](Self::wait_for_replicas) | off | Sentinel only: each write acknowledged by this many replicas before it counts |
 ///
 /// ## TLS
 /// A `rediss://` URL connects over TLS (rustls), checking the server's
@@ -78,21 +81,37 @@ pub struct RedisStoreBuilder {
     response_timeout: Duration,
     operation_timeout: Duration,
     tls: TlsSettings,
+    acks: Option<ReplicaAcks>,
 }
 
 /// What to connect to.
 #[derive(Clone)]
 enum Target {
+    /// One server's URL, or a `redis+sentinel://` URL.
     Single(String),
     Cluster(Vec<String>),
+    /// [`RedisStore::sentinel_builder`]'s master name and sentinel URLs.
+    Sentinel(SentinelTarget),
+}
+
+impl Target {
+    fn is_sentinel(&self) -> bool {
+        match self {
+            Target::Single(url) => sentinel::is_sentinel_url(url),
+            Target::Cluster(_) => false,
+            Target::Sentinel(_) => true,
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisStoreBuilder {
     // The URLs may hold a password: never printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let target = match &self.target {
+            _ if self.target.is_sentinel() => "sentinel",
             Target::Single(_) => "one server",
             Target::Cluster(_) => "a cluster",
+            Target::Sentinel(_) => "sentinel",
         };
         f.debug_struct("RedisStoreBuilder")
             .field("target", &target)
@@ -101,6 +120,7 @@ impl std::fmt::Debug for RedisStoreBuilder {
             .field("response_timeout", &self.response_timeout)
             .field("operation_timeout", &self.operation_timeout)
             .field("tls", &self.tls)
+            .field("wait_for_replicas", &self.acks)
             .finish()
     }
 }
@@ -114,6 +134,7 @@ impl RedisStoreBuilder {
             response_timeout: Duration::from_secs(1),
             operation_timeout: Duration::from_secs(2),
             tls: TlsSettings::default(),
+            acks: None,
         }
     }
 
@@ -191,19 +212,87 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// With Redis Sentinel only: a write (create, save, touch, delete, sign
+    /// out everywhere, purge) is acknowledged only once at least `replicas`
+    /// replicas have it, waiting up to `timeout` (Redis `WAIT`) on the
+    /// connection that made the write; with fewer, the store call fails with
+    /// a store error (a 503 over HTTP) even though the master applied it.
+    ///
+    /// What each setting guarantees, Redis replication being asynchronous:
+    /// - **Off** (the default): an acknowledged write is on the master only.
+    ///   If the master dies before its replicas copied it, the replica that
+    ///   Sentinel promotes lacks it, and the write is lost: a session saved a
+    ///   moment before the failover comes back in its previous state (a
+    ///   sign-out undone, a sign-in forgotten, a new session unknown).
+    /// - **On, `replicas` = n**: every acknowledged write was on the master and
+    ///   at least n replicas. It survives the loss of the master as long as one
+    ///   of those replicas is promoted. Sentinel promotes the replica with the
+    ///   most replicated data, so with one replica, or with n covering every
+    ///   replica, that holds; with more replicas than n a less up-to-date one
+    ///   could in rare cases (others unreachable at the time) be promoted.
+    ///   `WAIT` is not consensus: a write it failed to confirm may still be
+    ///   kept or lost, and a partitioned old master may accept writes until
+    ///   it notices (pair with `min-replicas-to-write` on the servers to limit
+    ///   that).
+    ///
+    /// `timeout` must be above zero and shorter than the response timeout
+    /// (`WAIT`'s reply must arrive before the client gives up on it).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = latch_redis::RedisStore::builder("redis+sentinel://s1,s2,s3/mymaster")
+    ///     .wait_for_replicas(1, Duration::from_millis(500))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.acks = Some(ReplicaAcks { replicas, timeout });
+        self
+    }
+
     /// Connect, within the connection and operation timeouts.
     ///
     /// # Errors
     /// [`latch::ErrorKind::InvalidConfig`] for a bad setting or URL;
-    /// [`latch::ErrorKind::Store`] when the server (or no node of the cluster)
-    /// can be reached in time.
+    /// [`latch::ErrorKind::Store`] when the server (or no node of the cluster,
+    /// or no sentinel or no master) can be reached in time. With Sentinel, a
+    /// master name that no sentinel knows is an `InvalidConfig` error.
     pub async fn connect(self) -> Result<RedisStore> {
         self.validate()?;
         let conn = match &self.target {
+            Target::Single(url) if sentinel::is_sentinel_url(url) => {
+                Conn::Sentinel(self.sentinel(sentinel::parse(url)?).await?)
+            }
             Target::Single(url) => Conn::Single(self.single(url).await?),
             Target::Cluster(urls) => Conn::Cluster(self.cluster(urls).await?),
+            Target::Sentinel(target) => Conn::Sentinel(self.sentinel(target.clone()).await?),
         };
         Ok(self.build(conn))
+    }
+
+    async fn sentinel(&self, target: SentinelTarget) -> Result<SentinelConn> {
+        let limit = self.connection_timeout + self.operation_timeout;
+        let connecting = SentinelConn::connect(
+            target,
+            self.tls.clone(),
+            self.connection_timeout,
+            self.response_timeout,
+        );
+        match tokio::time::timeout(limit, connecting).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(Error::store(
+                format!(
+                    "finding the Redis master through Sentinel: no answer within {} ms",
+                    limit.as_millis()
+                ),
+                elapsed,
+            )),
+        }
     }
 
     async fn single(&self, url: &str) -> Result<ConnectionManager> {
@@ -282,7 +371,12 @@ impl RedisStoreBuilder {
     }
 
     fn build(self, conn: Conn) -> RedisStore {
-        RedisStore::new(conn, Keys::new(self.prefix), self.operation_timeout)
+        RedisStore::new(
+            conn,
+            Keys::new(self.prefix),
+            self.operation_timeout,
+            self.acks,
+        )
     }
 
     /// Refuse settings that cannot work, before any connection is made.
@@ -309,6 +403,33 @@ impl RedisStoreBuilder {
             return Err(Error::invalid_config(
                 "the Redis connection, response and operation timeouts must be above zero",
             ));
+        }
+        self.validate_acks()
+    }
+
+    fn validate_acks(&self) -> Result<()> {
+        let Some(acks) = self.acks else {
+            return Ok(());
+        };
+        if !self.target.is_sentinel() {
+            return Err(Error::invalid_config(
+                "wait_for_replicas needs Redis Sentinel (a redis+sentinel:// URL or \
+                 RedisStore::sentinel_builder): only there does latch follow a replica \
+                 promoted in place of the master, and keep each write's WAIT on the \
+                 connection that wrote it",
+            ));
+        }
+        if acks.replicas == 0 {
+            return Err(Error::invalid_config(
+                "wait_for_replicas needs at least 1 replica (leave it off for none)",
+            ));
+        }
+        if acks.timeout.is_zero() || acks.timeout >= self.response_timeout {
+            return Err(Error::invalid_config(format!(
+                "the wait_for_replicas timeout must be above zero and shorter than the \
+                 response timeout ({} ms); Redis would wait forever on 0",
+                self.response_timeout.as_millis()
+            )));
         }
         Ok(())
     }
@@ -355,6 +476,48 @@ impl RedisStore {
         urls: impl IntoIterator<Item = S>,
     ) -> RedisStoreBuilder {
         RedisStoreBuilder::new(Target::Cluster(urls.into_iter().map(Into::into).collect()))
+    }
+
+    /// Settings for Redis Sentinel: the master that the sentinels monitor as
+    /// `master_name`, found through any of `sentinel_urls` (`redis://` or
+    /// `rediss://`, one per sentinel, with the sentinel's own user and
+    /// password if it requires one). The store follows failovers by itself;
+    /// see the [crate docs](crate#redis-sentinel). The master is reached with
+    /// the sentinels' scheme, database 0 and no password; for a master that
+    /// requires one, use the URL form
+    /// `redis+sentinel://user:password@host1,host2/master-name[/db]` with
+    /// [`builder`](Self::builder).
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = latch_redis::RedisStore::sentinel_builder(
+    ///     "mymaster",
+    ///     ["redis://10.0.0.1:26379/", "redis://10.0.0.2:26379/", "redis://10.0.0.3:26379/"],
+    /// )
+    /// .prefix("myapp:")
+    /// .connect()
+    /// .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sentinel_builder<S: Into<String>>(
+        master_name: impl Into<String>,
+        sentinel_urls: impl IntoIterator<Item = S>,
+    ) -> RedisStoreBuilder {
+        let sentinels: Vec<String> = sentinel_urls.into_iter().map(Into::into).collect();
+        let tls = sentinels.first().is_some_and(|u| {
+            let u = u.to_ascii_lowercase();
+            u.starts_with("rediss://") || u.starts_with("valkeys://")
+        });
+        RedisStoreBuilder::new(Target::Sentinel(SentinelTarget {
+            master_name: master_name.into(),
+            sentinels,
+            master: sentinel::MasterTemplate {
+                tls,
+                ..Default::default()
+            },
+        }))
     }
 
     /// Connect to one server with the default settings (prefix `latch:`).
@@ -421,6 +584,29 @@ mod tests {
         let msg = refused(RedisStore::builder("redis://127.0.0.1/").prefix("my app:"));
         assert!(msg.contains("spaces"), "{msg}");
         refused(RedisStore::builder("redis://127.0.0.1/").prefix("app\n"));
+    }
+
+    #[test]
+    fn replica_acks_need_sentinel_and_a_bounded_wait() {
+        let wait = Duration::from_millis(500);
+        let sentinel = "redis+sentinel://127.0.0.1/mymaster";
+        assert!(
+            RedisStore::builder(sentinel)
+                .wait_for_replicas(1, wait)
+                .validate()
+                .is_ok()
+        );
+        let msg = refused(RedisStore::builder("redis://127.0.0.1/").wait_for_replicas(1, wait));
+        assert!(msg.contains("needs Redis Sentinel"), "{msg}");
+        refused(RedisStore::cluster_builder(["redis://127.0.0.1/"]).wait_for_replicas(1, wait));
+        refused(RedisStore::builder(sentinel).wait_for_replicas(0, wait));
+        refused(RedisStore::builder(sentinel).wait_for_replicas(1, Duration::ZERO));
+        let msg = refused(
+            RedisStore::builder(sentinel)
+                .response_timeout(wait)
+                .wait_for_replicas(1, wait),
+        );
+        assert!(msg.contains("shorter than the response timeout"), "{msg}");
     }
 
     #[test]

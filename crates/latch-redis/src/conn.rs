@@ -1,4 +1,4 @@
-//! One connection type for both deployments, so the store's code is written once.
+//! One connection type for every deployment, so the store's code is written once.
 
 use std::fmt;
 
@@ -6,10 +6,13 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-/// A multiplexed connection to a single server or to a Redis Cluster.
+use crate::sentinel::SentinelConn;
+
+/// A multiplexed connection to a single server, a Redis Cluster, or the
+/// master that Redis Sentinel names.
 ///
-/// Both variants are cheap handles over shared connections (cloning does not
-/// open a socket), reconnect by themselves after a failure, and apply the
+/// Every variant is a cheap handle over shared connections (cloning does not
+/// open a socket), reconnects by itself after a failure, and applies the
 /// configured connection and response timeouts to every command.
 #[derive(Clone)]
 pub(crate) enum Conn {
@@ -17,6 +20,8 @@ pub(crate) enum Conn {
     Single(ConnectionManager),
     /// A Redis Cluster: each command goes to the node owning its key's slot.
     Cluster(ClusterConnection),
+    /// The master that the sentinels name, searched for again after a failover.
+    Sentinel(SentinelConn),
 }
 
 impl Conn {
@@ -25,6 +30,7 @@ impl Conn {
         match self {
             Conn::Single(_) => "single",
             Conn::Cluster(_) => "cluster",
+            Conn::Sentinel(_) => "sentinel",
         }
     }
 }
@@ -42,6 +48,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -54,6 +61,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
@@ -61,6 +69,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
         }
     }
 }

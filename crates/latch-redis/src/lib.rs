@@ -1,7 +1,7 @@
 //! # latch-redis: latch sessions in Redis
 //!
-//! [`RedisStore`] keeps latch's server-side sessions in Redis, on one server or
-//! on a Redis Cluster. Sessions expire by Redis TTL at their `expires_at`, so
+//! [`RedisStore`] keeps latch's server-side sessions in Redis, on one server,
+//! on a Redis Cluster, or on the master that Redis Sentinel names. Sessions expire by Redis TTL at their `expires_at`, so
 //! nothing has to sweep them; a per-user index makes "list my devices" and "sign
 //! out everywhere" cost what that user has, never a scan of the keyspace. Like
 //! every latch store it never sees a session ID, only its SHA-256 (the
@@ -30,6 +30,31 @@
 //! ```
 //! For a cluster: `RedisStore::connect_cluster(&["redis://node1:6379/", ...])`
 //! or `RedisStore::cluster_builder(urls).prefix(...).connect()`.
+//!
+//! ## Redis Sentinel
+//! `RedisStore::builder("redis+sentinel://[user:password@]host1[:port],host2[:port]/master-name[/db]")`
+//! (or [`RedisStore::sentinel_builder`]) asks the sentinels for the master
+//! monitored as `master-name` (port 26379 when none is given; the user and
+//! password are the master's) and keeps one connection to it.
+//! `rediss+sentinel://` speaks TLS to the sentinels and to the master, with
+//! the same `?cacert=`, `?cert=&key=` and builder settings as `rediss://`.
+//! A master name that no sentinel knows is refused at start-up.
+//!
+//! On a failover the store finds the new master by itself: a command that
+//! meets a dead, unreachable or demoted master (`READONLY`) fails, the
+//! request gets a 503, and the next command asks the sentinels again. While
+//! no master is reachable, calls fail quickly (within the timeouts) and
+//! service resumes without a restart once the sentinels have promoted a
+//! replica: in this crate's tests (failure detection after 1 s) about 2.3 s
+//! after the master was killed. Failed commands are not retried.
+//!
+//! Redis replicates asynchronously: a write acknowledged by the master can
+//! be lost if the master dies before a replica copied it. With
+//! [`RedisStoreBuilder::wait_for_replicas`] each write is acknowledged only
+//! once that many replicas have it (Redis `WAIT`), so it survives the loss of
+//! the master when one of those replicas is promoted; writes get 503s when
+//! too few replicas answer (including after a failover that left no replica).
+//! That setting's docs say exactly what each choice guarantees.
 //!
 //! ## Key layout
 //! With the default prefix `latch:`:
@@ -85,6 +110,7 @@ mod conn;
 mod fields;
 mod keys;
 mod scripts;
+mod sentinel;
 mod store;
 mod tls;
 

@@ -8,6 +8,7 @@ mod certs;
 mod cluster;
 mod postgres;
 mod redis;
+mod sentinel;
 
 use std::process::Command;
 
@@ -15,6 +16,7 @@ pub use certs::CertFiles;
 pub use cluster::{ClusterSite, PrivateCluster};
 pub use postgres::PrivatePostgres;
 pub use redis::PrivateRedis;
+pub use sentinel::{MASTER_NAME, PrivateSentinel};
 
 /// A loopback port nothing listens on right now.
 ///

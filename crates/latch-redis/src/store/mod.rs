@@ -16,6 +16,7 @@ use latch::{Error, Record, Result, SaveOutcome, SessionInfo, SessionStore, Store
 
 use crate::conn::Conn;
 use crate::keys::Keys;
+use crate::sentinel::ReplicaAcks;
 
 /// Server-side latch sessions in Redis: one server or a Redis Cluster.
 ///
@@ -41,14 +42,22 @@ pub struct RedisStore {
     conn: Conn,
     keys: Keys,
     operation_timeout: Duration,
+    /// Replicas that must acknowledge each write (Sentinel only).
+    acks: Option<ReplicaAcks>,
 }
 
 impl RedisStore {
-    pub(crate) fn new(conn: Conn, keys: Keys, operation_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        conn: Conn,
+        keys: Keys,
+        operation_timeout: Duration,
+        acks: Option<ReplicaAcks>,
+    ) -> Self {
         Self {
             conn,
             keys,
             operation_timeout,
+            acks,
         }
     }
 
@@ -81,6 +90,35 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Run one write under the operation timeout; with replica
+    /// acknowledgement on, it counts as done only once enough replicas have it.
+    async fn write<T>(&self, what: &str, op: impl Future<Output = Result<T>>) -> Result<T> {
+        let (Some(acks), Conn::Sentinel(conn)) = (self.acks, &self.conn) else {
+            return self.within(what, op).await;
+        };
+        self.within(what, async {
+            let generation = conn.generation().await.context(what)?;
+            let written = op.await?;
+            let acked = conn
+                .wait_for_replicas(generation, acks.replicas, acks.timeout)
+                .await
+                .context(what)?;
+            if acked < u64::from(acks.replicas) {
+                return Err(Error::store_msg(format!(
+                    "{what}: only {acked} of the {} Redis replicas required acknowledged \
+                     the write within {} ms, so it is not acknowledged (the master \
+                     has applied it, and may still lose it in a failover)",
+                    acks.replicas,
+                    acks.timeout.as_millis()
+                )));
+            }
+            Ok(written)
+        })
+        .await
+    }
+}
+
 /// Attach what was being done to a driver error, keeping it as the cause.
 trait Context<T> {
     fn context(self, what: &str) -> Result<T>;
@@ -95,7 +133,7 @@ impl<T> Context<T> for redis::RedisResult<T> {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
-        self.within("creating a session", self.create_session(key, record))
+        self.write("creating a session", self.create_session(key, record))
             .await
     }
 
@@ -110,7 +148,7 @@ impl SessionStore for RedisStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<SaveOutcome> {
-        self.within(
+        self.write(
             "saving a session",
             self.save_session(key, record, expected_version),
         )
@@ -124,7 +162,7 @@ impl SessionStore for RedisStore {
         last_seen: UnixTime,
         expires_at: UnixTime,
     ) -> Result<bool> {
-        self.within(
+        self.write(
             "touching a session",
             self.touch_session(key, user_hint, last_seen, expires_at),
         )
@@ -132,7 +170,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<bool> {
-        self.within("deleting a session", self.delete_session(key))
+        self.write("deleting a session", self.delete_session(key))
             .await
     }
 
@@ -153,7 +191,7 @@ impl latch::UserIndex for RedisStore {
     }
 
     async fn delete_by_user(&self, user_id: &str, keep: Option<&StoreKey>) -> Result<u64> {
-        self.within(
+        self.write(
             "deleting a user's sessions",
             self.delete_user(user_id, keep),
         )
@@ -164,7 +202,7 @@ impl latch::UserIndex for RedisStore {
 #[async_trait]
 impl latch::ExpiredDeletion for RedisStore {
     async fn purge_expired(&self, now: UnixTime, limit: usize) -> Result<u64> {
-        self.within("purging expired sessions", self.purge(now, limit))
+        self.write("purging expired sessions", self.purge(now, limit))
             .await
     }
 }

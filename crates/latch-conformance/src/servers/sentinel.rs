@@ -1,0 +1,237 @@
+//! A Redis Sentinel set-up of the test's own: one master, one replica and
+//! three sentinels (quorum 2) on free loopback ports, with short failure
+//! detection (`down-after-milliseconds` 1000) so a test can kill the master
+//! and watch the replica take over within seconds. Everything is killed and
+//! its directories removed when dropped, even when the test panics.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{PrivateRedis, free_port, temp_dir};
+
+/// The name the sentinels monitor the master under.
+pub const MASTER_NAME: &str = "latchmaster";
+
+/// How many sentinels, and how many must agree the master is down.
+const SENTINELS: usize = 3;
+const QUORUM: usize = 2;
+
+/// A private master, replica and three sentinels.
+#[derive(Debug)]
+pub struct PrivateSentinel {
+    // Declared first, so dropped first: sentinels must not fail over while
+    // the servers are being stopped.
+    sentinels: Vec<SentinelProcess>,
+    master: PrivateRedis,
+    replica: PrivateRedis,
+    dir: PathBuf,
+}
+
+/// One `redis-server --sentinel` process.
+#[derive(Debug)]
+struct SentinelProcess {
+    child: Child,
+    port: u16,
+}
+
+impl PrivateSentinel {
+    /// Start the master, its replica and the sentinels; returns once the
+    /// replica is in sync and every sentinel knows the replica and the other
+    /// sentinels (so a failover can be agreed on).
+    ///
+    /// # Errors
+    /// Why there is none: no `redis-server`/`redis-cli`, or the set-up was not
+    /// ready within 20 s.
+    pub fn start() -> Result<Self, String> {
+        let master = PrivateRedis::start()?;
+        let replica = PrivateRedis::start_with(
+            None,
+            vec![
+                "--replicaof".to_owned(),
+                format!("127.0.0.1 {}", master.port()),
+            ],
+        )?;
+        let dir = temp_dir("sentinel")?;
+        let mut setup = Self {
+            sentinels: Vec::with_capacity(SENTINELS),
+            master,
+            replica,
+            dir,
+        };
+        for n in 0..SENTINELS {
+            let sentinel = setup.start_sentinel(n)?;
+            setup.sentinels.push(sentinel);
+        }
+        setup.wait_until_ready()?;
+        Ok(setup)
+    }
+
+    fn start_sentinel(&self, n: usize) -> Result<SentinelProcess, String> {
+        let port = free_port()?;
+        let dir = self.dir.join(format!("sentinel-{n}"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        // Sentinels rewrite their configuration file as they learn: it must be
+        // a writable file of their own.
+        let config = dir.join("sentinel.conf");
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {log}\n\
+             sentinel monitor {MASTER_NAME} 127.0.0.1 {master} {QUORUM}\n\
+             sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+             sentinel failover-timeout {MASTER_NAME} 3000\n\
+             sentinel parallel-syncs {MASTER_NAME} 1\n",
+            dir = dir.display(),
+            log = dir.join("sentinel.log").display(),
+            master = self.master.port(),
+        );
+        std::fs::write(&config, text).map_err(|e| format!("writing {}: {e}", config.display()))?;
+        let child = Command::new("redis-server")
+            .arg(&config)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting redis-server --sentinel: {e}"))?;
+        Ok(SentinelProcess { child, port })
+    }
+
+    fn wait_until_ready(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let synced = cli(self.replica.port(), &["INFO", "replication"])
+                .is_some_and(|out| out.contains("master_link_status:up"));
+            let known = self.sentinels.iter().all(|s| {
+                cli(s.port, &["SENTINEL", "MASTER", MASTER_NAME]).is_some_and(|out| {
+                    let fields: Vec<&str> = out.lines().collect();
+                    let field = |name: &str| {
+                        fields
+                            .iter()
+                            .position(|l| *l == name)
+                            .and_then(|i| fields.get(i + 1).copied())
+                    };
+                    field("num-slaves") == Some("1")
+                        && field("num-other-sentinels") == Some(&(SENTINELS - 1).to_string())
+                })
+            });
+            if synced && known {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the private Redis Sentinel set-up was not ready within 20 s \
+                     (replica in sync: {synced}, sentinels know everyone: {known})"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `redis+sentinel://127.0.0.1:{p1},127.0.0.1:{p2},127.0.0.1:{p3}/latchmaster`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+    }
+
+    /// One `redis://` URL per sentinel.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|s| format!("redis://127.0.0.1:{}/", s.port))
+            .collect()
+    }
+
+    /// The URL of the server that was the master at start.
+    pub fn first_master_url(&self) -> String {
+        self.master.url()
+    }
+
+    /// The URL of the server that was the replica at start (the master after
+    /// a failover, as it is the only replica).
+    pub fn first_replica_url(&self) -> String {
+        self.replica.url()
+    }
+
+    /// SIGKILL the server that was the master at start.
+    pub fn kill_master(&mut self) {
+        self.master.kill();
+    }
+
+    /// Start the server that was the master at start again, on its port and
+    /// with its data, as a replica of the current master (as an operator
+    /// would; the sentinels would get there too, but only after some 10 s).
+    ///
+    /// # Errors
+    /// As [`PrivateRedis::resume`], or when no sentinel names a master.
+    pub fn revive_first_master(&mut self) -> Result<(), String> {
+        let master = self.master_port().ok_or("no sentinel names a master")?;
+        self.master.resume()?;
+        cli(
+            self.master.port(),
+            &["REPLICAOF", "127.0.0.1", &master.to_string()],
+        )
+        .map(drop)
+        .ok_or_else(|| "REPLICAOF on the revived master failed".to_owned())
+    }
+
+    /// The port of the master as the first sentinel that answers names it.
+    pub fn master_port(&self) -> Option<u16> {
+        self.sentinels.iter().find_map(|s| {
+            let out = cli(
+                s.port,
+                &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME],
+            )?;
+            out.lines().nth(1)?.trim().parse().ok()
+        })
+    }
+
+    /// Wait until the sentinels name the first replica as the master and it
+    /// says so itself; returns how long that took.
+    ///
+    /// # Errors
+    /// When that has not happened within `limit`.
+    pub fn wait_for_failover(&self, limit: Duration) -> Result<Duration, String> {
+        let started = Instant::now();
+        loop {
+            let promoted = self.master_port() == Some(self.replica.port())
+                && cli(self.replica.port(), &["ROLE"])
+                    .is_some_and(|out| out.lines().next() == Some("master"));
+            if promoted {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > limit {
+                return Err(format!("no failover within {limit:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `redis-cli -p port args...`'s output, or `None` when it fails.
+fn cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = Command::new("timeout")
+        .args(["5", "redis-cli", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Drop for SentinelProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateSentinel {
+    fn drop(&mut self) {
+        self.sentinels.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
