@@ -74,6 +74,37 @@ async fn the_conformance_suite_passes_through_sentinel() {
     latch_conformance::run_all(store, &[]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_suite_passes_through_sentinel_over_tls() {
+    let setup = match PrivateSentinel::start_tls() {
+        Ok(setup) => setup,
+        Err(why) => {
+            latch_conformance::skip_or_fail::<()>("a private TLS Redis Sentinel set-up", &why);
+            return;
+        }
+    };
+    let certs = setup.certs().unwrap();
+    let url = format!("{}?cacert={}", setup.tls_url().unwrap(), certs.ca.display());
+    let store = RedisStore::builder(url)
+        .prefix(common::unique_prefix("sentinel-tls"))
+        .connect()
+        .await
+        .expect("connect through Sentinel over TLS");
+    let store: Arc<dyn SessionStore> = Arc::new(store);
+    latch_conformance::run_all(store, &[]).await;
+    // The sentinels' certificates are checked too.
+    let err = RedisStore::builder(setup.tls_url().unwrap())
+        .tls_ca_file(&certs.other_ca)
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Store, "{err:?}");
+    assert!(
+        format!("{err:?}").contains("not signed by a CA this client trusts"),
+        "{err:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_wrong_master_name_is_refused_at_start_up() {
     let Some(setup) = private_sentinel() else {

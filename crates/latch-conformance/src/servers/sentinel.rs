@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{PrivateRedis, free_port, temp_dir};
+use super::redis::Tls;
+use super::{CertFiles, PrivateRedis, free_port, temp_dir};
 
 /// The name the sentinels monitor the master under.
 pub const MASTER_NAME: &str = "latchmaster";
@@ -25,6 +26,7 @@ pub struct PrivateSentinel {
     sentinels: Vec<SentinelProcess>,
     master: PrivateRedis,
     replica: PrivateRedis,
+    certs: Option<CertFiles>,
     dir: PathBuf,
 }
 
@@ -33,6 +35,8 @@ pub struct PrivateSentinel {
 struct SentinelProcess {
     child: Child,
     port: u16,
+    /// Its TLS port, in a TLS set-up.
+    tls_port: Option<u16>,
 }
 
 impl PrivateSentinel {
@@ -44,6 +48,7 @@ impl PrivateSentinel {
     /// Why there is none: no `redis-server`/`redis-cli`, or the set-up was not
     /// ready within 20 s.
     pub fn start() -> Result<Self, String> {
+        let dir = temp_dir("sentinel")?;
         let master = PrivateRedis::start()?;
         let replica = PrivateRedis::start_with(
             None,
@@ -52,11 +57,43 @@ impl PrivateSentinel {
                 format!("127.0.0.1 {}", master.port()),
             ],
         )?;
-        let dir = temp_dir("sentinel")?;
+        Self::assemble(master, replica, None, dir)
+    }
+
+    /// The same over TLS: the master, the replica (replicating over TLS) and
+    /// the sentinels (monitoring over TLS) each also serve TLS with
+    /// certificates made for the set-up ([`certs`](Self::certs)); the
+    /// sentinels name the servers' TLS ports.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start), or no `redis-server` with TLS.
+    pub fn start_tls() -> Result<Self, String> {
+        let dir = temp_dir("sentinel-tls")?;
+        let certs = CertFiles::generate(&dir)?;
+        let master = PrivateRedis::start_with(Some(Tls::new(certs.clone(), false)?), Vec::new())?;
+        let replica = PrivateRedis::start_with(
+            Some(Tls::new(certs.clone(), false)?),
+            vec![
+                "--tls-replication".to_owned(),
+                "yes".to_owned(),
+                "--replicaof".to_owned(),
+                format!("127.0.0.1 {}", tls_port_of(&master)?),
+            ],
+        )?;
+        Self::assemble(master, replica, Some(certs), dir)
+    }
+
+    fn assemble(
+        master: PrivateRedis,
+        replica: PrivateRedis,
+        certs: Option<CertFiles>,
+        dir: PathBuf,
+    ) -> Result<Self, String> {
         let mut setup = Self {
             sentinels: Vec::with_capacity(SENTINELS),
             master,
             replica,
+            certs,
             dir,
         };
         for n in 0..SENTINELS {
@@ -74,15 +111,28 @@ impl PrivateSentinel {
         // Sentinels rewrite their configuration file as they learn: it must be
         // a writable file of their own.
         let config = dir.join("sentinel.conf");
+        let (master, tls_port, tls) = match &self.certs {
+            Some(certs) => {
+                let tls_port = free_port()?;
+                let tls = format!(
+                    "tls-port {tls_port}\ntls-replication yes\ntls-auth-clients no\n\
+                     tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n",
+                    certs.server_cert.display(),
+                    certs.server_key.display(),
+                    certs.ca.display()
+                );
+                (tls_port_of(&self.master)?, Some(tls_port), tls)
+            }
+            None => (self.master.port(), None, String::new()),
+        };
         let text = format!(
-            "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {log}\n\
+            "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {log}\n{tls}\
              sentinel monitor {MASTER_NAME} 127.0.0.1 {master} {QUORUM}\n\
              sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
              sentinel failover-timeout {MASTER_NAME} 3000\n\
              sentinel parallel-syncs {MASTER_NAME} 1\n",
             dir = dir.display(),
             log = dir.join("sentinel.log").display(),
-            master = self.master.port(),
         );
         std::fs::write(&config, text).map_err(|e| format!("writing {}: {e}", config.display()))?;
         let child = Command::new("redis-server")
@@ -92,7 +142,11 @@ impl PrivateSentinel {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting redis-server --sentinel: {e}"))?;
-        Ok(SentinelProcess { child, port })
+        Ok(SentinelProcess {
+            child,
+            port,
+            tls_port,
+        })
     }
 
     fn wait_until_ready(&self) -> Result<(), String> {
@@ -142,6 +196,25 @@ impl PrivateSentinel {
             .iter()
             .map(|s| format!("redis://127.0.0.1:{}/", s.port))
             .collect()
+    }
+
+    /// `rediss+sentinel://` through the sentinels' TLS ports, for a set-up
+    /// started with [`start_tls`](Self::start_tls).
+    pub fn tls_url(&self) -> Option<String> {
+        let hosts = self
+            .sentinels
+            .iter()
+            .map(|s| s.tls_port.map(|p| format!("127.0.0.1:{p}")))
+            .collect::<Option<Vec<String>>>()?;
+        Some(format!(
+            "rediss+sentinel://{}/{MASTER_NAME}",
+            hosts.join(",")
+        ))
+    }
+
+    /// The certificates of a TLS set-up.
+    pub fn certs(&self) -> Option<&CertFiles> {
+        self.certs.as_ref()
     }
 
     /// The URL of the server that was the master at start.
@@ -208,6 +281,14 @@ impl PrivateSentinel {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// The TLS port of a server started with TLS.
+fn tls_port_of(server: &PrivateRedis) -> Result<u16, String> {
+    server
+        .tls_url()
+        .and_then(|url| url.rsplit(':').next()?.trim_end_matches('/').parse().ok())
+        .ok_or_else(|| "the server has no TLS port".to_owned())
 }
 
 /// `redis-cli -p port args...`'s output, or `None` when it fails.
