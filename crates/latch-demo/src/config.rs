@@ -162,7 +162,15 @@ impl StoreSpec {
             _ if text.starts_with("sqlite:") && text.len() > "sqlite:".len() => {
                 StoreSpec::Sqlite(PathBuf::from(&text["sqlite:".len()..]))
             }
-            _ if text.starts_with("redis://") || text.starts_with("rediss://") => {
+            _ if [
+                "redis://",
+                "rediss://",
+                "redis+sentinel://",
+                "rediss+sentinel://",
+            ]
+            .iter()
+            .any(|scheme| text.starts_with(scheme)) =>
+            {
                 StoreSpec::Redis(text.to_owned())
             }
             _ if text.starts_with("postgres://") || text.starts_with("postgresql://") => {
@@ -170,7 +178,8 @@ impl StoreSpec {
             }
             _ => bail!(
                 "--store {text:?} is not a store latch-demo knows; use one of: sqlite, \
-                 sqlite:PATH, memory, redis://HOST:PORT/, postgres://USER@HOST/DB, \
+                 sqlite:PATH, memory, redis[s]://HOST:PORT/, \
+                 redis[s]+sentinel://HOST:PORT,HOST:PORT/MASTER, postgres://USER@HOST/DB, \
                  cookie-signed, cookie-encrypted"
             ),
         })
@@ -379,6 +388,10 @@ mod tests {
         assert_eq!(StoreSpec::parse("memory", dir).unwrap(), StoreSpec::Memory);
         assert!(matches!(
             StoreSpec::parse("redis://h:1/", dir).unwrap(),
+            StoreSpec::Redis(_)
+        ));
+        assert!(matches!(
+            StoreSpec::parse("rediss+sentinel://s1,s2/mymaster", dir).unwrap(),
             StoreSpec::Redis(_)
         ));
         assert!(matches!(
