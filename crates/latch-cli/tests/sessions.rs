@@ -376,6 +376,34 @@ async fn redis_over_mutual_tls_round_trip() {
     .await;
 }
 
+/// `latch sessions --store redis+sentinel://s1,s2,s3/latchmaster` against a
+/// private Sentinel set-up (master, replica, three sentinels): the CLI finds
+/// the master through the sentinels (issue 13 item 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_round_trip() {
+    let setup = match latch_conformance::servers::PrivateSentinel::start() {
+        Ok(setup) => setup,
+        Err(why) => {
+            let _: Option<()> =
+                latch_conformance::skip_or_fail("a private Redis Sentinel set-up", &why);
+            return;
+        }
+    };
+    let url = setup.url();
+    let prefix = format!("{}:", unique("latch-cli-sentinel"));
+    let store = latch_redis::RedisStore::builder(&url)
+        .prefix(&prefix)
+        .connect()
+        .await
+        .expect("the store through Sentinel");
+    round_trip(Fixture {
+        store: Arc::new(store),
+        args: vec!["--store".into(), url, "--redis-prefix".into(), prefix],
+        ttl: true,
+    })
+    .await;
+}
+
 /// `latch sessions --store postgres://...?sslmode=verify-full&sslrootcert=...`
 /// against a private PostgreSQL that accepts only TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -620,6 +648,7 @@ fn bad_ids_urls_and_unreachable_servers_are_errors_without_secrets() {
     // Nothing listens on port 1 of the loopback: refused at once.
     for url in [
         "redis://:hunter2@127.0.0.1:1/",
+        "redis+sentinel://:hunter2@127.0.0.1:1/mymaster",
         "postgres://app:hunter2@127.0.0.1:1/app",
     ] {
         let out = latch()

@@ -11,7 +11,8 @@
 //! connect over TLS (rustls), with the server's certificate and host name
 //! checked against the system's roots or a CA file, and optionally a client
 //! certificate: see [`RedisStoreBuilder`]'s TLS section. [`client`] gives a
-//! plain `redis::Client` for the same URLs, for tools beside the store.
+//! plain `redis::Client` for the same URLs, for tools beside the store, and
+//! [`master_client`] one for the Sentinel URLs too.
 //!
 //! ## Example
 //! ```no_run
@@ -114,12 +115,22 @@ mod sentinel;
 mod store;
 mod tls;
 
+use std::time::Duration;
+
 pub use builder::{DEFAULT_PREFIX, RedisStoreBuilder};
 pub use store::RedisStore;
+
+/// How long [`master_client`] gives each sentinel to answer, and the master
+/// it names to confirm its role: a search takes at most about twice that.
+/// Longer than the store's default connection timeout, as tools may run far
+/// from the servers.
+const MASTER_SEARCH_STEP: Duration = Duration::from_secs(3);
 
 /// A `redis::Client` for `url`, understanding the same TLS forms as the store
 /// (`rediss://`, `?cacert=`, `?cert=&key=`; `#insecure` refused), for tools
 /// that talk to the store's server themselves (the `latch` CLI, latch-flask).
+/// It refuses the Sentinel forms, whose server is known only by asking the
+/// sentinels: use [`master_client`] for those.
 ///
 /// # Example
 /// ```
@@ -133,4 +144,47 @@ pub use store::RedisStore;
 /// files cannot be read.
 pub fn client(url: &str) -> latch::Result<redis::Client> {
     tls::client(tls::prepare(url, &tls::TlsSettings::default())?)
+}
+
+/// A `redis::Client` for the server behind any store URL: for a Sentinel URL
+/// (`redis+sentinel://` or `rediss+sentinel://`, see the
+/// [crate docs](crate#redis-sentinel)) the master that the sentinels name
+/// now, with the URL's database, credentials and TLS settings; for any other
+/// URL, the same as [`client`].
+///
+/// The sentinels are asked as the store asks them at start-up: all at once,
+/// keeping the first named server whose `ROLE` says master, each step bounded
+/// by 3 s, so this returns or fails within about 6 s.
+///
+/// The client is bound to that master's address and **does not follow a
+/// later failover**: after one, its connections fail (or reach a demoted
+/// replica, which refuses writes with `READONLY`) until `master_client` is
+/// called again. It suits tools that connect once per run (the `latch` CLI)
+/// or that reconnect on their own; a long-running service should use
+/// [`RedisStore`], which finds the new master by itself.
+///
+/// # Example
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let client =
+///     latch_redis::master_client("redis+sentinel://s1:26379,s2:26379/mymaster/0").await?;
+/// let mut conn = client.get_multiplexed_async_connection().await?;
+/// let keys: u64 = redis::cmd("DBSIZE").query_async(&mut conn).await?;
+/// // Any other URL is `client(url)`, with no connection made.
+/// let plain = latch_redis::master_client("redis://127.0.0.1:6379/").await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// [`latch::ErrorKind::InvalidConfig`] for a URL that is not valid or whose
+/// files cannot be read, or when no sentinel that answered knows a master by
+/// the URL's name (the error names it); [`latch::ErrorKind::Store`] when no
+/// sentinel, or no master they name, answers in time.
+pub async fn master_client(url: &str) -> latch::Result<redis::Client> {
+    if !sentinel::is_sentinel_url(url) {
+        return client(url);
+    }
+    let target = sentinel::parse(url)?;
+    sentinel::master_client(target, tls::TlsSettings::default(), MASTER_SEARCH_STEP).await
 }

@@ -12,7 +12,9 @@ use latch::{SessionId, StoreKey};
 pub enum StoreUrl {
     /// `sqlite:PATH`: a latch-sqlite database file.
     Sqlite(PathBuf),
-    /// `redis://...`: a latch-redis server.
+    /// `redis://...` or `rediss://...`: a latch-redis server; or
+    /// `redis+sentinel://...` / `rediss+sentinel://...`: the master that Redis
+    /// Sentinel names (one server too, found through the sentinels).
     Redis(String),
     /// `redis-cluster://HOST:PORT,HOST:PORT,...`: a latch-redis store on a
     /// Redis Cluster, as the `redis://` URLs of the nodes given (the others are
@@ -38,12 +40,13 @@ impl StoreUrl {
     /// Parse `--store`; the error never repeats the URL (it may hold a password).
     ///
     /// # Errors
-    /// A form that is none of the three.
+    /// A form that is none of these.
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         if let Some(path) = text.strip_prefix("sqlite:").filter(|p| !p.is_empty()) {
             return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
         }
-        if text.starts_with("redis://") || text.starts_with("rediss://") {
+        // latch-redis reads the rest of these (TLS parameters, the sentinels).
+        if REDIS_SCHEMES.iter().any(|s| text.starts_with(s)) {
             return Ok(StoreUrl::Redis(text.to_owned()));
         }
         if let Some(rest) = text.strip_prefix("redis-cluster://") {
@@ -54,11 +57,22 @@ impl StoreUrl {
         }
         bail!(
             "--store must be sqlite:PATH, redis://HOST:PORT/DB, \
+             redis+sentinel://HOST:PORT,HOST:PORT,.../MASTER[/DB], \
              redis-cluster://HOST:PORT,HOST:PORT,... or postgres://USER@HOST/DB \
-             (the scheme given is not one of these)"
+             (rediss:// and rediss+sentinel:// for TLS; the scheme given is not \
+             one of these)"
         )
     }
 }
+
+/// The schemes of a store on one Redis server: directly, or the master that
+/// Redis Sentinel names; plain or TLS.
+const REDIS_SCHEMES: [&str; 4] = [
+    "redis://",
+    "rediss://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+];
 
 /// The `redis://` URL of each node in `[USER:PASS@]HOST:PORT,HOST:PORT[/]`, every
 /// one with the same credentials. Errors never repeat the text (a password).
@@ -139,14 +153,42 @@ mod tests {
             StoreUrl::parse("redis://h:1/0").unwrap(),
             StoreUrl::Redis(_)
         ));
+        for url in [
+            "rediss://h:1/0?cacert=/ca.pem",
+            "redis+sentinel://:pw@s1:26379,s2:26379/mymaster/2",
+            "rediss+sentinel://s1,s2/mymaster?cacert=/ca.pem",
+        ] {
+            assert_eq!(
+                StoreUrl::parse(url).unwrap(),
+                StoreUrl::Redis(url.into()),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            format!(
+                "{:?}",
+                StoreUrl::parse("redis+sentinel://:pw@s1/m").unwrap()
+            ),
+            "Redis(..)"
+        );
         assert!(matches!(
             StoreUrl::parse("postgresql://u@h/d").unwrap(),
             StoreUrl::Postgres(_)
         ));
-        let err = StoreUrl::parse("mysql://root:hunter2@h/d")
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("hunter2"), "{err}");
+        for bad in [
+            "mysql://root:hunter2@h/d",
+            "redis+cluster://root:hunter2@h/d",
+        ] {
+            let err = StoreUrl::parse(bad).unwrap_err().to_string();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(
+                err.starts_with(
+                    "--store must be sqlite:PATH, redis://HOST:PORT/DB, \
+                     redis+sentinel://HOST:PORT,HOST:PORT,.../MASTER[/DB], "
+                ),
+                "{err}"
+            );
+        }
         assert!(StoreUrl::parse("sqlite:").is_err());
         assert_eq!(
             StoreUrl::parse("redis-cluster://a:7001, b:7002/").unwrap(),

@@ -134,19 +134,27 @@ impl FlaskSessionStoreBuilder {
 
     /// Connect to Redis at `url` (`redis://host:port/db`, or `rediss://` for
     /// TLS with the same `?cacert=`, `?cert=&key=` parameters as
-    /// [`latch_redis::RedisStoreBuilder`]).
+    /// [`latch_redis::RedisStoreBuilder`]), or through Redis Sentinel
+    /// (`redis+sentinel://host1:26379,host2:26379/master-name[/db]`, or
+    /// `rediss+sentinel://` with those parameters).
+    ///
+    /// With Sentinel the store connects to the master the sentinels name at
+    /// connect time ([`latch_redis::master_client`]) and stays with that
+    /// address: it does not follow a failover, so after one its calls fail
+    /// (or are refused by the demoted server) until the store is connected
+    /// again. [`latch_redis::RedisStore`] follows failovers by itself.
     ///
     /// # Errors
-    /// [`latch::ErrorKind::Store`] when Redis cannot be reached;
-    /// [`latch::ErrorKind::InvalidConfig`] for a URL that is not valid or a
-    /// lifetime under a second.
+    /// [`latch::ErrorKind::Store`] when Redis (or every sentinel) cannot be
+    /// reached; [`latch::ErrorKind::InvalidConfig`] for a URL that is not
+    /// valid, a master name no sentinel knows, or a lifetime under a second.
     pub async fn connect(self, url: &str) -> latch::Result<FlaskSessionStore> {
         if self.lifetime.as_secs() == 0 {
             return Err(latch::Error::invalid_config(
                 "the Flask-Session lifetime must be at least one second",
             ));
         }
-        let client = latch_redis::client(url)?;
+        let client = latch_redis::master_client(url).await?;
         let conn = client
             .get_connection_manager()
             .await

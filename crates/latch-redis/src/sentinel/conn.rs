@@ -4,12 +4,12 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
 
+use super::search::Finder;
 use super::url::SentinelTarget;
-use crate::tls::{self, TlsSettings};
+use crate::tls::TlsSettings;
 
 /// After a search that found no master, calls fail at once for this long
 /// instead of each searching again: a burst of requests during a failover
@@ -33,14 +33,7 @@ pub(crate) struct SentinelConn {
 }
 
 struct Shared {
-    master_name: String,
-    sentinels: Vec<redis::Client>,
-    target: SentinelTarget,
-    tls: TlsSettings,
-    config: AsyncConnectionConfig,
-    /// The most one step of a search (one sentinel's answer, one check of a
-    /// master) may take.
-    step_timeout: Duration,
+    finder: Finder,
     current: Mutex<Option<Master>>,
     /// Held by the one call that searches; the others wait for its result.
     search: tokio::sync::Mutex<Search>,
@@ -66,50 +59,18 @@ impl SentinelConn {
         connection_timeout: Duration,
         response_timeout: Duration,
     ) -> latch::Result<Self> {
-        if target.sentinels.is_empty() {
-            return Err(latch::Error::invalid_config(
-                "Redis Sentinel needs the address of at least one sentinel",
-            ));
-        }
-        let mut sentinels = Vec::with_capacity(target.sentinels.len());
-        for url in &target.sentinels {
-            sentinels.push(tls::client(tls::prepare(url, &tls)?)?);
-        }
-        // The master's URL is checked now, with a stand-in address, so a
-        // mistake in it is a configuration error at start-up, not a 503 later.
-        tls::client(tls::prepare(&target.master.url("127.0.0.1", 6379), &tls)?)?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connection_timeout))
-            .set_response_timeout(Some(response_timeout));
+        let finder = Finder::new(target, tls, connection_timeout, response_timeout)?;
         let conn = Self {
             shared: Arc::new(Shared {
-                master_name: target.master_name.clone(),
-                sentinels,
-                target,
-                tls,
-                config,
-                step_timeout: connection_timeout,
+                finder,
                 current: Mutex::new(None),
                 search: tokio::sync::Mutex::new(Search::default()),
             }),
         };
-        conn.master().await.map_err(|e| conn.startup_error(e))?;
+        conn.master()
+            .await
+            .map_err(|e| conn.shared.finder.startup_error(e))?;
         Ok(conn)
-    }
-
-    fn startup_error(&self, err: RedisError) -> latch::Error {
-        let name = &self.shared.master_name;
-        if err.kind() == ErrorKind::MasterNameNotFoundBySentinel {
-            return latch::Error::invalid_config(format!(
-                "no Redis sentinel knows a master named {name:?}: check the name \
-                 after the sentinels in the URL (it must match `sentinel monitor \
-                 <name> ...` in the sentinels' configuration)"
-            ))
-            .with_source(err);
-        }
-        tls::connect_error(self.shared.target.master.tls, err).context(format!(
-            "finding the Redis master {name:?} through Sentinel"
-        ))
     }
 
     /// The master in use, searched for when there is none.
@@ -127,12 +88,12 @@ impl SentinelConn {
                 return Err(err.clone());
             }
         }
-        match self.search().await {
-            Ok(conn) => {
+        match self.shared.finder.search().await {
+            Ok(found) => {
                 search.generation += 1;
                 search.failed = None;
                 let master = Master {
-                    conn,
+                    conn: found.conn,
                     generation: search.generation,
                 };
                 *self.lock_current() = Some(master.clone());
@@ -165,100 +126,9 @@ impl SentinelConn {
         if current.as_ref().is_some_and(|m| m.generation == generation) {
             tracing::warn!(
                 "latch-redis: lost the Redis master {:?}; asking the sentinels again",
-                self.shared.master_name
+                self.shared.finder.master_name()
             );
             *current = None;
-        }
-    }
-
-    /// Ask every sentinel at once for the master's address, then connect to
-    /// the first address (most often named first) whose server says it is
-    /// the master. Each step is bounded by the connection timeout, so a
-    /// search takes at most twice that.
-    async fn search(&self) -> Result<MultiplexedConnection, RedisError> {
-        let answers = join_all(self.shared.sentinels.iter().map(|s| self.ask(s))).await;
-        let mut addresses: Vec<(String, u16)> = Vec::new();
-        let mut last_err = None;
-        for answer in answers {
-            match answer {
-                Ok(Some(addr)) if !addresses.contains(&addr) => addresses.push(addr),
-                Ok(_) => {}
-                Err(err) => last_err = Some(err),
-            }
-        }
-        if addresses.is_empty() {
-            return Err(last_err.unwrap_or_else(|| {
-                RedisError::from((
-                    ErrorKind::MasterNameNotFoundBySentinel,
-                    "no sentinel knows a master by this name",
-                ))
-            }));
-        }
-        let checks = join_all(addresses.iter().map(|(h, p)| self.check_master(h, *p))).await;
-        let mut last_err = None;
-        for check in checks {
-            match check {
-                Ok(conn) => return Ok(conn),
-                Err(err) => last_err = Some(err),
-            }
-        }
-        // OK because `addresses` is not empty, so neither is `checks`.
-        Err(last_err.expect("one check per address"))
-    }
-
-    /// One sentinel's answer to `SENTINEL GET-MASTER-ADDR-BY-NAME`.
-    async fn ask(&self, sentinel: &redis::Client) -> Result<Option<(String, u16)>, RedisError> {
-        self.step(async {
-            let mut conn = sentinel
-                .get_multiplexed_async_connection_with_config(&self.shared.config)
-                .await?;
-            redis::cmd("SENTINEL")
-                .arg("GET-MASTER-ADDR-BY-NAME")
-                .arg(&self.shared.master_name)
-                .query_async(&mut conn)
-                .await
-        })
-        .await
-    }
-
-    /// Connect to `host:port` and keep the connection if `ROLE` says master:
-    /// a sentinel that has not yet heard of a failover names the old master,
-    /// which may have come back as a replica.
-    async fn check_master(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> Result<MultiplexedConnection, RedisError> {
-        let url = self.shared.target.master.url(host, port);
-        let client = tls::client(tls::prepare(&url, &self.shared.tls).map_err(config_error)?)
-            .map_err(config_error)?;
-        self.step(async {
-            let mut conn = client
-                .get_multiplexed_async_connection_with_config(&self.shared.config)
-                .await?;
-            let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
-            match role.first() {
-                Some(Value::BulkString(r)) if r == b"master" => Ok(conn),
-                _ => Err(RedisError::from((
-                    ErrorKind::Io,
-                    "the server the sentinels name is not (or no longer) the master",
-                    format!("{host}:{port}"),
-                ))),
-            }
-        })
-        .await
-    }
-
-    async fn step<T>(
-        &self,
-        work: impl Future<Output = Result<T, RedisError>>,
-    ) -> Result<T, RedisError> {
-        match tokio::time::timeout(self.shared.step_timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "no answer within the connection timeout",
-            ))),
         }
     }
 
@@ -313,7 +183,7 @@ impl SentinelConn {
 
     /// The database of the master connection.
     pub(crate) fn db(&self) -> i64 {
-        i64::from(self.shared.target.master.db)
+        self.shared.finder.db()
     }
 }
 
@@ -331,16 +201,6 @@ fn lost_master(err: &RedisError) -> bool {
                 | ErrorKind::Server(redis::ServerErrorKind::MasterDown)
         )
         || err.code() == Some("READONLY")
-}
-
-/// A master URL that does not parse, met during a search (it parsed at
-/// start-up with a stand-in address, so this is a sentinel's odd answer).
-fn config_error(err: latch::Error) -> RedisError {
-    RedisError::from((
-        ErrorKind::InvalidClientConfig,
-        "the master address from Sentinel makes no valid URL",
-        err.to_string(),
-    ))
 }
 
 impl ConnectionLike for SentinelConn {

@@ -23,15 +23,20 @@
 //!   write used, checked by its generation: see
 //!   [`RedisStoreBuilder::wait_for_replicas`](crate::RedisStoreBuilder::wait_for_replicas).
 //!
+//! - The search itself is [`search::Finder`], which [`crate::master_client`]
+//!   also runs once to give tools a plain client for the master of the moment.
+//!
 //! The master answers everything, reads included: latch reads its own writes
 //! (a version check on every save), which a lagging replica could not promise.
 
 mod conn;
+mod search;
 mod url;
 
 use std::time::Duration;
 
 pub(crate) use conn::SentinelConn;
+pub(crate) use search::master_client;
 pub(crate) use url::{MasterTemplate, SentinelTarget, is_sentinel_url, parse};
 
 /// How many replicas must acknowledge each write, and how long to wait for them.

@@ -68,13 +68,17 @@ async fn connect_client(client: Client) -> anyhow::Result<MultiplexedConnection>
 }
 
 impl RedisInventory {
-    /// Connect to the server at `url` for the store using `prefix`.
+    /// Connect to the server at `url` for the store using `prefix`; for a
+    /// `redis+sentinel://` URL, to the master the sentinels name now (one
+    /// command runs on one master, so a failover mid-run fails it, not more).
     ///
     /// # Errors
-    /// A bad URL or an unreachable server (the message never holds the URL).
+    /// A bad URL, an unreachable server, or a master name no sentinel knows
+    /// (the message never holds the URL).
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        // The store's own reading of the URL: rediss://, ?cacert=, ?cert=&key=.
-        let client = latch_redis::client(url)?;
+        // The store's own reading of the URL: rediss://, ?cacert=, ?cert=&key=,
+        // and the Sentinel forms.
+        let client = latch_redis::master_client(url).await?;
         let conn = connect_client(client).await?;
         Ok(Self {
             nodes: vec![conn.clone()],
