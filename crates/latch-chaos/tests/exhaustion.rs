@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latch_chaos::client::{self, submit};
@@ -249,6 +250,88 @@ async fn a8_slow_clients_cannot_lock_others_out() {
         still_open, 0,
         "slow connections outlived the header timeout"
     );
+    assert!(demo.panics().is_empty(), "{:?}", demo.panics());
+}
+
+/// A8, attack round 4: a few addresses each at their per-client limit, all
+/// holding slow bodies and reopening what is closed, filled every place (17 x
+/// 64 > 1024 by default) and kept everyone else out for as long as they kept
+/// at it. Now a newcomer takes the place of the oldest connection of the
+/// client holding the most: here 5 attacker addresses x 16 connections on a
+/// demo with 64 places, renewing without pause, and `/healthz` from another
+/// address answers every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a8_a_few_greedy_addresses_cannot_fill_every_place() {
+    let dir = latch_chaos::temp_dir("exhaust-fill");
+    let demo = Demo::start(
+        &latch_chaos::demo_bin!(),
+        &dir,
+        [
+            "--store",
+            "memory",
+            "--max-connections",
+            "64",
+            "--max-connections-per-client",
+            "16",
+        ],
+    );
+    let addr: SocketAddr = demo
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the demo's address");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    for n in 1..=5u8 {
+        let stop = Arc::clone(&stop);
+        attackers.push(tokio::spawn(async move {
+            let ip: IpAddr = [127, 0, 42, n].into();
+            let mut held: Vec<tokio::net::TcpStream> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Drop what the server closed, then top up to 16 slow bodies.
+                let mut alive = Vec::new();
+                for mut s in held.drain(..) {
+                    let mut buf = [0u8; 64];
+                    match tokio::time::timeout(Duration::from_millis(1), s.read(&mut buf)).await {
+                        Ok(Ok(0) | Err(_)) => {}
+                        _ => alive.push(s),
+                    }
+                }
+                held = alive;
+                while held.len() < 16 {
+                    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                    socket.bind(SocketAddr::new(ip, 0)).unwrap();
+                    let Ok(mut s) = socket.connect(addr).await else {
+                        break;
+                    };
+                    let head = "PUT /api/scratch/a HTTP/1.1\r\nHost: localhost\r\n\
+                                content-type: application/json\r\ncontent-length: 100\r\n\r\n{";
+                    let _ = s.write_all(head.as_bytes()).await;
+                    held.push(s);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    // Let the attackers fill the server.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let http = client::http(Duration::from_secs(2));
+    let opened = Instant::now();
+    let (mut ok, mut failed) = (0, 0);
+    while opened.elapsed() < Duration::from_secs(5) {
+        if client::healthy(&http, &demo.base).await {
+            ok += 1;
+        } else {
+            failed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for a in attackers {
+        let _ = a.await;
+    }
+    println!("/healthz under a full server: {ok} answered, {failed} failed");
+    assert_eq!(failed, 0, "{ok} answered, {failed} failed");
     assert!(demo.panics().is_empty(), "{:?}", demo.panics());
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post, put};
@@ -62,7 +62,11 @@ pub fn router_with(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/me", get(api::me))
         .route("/api/scratch", get(api::scratch))
-        .route("/api/scratch/{key}", put(api::put_scratch))
+        .route(
+            "/api/scratch/{key}",
+            // A value is at most 1 KiB: no reason to buffer a megabyte of JSON.
+            put(api::put_scratch).layer(DefaultBodyLimit::max(api::MAX_PUT_BODY_BYTES)),
+        )
         .layer(CsrfLayer::new().origin_only().scheme(state.scheme));
     let with_sessions = pages.merge(api).layer(session_layer).with_state(state);
     Router::new()

@@ -10,9 +10,11 @@
 //! most `max_connections` are open at once (fewer than the process may open
 //! files), and one client address holds at most `max_per_client` of them; a
 //! connection over a limit is closed as soon as it is accepted, so it holds
-//! nothing.
+//! nothing. When every place is taken, a newcomer gets the place of the
+//! oldest connection of the client that holds the most (see
+//! `Counts::admit`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +27,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::limits::client_network;
 
@@ -66,47 +69,102 @@ pub fn open_files_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// Open connections, in all and per client.
+/// Open connections, in all and per client, each with the handle that
+/// closes it.
 #[derive(Default)]
 struct Counts {
-    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    open: Mutex<Open>,
 }
 
-/// A connection's place in [`Counts`], given back when dropped.
+#[derive(Default)]
+struct Open {
+    total: usize,
+    /// Each client's connections, oldest first.
+    per_client: HashMap<IpAddr, VecDeque<(u64, Arc<Notify>)>>,
+    next_id: u64,
+}
+
+/// A connection's place in [`Counts`], given back when dropped; `evicted`
+/// fires when a newcomer took its place.
 struct Admitted {
     counts: Arc<Counts>,
     client: IpAddr,
+    id: u64,
+    evicted: Arc<Notify>,
 }
 
 impl Counts {
+    /// A place for a connection from `ip`, or `None` when it must be closed.
+    ///
+    /// When every place is taken, the oldest connection of the client holding
+    /// the most is closed to make room, if that client would still hold more
+    /// than the newcomer: otherwise a handful of addresses at their per-client
+    /// limit (17 x 64 > 1024) kept everyone else out for as long as they
+    /// renewed their slow connections (attack round 4). Clients at par are
+    /// never made to take turns.
     fn admit(self: &Arc<Self>, ip: IpAddr, limits: &ConnLimits) -> Option<Admitted> {
         let client = client_network(ip);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let (total, per_client) = &mut *open;
-        let mine = per_client.get(&client).copied().unwrap_or(0);
-        if *total >= limits.max_connections || mine >= limits.max_per_client {
+        let mine = open.per_client.get(&client).map_or(0, VecDeque::len);
+        if mine >= limits.max_per_client {
             return None;
         }
-        *total += 1;
-        per_client.insert(client, mine + 1);
+        if open.total >= limits.max_connections {
+            let (heaviest, most) = open
+                .per_client
+                .iter()
+                .map(|(c, conns)| (*c, conns.len()))
+                .max_by_key(|(_, n)| *n)?;
+            if most <= mine + 1 {
+                return None;
+            }
+            open.remove_oldest(heaviest)?.notify_one();
+        }
+        let id = open.next_id;
+        open.next_id += 1;
+        open.total += 1;
+        let evicted = Arc::new(Notify::new());
+        open.per_client
+            .entry(client)
+            .or_default()
+            .push_back((id, Arc::clone(&evicted)));
         Some(Admitted {
             counts: Arc::clone(self),
             client,
+            id,
+            evicted,
         })
+    }
+}
+
+impl Open {
+    /// Take `client`'s oldest connection off the books; its handle.
+    fn remove_oldest(&mut self, client: IpAddr) -> Option<Arc<Notify>> {
+        let conns = self.per_client.get_mut(&client)?;
+        let (_, evict) = conns.pop_front()?;
+        if conns.is_empty() {
+            self.per_client.remove(&client);
+        }
+        self.total -= 1;
+        Some(evict)
     }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
         let mut open = self.counts.open.lock().unwrap_or_else(|p| p.into_inner());
-        let (total, per_client) = &mut *open;
-        *total = total.saturating_sub(1);
-        if let Some(n) = per_client.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
-                per_client.remove(&self.client);
-            }
+        let Some(conns) = open.per_client.get_mut(&self.client) else {
+            return;
+        };
+        // An evicted connection was taken off the books already.
+        let Some(at) = conns.iter().position(|(id, _)| *id == self.id) else {
+            return;
+        };
+        conns.remove(at);
+        if conns.is_empty() {
+            open.per_client.remove(&self.client);
         }
+        open.total -= 1;
     }
 }
 
@@ -170,10 +228,16 @@ pub async fn serve(
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            // A client that breaks the protocol or times out ends here; the
-            // connection's error says nothing the operator must act on.
-            if let Err(e) = conn.await {
-                tracing::debug!("connection ended: {e}");
+            let evicted = Arc::clone(&admitted.evicted);
+            tokio::select! {
+                // A client that breaks the protocol or times out ends here; the
+                // connection's error says nothing the operator must act on.
+                ended = conn => if let Err(e) = ended {
+                    tracing::debug!("connection ended: {e}");
+                },
+                () = evicted.notified() => {
+                    tracing::debug!(client = %addr.ip(), "server full; closed this client's oldest connection for a newcomer");
+                }
             }
             drop(admitted);
         });
@@ -291,9 +355,60 @@ mod tests {
         let _a2 = counts.admit(a, &limits).expect("second");
         assert!(counts.admit(a, &limits).is_none(), "third from one client");
         let _b1 = counts.admit(b, &limits).expect("another client");
+        // Full, and b would hold as many as a: no eviction, refused.
         assert!(counts.admit(b, &limits).is_none(), "over the total");
         drop(a1);
         assert!(counts.admit(b, &limits).is_some(), "a place came free");
+    }
+
+    /// Attack round 4: a few addresses at their per-client limit filled every
+    /// place. A newcomer now takes the place of the oldest connection of the
+    /// client holding the most, and the evicted connection is told to close.
+    #[tokio::test]
+    async fn when_full_a_newcomer_displaces_the_heaviest_clients_oldest() {
+        let limits = ConnLimits {
+            header_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(1),
+            max_connections: 4,
+            max_per_client: 3,
+        };
+        let counts = Arc::new(Counts::default());
+        let heavy: IpAddr = [10, 0, 0, 1].into();
+        let light: IpAddr = [10, 0, 0, 2].into();
+        let newcomer: IpAddr = [10, 0, 0, 3].into();
+        let h: Vec<Admitted> = (0..3)
+            .map(|_| counts.admit(heavy, &limits).expect("heavy"))
+            .collect();
+        let _l = counts.admit(light, &limits).expect("light");
+        let n = counts.admit(newcomer, &limits).expect("a place made");
+        // A stored permit makes `notified` ready at its first poll.
+        async fn fired(a: &Admitted) -> bool {
+            tokio::time::timeout(Duration::ZERO, a.evicted.notified())
+                .await
+                .is_ok()
+        }
+        assert!(
+            fired(&h[0]).await,
+            "the heavy client's oldest connection closes"
+        );
+        assert!(!fired(&h[1]).await && !fired(&h[2]).await, "only one");
+        assert_eq!(counts.open.lock().expect("lock").total, 4);
+        // Dropping the evicted one gives back nothing twice.
+        let mut h = h.into_iter();
+        drop(h.next());
+        assert_eq!(counts.open.lock().expect("lock").total, 4);
+        // Now heavy holds 2, light 1, newcomer 1: a second newcomer displaces
+        // heavy again, but a client at par with the heaviest is refused.
+        let second: IpAddr = [10, 0, 0, 4].into();
+        let _s = counts
+            .admit(second, &limits)
+            .expect("heavy still holds the most");
+        assert!(
+            counts.admit([10, 0, 0, 5].into(), &limits).is_none(),
+            "no one heavier"
+        );
+        drop(n);
+        assert_eq!(counts.open.lock().expect("lock").total, 3);
     }
 
     #[test]

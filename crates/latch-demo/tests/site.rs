@@ -520,6 +520,25 @@ async fn scratch_api_reads_and_writes_and_keeps_concurrent_writes() {
     assert_eq!(map.len(), 65, "lost writes: {map:?}");
 }
 
+/// Attack round 4: a scratch PUT reads at most 8 KiB (a value is at most 1
+/// KiB); a megabyte of JSON used to be buffered before being refused. The
+/// largest value, written with six-byte escapes, still fits.
+#[tokio::test]
+async fn scratch_puts_read_a_bounded_body() {
+    let site = site();
+    let mut c = Client::default();
+    let huge = "a".repeat(100 * 1024);
+    assert_eq!(
+        put_scratch(&site, &mut c, "big", &huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let escaped = "\u{1}".repeat(1024);
+    assert_eq!(
+        put_scratch(&site, &mut c, "esc", &escaped).await,
+        StatusCode::NO_CONTENT
+    );
+}
+
 /// A6: what one session may hold is bounded: the scratch map refuses a write
 /// that would take it past its byte limit (replacing an entry with a smaller
 /// value still works), and the stored session never outgrows the limit

@@ -32,14 +32,18 @@ Examples:
 
 Store URLs: sqlite:PATH (an existing latch-sqlite file), redis://[USER:PASS@]HOST:PORT/DB
 (with --redis-prefix if the application set one), redis-cluster://[USER:PASS@]HOST:PORT,...
-(a Redis Cluster: one node or more; every master is scanned), postgres://USER[:PASS]@HOST/DB (with
---pg-schema if the application set one). TLS is not built in (as in the stores).
+(a Redis Cluster: one node or more; every master is scanned),
+redis+sentinel://HOST:PORT,HOST:PORT/MASTER[/DB] (the master the sentinels name),
+postgres://USER[:PASS]@HOST/DB (with --pg-schema if the application set one). TLS as in the
+stores: rediss:// (and rediss+sentinel://) with ?cacert=PATH&cert=PATH&key=PATH, and
+postgres://...?sslmode=verify-full&sslrootcert=PATH (sslcert, sslkey); without sslmode a
+server on another machine is verified (verify-full), one on loopback is plain text.
 
 Exit codes: 0 done; 1 show/revoke found no such session; 2 error (bad URL or ID,
 unreachable store, not a latch store).")]
 pub struct Args {
-    /// The store: sqlite:PATH, redis://HOST:PORT/DB, redis-cluster://HOST:PORT,... or
-    /// postgres://USER@HOST/DB.
+    /// The store: sqlite:PATH, redis[s]://HOST:PORT/DB, redis-cluster://HOST:PORT,...,
+    /// redis[s]+sentinel://HOST:PORT,.../MASTER or postgres://USER@HOST/DB.
     #[arg(long, env = "LATCH_STORE", value_name = "URL", hide_env_values = true)]
     pub store: String,
 

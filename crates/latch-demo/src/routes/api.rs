@@ -23,6 +23,11 @@ const SCRATCH: &str = "scratch";
 /// make the store keep is bounded (A6) with room to spare.
 pub const MAX_SCRATCH_BYTES: usize = 32 * 1024;
 
+/// The largest body `PUT /api/scratch/{key}` reads: a 1 KiB value written
+/// with six-byte escapes, and room for the JSON around it (attack round 4:
+/// a megabyte was buffered to be refused).
+pub const MAX_PUT_BODY_BYTES: usize = 8 * 1024;
+
 /// The limit when sessions live in the cookie itself: a browser keeps at
 /// most about 4 KiB per cookie, and signing or encryption, base64 and the
 /// session's own fields take their share, so the map gets a quarter of it.
