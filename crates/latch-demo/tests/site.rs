@@ -18,6 +18,7 @@ use tower::ServiceExt;
 struct Site {
     app: Router,
     _dir: Arc<TempDir>,
+    _purger: Option<Arc<latch::PurgeTask>>,
 }
 
 struct TempDir(PathBuf);
@@ -43,6 +44,7 @@ fn site() -> Site {
     Site {
         app: latch_demo::app::router(users, manager),
         _dir: Arc::new(TempDir(dir)),
+        _purger: None,
     }
 }
 
@@ -708,6 +710,23 @@ async fn pages_carry_security_headers() {
     assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
 }
 
+/// The demo as `latch-demo --store store` serves it, in a fresh data
+/// directory named after `tag`.
+async fn served(store: &str, tag: &str) -> Site {
+    let dir = std::env::temp_dir().join(format!(
+        "latch-demo-{tag}-{}-{}",
+        std::process::id(),
+        &latch::SessionId::generate().store_key().to_hex()[..8]
+    ));
+    let settings = latch_demo::config::Settings::from_args(&demo_args(store, &dir)).unwrap();
+    let (app, purger) = latch_demo::serve::app(&settings).await.unwrap();
+    Site {
+        app,
+        _dir: Arc::new(TempDir(dir)),
+        _purger: purger.map(Arc::new),
+    }
+}
+
 /// The demo's flags for `--store store --data-dir dir`, the rest defaults.
 fn demo_args(store: &str, dir: &std::path::Path) -> latch_demo::config::Args {
     use clap::Parser as _;
@@ -741,6 +760,7 @@ async fn postgres_store_holds_sessions_and_users() {
     let site = Site {
         app,
         _dir: Arc::new(TempDir(dir)),
+        _purger: None,
     };
     let user = format!(
         "pg{}",
@@ -770,18 +790,7 @@ async fn postgres_store_holds_sessions_and_users() {
 #[tokio::test]
 async fn cookie_sessions_refuse_a_scratch_map_too_large_for_a_cookie() {
     for store in ["cookie-signed", "cookie-encrypted"] {
-        let dir = std::env::temp_dir().join(format!(
-            "latch-demo-scratch-{store}-{}-{}",
-            std::process::id(),
-            &latch::SessionId::generate().store_key().to_hex()[..8]
-        ));
-        let args = demo_args(store, &dir);
-        let settings = latch_demo::config::Settings::from_args(&args).unwrap();
-        let (app, _) = latch_demo::serve::app(&settings).await.unwrap();
-        let site = Site {
-            app,
-            _dir: Arc::new(TempDir(dir)),
-        };
+        let site = served(store, "scratch").await;
         let mut c = Client::default();
         c.signup(&site, "maya").await;
         let value = "\u{1}".repeat(1000); // six bytes each in JSON
@@ -813,18 +822,7 @@ async fn cookie_sessions_refuse_a_scratch_map_too_large_for_a_cookie() {
 #[tokio::test]
 async fn cookie_sessions_are_revocable_in_the_demo() {
     for store in ["cookie-signed", "cookie-encrypted"] {
-        let dir = std::env::temp_dir().join(format!(
-            "latch-demo-{store}-{}-{}",
-            std::process::id(),
-            &latch::SessionId::generate().store_key().to_hex()[..8]
-        ));
-        let args = demo_args(store, &dir);
-        let settings = latch_demo::config::Settings::from_args(&args).unwrap();
-        let (app, _) = latch_demo::serve::app(&settings).await.unwrap();
-        let site = Site {
-            app,
-            _dir: Arc::new(TempDir(dir)),
-        };
+        let site = served(store, "revocable").await;
         let mut a = Client::default();
         a.signup(&site, "lena").await;
         let copy = a.cookie.clone();
@@ -1011,6 +1009,7 @@ async fn a9_files_the_demo_creates_are_owner_only() {
     let site = Site {
         app,
         _dir: Arc::new(TempDir(root)),
+        _purger: None,
     };
     Client::default().signup(&site, "perm").await;
     let mode = |name: &str| {
@@ -1066,17 +1065,7 @@ async fn new_sessions_and_sign_ups_are_throttled_per_client() {
 /// `127.0.0.1` and `[::1]` (or the `--allowed-host` names), with any port.
 #[tokio::test]
 async fn other_host_names_are_misdirected() {
-    let root = std::env::temp_dir().join(format!(
-        "latch-demo-hosts-{}-{}",
-        std::process::id(),
-        &latch::SessionId::generate().store_key().to_hex()[..8]
-    ));
-    let settings = latch_demo::config::Settings::from_args(&demo_args("memory", &root)).unwrap();
-    let (app, _purger) = latch_demo::serve::app(&settings).await.unwrap();
-    let site = Site {
-        app,
-        _dir: Arc::new(TempDir(root)),
-    };
+    let site = served("memory", "hosts").await;
     for (host, expected) in [
         ("localhost:8080", StatusCode::OK),
         ("127.0.0.1:1234", StatusCode::OK),
@@ -1149,6 +1138,7 @@ async fn a3_sign_in_forms_store_nothing_and_work_during_a_store_outage() {
     let site = Site {
         app: latch_demo::app::router(users, manager),
         _dir: Arc::new(TempDir(dir)),
+        _purger: None,
     };
     Client::default().signup(&site, "fern").await;
     let rows = memory.len();
@@ -1222,6 +1212,7 @@ async fn the_served_demo_stores_nothing_for_forms_and_can_encrypt_at_rest() {
         let site = Site {
             app,
             _dir: Arc::new(TempDir(root)),
+            _purger: None,
         };
         let db = dir.join("latch-demo.db");
         for page in ["/login", "/signup"] {

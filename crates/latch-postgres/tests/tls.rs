@@ -85,6 +85,23 @@ async fn wrong_ca_wrong_host_and_plain_text_are_refused_and_named() {
         ),
     );
     PostgresStore::connect(&url).await.expect("verify-ca");
+    // require (no root certificate) encrypts without checking, as libpq does
+    // (and logs a warning); with a root certificate it checks the chain.
+    PostgresStore::connect(&server.url_via("127.0.0.2", "sslmode=require"))
+        .await
+        .expect("require");
+    let msg = refused(&server.url_via(
+        "127.0.0.1",
+        &format!(
+            "sslmode=require&sslrootcert={}",
+            certs(&server).other_ca.display()
+        ),
+    ))
+    .await;
+    assert!(
+        msg.contains("not signed by a CA this client trusts"),
+        "{msg}"
+    );
 
     // Loopback defaults to plain text, which this server refuses.
     let msg = refused(&server.url_via("127.0.0.1", "")).await;

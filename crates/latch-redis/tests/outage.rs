@@ -12,15 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::routing::{get, post};
-use http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
+use http::StatusCode;
 use latch::{ErrorKind, SessionId, SessionManager, SessionStore, UserIndex as _};
-use latch_axum::{Session, SessionError, SessionLayer};
 use latch_conformance::servers::PrivateRedis;
 use latch_redis::RedisStore;
-use tower::ServiceExt;
 
 /// How long a failing call may take: well above the 1 s timeouts, well below a hang.
 const FAIL_FAST: Duration = Duration::from_secs(3);
@@ -33,48 +28,8 @@ fn private_redis() -> Option<PrivateRedis> {
     }
 }
 
-async fn add(session: Session) -> Result<String, SessionError> {
-    let n: u64 = session
-        .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
-        .await?;
-    Ok(n.to_string())
-}
-
-async fn count(session: Session) -> Result<String, SessionError> {
-    Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
-}
-
 fn app(manager: SessionManager) -> Router {
-    Router::new()
-        .route("/add", post(add))
-        .route("/count", get(count))
-        .layer(SessionLayer::new(manager))
-}
-
-/// Send one request; returns the status, the `name=value` of a Set-Cookie (if
-/// any) and the body.
-async fn send(
-    app: &Router,
-    method: &str,
-    uri: &str,
-    cookie: Option<&str>,
-) -> (StatusCode, Option<String>, String) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(c) = cookie {
-        req = req.header(header::COOKIE, c);
-    }
-    let res = app
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = res.into_parts();
-    let set_cookie = parts
-        .headers
-        .get(header::SET_COOKIE)
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
-    let body = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    (parts.status, set_cookie, body)
+    common::counter_app(manager)
 }
 
 fn store_key_of(cookie_pair: &str) -> latch::StoreKey {
@@ -107,13 +62,13 @@ async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
     // Acknowledged writes: three sessions, each counted up to 3.
     let mut cookies = Vec::new();
     for _ in 0..3 {
-        let (status, cookie, body) = send(&app, "POST", "/add", None).await;
+        let (status, cookie, body) = common::send(&app, "POST", "/add", None).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
         cookies.push(cookie.expect("a new session sets a cookie"));
     }
     for cookie in &cookies {
         for expected in ["2", "3"] {
-            let (status, _, body) = send(&app, "POST", "/add", Some(cookie)).await;
+            let (status, _, body) = common::send(&app, "POST", "/add", Some(cookie)).await;
             assert_eq!((status, body.as_str()), (StatusCode::OK, expected));
         }
     }
@@ -122,7 +77,7 @@ async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
 
     // Down: every kind of call fails fast, as "unavailable".
     let started = Instant::now();
-    let (status, _, body) = send(&app, "GET", "/count", Some(&cookies[0])).await;
+    let (status, _, body) = common::send(&app, "GET", "/count", Some(&cookies[0])).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         body,
@@ -131,7 +86,7 @@ async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
     assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
 
     let started = Instant::now();
-    let (status, cookie, _) = send(&app, "POST", "/add", None).await;
+    let (status, cookie, _) = common::send(&app, "POST", "/add", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         cookie, None,
@@ -156,7 +111,7 @@ async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
     server.resume().unwrap();
     let back = Instant::now();
     loop {
-        let (status, _, _) = send(&app, "GET", "/count", Some(&cookies[0])).await;
+        let (status, _, _) = common::send(&app, "GET", "/count", Some(&cookies[0])).await;
         if status == StatusCode::OK {
             break;
         }
@@ -175,10 +130,10 @@ async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
 
     // Nothing acknowledged was lost, and writes work again.
     for cookie in &cookies {
-        let (status, _, body) = send(&app, "GET", "/count", Some(cookie)).await;
+        let (status, _, body) = common::send(&app, "GET", "/count", Some(cookie)).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "3"), "{cookie}");
     }
-    let (status, _, body) = send(&app, "POST", "/add", Some(&cookies[0])).await;
+    let (status, _, body) = common::send(&app, "POST", "/add", Some(&cookies[0])).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "4"));
 }
 

@@ -15,15 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::routing::{get, post};
-use http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
+use http::StatusCode;
 use latch::{ErrorKind, SessionManager, SessionStore};
-use latch_axum::{Session, SessionError, SessionLayer};
 use latch_conformance::servers::PrivateSentinel;
 use latch_redis::RedisStore;
-use tower::ServiceExt;
 
 /// The longest a request may take: the store calls are bounded by 1 s each.
 const NO_HANG: Duration = Duration::from_secs(3);
@@ -129,53 +124,13 @@ async fn a_wrong_master_name_is_refused_at_start_up() {
     assert!(started.elapsed() < NO_HANG, "{:?}", started.elapsed());
 }
 
-async fn add(session: Session) -> Result<String, SessionError> {
-    let n: u64 = session
-        .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
-        .await?;
-    Ok(n.to_string())
-}
-
-async fn count(session: Session) -> Result<String, SessionError> {
-    Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
-}
-
 fn app(store: RedisStore) -> Router {
     let manager = SessionManager::builder()
         .store(store)
         .store_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
-    Router::new()
-        .route("/add", post(add))
-        .route("/count", get(count))
-        .layer(SessionLayer::new(manager))
-}
-
-/// Send one request; returns the status, the `name=value` of a Set-Cookie (if
-/// any) and the body.
-async fn send(
-    app: &Router,
-    method: &str,
-    uri: &str,
-    cookie: Option<&str>,
-) -> (StatusCode, Option<String>, String) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(c) = cookie {
-        req = req.header(header::COOKIE, c);
-    }
-    let res = app
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = res.into_parts();
-    let set_cookie = parts
-        .headers
-        .get(header::SET_COOKIE)
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
-    let body = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    (parts.status, set_cookie, body)
+    common::counter_app(manager)
 }
 
 /// What one client saw while counting up in its session.
@@ -195,7 +150,7 @@ async fn run_client(app: Router, stop: Arc<AtomicBool>) -> Client {
     let mut me = Client::default();
     while !stop.load(Ordering::Relaxed) {
         let sent = Instant::now();
-        let (status, cookie, body) = send(&app, "POST", "/add", me.cookie.as_deref()).await;
+        let (status, cookie, body) = common::send(&app, "POST", "/add", me.cookie.as_deref()).await;
         me.requests.push((sent, status, sent.elapsed()));
         if status == StatusCode::OK {
             let n: u64 = body.parse().unwrap();
@@ -244,7 +199,7 @@ async fn failover_under_load(setup: &mut PrivateSentinel, acks: bool) -> Report 
         let promoted =
             tokio::task::block_in_place(|| setup.wait_for_failover(RECOVERY_BOUND)).unwrap();
         eprintln!("the sentinels promoted the replica {promoted:?} after the kill");
-        let (status, _, _) = send(&app, "POST", "/add", None).await;
+        let (status, _, _) = common::send(&app, "POST", "/add", None).await;
         assert_eq!(
             status,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -254,7 +209,7 @@ async fn failover_under_load(setup: &mut PrivateSentinel, acks: bool) -> Report 
     }
     // Until a request sent after the kill succeeds, plus a second of service.
     let recovered = loop {
-        let (status, _, _) = send(&app, "POST", "/add", None).await;
+        let (status, _, _) = common::send(&app, "POST", "/add", None).await;
         if status == StatusCode::OK {
             break killed.elapsed();
         }
@@ -295,7 +250,7 @@ async fn failover_under_load(setup: &mut PrivateSentinel, acks: bool) -> Report 
         }
         let stored = match &client.cookie {
             Some(cookie) => {
-                let (status, _, body) = send(&direct, "GET", "/count", Some(cookie)).await;
+                let (status, _, body) = common::send(&direct, "GET", "/count", Some(cookie)).await;
                 assert_eq!(status, StatusCode::OK);
                 body.parse().unwrap()
             }

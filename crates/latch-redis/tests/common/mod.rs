@@ -70,3 +70,55 @@ pub async fn one_round_trip(store: &RedisStore) {
     assert_eq!(loaded.version, 1);
     assert!(store.delete(&key).await.expect("delete"));
 }
+
+/// `POST /add` (add one to the session's counter, answer the new value) and
+/// `GET /count` (answer it) under a `SessionLayer` of `manager`: the app the
+/// outage and failover tests drive.
+pub fn counter_app(manager: latch::SessionManager) -> axum::Router {
+    use axum::routing::{get, post};
+    use latch_axum::{Session, SessionError, SessionLayer};
+
+    async fn add(session: Session) -> Result<String, SessionError> {
+        let n: u64 = session
+            .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+            .await?;
+        Ok(n.to_string())
+    }
+    async fn count(session: Session) -> Result<String, SessionError> {
+        Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
+    }
+    axum::Router::new()
+        .route("/add", post(add))
+        .route("/count", get(count))
+        .layer(SessionLayer::new(manager))
+}
+
+/// Send one request to `app`; returns the status, the `name=value` of a
+/// Set-Cookie (if any) and the body.
+pub async fn send(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    cookie: Option<&str>,
+) -> (http::StatusCode, Option<String>, String) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let mut req = http::Request::builder().method(method).uri(uri);
+    if let Some(c) = cookie {
+        req = req.header(http::header::COOKIE, c);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(axum::body::Body::empty()).expect("a request"))
+        .await
+        .expect("the router answers");
+    let (parts, body) = res.into_parts();
+    let set_cookie = parts
+        .headers
+        .get(http::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    let bytes = body.collect().await.expect("the body").to_bytes();
+    (parts.status, set_cookie, String::from_utf8_lossy(&bytes).into_owned())
+}
