@@ -120,5 +120,9 @@ pub async fn send(
         .and_then(|v| v.split(';').next())
         .map(str::to_owned);
     let bytes = body.collect().await.expect("the body").to_bytes();
-    (parts.status, set_cookie, String::from_utf8_lossy(&bytes).into_owned())
+    (
+        parts.status,
+        set_cookie,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
 }
