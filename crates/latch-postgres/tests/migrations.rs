@@ -165,14 +165,3 @@ async fn unreachable_server_fails_fast_with_a_store_error() {
         started.elapsed()
     );
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn required_tls_is_refused_not_downgraded() {
-    if common::raw().await.is_none() {
-        return;
-    }
-    let err = PostgresStore::connect(&common::url_with("sslmode", "require"))
-        .await
-        .expect_err("this build has no TLS, so sslmode=require must fail");
-    assert_eq!(err.kind(), &ErrorKind::Store);
-}
