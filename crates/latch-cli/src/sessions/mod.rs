@@ -42,8 +42,9 @@ server on another machine is verified (verify-full), one on loopback is plain te
 Exit codes: 0 done; 1 show/revoke found no such session; 2 error (bad URL or ID,
 unreachable store, not a latch store).")]
 pub struct Args {
-    /// The store: sqlite:PATH, redis[s]://HOST:PORT/DB, redis-cluster://HOST:PORT,...,
-    /// redis[s]+sentinel://HOST:PORT,.../MASTER or postgres://USER@HOST/DB.
+    /// The store: sqlite:PATH, redis://HOST:PORT/DB (or rediss://),
+    /// redis-cluster://HOST:PORT,..., redis+sentinel://HOST:PORT,.../MASTER (or
+    /// rediss+sentinel://) or postgres://USER@HOST/DB.
     #[arg(long, env = "LATCH_STORE", value_name = "URL", hide_env_values = true)]
     pub store: String,
 

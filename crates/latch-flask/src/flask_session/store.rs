@@ -46,11 +46,10 @@ fn version_of(bytes: &[u8]) -> u64 {
 /// `_user_id` is [`Record::user_id`], and the times come from the TTL
 /// (`last_seen` is when the entry was last written, `expires_at` when Redis
 /// drops it). Saves are compare-and-swap on the stored bytes. Flask-Session has
-/// no per-user index, so [`list_by_user`](SessionStore::list_by_user) and
-/// [`delete_by_user`](SessionStore::delete_by_user) (devices, "sign out
-/// everywhere") return [`latch::ErrorKind::InvalidConfig`]; Redis expires
-/// entries itself, so [`purge_expired`](SessionStore::purge_expired) has nothing
-/// to do. Entries in the pickle format of Flask-Session before 0.7 are refused
+/// no per-user index, so this store has no [`latch::UserIndex`]: an app that
+/// needs devices or "sign out everywhere" is refused at start-up
+/// (`SessionManagerBuilder::require_user_index`). Redis expires entries
+/// itself, so it needs no [`latch::ExpiredDeletion`] either. Entries in the pickle format of Flask-Session before 0.7 are refused
 /// with an error, never unpickled.
 ///
 /// # Example
