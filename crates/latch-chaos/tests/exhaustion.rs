@@ -335,6 +335,44 @@ async fn a8_a_few_greedy_addresses_cannot_fill_every_place() {
     assert!(demo.panics().is_empty(), "{:?}", demo.panics());
 }
 
+/// Attack round 4: the served demo refuses requests whose framing does not
+/// say which site they are for: HTTP/1.1 without `Host`, and a request line
+/// naming another authority than `Host` (absolute form). HTTP/1.0 without
+/// `Host`, and an absolute form that agrees, are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_a_host_or_for_another_authority_are_refused() {
+    let dir = latch_chaos::temp_dir("framing");
+    let demo = Demo::start(&latch_chaos::demo_bin!(), &dir, ["--store", "memory"]);
+    let addr: SocketAddr = demo
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the demo's address");
+    for (request, expected) in [
+        ("GET /healthz HTTP/1.1\r\n\r\n", "HTTP/1.1 400"),
+        (
+            "GET http://evil.example/healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            "HTTP/1.1 400",
+        ),
+        (
+            "GET http://localhost/healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            "HTTP/1.1 200",
+        ),
+        ("GET /healthz HTTP/1.0\r\n\r\n", "HTTP/1.0 200"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(head.starts_with(expected), "{request:?} got {head}");
+    }
+    assert!(demo.panics().is_empty(), "{:?}", demo.panics());
+}
+
 /// A8: a request body trickled a byte at a time (or never sent) cannot hold
 /// a connection: the whole body must arrive within the body timeout. The
 /// attack held such connections 160 s and more, and 17 addresses x 62 of

@@ -214,7 +214,11 @@ pub async fn serve(
             let mut req = req.map(|body| axum::body::Body::new(deadline(body)));
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
             let mut router = router.clone();
+            let refused = ill_framed(&req);
             async move {
+                if let Some(why) = refused {
+                    return Ok(closing(http::StatusCode::BAD_REQUEST, why));
+                }
                 let response = tower_service::Service::call(&mut router, req).await;
                 let response = response.unwrap_or_else(|never| match never {});
                 // The handler saw a failed body read, which its extractor
@@ -252,13 +256,37 @@ pub async fn serve(
     Ok(())
 }
 
+/// Why a request's framing says nothing a server can trust about which site
+/// it is for (RFC 9112 section 3.2, attack round 4): an HTTP/1.1 request
+/// without `Host`, or one whose request line names another authority than
+/// its `Host` (absolute form, which only proxies are sent).
+fn ill_framed<B>(req: &http::Request<B>) -> Option<&'static str> {
+    let host = req.headers().get(http::header::HOST);
+    if req.version() == http::Version::HTTP_11 && host.is_none() {
+        return Some("an HTTP/1.1 request needs a Host header");
+    }
+    let authority = req.uri().authority()?;
+    let same = host.is_some_and(|h| {
+        h.as_bytes()
+            .eq_ignore_ascii_case(authority.as_str().as_bytes())
+    });
+    (!same).then_some("the request line names another host than the Host header")
+}
+
 /// `408 Request Timeout`, closing the connection (its remaining body bytes
 /// would be read as the next request).
 fn request_timeout() -> axum::response::Response {
-    let mut response = axum::response::IntoResponse::into_response((
+    closing(
         http::StatusCode::REQUEST_TIMEOUT,
-        "Request Timeout: the request body did not arrive in time.\n",
-    ));
+        "the request body did not arrive in time",
+    )
+}
+
+/// An error answer that closes the connection.
+fn closing(status: http::StatusCode, why: &str) -> axum::response::Response {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let mut response =
+        axum::response::IntoResponse::into_response((status, format!("{reason}: {why}.\n")));
     response.headers_mut().insert(
         http::header::CONNECTION,
         http::HeaderValue::from_static("close"),
