@@ -354,26 +354,7 @@ async fn redis_over_mutual_tls_round_trip() {
             return;
         }
     };
-    let certs = server.certs().expect("TLS server");
-    let url = format!(
-        "{}?cacert={}&cert={}&key={}",
-        server.tls_url().expect("TLS url"),
-        certs.ca.display(),
-        certs.client_cert.display(),
-        certs.client_key.display()
-    );
-    let prefix = format!("{}:", unique("latch-cli-tls"));
-    let store = latch_redis::RedisStore::builder(&url)
-        .prefix(&prefix)
-        .connect()
-        .await
-        .expect("the store over mutual TLS");
-    round_trip(Fixture {
-        store: Arc::new(store),
-        args: vec!["--store".into(), url, "--redis-prefix".into(), prefix],
-        ttl: true,
-    })
-    .await;
+    redis_round_trip_at(&server.tls_url_with_files().expect("TLS url"), "tls").await;
 }
 
 /// `latch sessions --store redis+sentinel://s1,s2,s3/latchmaster` against a
@@ -389,16 +370,26 @@ async fn redis_sentinel_round_trip() {
             return;
         }
     };
-    let url = setup.url();
-    let prefix = format!("{}:", unique("latch-cli-sentinel"));
-    let store = latch_redis::RedisStore::builder(&url)
+    redis_round_trip_at(&setup.url(), "sentinel").await;
+}
+
+/// The round trip on a private Redis (or Sentinel set-up) at `url`, which the
+/// test drops afterwards, under a prefix named after `tag`.
+async fn redis_round_trip_at(url: &str, tag: &str) {
+    let prefix = format!("{}:", unique(&format!("latch-cli-{tag}")));
+    let store = latch_redis::RedisStore::builder(url)
         .prefix(&prefix)
         .connect()
         .await
-        .expect("the store through Sentinel");
+        .unwrap_or_else(|e| panic!("the store ({tag}): {e:?}"));
     round_trip(Fixture {
         store: Arc::new(store),
-        args: vec!["--store".into(), url, "--redis-prefix".into(), prefix],
+        args: vec![
+            "--store".into(),
+            url.to_owned(),
+            "--redis-prefix".into(),
+            prefix,
+        ],
         ttl: true,
     })
     .await;

@@ -126,14 +126,7 @@ async fn mutual_tls_works_and_a_missing_client_certificate_is_refused() {
 #[tokio::test]
 async fn the_url_alone_can_carry_the_ca_and_client_certificate() {
     let Some(server) = server(true) else { return };
-    let certs = server.certs().expect("TLS server");
-    let url = format!(
-        "{}?cacert={}&cert={}&key={}",
-        server.tls_url().expect("TLS url"),
-        certs.ca.display(),
-        certs.client_cert.display(),
-        certs.client_key.display()
-    );
+    let url = server.tls_url_with_files().expect("TLS url");
     let store = RedisStore::builder(&url)
         .prefix(common::unique_prefix("tls-url"))
         .connect()

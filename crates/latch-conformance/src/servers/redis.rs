@@ -98,6 +98,19 @@ impl PrivateRedis {
         self.tls_url_via("127.0.0.1")
     }
 
+    /// The TLS URL carrying the test CA and the client certificate and key in
+    /// its query (`?cacert=...&cert=...&key=...`), as a URL-only tool takes it.
+    pub fn tls_url_with_files(&self) -> Option<String> {
+        let certs = self.certs()?;
+        Some(format!(
+            "{}?cacert={}&cert={}&key={}",
+            self.tls_url()?,
+            certs.ca.display(),
+            certs.client_cert.display(),
+            certs.client_key.display()
+        ))
+    }
+
     /// The TLS URL through another address of the server, such as `127.0.0.2`,
     /// which its certificate does not name.
     pub fn tls_url_via(&self, host: &str) -> Option<String> {
