@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod cases;
+pub mod device;
 pub mod faults;
 pub mod requests;
 pub mod servers;

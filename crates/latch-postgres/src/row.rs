@@ -61,6 +61,7 @@ pub(crate) fn info(row: &Row) -> Result<SessionInfo> {
         expires_at: get(row, "expires_at")?,
         user_agent: get(row, "user_agent")?,
         ip: get(row, "ip")?,
+        device_proved_at: get(row, "device_proved_at")?,
     })
 }
 

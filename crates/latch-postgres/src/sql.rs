@@ -81,7 +81,8 @@ impl Sql {
             touch: format!("UPDATE {t} SET last_seen = $2, expires_at = $3 WHERE key = $1"),
             delete: format!("DELETE FROM {t} WHERE key = $1"),
             list_by_user: format!(
-                "SELECT key, created_at, last_seen, expires_at, user_agent, ip FROM {t} \
+                "SELECT key, created_at, last_seen, expires_at, user_agent, ip, \
+                 (data #>> '{{_latch.dbsc,d,proved}}')::bigint AS device_proved_at FROM {t} \
                  WHERE user_id = $1 AND expires_at > $2 ORDER BY last_seen DESC, key"
             ),
             delete_by_user: format!(

@@ -37,6 +37,7 @@
 pub mod codec;
 pub mod cookie;
 mod csrf;
+pub mod dbsc;
 mod engine;
 mod error;
 mod id;

@@ -147,6 +147,10 @@ pub struct Finished {
     /// (`Cache-Control: no-store`) unless the handler chose its own
     /// `Cache-Control`.
     pub signed_in: bool,
+    /// Response headers of latch's own, each to be appended (lower-case
+    /// names): `Secure-Session-Registration` when a device-bound session
+    /// signs in.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl std::fmt::Debug for Finished {

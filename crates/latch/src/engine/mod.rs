@@ -18,6 +18,7 @@
 mod backend;
 mod cookie;
 mod csrf_cookie;
+mod dbsc;
 mod revoke;
 mod save;
 pub(crate) mod state;
@@ -63,6 +64,8 @@ pub(crate) struct Engine {
     saving: save::Saving,
     /// The pre-session CSRF cookie, for server-side sessions with keys.
     csrf_cookie: Option<CsrfCookie>,
+    /// Device-bound sessions (DBSC), when turned on.
+    binder: Option<crate::dbsc::Binder>,
 }
 
 /// The settings an [`Engine`] is built from, checked by the builder.
@@ -74,6 +77,7 @@ pub(crate) struct Settings {
     pub(crate) max_record_bytes: usize,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) csrf_cookie: Option<CsrfCookie>,
+    pub(crate) binder: Option<crate::dbsc::Binder>,
 }
 
 impl Engine {
@@ -88,7 +92,13 @@ impl Engine {
             rejected: AtomicU64::new(0),
             saving: save::Saving::default(),
             csrf_cookie: settings.csrf_cookie,
+            binder: settings.binder,
         }
+    }
+
+    /// The device-binding settings, when device-bound sessions are on.
+    pub(crate) fn binding(&self) -> Option<&crate::dbsc::DeviceBinding> {
+        self.binder.as_ref().map(|b| &b.settings)
     }
 
     /// The cookie settings in force.
@@ -203,8 +213,11 @@ impl Engine {
             }
         };
         match found {
-            Some(loaded) => state.loaded_from(loaded),
-            None => state.started_fresh(now),
+            Some(loaded) if self.check_binding(state, &loaded, now) => state.loaded_from(loaded),
+            // A device-bound session without its bound cookie: served as a
+            // visitor without a session, and no removal cookie, so the real
+            // device's cookie stays for its refresh.
+            Some(_) | None => state.started_fresh(now),
         }
         Ok(())
     }
@@ -252,13 +265,18 @@ impl Engine {
         }
         let now = self.now();
         let signed_in = state.record().user_id.is_some();
+        let ends = state.ending() == state::Ending::Destroy && !state.is_fresh();
         let set_cookie = self.backend.finish(self, state, now).await?;
-        let other_cookies = self.pre_session_csrf_cookie(state, now)?;
+        let mut other_cookies = self.pre_session_csrf_cookie(state, now)?;
+        if ends {
+            other_cookies.extend(self.bound_cookie_removal(state));
+        }
         Ok(Finished {
             set_cookie,
             other_cookies,
             vary_cookie: true,
             signed_in,
+            headers: state.take_headers(),
         })
     }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::cookie::IncomingCookie;
+use crate::dbsc::DeviceStatus;
 use crate::error::Result;
 use crate::id::{SessionId, StoreKey};
 use crate::record::Record;
@@ -189,6 +190,13 @@ pub(crate) struct State {
     ///
     /// [`Session::save`]: crate::Session::save
     early: EarlySave,
+    /// Whether loading checks a device-bound session's bound cookie (not on
+    /// the registration and refresh paths, which prove the device instead).
+    check_binding: bool,
+    /// What this request proved about the session's device binding.
+    device: DeviceStatus,
+    /// Response headers of latch's own (a DBSC registration).
+    headers: Vec<(&'static str, String)>,
 }
 
 /// What an early save ([`Session::save`](crate::Session::save)) leaves for
@@ -216,6 +224,9 @@ impl State {
             pre_csrf: None,
             created: false,
             early: EarlySave::default(),
+            check_binding: true,
+            device: DeviceStatus::Unbound,
+            headers: Vec::new(),
         }
     }
 
@@ -404,6 +415,36 @@ impl State {
     /// Whether this request stored the fresh session.
     pub(crate) fn created(&self) -> bool {
         self.created
+    }
+
+    /// Load without checking a bound cookie (the DBSC paths).
+    pub(crate) fn skip_binding_check(&mut self) {
+        self.check_binding = false;
+    }
+
+    /// Whether loading checks a device-bound session's bound cookie.
+    pub(crate) fn checks_binding(&self) -> bool {
+        self.check_binding
+    }
+
+    /// Note what this request proved about its device binding.
+    pub(crate) fn set_device(&mut self, status: DeviceStatus) {
+        self.device = status;
+    }
+
+    /// What this request proved about its device binding.
+    pub(crate) fn device(&self) -> DeviceStatus {
+        self.device
+    }
+
+    /// Send `name: value` with the response.
+    pub(crate) fn add_header(&mut self, name: &'static str, value: String) {
+        self.headers.push((name, value));
+    }
+
+    /// Take the response headers of latch's own.
+    pub(crate) fn take_headers(&mut self) -> Vec<(&'static str, String)> {
+        std::mem::take(&mut self.headers)
     }
 
     /// The record, to finish a session (stamp times, write latch's entries).

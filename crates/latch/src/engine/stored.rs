@@ -104,6 +104,9 @@ impl StoreBackend {
         if let Some(secret) = adopt {
             state.set_internal(crate::csrf::CSRF_KEY, serde_json::Value::String(secret));
         }
+        if state.ending() == Ending::Regenerate {
+            engine.begin_binding(state, now);
+        }
         let (_, _, value) = self.create(engine, state.record_mut(), now).await?;
         state.mark_created();
         Ok(Some(value))
@@ -145,6 +148,7 @@ impl StoreBackend {
             }
             state.settle(record);
         }
+        engine.begin_binding(state, now);
         // Create first, so a store failure leaves the old session in place;
         // then retire the old ID. If it was already gone, a logout or a
         // revocation ended the session in between: its copy under the new

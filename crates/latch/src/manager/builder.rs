@@ -9,6 +9,7 @@ use crate::codec::{
     Aead, CookieFormat, HashedIds, IdFormat, LatchFormat, SealedCodec, SignedCodec,
 };
 use crate::cookie::CookieConfig;
+use crate::dbsc::{Binder, DeviceBinding};
 use crate::engine::{Backend, CookieBackend, CsrfCookie, Engine, Settings, StoreBackend};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::Keyring;
@@ -29,6 +30,7 @@ pub struct SessionManagerBuilder {
     require_user_index: bool,
     keys: Option<Keyring>,
     at_rest: Option<Keyring>,
+    device_binding: Option<DeviceBinding>,
 }
 
 /// The smallest [`SessionManagerBuilder::max_record_bytes`] accepted: room for
@@ -61,6 +63,7 @@ impl Default for SessionManagerBuilder {
             require_user_index: false,
             keys: None,
             at_rest: None,
+            device_binding: None,
         }
     }
 }
@@ -317,6 +320,29 @@ impl SessionManagerBuilder {
         self
     }
 
+    /// Bind signed-in sessions to the browser's device with DBSC (see
+    /// [`crate::dbsc`]): a copied cookie stops working off the device within
+    /// the bound cookie's lifetime. Off by default; browsers without DBSC keep
+    /// working as before. Server-side sessions only (the builder refuses
+    /// cookie-only ones), and the adapter answers the two paths.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{MemoryStore, SessionManager, dbsc::DeviceBinding};
+    ///
+    /// let manager = SessionManager::builder()
+    ///     .store(MemoryStore::new())
+    ///     .device_bound(DeviceBinding::default())
+    ///     .build()?;
+    /// assert!(manager.device_binding().is_some());
+    /// # Ok::<(), latch::Error>(())
+    /// ```
+    #[must_use]
+    pub fn device_bound(mut self, binding: DeviceBinding) -> Self {
+        self.device_binding = Some(binding);
+        self
+    }
+
     /// Check everything and build the manager.
     ///
     /// # Errors
@@ -389,6 +415,21 @@ impl SessionManagerBuilder {
                 Backend::Cookie(CookieBackend::new(format, self.revocations))
             }
         };
+        let binder = match (&self.device_binding, &backend) {
+            (None, _) => None,
+            (Some(binding), Backend::Store(_)) => {
+                binding.validate()?;
+                Some(Binder::new(binding.clone(), &self.cookie))
+            }
+            (Some(_), Backend::Cookie(_)) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidConfig,
+                    "device_bound needs server-side sessions (store(...)): a device's \
+                     challenges are single-use and its public key is kept in the session \
+                     record, which cookie-only sessions do not have",
+                ));
+            }
+        };
         let require_user_index = self.require_user_index;
         let csrf_cookie = match (&backend, &self.keys) {
             (Backend::Store(_), Some(keys)) => Some(CsrfCookie::new(
@@ -406,6 +447,7 @@ impl SessionManagerBuilder {
             max_record_bytes: self.max_record_bytes,
             clock: self.clock,
             csrf_cookie,
+            binder,
         });
         if require_user_index {
             engine.check_user_index()?;

@@ -115,6 +115,44 @@ impl SessionManager {
         self.engine.expiry()
     }
 
+    /// The device-binding settings, when device-bound sessions are on
+    /// ([`SessionManagerBuilder::device_bound`]).
+    pub fn device_binding(&self) -> Option<&crate::dbsc::DeviceBinding> {
+        self.engine.binding()
+    }
+
+    /// Answer a request to the DBSC registration or refresh path (adapters
+    /// call this; see [`crate::dbsc`]). `raw` carries the request's cookies.
+    ///
+    /// Never fails: a refusal is a 4xx answer (400 malformed, 401 a proof
+    /// that does not verify or a registration challenge that is not pending,
+    /// 403 with a fresh challenge, 404 no such bound session), and a store
+    /// failure is `503`.
+    pub async fn answer_device_binding(
+        &self,
+        raw: RawRequest,
+        endpoint: crate::dbsc::Endpoint,
+        request: &crate::dbsc::BindingRequest,
+    ) -> crate::dbsc::BindingAnswer {
+        let session = self.start_raw(raw);
+        let mut state = session.lock_state().await;
+        match self
+            .engine
+            .answer_binding(&mut state, endpoint, request)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(err) if err.is_unavailable() => {
+                tracing::warn!(error = %err, "device binding: session store unavailable");
+                crate::dbsc::BindingAnswer::status(503)
+            }
+            Err(err) => {
+                tracing::info!(error = %err, "device binding request refused");
+                crate::dbsc::BindingAnswer::status(400)
+            }
+        }
+    }
+
     /// The store of server-side sessions; `None` for cookie-only sessions.
     pub fn store(&self) -> Option<&Arc<dyn SessionStore>> {
         self.engine.store()

@@ -647,6 +647,34 @@ impl Session {
         })
     }
 
+    /// What this request proved about its session's device binding (see
+    /// [`crate::dbsc`]): [`DeviceStatus::Proven`] when the session is
+    /// device-bound and the request carried a live bound cookie. Require it
+    /// for sensitive actions to refuse sessions of browsers without DBSC.
+    ///
+    /// A device-bound session that arrives without its bound cookie is never
+    /// seen by handlers at all: it is served as a visitor without a session.
+    ///
+    /// [`DeviceStatus::Proven`]: crate::dbsc::DeviceStatus::Proven
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn device_status(&self) -> Result<crate::dbsc::DeviceStatus> {
+        Ok(self.loaded().await?.device())
+    }
+
+    /// Whether this session is device-bound and this request proved it
+    /// (shorthand for [`device_status`](Self::device_status)).
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn is_device_bound(&self) -> Result<bool> {
+        Ok(matches!(
+            self.device_status().await?,
+            crate::dbsc::DeviceStatus::Proven { .. }
+        ))
+    }
+
     /// This session's store key ("this device" in a devices list), if it is a
     /// stored session.
     ///

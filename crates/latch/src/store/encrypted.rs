@@ -335,6 +335,11 @@ impl UserIndex for EncryptedStore {
                 }
                 info.user_agent = self.open_fact(&info.key, "user_agent", info.user_agent.as_ref());
                 info.ip = self.open_fact(&info.key, "ip", info.ip.as_ref());
+                // The binding is in the sealed data, out of the inner store's
+                // sight: read it from the record (a few loads per devices page).
+                if let Some(record) = self.load(&info.key).await? {
+                    info.device_proved_at = crate::dbsc::proved_at(&record);
+                }
                 all.push(info);
             }
         }

@@ -60,6 +60,9 @@ pub struct SessionInfo {
     pub user_agent: Option<String>,
     /// The client address, if recorded.
     pub ip: Option<String>,
+    /// When the session's device last proved its key, for a device-bound
+    /// session (DBSC, see [`crate::dbsc`]); `None` when it is not bound.
+    pub device_proved_at: Option<UnixTime>,
 }
 
 impl SessionInfo {
@@ -72,6 +75,7 @@ impl SessionInfo {
             expires_at: record.expires_at,
             user_agent: record.user_agent.clone(),
             ip: record.ip.clone(),
+            device_proved_at: crate::dbsc::proved_at(record),
         }
     }
 }
