@@ -28,6 +28,7 @@
 
 mod client;
 pub mod csrf;
+mod dbsc;
 mod error;
 mod extract;
 mod layer;

@@ -50,6 +50,12 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let client = ClientIp(self.proxies.client(peer(req.extensions()), req.headers()));
+        if let Some(endpoint) = crate::dbsc::endpoint(&self.manager, &req) {
+            let future = crate::dbsc::answer(&self.manager, &req, client, endpoint);
+            return ResponseFuture {
+                state: FutureState::Finishing { future },
+            };
+        }
         let session = start(&self.manager, &req, client);
         req.extensions_mut().insert(session.clone());
         req.extensions_mut().insert(client);
@@ -146,6 +152,11 @@ where
 /// are reference-counted, so this copies nothing, and a handler that never uses
 /// the session never pays for parsing them.
 fn start<B>(manager: &SessionManager, req: &Request<B>, client: ClientIp) -> latch::Session {
+    manager.start_raw(raw_request(req, client))
+}
+
+/// The request's cookies and client facts, as latch reads them.
+pub(crate) fn raw_request<B>(req: &Request<B>, client: ClientIp) -> RawRequest {
     let mut raw = RawRequest::new();
     for value in req.headers().get_all(COOKIE) {
         raw.cookie_header(value.clone());
@@ -156,12 +167,20 @@ fn start<B>(manager: &SessionManager, req: &Request<B>, client: ClientIp) -> lat
     if let ClientIp(Some(ip)) = client {
         raw.ip(ip);
     }
-    manager.start_raw(raw)
+    raw
 }
 
 /// Put the session's headers on the handler's response.
 fn apply(mut response: Response, finished: Finished) -> Response {
     let headers = response.headers_mut();
+    for (name, value) in &finished.headers {
+        match HeaderValue::from_str(value) {
+            Ok(value) => {
+                headers.append(*name, value);
+            }
+            Err(_) => tracing::error!(header = name, "latch produced an invalid header value"),
+        }
+    }
     if finished.vary_cookie {
         add_vary_cookie(headers);
     }
