@@ -100,6 +100,30 @@ pub struct Args {
     #[arg(long, env = "LATCH_ENCRYPT_AT_REST")]
     pub encrypt_at_rest: bool,
 
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "LATCH_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "LATCH_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a self-signed certificate for localhost made at
+    /// start-up (development: to watch device-bound sessions work in
+    /// Chromium, whose flags for it are printed).
+    #[arg(long, env = "LATCH_TLS_SELF_SIGNED", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls_self_signed: bool,
+
+    /// Lifetime of the DBSC bound cookie, in seconds: how long a copied
+    /// session keeps working off the device that signed in. Device-bound
+    /// sessions are on for server-side stores.
+    #[arg(long, env = "LATCH_BOUND_COOKIE_LIFETIME", default_value_t = 600)]
+    pub bound_cookie_lifetime: u64,
+
+    /// Turn device-bound sessions (DBSC) off.
+    #[arg(long, env = "LATCH_NO_DEVICE_BINDING")]
+    pub no_device_binding: bool,
+
     /// Tokio worker threads (default: one per core).
     #[arg(long, env = "LATCH_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
@@ -241,6 +265,10 @@ pub struct Settings {
     pub encrypt_at_rest: bool,
     /// The `Host` names served (empty: any).
     pub allowed_hosts: Vec<String>,
+    /// Serve HTTPS from this certificate.
+    pub tls: Option<crate::tls::TlsSource>,
+    /// Device-bound sessions with this bound-cookie lifetime, or off.
+    pub device_binding: Option<Duration>,
 }
 
 impl Settings {
@@ -282,6 +310,17 @@ impl Settings {
             max_connections: args.max_connections.unwrap_or(defaults.max_connections),
             max_per_client: args.max_connections_per_client,
         };
+        if args.bound_cookie_lifetime == 0 || args.bound_cookie_lifetime > 86_400 {
+            bail!("--bound-cookie-lifetime must be between 1 and 86400 seconds");
+        }
+        let tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(crate::tls::TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None, true) => Some(crate::tls::TlsSource::SelfSigned),
+            _ => None,
+        };
         if args.store_timeout_ms == 0 {
             bail!("--store-timeout-ms must be at least 1");
         }
@@ -301,6 +340,9 @@ impl Settings {
             encrypt_at_rest: args.encrypt_at_rest,
             trusted_proxies: latch_axum::TrustedProxies::new(&args.trusted_proxies)
                 .map_err(|e| anyhow::anyhow!("--trusted-proxy: {e}"))?,
+            tls,
+            device_binding: (!args.no_device_binding)
+                .then(|| Duration::from_secs(args.bound_cookie_lifetime)),
             allowed_hosts: if args.allowed_hosts.is_empty() && args.listen.ip().is_loopback() {
                 ["localhost", "127.0.0.1", "[::1]"]
                     .map(String::from)
@@ -313,7 +355,7 @@ impl Settings {
 
     /// The scheme browsers use to reach the demo.
     pub fn public_scheme(&self) -> &'static str {
-        if self.behind_tls_proxy {
+        if self.behind_tls_proxy || self.tls.is_some() {
             "https"
         } else {
             "http"

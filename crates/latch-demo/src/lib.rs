@@ -16,4 +16,5 @@ pub mod listener;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod tls;
 pub mod users;

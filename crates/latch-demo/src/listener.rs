@@ -178,8 +178,10 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
@@ -229,14 +231,36 @@ pub async fn serve(
                 Ok(response)
             }
         });
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let http = http.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
             let evicted = Arc::clone(&admitted.evicted);
+            let served = async move {
+                match tls {
+                    None => {
+                        let conn = http.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(conn).await
+                    }
+                    Some(acceptor) => {
+                        // The handshake counts against the header timeout: a
+                        // client that stalls in it holds nothing for long.
+                        let accepted =
+                            tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await;
+                        let Ok(Ok(stream)) = accepted else {
+                            tracing::debug!(client = %addr.ip(), "TLS handshake failed or timed out");
+                            return Ok(());
+                        };
+                        let conn = http.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(conn).await
+                    }
+                }
+            };
             tokio::select! {
                 // A client that breaks the protocol or times out ends here; the
                 // connection's error says nothing the operator must act on.
-                ended = conn => if let Err(e) = ended {
+                ended = served => if let Err(e) = ended {
                     tracing::debug!("connection ended: {e}");
                 },
                 () = evicted.notified() => {

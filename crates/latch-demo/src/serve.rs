@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use latch::codec::Aead;
+use latch::dbsc::DeviceBinding;
 use latch::{CookieConfig, Expiry, Keyring, MemoryStore, SessionManager, SessionStore};
 use latch_sqlite::SqliteStore;
 
@@ -85,6 +86,14 @@ async fn manager_and_counters(
             } else {
                 builder
             };
+            // A copied session cookie stops working off the device that
+            // signed in (DBSC; browsers without it are unaffected).
+            let builder = match settings.device_binding {
+                Some(lifetime) => {
+                    builder.device_bound(DeviceBinding::default().bound_cookie_lifetime(lifetime))
+                }
+                None => builder,
+            };
             (builder, store)
         }
         None if settings.encrypt_at_rest => anyhow::bail!(
@@ -142,7 +151,10 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Option<latch::P
         scheme: settings.public_scheme(),
         proxies: settings.trusted_proxies.clone(),
     };
-    let router = crate::app::router_with(state);
+    let mut router = crate::app::router_with(state);
+    if settings.public_scheme() == "https" {
+        router = router.layer(axum::middleware::map_response(hsts));
+    }
     if settings.allowed_hosts.is_empty() {
         tracing::warn!(
             "serving every Host name: pass --allowed-host with the site's name so that \
@@ -155,26 +167,53 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Option<latch::P
     ))
 }
 
+/// Browsers reach the site over HTTPS only, from now on for a year
+/// (`Strict-Transport-Security`), unless the handler set its own.
+async fn hsts(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(http::header::STRICT_TRANSPORT_SECURITY) {
+        headers.insert(
+            http::header::STRICT_TRANSPORT_SECURITY,
+            http::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
+}
+
 /// Serve until Ctrl-C or SIGTERM.
 ///
 /// # Errors
 /// When the address cannot be bound, or as [`app`].
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (router, _purger) = app(&settings).await?;
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(crate::tls::Tls::load)
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let bound = listener.local_addr().context("reading the bound address")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let shown = if bound.ip().is_loopback() {
-        format!("http://localhost:{}", bound.port())
+        format!("{scheme}://localhost:{}", bound.port())
     } else {
-        format!("http://{bound}")
+        format!("{scheme}://{bound}")
     };
     println!(
         "latch-demo: serving {shown} (store: {})",
         describe(&settings.store)
     );
-    crate::listener::serve(listener, router, settings.conn_limits, shutdown())
+    if let Some(spki) = tls.as_ref().and_then(|t| t.spki_sha256.as_deref()) {
+        println!(
+            "latch-demo: self-signed certificate; to watch device-bound sessions, start \
+             Chromium with: {}",
+            crate::tls::chromium_flags(spki)
+        );
+    }
+    let tls = tls.map(|t| t.config);
+    crate::listener::serve(listener, router, settings.conn_limits, tls, shutdown())
         .await
         .context("serving")
 }
