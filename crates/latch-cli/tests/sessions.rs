@@ -664,3 +664,48 @@ fn bad_ids_urls_and_unreachable_servers_are_errors_without_secrets() {
 }
 
 use predicates::prelude::PredicateBooleanExt as _;
+
+/// `show` and `list --user` say which sessions are device-bound (DBSC) and
+/// when each last proved its key; the binding's challenges are not printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_bound_sessions_are_shown_as_such() {
+    use latch::dbsc::DeviceBinding;
+    use latch_conformance::device::{DeviceClient, SoftwareDevice};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.db");
+    let store: Arc<dyn SessionStore> = Arc::new(latch_sqlite::SqliteStore::open(&path).unwrap());
+    let at = now();
+    let manager = SessionManager::builder()
+        .shared_store(Arc::clone(&store))
+        .clock(ManualClock::new(at))
+        .device_bound(DeviceBinding::default())
+        .build()
+        .unwrap();
+    let user = unique("dana");
+    let mut bound = DeviceClient::new(manager.clone(), SoftwareDevice::es256());
+    assert_eq!(bound.sign_in_and_register(&user).await.status, 200);
+    let mut plain = DeviceClient::new(manager.clone(), SoftwareDevice::es256());
+    plain.sign_in(&user).await;
+    let f = Fixture {
+        store,
+        args: vec!["--store".into(), format!("sqlite:{}", path.display())],
+        ttl: false,
+    };
+    let bound_id = bound.session.clone().unwrap();
+    let shown = f.cli_json(&["show", &bound_id]);
+    assert_eq!(shown["device_bound"], true);
+    assert_eq!(shown["device_proved_at"], at);
+    assert!(shown["data"].get("_latch.dbsc").is_none(), "{shown}");
+    let text = stdout(&f.cli(&["show", &bound_id]));
+    assert!(text.contains("device key  bound, last proved"), "{text}");
+    let plain_shown = f.cli_json(&["show", plain.session.as_deref().unwrap()]);
+    assert_eq!(plain_shown["device_bound"], false);
+    let listed = f.cli_json(&["list", "--user", &user]);
+    let proved: BTreeSet<String> = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["device_proved_at"].to_string())
+        .collect();
+    assert_eq!(proved, BTreeSet::from(["null".to_owned(), at.to_string()]));
+}

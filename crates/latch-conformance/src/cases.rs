@@ -844,3 +844,35 @@ pub async fn sign_in_records_its_client(store: Store) {
     assert_eq!(devices[0].user_agent.as_deref(), Some("signing-in-browser"));
     assert_eq!(devices[0].ip.as_deref(), Some("198.51.100.7"));
 }
+
+/// A device-bound session (DBSC) works on this store: the binding written at
+/// registration and refresh comes back intact, the devices list says when the
+/// key was last proved, and a copy without a live bound cookie is not
+/// honoured.
+pub async fn device_binding_round_trips(store: Store) {
+    use crate::device::{DeviceClient, SoftwareDevice};
+    let clock = ManualClock::new(T0);
+    let manager = SessionManager::builder()
+        .shared_store(Arc::clone(&store))
+        .clock(clock.clone())
+        .store_timeout(Duration::from_secs(10))
+        .device_bound(latch::dbsc::DeviceBinding::default())
+        .build()
+        .expect("valid test configuration");
+    let user = unique_user();
+    let mut device = DeviceClient::new(manager.clone(), SoftwareDevice::es256());
+    assert_eq!(device.sign_in_and_register(&user).await.status, 200);
+    assert_eq!(device.user().await, Some(user.clone()));
+    clock.advance(600);
+    assert_eq!(device.user().await, None, "the bound cookie ran out");
+    assert_eq!(device.refresh().await.status, 200);
+    assert_eq!(device.user().await, Some(user.clone()));
+    if let Some(index) = store.user_index() {
+        let listed = index.list_by_user(&user, clock.now()).await.expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].device_proved_at, Some(T0 + 600));
+    }
+    let mut copy = DeviceClient::new(manager, SoftwareDevice::es256());
+    copy.session.clone_from(&device.session);
+    assert_eq!(copy.user().await, None, "no bound cookie, no user");
+}

@@ -193,6 +193,10 @@ pub async fn run_all(store: cases::Store, except: &[&str]) {
             "sign_in_records_its_client",
             cases::sign_in_records_its_client(store.clone()).boxed(),
         ),
+        (
+            "device_binding_round_trips",
+            cases::device_binding_round_trips(store.clone()).boxed(),
+        ),
     ];
     for (name, case) in all {
         if except.contains(&name) {

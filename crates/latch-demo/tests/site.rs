@@ -1231,3 +1231,88 @@ async fn the_served_demo_stores_nothing_for_forms_and_can_encrypt_at_rest() {
         assert_eq!(naming == 0, encrypt, "{rows:#?}");
     }
 }
+
+/// The demo binds signed-in sessions to the device (DBSC) on its default
+/// store: the sign-in answer asks for a registration, a software device key
+/// registers through the session layer, the devices page says the session is
+/// bound, and the same cookies without the bound cookie are signed out.
+#[tokio::test]
+async fn the_demo_binds_sessions_to_the_device() {
+    use latch_conformance::device::{SoftwareDevice, challenge_of};
+    let site = served("memory", "dbsc").await;
+    let mut c = Client::default();
+    let signed_up = c.signup(&site, "ada").await;
+    let registration = signed_up.headers["secure-session-registration"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let challenge = challenge_of(&registration).unwrap();
+    let device = SoftwareDevice::es256();
+    let req = Request::post("/.latch/dbsc/register")
+        .header(
+            "secure-session-response",
+            device.registration_proof(&challenge),
+        )
+        .header("sec-fetch-site", "same-origin");
+    let registered = c.send(&site, req, Body::empty()).await;
+    assert_eq!(registered.status, StatusCode::OK, "{}", registered.body);
+    assert!(
+        c.cookie
+            .as_deref()
+            .unwrap()
+            .contains("__Host-session-bound=")
+    );
+    assert_eq!(c.me(&site).await, StatusCode::OK);
+    let devices = c.get(&site, "/devices").await.body;
+    assert!(devices.contains("yes, key proved"), "{devices}");
+
+    // The session cookie alone (a thief whose copy of the bound cookie
+    // expired): signed out, and the real device's session is untouched.
+    let session_only = c
+        .cookie
+        .as_deref()
+        .unwrap()
+        .split("; ")
+        .filter(|p| !p.starts_with("__Host-session-bound="))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut thief = Client {
+        cookie: Some(session_only),
+    };
+    assert_eq!(thief.me(&site).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.me(&site).await, StatusCode::OK);
+}
+
+/// Over HTTPS the demo tells browsers to stay on HTTPS (HSTS); over plain
+/// http it does not (the header would be ignored, and a wrong one sticks).
+#[tokio::test]
+async fn https_responses_carry_strict_transport_security() {
+    use clap::Parser as _;
+    let dir = std::env::temp_dir().join(format!("latch-demo-hsts-{}", std::process::id()));
+    let args = latch_demo::config::Args::try_parse_from([
+        "latch-demo".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--store".as_ref(),
+        "memory".as_ref(),
+        "--tls-self-signed".as_ref(),
+        "--data-dir".as_ref(),
+        dir.as_os_str(),
+    ])
+    .unwrap();
+    let settings = latch_demo::config::Settings::from_args(&args).unwrap();
+    let (app, _purger) = latch_demo::serve::app(&settings).await.unwrap();
+    let site = Site {
+        app,
+        _dir: Arc::new(TempDir(dir)),
+        _purger: None,
+    };
+    let r = Client::default().get(&site, "/login").await;
+    assert_eq!(
+        r.headers[header::STRICT_TRANSPORT_SECURITY],
+        "max-age=31536000"
+    );
+    let plain = served("memory", "no-hsts").await;
+    let r = Client::default().get(&plain, "/login").await;
+    assert!(r.headers.get(header::STRICT_TRANSPORT_SECURITY).is_none());
+}

@@ -82,6 +82,7 @@ fn row(info: SessionInfo, user: &str, now: UnixTime) -> Row {
         expired: info.expires_at <= now,
         user_agent: info.user_agent,
         ip: info.ip,
+        device_proved_at: info.device_proved_at,
     }
 }
 
@@ -157,6 +158,12 @@ struct Shown {
     version: u64,
     user_agent: Option<String>,
     ip: Option<String>,
+    /// Whether the session is bound to a device key (DBSC), and when that
+    /// key was last proved.
+    device_bound: bool,
+    device_proved_at: Option<UnixTime>,
+    /// The application's data and latch's own entries, but for the device
+    /// binding (summarised above; its challenges are not for display).
     data: latch::Data,
 }
 
@@ -166,8 +173,13 @@ async fn show(opened: &Opened, key: &StoreKey, now: UnixTime, json: bool) -> any
         .load(key)
         .await?
         .ok_or_else(|| Refused(format!("no session with store key {key}")))?;
+    let device_proved_at = SessionInfo::from_record(*key, &record).device_proved_at;
+    let mut data = record.data;
+    data.remove("_latch.dbsc");
     let shown = Shown {
         key: *key,
+        device_bound: device_proved_at.is_some(),
+        device_proved_at,
         expired: record.expires_at <= now,
         user_id: record.user_id,
         created_at: record.created_at,
@@ -177,13 +189,13 @@ async fn show(opened: &Opened, key: &StoreKey, now: UnixTime, json: bool) -> any
         version: record.version,
         user_agent: record.user_agent,
         ip: record.ip,
-        data: record.data,
+        data,
     };
     emit(json, &shown, || {
         let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".to_owned());
         format!(
             "key         {}\nuser        {}\ncreated     {}\nlast seen   {}\nexpires     {} ({})\n\
-             remember    {}\nversion     {}\nuser agent  {}\nip          {}\ndata\n{}",
+             remember    {}\nversion     {}\nuser agent  {}\nip          {}\ndevice key  {}\ndata\n{}",
             shown.key,
             or_none(&shown.user_id),
             utc(shown.created_at),
@@ -194,6 +206,10 @@ async fn show(opened: &Opened, key: &StoreKey, now: UnixTime, json: bool) -> any
             shown.version,
             or_none(&shown.user_agent),
             or_none(&shown.ip),
+            shown.device_proved_at.map_or_else(
+                || "not bound".to_owned(),
+                |at| format!("bound, last proved {}", utc(at))
+            ),
             serde_json::to_string_pretty(&shown.data).unwrap_or_default()
         )
     })

@@ -142,15 +142,19 @@ pub async fn devices(session: Session) -> Result<Response, AppError> {
         };
         let _ = write!(
             rows,
-            "<tr class=\"device\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
+            "<tr class=\"device\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"bound\">{}</td><td>{action}</td></tr>",
             escape(browser(d.user_agent.as_deref())),
             escape(d.ip.as_deref().unwrap_or("unknown")),
             time(d.created_at),
             time(d.last_seen),
+            d.device_proved_at.map_or_else(
+                || "no".to_owned(),
+                |at| format!("yes, key proved {}", time(at))
+            ),
         );
     }
     let body = format!(
-        "<table><tr><th>Browser</th><th>Address</th><th>Signed in</th><th>Last seen</th><th></th></tr>{rows}</table>\
+        "<table><tr><th>Browser</th><th>Address</th><th>Signed in</th><th>Last seen</th><th title=\"Device-bound (DBSC): a copied cookie stops working off this device\">Device-bound</th><th></th></tr>{rows}</table>\
          <form method=\"post\" action=\"/devices/revoke-others\">\
          <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
          <p><button type=\"submit\">Sign out everywhere else</button></p></form>",

@@ -56,6 +56,10 @@ pub struct Row {
     pub user_agent: Option<String>,
     /// The client address, as recorded.
     pub ip: Option<String>,
+    /// When a device-bound (DBSC) session last proved its device key; only
+    /// known where the store lists sessions per user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_proved_at: Option<UnixTime>,
 }
 
 /// Serialize a store key as its 64 hex digits.

@@ -105,6 +105,7 @@ impl PgInventory {
                     expired: expires_at <= now,
                     user_agent: r.get(5),
                     ip: r.get(6),
+                    device_proved_at: None,
                 })
             })
             .collect()

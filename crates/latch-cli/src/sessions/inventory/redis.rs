@@ -182,6 +182,7 @@ impl RedisInventory {
                 expired: exp <= now,
                 user_agent: record.user_agent,
                 ip: record.ip,
+                device_proved_at: None,
             });
         }
         rows.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.key.cmp(&b.key)));

@@ -90,6 +90,7 @@ pub fn list(conn: &Connection, now: UnixTime, limit: usize) -> rusqlite::Result<
             expired: expires_at <= now,
             user_agent: row.get(5)?,
             ip: row.get(6)?,
+            device_proved_at: None,
         })
     })?
     .collect()
