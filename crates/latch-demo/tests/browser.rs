@@ -59,10 +59,18 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 /// Start the demo on a free port; returns its base URL.
 fn start_demo(data: &Path) -> (Reaper, String) {
+    let (demo, url, _) = start_demo_with(data, &[]);
+    (demo, url)
+}
+
+/// Start the demo on a free port with `args`; returns its base URL and the
+/// Chromium flags it printed for a self-signed certificate, if any.
+fn start_demo_with(data: &Path, args: &[&str]) -> (Reaper, String, Option<String>) {
     let mut demo = Reaper(
         Command::new(env!("CARGO_BIN_EXE_latch-demo"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .args(args)
             .env_remove("LATCH_SECRET_KEY")
             .env_remove("LATCH_STORE")
             .stdout(Stdio::piped())
@@ -70,14 +78,23 @@ fn start_demo(data: &Path) -> (Reaper, String) {
             .unwrap(),
     );
     let stdout = BufReader::new(demo.0.stdout.take().unwrap());
+    let mut url = None;
     for line in stdout.lines() {
         let line = line.unwrap();
         if let Some(rest) = line.split("serving ").nth(1) {
-            let url = rest.split_whitespace().next().unwrap().to_owned();
-            return (demo, url);
+            url = Some(rest.split_whitespace().next().unwrap().to_owned());
+            if !args.contains(&"--tls-self-signed") {
+                break;
+            }
+        }
+        if let Some(flags) = line.split("start Chromium with: ").nth(1) {
+            return (demo, url.unwrap(), Some(flags.to_owned()));
         }
     }
-    panic!("latch-demo exited before serving");
+    match url {
+        Some(url) => (demo, url, None),
+        None => panic!("latch-demo exited before serving"),
+    }
 }
 
 fn start_chromedriver(driver: &str) -> (Reaper, u16) {
@@ -100,22 +117,40 @@ fn start_chromedriver(driver: &str) -> (Reaper, u16) {
 
 /// A headless Chromium with its own profile folder (a "browser profile").
 async fn browser(driver_port: u16, chromium: &str, profile: &Path) -> Client {
+    browser_with(driver_port, chromium, profile, &[]).await
+}
+
+/// [`browser`] with `extra` command-line flags.
+async fn browser_with(
+    driver_port: u16,
+    chromium: &str,
+    profile: &Path,
+    extra: &[String],
+) -> Client {
     // The WebDriver connection is plain http, but the client is built with
     // rustls; when a workspace-wide build enables two crypto providers rustls
     // cannot pick one by itself, so pick ring (a no-op after the first call).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut caps = serde_json::Map::new();
+    let mut args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1000,800",
+        "--disable-dev-shm-usage",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    args.extend(extra.iter().cloned());
     caps.insert(
         "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--window-size=1000,800", "--disable-dev-shm-usage",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
+        json!({ "binary": chromium, "args": args }),
     );
     ClientBuilder::rustls()
         .unwrap()
@@ -464,4 +499,137 @@ async fn browser_cookies_planted_from_another_origin_are_ignored() {
     );
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The value of the browser's cookie `name`, if it holds one.
+async fn cookie_value(c: &Client, name: &str) -> Option<String> {
+    c.get_all_cookies()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.name() == name)
+        .map(|k| k.value().to_owned())
+}
+
+/// Device-bound sessions in a real Chromium (DBSC with software keys, over
+/// HTTPS with the demo's self-signed certificate and the flags it prints):
+/// signing in registers the browser's key, a navigation after the bound
+/// cookie expired waits for the browser's signed refresh and stays signed in,
+/// and the same cookies replayed from a plain HTTP client work only until the
+/// copied bound cookie expires.
+#[tokio::test]
+async fn browser_device_bound_session() {
+    let chromium = std::env::var("LATCH_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let driver =
+        std::env::var("LATCH_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    if !Path::new(&chromium).exists() || !Path::new(&driver).exists() {
+        latch_conformance::skip_or_fail::<()>(
+            "Chromium and chromedriver",
+            &format!("{chromium} or {driver} not found"),
+        );
+        return;
+    }
+    const BOUND_SECS: u64 = 4;
+    const BOUND: &str = "__Host-session-bound";
+    let root = temp_dir("dbsc");
+    let lifetime = BOUND_SECS.to_string();
+    let (_demo, base, flags) = start_demo_with(
+        &root.join("data"),
+        &[
+            "--tls-self-signed",
+            "--store",
+            "memory",
+            "--bound-cookie-lifetime",
+            &lifetime,
+        ],
+    );
+    assert!(base.starts_with("https://localhost:"), "{base}");
+    let flags = flags.expect("the demo prints the Chromium flags for its certificate");
+    // The printed flags, with the refresh quota (6 signatures in 9 minutes)
+    // lifted: this test refreshes far more often than a person would.
+    let mut extra: Vec<String> = flags.split_whitespace().map(String::from).collect();
+    for flag in &mut extra {
+        if let Some(features) = flag.strip_prefix("--enable-features=") {
+            *flag = format!(
+                "--enable-features={}",
+                features.replace(
+                    "DeviceBoundSessions",
+                    "DeviceBoundSessions:RefreshQuota/false"
+                )
+            );
+        }
+    }
+    let (_driver, port) = start_chromedriver(&driver);
+    let _browsers = KillUnder(root.clone());
+    let c = browser_with(port, &chromium, &root.join("profile"), &extra).await;
+
+    sign_up(&c, &base, "dana").await;
+    // Chromium registers in the background after the sign-in response.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        if let Some(v) = cookie_value(&c, BOUND).await {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Chromium did not register a device-bound session (no {BOUND} cookie within 20 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(signed_in_as(&c, &base).await.as_deref(), Some("dana"));
+
+    // The bound cookie expires; the next navigation waits for a refresh
+    // signed by the browser's key and goes out with a new bound cookie.
+    tokio::time::sleep(Duration::from_secs(BOUND_SECS + 1)).await;
+    assert_eq!(
+        signed_in_as(&c, &base).await.as_deref(),
+        Some("dana"),
+        "signed in after the bound cookie expired: the browser refreshed"
+    );
+    let second = cookie_value(&c, BOUND)
+        .await
+        .expect("a refreshed bound cookie");
+    assert_ne!(first, second, "the refresh set a new bound cookie");
+
+    // A thief copies every cookie (HttpOnly ones too) and replays them from
+    // a plain HTTP client: fine while the copied bound cookie lives...
+    let jar = c
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| format!("{}={}", k.name(), k.value()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Only this test's own self-signed server is reached with it.
+    let thief = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let me = |jar: String| {
+        let thief = thief.clone();
+        let url = format!("{base}/api/me");
+        async move {
+            thief
+                .get(url)
+                .header("cookie", jar)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(me(jar.clone()).await, 200, "a fresh copy works");
+    // ... and is signed out once it expired; it cannot refresh without the key.
+    tokio::time::sleep(Duration::from_secs(BOUND_SECS + 1)).await;
+    assert_eq!(me(jar).await, 401, "the copy died with its bound cookie");
+
+    // The browser itself stays signed in, and its devices page says so.
+    c.goto(&format!("{base}/devices")).await.unwrap();
+    let devices = text(&c).await;
+    assert!(devices.contains("yes, key proved"), "{devices}");
+    screenshot(&c, "dbsc-devices").await;
+    c.close().await.unwrap();
 }

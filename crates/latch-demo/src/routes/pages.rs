@@ -154,7 +154,7 @@ pub async fn devices(session: Session) -> Result<Response, AppError> {
         );
     }
     let body = format!(
-        "<table><tr><th>Browser</th><th>Address</th><th>Signed in</th><th>Last seen</th><th title=\"Device-bound (DBSC): a copied cookie stops working off this device\">Device-bound</th><th></th></tr>{rows}</table>\
+        "<table><tr><th>Browser</th><th>Address</th><th>Signed in</th><th>Last seen</th><th title=\"Device-bound (DBSC): a copied cookie stops working on any other machine\">Device-bound</th><th></th></tr>{rows}</table>\
          <form method=\"post\" action=\"/devices/revoke-others\">\
          <input type=\"hidden\" name=\"csrf_token\" value=\"{}\">\
          <p><button type=\"submit\">Sign out everywhere else</button></p></form>",
