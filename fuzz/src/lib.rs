@@ -48,6 +48,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("sealed_open", sealed_open),
     ("latch_format", latch_format),
     ("flask_cookie", flask_cookie),
+    ("dbsc_proof", dbsc_proof),
 ];
 
 /// The cookie name the codecs bind into their MAC/AEAD data.
@@ -574,6 +575,54 @@ pub fn flask_cookie(data: &[u8]) {
         assert!(
             format.decode("session", &tampered).is_err(),
             "a changed Flask cookie was accepted"
+        );
+    }
+}
+
+/// A DBSC proof (`Secure-Session-Response`) as a browser or an attacker
+/// sends it. Mode 0: the bytes are the header value. Mode 1: the bytes are a
+/// JOSE header and a payload (split at the first NUL), wrapped into a compact
+/// JWS with a garbage signature, so the fuzzer reaches the JSON, `alg`, `jwk`
+/// and key-construction checks behind the base64 layer.
+///
+/// Invariants: nothing panics; nothing over the size limit parses; a proof
+/// with a garbage signature never verifies, with its own key or another.
+pub fn dbsc_proof(data: &[u8]) {
+    use latch::dbsc::{Alg, MAX_PROOF_BYTES, PublicJwk, parse_proof};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (text, forged) = match mode % 2 {
+        0 => (String::from_utf8_lossy(rest).into_owned(), false),
+        _ => {
+            let at = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+            let (header, payload) = rest.split_at(at);
+            let payload = payload.get(1..).unwrap_or_default();
+            let jws = format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(header),
+                URL_SAFE_NO_PAD.encode(payload),
+                URL_SAFE_NO_PAD.encode([7u8; 64])
+            );
+            (jws, true)
+        }
+    };
+    let Ok(proof) = parse_proof(&text) else {
+        return;
+    };
+    assert!(text.len() <= MAX_PROOF_BYTES, "an oversized proof parsed");
+    let own = proof.verify_own_key();
+    let other = PublicJwk::EC {
+        crv: "P-256".into(),
+        // The P-256 generator: a valid point nobody signs with here.
+        x: "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY".into(),
+        y: "T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU".into(),
+    };
+    let with = proof.verify_with(&other, Alg::ES256);
+    if forged {
+        assert!(
+            own.is_err() && with.is_err(),
+            "a garbage signature verified"
         );
     }
 }

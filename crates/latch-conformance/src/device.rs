@@ -226,8 +226,7 @@ impl DeviceClient {
             *seen.lock().expect("lock") = s.user_id().await.expect("user_id");
         })
         .await;
-        let user = user.lock().expect("lock").clone();
-        user
+        user.lock().expect("lock").clone()
     }
 
     /// Sign in as `user`; returns the registration header, if any.

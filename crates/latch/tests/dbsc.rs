@@ -12,13 +12,15 @@ use serde_json::{Value, json};
 
 const T0: i64 = 1_800_000_000;
 /// The bound cookie's lifetime in these tests.
-const BOUND: u64 = 600;
+const BOUND: i64 = 600;
 
 fn manager_on(store: Arc<dyn SessionStore>, clock: &ManualClock) -> SessionManager {
     SessionManager::builder()
         .shared_store(store)
         .clock(clock.clone())
-        .device_bound(DeviceBinding::default().bound_cookie_lifetime(Duration::from_secs(BOUND)))
+        .device_bound(
+            DeviceBinding::default().bound_cookie_lifetime(Duration::from_secs(BOUND as u64)),
+        )
         .build()
         .expect("manager")
 }
@@ -88,7 +90,7 @@ async fn software_devices_register_use_expire_and_refresh() {
 
         // The bound cookie runs out: no longer signed in, but the session is
         // kept (no removal cookie) for the device's refresh.
-        clock.advance(BOUND as i64);
+        clock.advance(BOUND);
         assert_eq!(client.user().await, None, "{alg}: stale bound cookie");
         assert!(client.session.is_some(), "the session cookie is kept");
         let refreshed = client.refresh().await;
@@ -116,13 +118,13 @@ async fn d1_stolen_cookies_work_until_the_bound_cookie_expires_then_never_again(
         Some("ada"),
         "a fresh copy works"
     );
-    clock.advance((BOUND - 1) as i64);
+    clock.advance(BOUND - 1);
     assert_eq!(
         thief.user().await.as_deref(),
         Some("ada"),
         "until it expires"
     );
-    clock.advance((1) as i64);
+    clock.advance(1);
     assert_eq!(thief.user().await, None, "signed out once it expired");
 
     // The thief cannot refresh: a challenge, yes; a proof with its key, no.
@@ -153,7 +155,7 @@ async fn d1_stolen_cookies_work_until_the_bound_cookie_expires_then_never_again(
     // bound cookie expires: the window is the bound cookie's lifetime.
     let mut second = thief_of(&device);
     assert_eq!(second.user().await.as_deref(), Some("ada"));
-    clock.advance(BOUND as i64);
+    clock.advance(BOUND);
     assert_eq!(second.user().await, None);
 }
 
@@ -178,7 +180,7 @@ async fn d2_a_replayed_registration_proof_is_refused() {
 async fn d2_a_replayed_refresh_proof_buys_nothing() {
     let (manager, clock) = setup();
     let mut client = bound_client(&manager, "ada").await;
-    clock.advance(BOUND as i64);
+    clock.advance(BOUND);
     let id = client.dbsc_id.clone();
     client.post(Endpoint::Refresh, None, id.clone()).await;
     let proof = client
@@ -205,7 +207,7 @@ async fn d2_stale_and_foreign_challenges_are_refused() {
     // Stale: the registration proof comes after the challenge's lifetime.
     let mut late = DeviceClient::new(manager.clone(), SoftwareDevice::es256());
     let header = late.sign_in("ada").await.unwrap();
-    clock.advance((300) as i64);
+    clock.advance(300);
     let proof = late
         .device
         .registration_proof(&challenge_of(&header).unwrap());
@@ -246,7 +248,7 @@ async fn d2_stale_and_foreign_challenges_are_refused() {
 
     // A refresh challenge of one session is useless for another.
     let mut bob = bound_client(&manager, "bob").await;
-    clock.advance(BOUND as i64);
+    clock.advance(BOUND);
     bob.post(Endpoint::Refresh, None, bob.dbsc_id.clone()).await;
     ada.post(Endpoint::Refresh, None, ada.dbsc_id.clone()).await;
     let bobs = bob.challenge.clone().unwrap();
@@ -261,7 +263,7 @@ async fn d2_stale_and_foreign_challenges_are_refused() {
     assert_eq!(answer.status, 404);
     // A refresh challenge older than its lifetime is not accepted.
     let old = bob.challenge.clone().unwrap();
-    clock.advance((300) as i64);
+    clock.advance(300);
     let proof = bob.device.refresh_proof(&old);
     let answer = bob
         .post(Endpoint::Refresh, Some(proof), bob.dbsc_id.clone())
@@ -523,7 +525,7 @@ async fn d3_a_registration_racing_a_save_loses_neither() {
     let cookie = client.cookie_header().unwrap();
     let on_b = b.start([cookie.as_str()], Default::default());
     assert_eq!(on_b.get::<i32>("cart").await.unwrap(), Some(7));
-    clock.advance(BOUND as i64);
+    clock.advance(BOUND);
     assert_eq!(client.refresh().await.status, 200);
     on_b.insert("late", true).await.unwrap();
     b.finish(&on_b).await.unwrap();
@@ -545,7 +547,7 @@ async fn d4_a_browser_without_dbsc_keeps_working() {
     // It ignores the registration header and never posts a proof.
     assert!(plain.sign_in("ada").await.is_some());
     for _ in 0..10 {
-        clock.advance((BOUND + 60) as i64);
+        clock.advance(BOUND + 60);
         assert_eq!(plain.user().await.as_deref(), Some("ada"));
     }
     let status = Arc::new(std::sync::Mutex::new(None));
@@ -570,7 +572,7 @@ async fn the_devices_list_says_which_sessions_are_bound() {
     let mut bound = bound_client(&manager, "ada").await;
     let mut plain = DeviceClient::new(manager.clone(), SoftwareDevice::es256());
     plain.sign_in("ada").await;
-    clock.advance(BOUND as i64);
+    clock.advance(BOUND);
     assert_eq!(bound.refresh().await.status, 200);
     let listed = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = Arc::clone(&listed);
@@ -584,7 +586,7 @@ async fn the_devices_list_says_which_sessions_are_bound() {
         .map(|d| d.device_proved_at)
         .collect();
     proved.sort();
-    assert_eq!(proved, vec![None, Some(T0 + BOUND as i64)]);
+    assert_eq!(proved, vec![None, Some(T0 + BOUND)]);
 }
 
 #[test]

@@ -175,7 +175,7 @@ struct Payload {
 }
 
 /// A proof whose form is checked but whose signature is not yet: what
-/// [`parse`] gives. [`Proof::verify_with`] or [`Proof::verify_own_key`] checks
+/// [`parse_proof`] gives. [`Proof::verify_with`] or [`Proof::verify_own_key`] checks
 /// the signature.
 #[derive(Debug, Clone)]
 pub struct Proof {

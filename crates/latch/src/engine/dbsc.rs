@@ -300,8 +300,15 @@ fn parse(raw: &[u8]) -> std::result::Result<dbsc::Proof, ProofError> {
     if raw.len() > dbsc::MAX_PROOF_BYTES {
         return Err(ProofError::Malformed);
     }
-    let text = std::str::from_utf8(raw).map_err(|_| ProofError::Malformed)?;
-    dbsc::parse_proof(text.trim())
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| ProofError::Malformed)?
+        .trim();
+    // Chromium sends the JWT bare; a structured-field string is accepted too.
+    let bare = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    dbsc::parse_proof(bare)
 }
 
 /// What a verified proof of `jti` buys at `now`: a new bound cookie (its
