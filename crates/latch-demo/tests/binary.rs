@@ -126,3 +126,79 @@ fn key_is_generated_once_with_mode_0600_and_reused() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `--tls-cert`/`--tls-key`: the demo serves HTTPS with the operator's
+/// certificate (verified here against its CA, so no check is switched off),
+/// sends `Strict-Transport-Security`, and refuses plain http on that port.
+#[tokio::test]
+async fn serves_https_with_certificate_files_and_hsts() {
+    let dir = temp_dir("tls");
+    let certs = latch_conformance::servers::CertFiles::generate(&dir).unwrap();
+    let mut child = demo()
+        .args(["--listen", "127.0.0.1:0", "--store", "memory", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--tls-cert")
+        .arg(&certs.server_cert)
+        .arg("--tls-key")
+        .arg(&certs.server_key)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let url = stdout
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|l| {
+            l.split("serving ")
+                .nth(1)
+                .map(|r| r.split_whitespace().next().unwrap().to_owned())
+        })
+        .expect("serving line");
+    assert!(url.starts_with("https://localhost:"), "{url}");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let response = client.get(format!("{url}/login")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let plain = url.replace("https://", "http://");
+    assert!(
+        reqwest::get(format!("{plain}/login")).await.is_err(),
+        "plain http to the TLS port must fail"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A bad certificate flag is refused at start-up with the flag to fix.
+#[test]
+fn unreadable_tls_files_are_refused_at_start_up() {
+    let dir = temp_dir("badtls");
+    let out = demo()
+        .args(["--listen", "127.0.0.1:0", "--store", "memory", "--data-dir"])
+        .arg(&dir)
+        .args([
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+    let out = demo()
+        .args(["--tls-cert", "/nonexistent/cert.pem"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "--tls-cert without --tls-key");
+    let _ = std::fs::remove_dir_all(&dir);
+}
