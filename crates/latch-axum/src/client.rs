@@ -38,8 +38,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(resolved) = parts.extensions.get::<ClientIp>() {
-            return Ok(*resolved);
+        if let Some(client) = crate::service::request_client(&parts.headers, &parts.extensions) {
+            return Ok(client);
         }
         Ok(ClientIp(peer(&parts.extensions)))
     }

@@ -38,7 +38,7 @@ pub(crate) fn answer<B>(
     client: ClientIp,
     endpoint: Endpoint,
 ) -> Pin<Box<dyn Future<Output = Response> + Send>> {
-    let raw = crate::service::raw_request(req, client);
+    let raw = crate::service::raw_request(req.headers(), client);
     let header = |name: &str| req.headers().get(name).map(|v| v.as_bytes().to_vec());
     let request = BindingRequest {
         session_id: header(SESSION_ID_HEADER),

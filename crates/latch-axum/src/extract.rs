@@ -42,10 +42,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = MissingSessionLayer;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<latch::Session>()
-            .cloned()
+        crate::service::request_session(&parts.headers, &parts.extensions)
             .map(Session)
             .ok_or(MissingSessionLayer)
     }

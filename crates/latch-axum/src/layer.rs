@@ -8,6 +8,11 @@ use crate::service::SessionService;
 
 /// Adds latch sessions to every request of the wrapped service.
 ///
+/// A request costs nothing until a handler (or the CSRF layer) asks for its
+/// session: no header is read and nothing is allocated before. The session is
+/// handed to extractors through the task that runs the request, so keep
+/// middleware that `tokio::spawn`s the inner future outside this layer.
+///
 /// # Example
 /// ```
 /// use latch::{Keyring, SecretKey, SessionManager};

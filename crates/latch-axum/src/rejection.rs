@@ -74,9 +74,13 @@ fn plain(status: StatusCode, body: &'static str) -> Response {
 define_rejection! {
     #[status = INTERNAL_SERVER_ERROR]
     #[body = "Internal Server Error\n"]
-    #[log = "a handler asked for a session but no SessionLayer wraps the route"]
+    #[log = "a handler asked for a session but no SessionLayer wraps the route (or a middleware between them moved the handler to another task)"]
     /// A handler asked for a session on a route that no
-    /// [`SessionLayer`](crate::SessionLayer) wraps: a programming error.
+    /// [`SessionLayer`](crate::SessionLayer) wraps: a programming error. The
+    /// layer hands the session to the task that runs the request, so a
+    /// middleware between the layer and the handler that `tokio::spawn`s the
+    /// handler's future loses it too (put such a middleware outside the
+    /// layer; tower's `Buffer`, timeouts and limits are fine anywhere).
     ///
     /// # Example
     /// ```

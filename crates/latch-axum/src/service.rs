@@ -11,6 +11,8 @@ use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, USER_AGENT, VARY};
 use http::{HeaderMap, HeaderValue, Request};
 use latch::{Finished, RawRequest, SessionManager};
 use pin_project_lite::pin_project;
+use std::cell::OnceCell;
+use tokio::task::futures::TaskLocalFuture;
 use tower_service::Service;
 
 use crate::client::{ClientIp, TrustedProxies, peer};
@@ -48,28 +50,72 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let client = ClientIp(self.proxies.client(peer(req.extensions()), req.headers()));
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         if let Some(endpoint) = crate::dbsc::endpoint(&self.manager, &req) {
+            let client = ClientIp(self.proxies.client(peer(req.extensions()), req.headers()));
             let future = crate::dbsc::answer(&self.manager, &req, client, endpoint);
             return ResponseFuture {
                 state: FutureState::Finishing { future },
             };
         }
-        let session = start(&self.manager, &req, client);
-        req.extensions_mut().insert(session.clone());
-        req.extensions_mut().insert(client);
+        // Nothing is read, parsed or allocated for the session here: the
+        // handler's future runs with a slot (a task-local, held inline in this
+        // future) from which the first extractor that asks makes the session.
+        let slot = Slot {
+            manager: self.manager.clone(),
+            proxies: Arc::clone(&self.proxies),
+            session: OnceCell::new(),
+        };
         // Take the service that poll_ready readied; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture {
             state: FutureState::Handler {
-                future: inner.call(req),
-                session: Some(session),
-                manager: self.manager.clone(),
+                future: SLOT.scope(slot, inner.call(req)),
             },
         }
     }
+}
+
+tokio::task_local! {
+    /// The session slot of the request being handled (see [`Slot`]).
+    static SLOT: Slot;
+}
+
+/// What the layer gives one request: the manager and proxies to make its
+/// session from, and the session once an extractor (or the CSRF layer) made
+/// it. A request whose handler never asks costs no allocation at all.
+struct Slot {
+    manager: SessionManager,
+    proxies: Arc<TrustedProxies>,
+    session: OnceCell<latch::Session>,
+}
+
+/// The session of the request being handled, made on first use from its
+/// headers and extensions; `None` outside a [`SessionLayer`](crate::SessionLayer).
+pub(crate) fn request_session(
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+) -> Option<latch::Session> {
+    SLOT.try_with(|slot| {
+        slot.session
+            .get_or_init(|| {
+                let client = ClientIp(slot.proxies.client(peer(extensions), headers));
+                slot.manager.start_raw(raw_request(headers, client))
+            })
+            .clone()
+    })
+    .ok()
+}
+
+/// The client of the request being handled, as the layer's trusted proxies
+/// say; `None` outside a [`SessionLayer`](crate::SessionLayer).
+pub(crate) fn request_client(
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+) -> Option<ClientIp> {
+    SLOT.try_with(|slot| ClientIp(slot.proxies.client(peer(extensions), headers)))
+        .ok()
 }
 
 pin_project! {
@@ -89,9 +135,7 @@ pin_project! {
     enum FutureState<F> {
         Handler {
             #[pin]
-            future: F,
-            session: Option<latch::Session>,
-            manager: SessionManager,
+            future: TaskLocalFuture<Slot, F>,
         },
         Finishing {
             future: Pin<Box<dyn Future<Output = Response> + Send>>,
@@ -115,23 +159,22 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                FutureStateProj::Handler {
-                    future,
-                    session,
-                    manager,
-                } => {
-                    let Ok(response) = std::task::ready!(future.poll(cx));
-                    let Some(session) = session.take() else {
+                FutureStateProj::Handler { mut future } => {
+                    let Ok(response) = std::task::ready!(future.as_mut().poll(cx));
+                    let Some(slot) = future.take_value() else {
                         // Polled again after completing: a caller bug; answer
                         // rather than panic.
                         return Poll::Ready(Ok(
                             http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
                         ));
                     };
+                    let Some(session) = slot.session.into_inner() else {
+                        return Poll::Ready(Ok(response));
+                    };
                     if session.is_untouched() {
                         return Poll::Ready(Ok(response));
                     }
-                    let manager = manager.clone();
+                    let manager = slot.manager;
                     let future = Box::pin(async move {
                         match manager.finish(&session).await {
                             Ok(finished) => apply(response, finished),
@@ -148,20 +191,15 @@ where
     }
 }
 
-/// Capture the session cookie headers and client facts, unparsed: header values
-/// are reference-counted, so this copies nothing, and a handler that never uses
-/// the session never pays for parsing them.
-fn start<B>(manager: &SessionManager, req: &Request<B>, client: ClientIp) -> latch::Session {
-    manager.start_raw(raw_request(req, client))
-}
-
-/// The request's cookies and client facts, as latch reads them.
-pub(crate) fn raw_request<B>(req: &Request<B>, client: ClientIp) -> RawRequest {
+/// The request's cookies and client facts as latch reads them: header
+/// values are reference-counted, so this copies nothing, and nothing is
+/// parsed until a handler uses the session.
+pub(crate) fn raw_request(headers: &HeaderMap, client: ClientIp) -> RawRequest {
     let mut raw = RawRequest::new();
-    for value in req.headers().get_all(COOKIE) {
+    for value in headers.get_all(COOKIE) {
         raw.cookie_header(value.clone());
     }
-    if let Some(ua) = req.headers().get(USER_AGENT) {
+    if let Some(ua) = headers.get(USER_AGENT) {
         raw.user_agent(ua.clone());
     }
     if let ClientIp(Some(ip)) = client {

@@ -560,3 +560,57 @@ async fn a_refused_change_answers_409_without_blaming_concurrency() {
     assert!(!body.contains("changed while"), "{body}");
     assert!(set_cookies(&headers).is_empty(), "nothing stored");
 }
+
+/// The layer makes a session only for handlers that ask: an untouched route
+/// gets no session headers, and tower's `Buffer` between the layer and the
+/// handler (its worker calls the service in another task, the response future
+/// is polled in the request's) still finds the session.
+#[tokio::test]
+async fn sessions_reach_handlers_behind_a_buffer() {
+    use axum::routing::get;
+    use latch_axum::{Session, SessionLayer};
+    use tower::ServiceExt as _;
+    let manager = latch::SessionManager::builder()
+        .store(latch::MemoryStore::new())
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/write",
+            get(|s: Session| async move {
+                s.insert("k", 1).await.unwrap();
+                "w"
+            }),
+        )
+        .route("/none", get(|| async { "n" }))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    |_: tower::BoxError| async { http::StatusCode::SERVICE_UNAVAILABLE },
+                ))
+                .layer(tower::buffer::BufferLayer::new(8)),
+        )
+        .layer(SessionLayer::new(manager));
+    let written = app
+        .clone()
+        .oneshot(
+            http::Request::get("/write")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(written.status(), 200);
+    assert!(written.headers().contains_key("set-cookie"));
+    let untouched = app
+        .oneshot(
+            http::Request::get("/none")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(untouched.status(), 200);
+    assert!(!untouched.headers().contains_key("set-cookie"));
+    assert!(!untouched.headers().contains_key("vary"));
+}

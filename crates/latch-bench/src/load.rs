@@ -420,7 +420,7 @@ fn measure(
     };
     let cookie = if !mode.sends_cookie() || mode == Mode::ReadWriteSpread {
         None
-    } else if config == Config::Bare {
+    } else if matches!(config, Config::Bare | Config::BareLayer) {
         Some(BARE_COOKIE.to_owned())
     } else {
         let (status, cookie) = httpc::get(server.addr, "/rw", None)?;
@@ -462,7 +462,7 @@ fn spread_cookies<'a>(
     let mut lines = Vec::with_capacity(SPREAD);
     for _ in 0..SPREAD {
         lines.push(match config {
-            Config::Bare => BARE_COOKIE.to_owned(),
+            Config::Bare | Config::BareLayer => BARE_COOKIE.to_owned(),
             _ => httpc::get(addr, "/rw", None)?
                 .1
                 .context("no Set-Cookie when setting up a session")?,

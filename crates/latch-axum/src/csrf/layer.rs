@@ -194,7 +194,7 @@ async fn check(config: &Config, req: Request<Body>) -> Result<Request<Body>, Res
     if !config.check_token {
         return Ok(req);
     }
-    let Some(session) = req.extensions().get::<latch::Session>().cloned() else {
+    let Some(session) = crate::service::request_session(req.headers(), req.extensions()) else {
         return Err(MissingSessionLayer.into_response());
     };
     let (req, token) = token(config, req).await?;

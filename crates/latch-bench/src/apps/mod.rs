@@ -18,6 +18,9 @@ use axum::routing::get;
 pub enum Config {
     /// axum with no session layer.
     Bare,
+    /// axum with a pass-through layer that does nothing: the floor of any
+    /// session layer added with `Router::layer` (axum then wraps every route).
+    BareLayer,
     /// latch, signed cookie.
     LatchSigned,
     /// latch, encrypted cookie (XChaCha20-Poly1305, the default).
@@ -52,8 +55,9 @@ pub enum Config {
 
 impl Config {
     /// Every configuration, in table order.
-    pub const ALL: [Config; 16] = [
+    pub const ALL: [Config; 17] = [
         Config::Bare,
+        Config::BareLayer,
         Config::LatchSigned,
         Config::LatchEncrypted,
         Config::LatchEncryptedGcm,
@@ -75,6 +79,7 @@ impl Config {
     pub fn name(self) -> &'static str {
         match self {
             Config::Bare => "bare",
+            Config::BareLayer => "bare-layer",
             Config::LatchSigned => "latch-signed",
             Config::LatchEncrypted => "latch-encrypted",
             Config::LatchEncryptedGcm => "latch-encrypted-gcm",
@@ -143,6 +148,11 @@ pub async fn router(config: Config, env: &Env, cell: usize) -> anyhow::Result<Ro
             .route("/rw", get(|| async { "ok" }))
             .route("/ro", get(|| async { "ok" }))
             .route("/none", get(|| async { "ok" })),
+        Config::BareLayer => Router::new()
+            .route("/rw", get(|| async { "ok" }))
+            .route("/ro", get(|| async { "ok" }))
+            .route("/none", get(|| async { "ok" }))
+            .layer(tower::layer::layer_fn(PassThrough)),
         Config::LatchSigned => latch::router(latch::signed()?),
         Config::LatchEncrypted => latch::router(latch::encrypted(Aead::XChaCha20Poly1305)?),
         Config::LatchEncryptedGcm => latch::router(latch::encrypted(Aead::Aes256Gcm)?),
@@ -219,5 +229,29 @@ mod tests {
         }
         let err = Config::parse("nope").unwrap_err().to_string();
         assert!(err.contains("known: bare,latch-signed"), "{err}");
+    }
+}
+
+/// A service that hands every request to `S` and returns its future as is.
+#[derive(Debug, Clone)]
+pub struct PassThrough<S>(S);
+
+impl<S, R> tower::Service<R> for PassThrough<S>
+where
+    S: tower::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        self.0.call(req)
     }
 }

@@ -48,6 +48,10 @@ pub struct CookieConfig {
     pub(crate) secure: bool,
     pub(crate) http_only: bool,
     pub(crate) partitioned: bool,
+    /// Everything `Set-Cookie` carries after the value (`; HttpOnly; ...;
+    /// Path=/`), rendered once by the `cookie` crate when the configuration
+    /// is made instead of on every response.
+    tail: String,
 }
 
 impl Default for CookieConfig {
@@ -60,7 +64,9 @@ impl Default for CookieConfig {
             secure: true,
             http_only: true,
             partitioned: false,
+            tail: String::new(),
         }
+        .rendered()
     }
 }
 
@@ -90,6 +96,7 @@ impl CookieConfig {
             secure: false,
             ..Self::default()
         }
+        .rendered()
     }
 
     /// The cookie name.
@@ -124,11 +131,30 @@ impl CookieConfig {
     /// );
     /// ```
     pub fn set_cookie(&self, value: &str, max_age: Option<i64>) -> String {
-        let mut c = self.base(value);
+        use std::fmt::Write as _;
+        // Byte for byte what the `cookie` crate writes (Max-Age comes after
+        // every attribute here; see the test `cached_rendering_matches_the_cookie_crate`).
+        let mut out =
+            String::with_capacity(self.name.len() + 1 + value.len() + self.tail.len() + 20);
+        out.push_str(&self.name);
+        out.push('=');
+        out.push_str(value);
+        out.push_str(&self.tail);
         if let Some(secs) = max_age {
-            c.set_max_age(cookie::time::Duration::seconds(secs.max(0)));
+            // Writing to a String cannot fail.
+            let _ = write!(out, "; Max-Age={}", secs.max(0));
         }
-        c.to_string()
+        out
+    }
+
+    /// This configuration with its `Set-Cookie` tail rendered.
+    fn rendered(mut self) -> Self {
+        let full = self.base("").to_string();
+        self.tail = full
+            .get(self.name.len() + 1..)
+            .unwrap_or_default()
+            .to_owned();
+        self
     }
 
     /// Render a `Set-Cookie` value that deletes the cookie: empty value,
@@ -243,7 +269,7 @@ impl CookieConfigBuilder {
     /// `Secure`; a `Path` not starting with `/`; a `Domain` with characters that do
     /// not belong in a host name.
     pub fn build(self) -> Result<CookieConfig> {
-        let c = self.0;
+        let c = self.0.rendered();
         let fail = |msg: String| Err(Error::new(ErrorKind::InvalidConfig, msg));
         if c.name.is_empty() || !c.name.bytes().all(is_token_byte) {
             return fail(format!(
@@ -416,5 +442,60 @@ mod tests {
     fn bad_names_refused() {
         assert!(refused(CookieConfig::builder().name("a b")).contains("not a valid cookie name"));
         assert!(refused(CookieConfig::builder().name("")).contains("not a valid cookie name"));
+    }
+}
+
+#[cfg(test)]
+mod rendering_tests {
+    use super::*;
+
+    /// What the `cookie` crate itself writes for `config`, `value` and `max_age`.
+    fn reference(config: &CookieConfig, value: &str, max_age: Option<i64>) -> String {
+        let mut c = config.base(value);
+        if let Some(secs) = max_age {
+            c.set_max_age(cookie::time::Duration::seconds(secs.max(0)));
+        }
+        c.to_string()
+    }
+
+    #[test]
+    fn cached_rendering_matches_the_cookie_crate() {
+        let configs = [
+            CookieConfig::default(),
+            CookieConfig::insecure_dev_mode(),
+            CookieConfig::builder()
+                .same_site(SameSite::Strict)
+                .build()
+                .unwrap(),
+            CookieConfig::builder()
+                .same_site(SameSite::None)
+                .partitioned(true)
+                .build()
+                .unwrap(),
+            CookieConfig::builder()
+                .name("__Secure-s")
+                .domain("example.com")
+                .path("/app")
+                .http_only(false)
+                .build()
+                .unwrap(),
+            CookieConfig::builder()
+                .name("plain")
+                .insecure_dev_mode()
+                .build()
+                .unwrap(),
+            CookieConfig::default().sibling("-bound"),
+        ];
+        for config in &configs {
+            for value in ["", "abc", "a-b_c.d~e"] {
+                for max_age in [None, Some(0), Some(-5), Some(3600), Some(34_560_000)] {
+                    assert_eq!(
+                        config.set_cookie(value, max_age),
+                        reference(config, value, max_age),
+                        "{config:?}"
+                    );
+                }
+            }
+        }
     }
 }
