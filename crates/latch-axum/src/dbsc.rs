@@ -39,10 +39,28 @@ pub(crate) fn answer<B>(
     endpoint: Endpoint,
 ) -> Pin<Box<dyn Future<Output = Response> + Send>> {
     let raw = crate::service::raw_request(req.headers(), client);
-    let header = |name: &str| req.headers().get(name).map(|v| v.as_bytes().to_vec());
+    // One value each: with two, which one a proxy or the app reads is
+    // anyone's guess, so neither is.
+    let header = |name: &str| {
+        let mut values = req.headers().get_all(name).iter();
+        match (values.next(), values.next()) {
+            (first, None) => Ok(first.map(|v| v.as_bytes().to_vec())),
+            (Some(_), Some(_)) | (None, Some(_)) => Err(()),
+        }
+    };
+    let (Ok(session_id), Ok(proof)) = (header(SESSION_ID_HEADER), header(RESPONSE_HEADER)) else {
+        tracing::debug!("device binding request with a repeated header refused");
+        let answer = BindingAnswer {
+            status: 400,
+            headers: vec![("cache-control", "no-store".into())],
+            set_cookies: Vec::new(),
+            body: None,
+        };
+        return Box::pin(std::future::ready(response(answer)));
+    };
     let request = BindingRequest {
-        session_id: header(SESSION_ID_HEADER),
-        proof: header(RESPONSE_HEADER),
+        session_id,
+        proof,
         origin: origin(manager, req),
     };
     let manager = manager.clone();

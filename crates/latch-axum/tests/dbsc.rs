@@ -181,3 +181,33 @@ async fn only_posts_to_the_two_paths_are_taken_over() {
         "no session, nothing pending"
     );
 }
+
+/// Attack round 5 (F4): a repeated `Secure-Session-Response` or
+/// `Sec-Secure-Session-Id` is refused whichever copy is good.
+#[tokio::test]
+async fn repeated_dbsc_headers_are_refused() {
+    let clock = ManualClock::new(T0);
+    let mut browser = TestClient::new(app(&clock));
+    let device = SoftwareDevice::es256();
+    let token = browser.get("/form").await.body;
+    let login = browser.post_form("/login", &[("csrf_token", &token)]).await;
+    let challenge = challenge_of(&header(&login, "secure-session-registration")).unwrap();
+    let good = device.registration_proof(&challenge);
+    for pair in [[good.as_str(), "junk"], ["junk", good.as_str()]] {
+        let request = Request::post("/.latch/dbsc/register")
+            .header("Secure-Session-Response", pair[0])
+            .header("Secure-Session-Response", pair[1])
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(browser.send(request).await.status, StatusCode::BAD_REQUEST);
+    }
+    let registered = dbsc_post(&mut browser, "/.latch/dbsc/register", Some(&good), None).await;
+    assert_eq!(registered.status, StatusCode::OK);
+    let request = Request::post("/.latch/dbsc/refresh")
+        .header("Sec-Secure-Session-Id", "a")
+        .header("Sec-Secure-Session-Id", "b")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(browser.send(request).await.status, StatusCode::BAD_REQUEST);
+}

@@ -646,3 +646,161 @@ async fn an_authorization_code_is_required_when_configured() {
 fn header_present(answer: &latch::dbsc::BindingAnswer) -> bool {
     header(answer, latch::dbsc::CHALLENGE_HEADER).is_some()
 }
+
+/// Attack round 5 (F1): whoever holds only the session cookie may ask for
+/// challenges as often as they like: nothing is written, the challenge the
+/// device is signing stays good, and the session is not kept alive by it.
+#[tokio::test]
+async fn d2_asking_for_challenges_writes_nothing_and_starves_no_one() {
+    let clock = ManualClock::new(T0);
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    let manager = manager_on(Arc::clone(&store), &clock);
+    let mut device = bound_client(&manager, "ada").await;
+    clock.advance(BOUND);
+    let id = device.dbsc_id.clone();
+    assert_eq!(
+        device
+            .post(Endpoint::Refresh, None, id.clone())
+            .await
+            .status,
+        403
+    );
+    let signing = device.challenge.clone().unwrap();
+    let key = latch::SessionId::parse(device.session.as_deref().unwrap())
+        .unwrap()
+        .store_key();
+    let before = store.load(&key).await.unwrap().unwrap();
+    let mut thief = thief_of(&device);
+    thief.bound = None;
+    for _ in 0..200 {
+        assert_eq!(
+            thief.post(Endpoint::Refresh, None, id.clone()).await.status,
+            403
+        );
+        let wrong = thief
+            .device
+            .refresh_proof(thief.challenge.as_deref().unwrap());
+        assert_eq!(
+            thief
+                .post(Endpoint::Refresh, Some(wrong), id.clone())
+                .await
+                .status,
+            401
+        );
+    }
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap(),
+        before,
+        "nothing written"
+    );
+    let proof = device.device.refresh_proof(&signing);
+    assert_eq!(
+        device.post(Endpoint::Refresh, Some(proof), id).await.status,
+        200
+    );
+
+    // Challenges alone do not keep an idle session alive.
+    let mut idle = bound_client(&manager, "bob").await;
+    let mut asker = thief_of(&idle);
+    for _ in 0..40 {
+        clock.advance(60);
+        asker
+            .post(Endpoint::Refresh, None, idle.dbsc_id.clone())
+            .await;
+    }
+    assert_eq!(
+        idle.refresh().await.status,
+        404,
+        "idle timeout (30 min) still ends it"
+    );
+}
+
+/// Attack round 5 (F2): one proof sent many times at once buys one cookie;
+/// every other copy gets 403 and a new challenge (never a 401, which would
+/// end an honest browser's DBSC session).
+#[tokio::test]
+async fn d2_concurrent_copies_of_one_proof_buy_one_cookie() {
+    let (manager, clock) = setup();
+    let mut device = bound_client(&manager, "ada").await;
+    clock.advance(BOUND);
+    let id = device.dbsc_id.clone();
+    device.post(Endpoint::Refresh, None, id.clone()).await;
+    let proof = device
+        .device
+        .refresh_proof(device.challenge.as_deref().unwrap());
+    let mut copies = Vec::new();
+    for _ in 0..16 {
+        let mut copy = thief_of(&device);
+        copy.bound = None;
+        let (proof, id) = (proof.clone(), id.clone());
+        copies.push(tokio::spawn(async move {
+            copy.post(Endpoint::Refresh, Some(proof), id).await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for copy in copies {
+        let answer = copy.await.unwrap();
+        if answer.status == 403 {
+            assert!(header(&answer, latch::dbsc::CHALLENGE_HEADER).is_some());
+        }
+        statuses.push(answer.status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [200, 403].contains(s)),
+        "{statuses:?}"
+    );
+}
+
+/// Attack round 5 (F3): JWS features this verifier does not implement, and
+/// shapes that only look like a proof, are refused.
+#[tokio::test]
+async fn d2_unsupported_jws_features_and_odd_shapes_are_refused() {
+    let (manager, _clock) = setup();
+    let mut client = DeviceClient::new(manager.clone(), SoftwareDevice::es256());
+    let header = client.sign_in("ada").await.unwrap();
+    let challenge = challenge_of(&header).unwrap();
+    let jwk = client.device.jwk();
+    let mut private = jwk.clone();
+    private["d"] = json!("AAAA");
+    let base = json!({"alg": "ES256", "typ": "dbsc+jwt", "jwk": jwk});
+    let with = |extra: (&str, Value)| {
+        let mut h = base.clone();
+        h[extra.0] = extra.1;
+        h
+    };
+    let crafted = [
+        client
+            .device
+            .sign(&with(("crit", json!(["exp"]))), &json!({"jti": challenge})),
+        client
+            .device
+            .sign(&with(("b64", json!(false))), &json!({"jti": challenge})),
+        client.device.sign(
+            &json!({"alg": "ES256", "typ": "dbsc+jwt", "jwk": private}),
+            &json!({"jti": challenge}),
+        ),
+        client.device.sign(&base, &json!([challenge])),
+        client.device.sign(
+            &json!(["ES256", "dbsc+jwt", jwk]),
+            &json!({"jti": challenge}),
+        ),
+    ];
+    for proof in crafted {
+        let answer = client.post(Endpoint::Register, Some(proof), None).await;
+        assert_eq!(answer.status, 400, "{answer:?}");
+    }
+    let proof = client.device.registration_proof(&challenge);
+    assert_eq!(
+        client
+            .post(Endpoint::Register, Some(proof), None)
+            .await
+            .status,
+        200
+    );
+}

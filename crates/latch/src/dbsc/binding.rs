@@ -1,12 +1,23 @@
 //! What a session record keeps about its device binding, under the reserved
-//! data key `_latch.dbsc`, and the changes to it. Each change is a pure
-//! function of the stored value, run as an update operation: when two requests
-//! race on one session the compare-and-swap replays it on the newer record, so
-//! a challenge is consumed exactly once and an ordinary save racing a
-//! registration loses neither.
+//! data key `_latch.dbsc`, and the changes to it.
+//!
+//! **Challenges are stateless.** A challenge is its issue time and a random
+//! nonce, authenticated with HMAC-SHA256 under a secret kept in the record
+//! (made at sign-in, so a new ID has a new secret). Handing one out writes
+//! nothing: whoever holds only the session cookie can ask for as many as
+//! they like without pushing out the one the real device is signing, without
+//! a store write, and without keeping the session alive (attack round 5).
+//! A challenge is good for the challenge lifetime and **once**: the record
+//! lists the challenges spent within that window.
+//!
+//! Each change is a pure function of the stored value, run as an update
+//! operation: when two requests race on one session the compare-and-swap
+//! replays it on the newer record, so a challenge is spent exactly once and
+//! an ordinary save racing a registration loses neither.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -19,28 +30,27 @@ use crate::time::UnixTime;
 /// The record's data key for the binding.
 pub(crate) const BINDING_KEY: &str = "_latch.dbsc";
 
-/// How many challenges may wait for a proof at once: the newest two, so a
-/// refresh racing another tab's refresh still finds its own.
-const MAX_PENDING: usize = 2;
+/// Bytes of a challenge: issue time (8), nonce (16), MAC (16).
+const CHALLENGE_BYTES: usize = 40;
+
+/// Characters of a challenge: its bytes in unpadded base64url.
+const CHALLENGE_CHARS: usize = 54;
+
+/// What the challenge MAC covers before the time and nonce.
+const CHALLENGE_LABEL: &[u8] = b"latch dbsc challenge v1";
 
 /// The binding state of one session.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Binding {
-    /// Challenges issued and not yet used, newest last.
-    #[serde(default, rename = "c", skip_serializing_if = "Vec::is_empty")]
-    pub(crate) pending: Vec<Challenge>,
+    /// The secret challenges are authenticated with (base64url, 256 bits).
+    #[serde(rename = "k")]
+    secret: String,
+    /// Challenges used within their lifetime: `(issue time, nonce)`.
+    #[serde(default, rename = "s", skip_serializing_if = "Vec::is_empty")]
+    spent: Vec<(UnixTime, String)>,
     /// The registered device, once registration succeeded.
     #[serde(default, rename = "d", skip_serializing_if = "Option::is_none")]
     pub(crate) device: Option<Device>,
-}
-
-/// A challenge: its value and when it was issued.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Challenge {
-    #[serde(rename = "v")]
-    pub(crate) value: String,
-    #[serde(rename = "t")]
-    pub(crate) issued: UnixTime,
 }
 
 /// A registered device: its DBSC session id, its public key, and the bound
@@ -83,25 +93,95 @@ fn hash(value: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
 }
 
+/// A challenge as read back: when it was issued and its nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Issued {
+    at: UnixTime,
+    nonce: String,
+}
+
 impl Binding {
+    /// A new binding (at sign-in) with a fresh secret, waiting for its
+    /// registration.
+    pub(crate) fn new() -> Self {
+        Self {
+            secret: super::random_token(),
+            spent: Vec::new(),
+            device: None,
+        }
+    }
+
     /// The binding in `data`'s value, if any; a value latch cannot read is no
     /// binding at all (a store does not forge its own records).
     pub(crate) fn read(value: Option<&Value>) -> Option<Self> {
         value.and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 
-    /// A binding waiting for its registration proof.
-    pub(crate) fn pending(challenge: Challenge) -> Self {
-        Self {
-            pending: vec![challenge],
-            device: None,
-        }
-    }
-
     /// As a data value.
     pub(crate) fn to_value(&self) -> Value {
         // A struct of strings and integers always serializes.
         serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    fn mac(&self, at: UnixTime, nonce: &[u8]) -> [u8; 16] {
+        let key = URL_SAFE_NO_PAD.decode(&self.secret).unwrap_or_default();
+        // HMAC takes keys of any length.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
+        mac.update(CHALLENGE_LABEL);
+        mac.update(&at.to_be_bytes());
+        mac.update(nonce);
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+
+    /// A challenge issued at `now` (writes nothing).
+    pub(crate) fn challenge(&self, now: UnixTime) -> String {
+        let mut nonce = [0u8; 16];
+        crate::rand::fill(&mut nonce);
+        let mut bytes = Vec::with_capacity(CHALLENGE_BYTES);
+        bytes.extend_from_slice(&now.to_be_bytes());
+        bytes.extend_from_slice(&nonce);
+        bytes.extend_from_slice(&self.mac(now, &nonce));
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The challenge `jti` if this binding issued it, it is fresh at `now`
+    /// (issued less than `lifetime` seconds ago, not in the future) and not
+    /// spent.
+    pub(crate) fn check(&self, jti: &str, now: UnixTime, lifetime: i64) -> Option<Issued> {
+        if jti.len() != CHALLENGE_CHARS {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(jti).ok()?;
+        let (at, rest) = bytes.split_first_chunk::<8>()?;
+        let (nonce, mac) = rest.split_at_checked(16)?;
+        let at = i64::from_be_bytes(*at);
+        if !bool::from(self.mac(at, nonce).ct_eq(mac)) {
+            return None;
+        }
+        if !(0..lifetime).contains(&now.saturating_sub(at)) {
+            return None;
+        }
+        let nonce = URL_SAFE_NO_PAD.encode(nonce);
+        let spent = self.spent.iter().any(|(t, n)| *t == at && *n == nonce);
+        (!spent).then_some(Issued { at, nonce })
+    }
+
+    /// Spend the challenge `jti`; refused when it is not this binding's, not
+    /// fresh, or already spent (by another request, say).
+    fn spend(&mut self, jti: &str, now: UnixTime, lifetime: i64) -> Result<()> {
+        let issued = self
+            .check(jti, now, lifetime)
+            .ok_or_else(|| refused("the challenge is not this session's, too old, or used"))?;
+        // Spent entries older than the lifetime can never be presented
+        // fresh again: forget them.
+        self.spent
+            .retain(|(t, _)| (0..lifetime).contains(&now.saturating_sub(*t)));
+        self.spent.push((issued.at, issued.nonce));
+        Ok(())
     }
 
     /// Whether `value` is a live bound cookie of this binding at `now`.
@@ -115,35 +195,6 @@ impl Binding {
             .iter()
             .any(|c| c.until > now && bool::from(c.hash.as_bytes().ct_eq(presented.as_bytes())))
     }
-
-    /// Whether `jti` is a pending challenge still fresh at `now`.
-    pub(crate) fn is_pending(&self, jti: &str, now: UnixTime, lifetime: i64) -> bool {
-        self.pending
-            .iter()
-            .any(|c| fresh(c, now, lifetime) && c.value.as_bytes().ct_eq(jti.as_bytes()).into())
-    }
-
-    /// Consume the pending challenge `jti`; refused when it is not pending
-    /// and fresh (already used by another request, or too old).
-    fn consume(&mut self, jti: &str, now: UnixTime, lifetime: i64) -> Result<()> {
-        if !self.is_pending(jti, now, lifetime) {
-            return Err(refused("the challenge was already used or is too old"));
-        }
-        self.pending
-            .retain(|c| c.value != jti && fresh(c, now, lifetime));
-        Ok(())
-    }
-
-    /// Add `challenge`, keeping the newest few.
-    fn push(&mut self, challenge: Challenge) {
-        self.pending.push(challenge);
-        let excess = self.pending.len().saturating_sub(MAX_PENDING);
-        self.pending.drain(..excess);
-    }
-}
-
-fn fresh(challenge: &Challenge, now: UnixTime, lifetime: i64) -> bool {
-    (0..lifetime).contains(&now.saturating_sub(challenge.issued))
 }
 
 fn refused(why: &str) -> Error {
@@ -158,27 +209,13 @@ fn current(value: Option<&Value>) -> Result<Binding> {
     Binding::read(value).ok_or_else(|| refused("the session has no device binding"))
 }
 
-/// Issue `challenge` for the next refresh of a registered device `id`.
-pub(crate) fn issue(id: String, challenge: Challenge) -> impl Fn(Option<&Value>) -> Result<Value> {
-    move |value| {
-        let mut binding = current(value)?;
-        if binding.device.as_ref().map(|d| d.id.as_str()) != Some(id.as_str()) {
-            return Err(refused("the session is bound to another device session"));
-        }
-        binding.push(challenge.clone());
-        Ok(binding.to_value())
-    }
-}
-
-/// What a verified proof changes: the challenge it used, the cookie it buys,
-/// and the challenge for the next refresh.
+/// What a verified proof changes: the challenge it used and the cookie it buys.
 #[derive(Debug, Clone)]
 pub(crate) struct Proven {
     pub(crate) jti: String,
     pub(crate) now: UnixTime,
     pub(crate) challenge_lifetime: i64,
     pub(crate) cookie: BoundCookie,
-    pub(crate) next: Challenge,
 }
 
 /// Register `jwk` as the session's device under the DBSC session `id`.
@@ -193,7 +230,7 @@ pub(crate) fn register(
         if binding.device.is_some() {
             return Err(refused("the session is already bound"));
         }
-        binding.consume(&proven.jti, proven.now, proven.challenge_lifetime)?;
+        binding.spend(&proven.jti, proven.now, proven.challenge_lifetime)?;
         binding.device = Some(Device {
             id: id.clone(),
             alg,
@@ -202,7 +239,6 @@ pub(crate) fn register(
             proved: proven.now,
             cookies: vec![proven.cookie.clone()],
         });
-        binding.pending = vec![proven.next.clone()];
         Ok(binding.to_value())
     }
 }
@@ -211,7 +247,7 @@ pub(crate) fn register(
 pub(crate) fn refresh(proven: Proven, id: String) -> impl Fn(Option<&Value>) -> Result<Value> {
     move |value| {
         let mut binding = current(value)?;
-        binding.consume(&proven.jti, proven.now, proven.challenge_lifetime)?;
+        binding.spend(&proven.jti, proven.now, proven.challenge_lifetime)?;
         let device = binding
             .device
             .as_mut()
@@ -221,7 +257,6 @@ pub(crate) fn refresh(proven: Proven, id: String) -> impl Fn(Option<&Value>) -> 
         device.cookies.retain(|c| c.until > proven.now);
         device.cookies.insert(0, proven.cookie.clone());
         device.cookies.truncate(2);
-        binding.push(proven.next.clone());
         Ok(binding.to_value())
     }
 }
@@ -229,13 +264,6 @@ pub(crate) fn refresh(proven: Proven, id: String) -> impl Fn(Option<&Value>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn challenge(v: &str, t: UnixTime) -> Challenge {
-        Challenge {
-            value: v.into(),
-            issued: t,
-        }
-    }
 
     fn jwk() -> PublicJwk {
         PublicJwk::EC {
@@ -251,52 +279,72 @@ mod tests {
             now,
             challenge_lifetime: 300,
             cookie: BoundCookie::new("cookie", now + 600),
-            next: challenge("next", now),
         }
     }
 
     #[test]
-    fn a_challenge_is_consumed_once() {
-        let start = Binding::pending(challenge("c1", 100)).to_value();
-        let register = register(proven("c1", 110), "id".into(), Alg::ES256, jwk());
-        let bound = register(Some(&start)).expect("first use");
+    fn a_challenge_is_spent_once() {
+        let start = Binding::new();
+        let c1 = start.challenge(100);
+        let register = register(proven(&c1, 110), "id".into(), Alg::ES256, jwk());
+        let bound = register(Some(&start.to_value())).expect("first use");
         let binding = Binding::read(Some(&bound)).expect("binding");
         assert!(binding.honours("cookie", 111));
         assert!(!binding.honours("other", 111));
         assert!(!binding.honours("cookie", 710), "expired");
         // The same proof again, on the record it produced: refused.
         assert!(register(Some(&bound)).is_err());
-        // A refresh with the used challenge: refused; with the next one: fine.
-        assert!(refresh(proven("c1", 120), "id".into())(Some(&bound)).is_err());
-        assert!(refresh(proven("next", 120), "id".into())(Some(&bound)).is_ok());
+        // A refresh with the spent challenge: refused; with a new one: fine.
+        assert!(refresh(proven(&c1, 120), "id".into())(Some(&bound)).is_err());
+        let c2 = binding.challenge(115);
+        let refreshed = refresh(proven(&c2, 120), "id".into())(Some(&bound)).expect("refresh");
+        assert!(refresh(proven(&c2, 121), "id".into())(Some(&refreshed)).is_err());
     }
 
     #[test]
-    fn a_stale_challenge_is_refused() {
-        let start = Binding::pending(challenge("c1", 100)).to_value();
-        let late = register(proven("c1", 400), "id".into(), Alg::ES256, jwk());
-        assert!(late(Some(&start)).is_err());
-        let future = register(proven("c1", 99), "id".into(), Alg::ES256, jwk());
-        assert!(future(Some(&start)).is_err(), "issued after 'now'");
+    fn stale_foreign_and_forged_challenges_are_refused() {
+        let binding = Binding::new();
+        let c = binding.challenge(100);
+        assert!(binding.check(&c, 399, 300).is_some());
+        assert!(binding.check(&c, 400, 300).is_none(), "stale");
+        assert!(binding.check(&c, 99, 300).is_none(), "issued after 'now'");
+        let other = Binding::new();
+        assert!(other.check(&c, 100, 300).is_none(), "another session's");
+        // Flip each byte of the challenge: none is accepted.
+        let bytes = URL_SAFE_NO_PAD.decode(&c).unwrap();
+        for i in 0..bytes.len() {
+            let mut forged = bytes.clone();
+            forged[i] ^= 1;
+            let forged = URL_SAFE_NO_PAD.encode(forged);
+            assert!(binding.check(&forged, 100, 300).is_none(), "byte {i}");
+        }
+        assert!(binding.check("", 100, 300).is_none());
+        assert!(binding.check(&"A".repeat(54), 100, 300).is_none());
     }
 
     #[test]
-    fn refresh_keeps_the_newest_two_cookies_and_challenges() {
-        let start = Binding::pending(challenge("c1", 100)).to_value();
-        let mut value = register(proven("c1", 100), "id".into(), Alg::ES256, jwk())(Some(&start))
-            .expect("register");
-        for (i, jti) in ["a", "b", "c"].into_iter().enumerate() {
-            value = issue("id".into(), challenge(jti, 100))(Some(&value)).expect("issue");
-            let mut p = proven(jti, 101);
-            p.cookie = BoundCookie::new(&format!("cookie{i}"), 700);
+    fn handing_out_challenges_changes_nothing_and_spent_ones_are_forgotten_when_stale() {
+        let start = Binding::new();
+        let before = start.to_value();
+        for t in 0..1000 {
+            let _ = start.challenge(t);
+        }
+        assert_eq!(start.to_value(), before, "issuing writes nothing");
+        let mut value = register(
+            proven(&start.challenge(0), 0),
+            "id".into(),
+            Alg::ES256,
+            jwk(),
+        )(Some(&before))
+        .expect("register");
+        for t in 1..50 {
+            let binding = Binding::read(Some(&value)).unwrap();
+            let mut p = proven(&binding.challenge(t * 100), t * 100);
+            p.cookie = BoundCookie::new(&format!("cookie{t}"), t * 100 + 600);
             value = refresh(p, "id".into())(Some(&value)).expect("refresh");
         }
-        let binding = Binding::read(Some(&value)).expect("binding");
-        let device = binding.device.as_ref().expect("device");
-        assert_eq!(device.cookies.len(), 2);
-        assert!(binding.honours("cookie2", 101) && binding.honours("cookie1", 101));
-        assert!(!binding.honours("cookie0", 101));
-        assert!(binding.pending.len() <= MAX_PENDING);
-        assert!(issue("other".into(), challenge("x", 1))(Some(&value)).is_err());
+        let binding = Binding::read(Some(&value)).unwrap();
+        assert!(binding.spent.len() <= 3, "{:?}", binding.spent);
+        assert_eq!(binding.device.as_ref().unwrap().cookies.len(), 2);
     }
 }

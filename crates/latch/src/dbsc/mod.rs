@@ -42,8 +42,8 @@ mod proof;
 
 use std::time::Duration;
 
-pub(crate) use binding::{BINDING_KEY, Binding, BoundCookie, Challenge, Proven};
-pub(crate) use binding::{issue, refresh, register};
+pub(crate) use binding::{BINDING_KEY, Binding, BoundCookie, Proven};
+pub(crate) use binding::{refresh, register};
 pub use proof::{Alg, MAX_PROOF_BYTES, Proof, ProofError, PublicJwk, parse_proof};
 
 use crate::cookie::CookieConfig;
@@ -230,14 +230,6 @@ impl Binder {
         Self {
             settings,
             cookie: session_cookie.sibling(BOUND_SUFFIX),
-        }
-    }
-
-    /// A fresh challenge issued at `now`.
-    pub(crate) fn challenge(now: UnixTime) -> Challenge {
-        Challenge {
-            value: random_token(),
-            issued: now,
         }
     }
 

@@ -215,12 +215,20 @@ pub fn parse_proof(value: &str) -> Result<Proof, ProofError> {
     else {
         return Err(ProofError::Malformed);
     };
-    let header: Header = json(header64)?;
+    let header: Header = json(header64, |header| {
+        // Extensions this verifier does not implement must be refused
+        // (RFC 7515 4.1.11), and a public key carries no private parts.
+        let private = header
+            .get("jwk")
+            .and_then(serde_json::Value::as_object)
+            .is_some_and(|jwk| PRIVATE_JWK_MEMBERS.iter().any(|m| jwk.contains_key(*m)));
+        !(header.contains_key("crit") || header.contains_key("b64") || private)
+    })?;
     if header.typ.as_deref() != Some("dbsc+jwt") {
         return Err(ProofError::WrongType);
     }
     let alg = Alg::parse(&header.alg).ok_or(ProofError::Algorithm)?;
-    let payload: Payload = json(payload64)?;
+    let payload: Payload = json(payload64, |_| true)?;
     if payload.jti.is_empty() || payload.jti.len() > MAX_JTI_BYTES {
         return Err(ProofError::Malformed);
     }
@@ -268,12 +276,26 @@ impl Proof {
     }
 }
 
-/// A base64url JSON part, bounded by the overall size check.
-fn json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, ProofError> {
+/// Members of a JWK that only a private key has.
+const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// A base64url JSON part, bounded by the overall size check: a JSON object
+/// (not an array, which serde would map onto a struct too) that `accept`
+/// allows.
+fn json<T: for<'de> Deserialize<'de>>(
+    part: &str,
+    accept: impl Fn(&serde_json::Map<String, serde_json::Value>) -> bool,
+) -> Result<T, ProofError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| ProofError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| ProofError::Malformed)
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| ProofError::Malformed)?;
+    match &value {
+        serde_json::Value::Object(map) if accept(map) => {}
+        _ => return Err(ProofError::Malformed),
+    }
+    serde_json::from_value(value).map_err(|_| ProofError::Malformed)
 }
 
 /// A base64url field of at most `max` bytes.

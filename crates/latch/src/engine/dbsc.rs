@@ -3,7 +3,7 @@
 //! loaded, and the answers on the registration and refresh paths.
 //!
 //! ```text
-//! log_in ─▶ finish: new ID + pending challenge ─▶ Secure-Session-Registration
+//! log_in ─▶ finish: new ID + binding secret ─▶ Secure-Session-Registration (a challenge)
 //! POST register (proof) ─▶ verify ─▶ Op::Update(_latch.dbsc) ─▶ save (CAS) ─▶ 200 config + bound cookie
 //! any request ─▶ load ─▶ bound? live bound cookie? ─ no ─▶ served as a fresh visitor
 //! POST refresh ─▶ 403 + challenge ─▶ POST refresh (proof) ─▶ verify ─▶ save ─▶ 200 + new bound cookie
@@ -67,9 +67,9 @@ impl Engine {
         if state.record().user_id.is_none() {
             return;
         }
-        let challenge = Binder::challenge(now);
-        let header = binder.registration_header(&challenge.value);
-        state.set_internal(BINDING_KEY, Binding::pending(challenge).to_value());
+        let binding = Binding::new();
+        let header = binder.registration_header(&binding.challenge(now));
+        state.set_internal(BINDING_KEY, binding.to_value());
         state.add_header(dbsc::REGISTRATION_HEADER, header);
     }
 
@@ -130,7 +130,10 @@ impl Engine {
             Ok(jwk) => jwk,
             Err(err) => return Ok(refuse(400, err)),
         };
-        if !binding.is_pending(&proof.jti, now, binder.challenge_lifetime()) {
+        if binding
+            .check(&proof.jti, now, binder.challenge_lifetime())
+            .is_none()
+        {
             return Ok(refuse(401, "registration challenge unknown, used or stale"));
         }
         if let Some(wanted) = &binder.settings.authorization {
@@ -170,8 +173,11 @@ impl Engine {
             return Ok(refuse(404, "no such device-bound session"));
         };
         let id = device.id.clone();
+        let Some(binding) = binding.as_ref() else {
+            return Ok(refuse(404, "no such device-bound session"));
+        };
         let Some(raw) = request.proof.as_deref() else {
-            return self.challenge(state, &id, now).await;
+            return Ok(challenge(binding, &id, now));
         };
         let proof = match parse(raw) {
             Ok(proof) => proof,
@@ -181,42 +187,19 @@ impl Engine {
             // Not the registered device: its DBSC session (if it is one) ends.
             return Ok(refuse(401, err));
         }
-        let fresh = binding
-            .as_ref()
-            .is_some_and(|b| b.is_pending(&proof.jti, now, binder.challenge_lifetime()));
-        if !fresh {
+        if binding
+            .check(&proof.jti, now, binder.challenge_lifetime())
+            .is_none()
+        {
             // A used or stale challenge: possibly an honest race, so the
             // device gets a fresh one to sign.
             tracing::debug!("refresh with a used or stale challenge; issuing a new one");
-            return self.challenge(state, &id, now).await;
+            return Ok(challenge(binding, &id, now));
         }
         let (proven, cookie) = proven(binder, proof.jti, now);
         let op = dbsc::refresh(proven.clone(), id.clone());
         self.apply_binding(binder, state, op, &id, proven, cookie, request)
             .await
-    }
-
-    /// `403` with a fresh challenge, stored first.
-    async fn challenge(
-        self: &Arc<Self>,
-        state: &mut State,
-        id: &str,
-        now: UnixTime,
-    ) -> Result<BindingAnswer> {
-        let challenge = Binder::challenge(now);
-        let op = dbsc::issue(id.to_owned(), challenge.clone());
-        match self.save_binding(state, op).await? {
-            Saved::Yes => {
-                let mut answer = BindingAnswer::status(403);
-                answer.headers.push((
-                    dbsc::CHALLENGE_HEADER,
-                    Binder::challenge_header(&challenge.value, id),
-                ));
-                Ok(answer)
-            }
-            Saved::Refused => Ok(refuse(404, "binding changed meanwhile")),
-            Saved::Gone => Ok(refuse(404, "session ended meanwhile")),
-        }
     }
 
     /// Save a registration or refresh; on success the session config, the
@@ -234,19 +217,32 @@ impl Engine {
     ) -> Result<BindingAnswer> {
         match self.save_binding(state, op).await? {
             Saved::Yes => {}
-            // Another request used the challenge first (a replay racing the
-            // original): this one gets nothing.
-            Saved::Refused => return Ok(refuse(401, "challenge used by another request")),
+            // Another request spent the challenge first: concurrent refreshes
+            // of one device get a new challenge; a registration that lost to
+            // another (the device registered meanwhile) gets nothing.
+            Saved::Refused => {
+                let binding = Binding::read(state.get(BINDING_KEY));
+                return Ok(match binding {
+                    Some(b) if b.device.as_ref().is_some_and(|d| d.id == id) => {
+                        challenge(&b, id, self.now())
+                    }
+                    _ => refuse(401, "challenge spent by another request"),
+                });
+            }
             Saved::Gone => return Ok(refuse(404, "session ended meanwhile")),
         }
+        // The next challenge comes with the cookie, so the next refresh
+        // needs no 403 round trip.
+        let next = Binding::read(state.get(BINDING_KEY))
+            .map(|b| b.challenge(proven.now))
+            .unwrap_or_default();
         let mut answer = BindingAnswer::status(200);
         answer
             .headers
             .push(("content-type", "application/json".into()));
-        answer.headers.push((
-            dbsc::CHALLENGE_HEADER,
-            Binder::challenge_header(&proven.next.value, id),
-        ));
+        answer
+            .headers
+            .push((dbsc::CHALLENGE_HEADER, Binder::challenge_header(&next, id)));
         answer.set_cookies.push(
             binder
                 .cookie
@@ -312,7 +308,7 @@ fn parse(raw: &[u8]) -> std::result::Result<dbsc::Proof, ProofError> {
 }
 
 /// What a verified proof of `jti` buys at `now`: a new bound cookie (its
-/// value returned apart) and the next challenge.
+/// value returned apart).
 fn proven(binder: &Binder, jti: String, now: UnixTime) -> (Proven, String) {
     let value = dbsc::random_token();
     let until = now + binder.bound_lifetime();
@@ -321,9 +317,19 @@ fn proven(binder: &Binder, jti: String, now: UnixTime) -> (Proven, String) {
         now,
         challenge_lifetime: binder.challenge_lifetime(),
         cookie: BoundCookie::new(&value, until),
-        next: Binder::challenge(now),
     };
     (proven, value)
+}
+
+/// `403` with a fresh challenge: computed, never stored, so asking for one
+/// (which takes only the session cookie) changes nothing.
+fn challenge(binding: &Binding, id: &str, now: UnixTime) -> BindingAnswer {
+    let mut answer = BindingAnswer::status(403);
+    answer.headers.push((
+        dbsc::CHALLENGE_HEADER,
+        Binder::challenge_header(&binding.challenge(now), id),
+    ));
+    answer
 }
 
 /// A refusal, logged with its reason (never the proof itself).
