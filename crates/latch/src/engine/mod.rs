@@ -127,21 +127,39 @@ impl Engine {
     }
 
     /// Run a store call under the configured timeout.
+    ///
+    /// The timer is only armed once the call has had to wait: a store that
+    /// answers at once (the memory store, a cache hit) pays no timer
+    /// registration and no clock read.
     pub(crate) async fn timed<T>(
         &self,
         what: &str,
         fut: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.store_timeout, fut).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::new(
-                ErrorKind::StoreTimeout,
-                format!(
-                    "session store did not answer within {} ms ({what})",
-                    self.store_timeout.as_millis()
-                ),
-            )),
-        }
+        let mut fut = std::pin::pin!(fut);
+        let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
+        let timeout = self.store_timeout;
+        std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(result) = fut.as_mut().poll(cx) {
+                return std::task::Poll::Ready(result);
+            }
+            if timer.is_none() {
+                timer.set(Some(tokio::time::sleep(timeout)));
+            }
+            match timer.as_mut().as_pin_mut() {
+                Some(sleep) => sleep.poll(cx).map(|()| {
+                    Err(Error::new(
+                        ErrorKind::StoreTimeout,
+                        format!(
+                            "session store did not answer within {} ms ({what})",
+                            timeout.as_millis()
+                        ),
+                    ))
+                }),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Count and log a refused cookie, without its value.

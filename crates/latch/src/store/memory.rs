@@ -1,6 +1,6 @@
 //! An in-memory store: for tests and single-process development.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use foldhash::fast::RandomState;
 use std::sync::{Mutex, MutexGuard};
@@ -65,7 +65,11 @@ type Map<K, V> = HashMap<K, V, RandomState>;
 struct Inner {
     sessions: Map<StoreKey, Record>,
     by_user: Map<String, HashSet<StoreKey, RandomState>>,
-    by_expiry: BTreeSet<(UnixTime, StoreKey)>,
+    /// Keys by expiry second. Sessions made in the same second share a
+    /// bucket, so adding one is a hash insert rather than a B-tree insert
+    /// among every session (which showed as a tenth of the time of making
+    /// sessions under load).
+    by_expiry: BTreeMap<UnixTime, HashSet<StoreKey, RandomState>>,
 }
 
 impl Inner {
@@ -74,13 +78,28 @@ impl Inner {
         if let Some(user) = &record.user_id {
             self.by_user.entry(user.clone()).or_default().insert(key);
         }
-        self.by_expiry.insert((record.expires_at, key));
+        self.expires(record.expires_at, key);
         self.sessions.insert(key, record);
+    }
+
+    /// File `key` under `at` in the expiry index.
+    fn expires(&mut self, at: UnixTime, key: StoreKey) {
+        self.by_expiry.entry(at).or_default().insert(key);
+    }
+
+    /// Take `key` out of the expiry index at `at`.
+    fn unexpire(&mut self, at: UnixTime, key: &StoreKey) {
+        if let Some(keys) = self.by_expiry.get_mut(&at) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_expiry.remove(&at);
+            }
+        }
     }
 
     fn remove(&mut self, key: &StoreKey) -> Option<Record> {
         let record = self.sessions.remove(key)?;
-        self.by_expiry.remove(&(record.expires_at, *key));
+        self.unexpire(record.expires_at, key);
         if let Some(user) = &record.user_id {
             if let Some(keys) = self.by_user.get_mut(user) {
                 keys.remove(key);
@@ -215,10 +234,11 @@ impl SessionStore for MemoryStore {
             return Ok(false);
         };
         // Only the expiry index depends on what changes: update in place.
-        inner.by_expiry.remove(&(record.expires_at, *key));
-        inner.by_expiry.insert((expires_at, *key));
+        let old = record.expires_at;
         record.last_seen = last_seen;
         record.expires_at = expires_at;
+        inner.unexpire(old, key);
+        inner.expires(expires_at, *key);
         Ok(true)
     }
 
@@ -282,10 +302,9 @@ impl ExpiredDeletion for MemoryStore {
             let mut inner = lock(shard);
             let due: Vec<StoreKey> = inner
                 .by_expiry
-                .iter()
-                .take_while(|(at, _)| *at <= now)
+                .range(..=now)
+                .flat_map(|(_, keys)| keys.iter().copied())
                 .take(limit - purged)
-                .map(|(_, k)| *k)
                 .collect();
             for key in &due {
                 inner.remove(key);
