@@ -347,7 +347,7 @@ async fn save_group(
             .await
         {
             Err(err) => return all(failed, |_| Err(err.clone())),
-            Ok(SaveOutcome::Saved) => return all(failed, |_| Ok(Some(record.clone()))),
+            Ok(SaveOutcome::Saved) => return all_saved(failed, record),
             Ok(SaveOutcome::Gone) => return all(failed, |_| Ok(None)),
             Ok(SaveOutcome::Conflict) => {}
         }
@@ -380,6 +380,22 @@ fn all(failed: Vec<Option<Error>>, mut outcome: impl FnMut(usize) -> Outcome) ->
         .map(|(i, err)| match err {
             Some(err) => Err(err),
             None => outcome(i),
+        })
+        .collect()
+}
+
+/// [`all`] for a save that succeeded: each request whose operations applied
+/// gets the saved record (the last one gets it without a copy).
+fn all_saved(failed: Vec<Option<Error>>, record: Record) -> Vec<Outcome> {
+    let last = failed.iter().rposition(Option::is_none);
+    let mut record = Some(record);
+    failed
+        .into_iter()
+        .enumerate()
+        .map(|(i, err)| match err {
+            Some(err) => Err(err),
+            None if Some(i) == last => Ok(record.take()),
+            None => Ok(record.clone()),
         })
         .collect()
 }
