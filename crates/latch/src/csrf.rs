@@ -17,7 +17,7 @@ const SECRET_LEN: usize = 32;
 /// A new random secret, base64url-encoded for storage in the session.
 pub(crate) fn new_secret() -> String {
     let mut secret = [0u8; SECRET_LEN];
-    crate::rand::fill(&mut secret);
+    crate::rand::fill_pooled(&mut secret);
     URL_SAFE_NO_PAD.encode(secret)
 }
 
@@ -29,7 +29,7 @@ fn decode_secret(stored: &str) -> Option<[u8; SECRET_LEN]> {
 pub(crate) fn mask(stored: &str) -> Option<String> {
     let secret = decode_secret(stored)?;
     let mut out = [0u8; 2 * SECRET_LEN];
-    crate::rand::fill(&mut out[..SECRET_LEN]);
+    crate::rand::fill_pooled(&mut out[..SECRET_LEN]);
     for i in 0..SECRET_LEN {
         out[SECRET_LEN + i] = secret[i] ^ out[i];
     }

@@ -36,7 +36,7 @@ impl SessionId {
     /// A new random ID.
     pub fn generate() -> Self {
         let mut bytes = [0u8; ID_BYTES];
-        crate::rand::fill(&mut bytes);
+        crate::rand::fill_pooled(&mut bytes);
         Self(bytes)
     }
 

@@ -1,16 +1,20 @@
 //! The one place latch draws randomness: the operating system's CSPRNG.
 //!
-//! A `getrandom` system call costs about 0.6 µs on the project's machine (a
-//! virtual machine), a tenth of a whole request: one per new session ID and
-//! one per sealed cookie's nonce made `new` sessions and encrypted cookies
-//! measurably slower than peers that use a user-space generator. So the
-//! bytes are read from the OS 4 KiB at a time into a per-thread pool and
-//! handed out once each, zeroed in the pool as they go: still nothing but
-//! the OS CSPRNG's output, one system call per 128 session IDs. No user-space
-//! generator is involved, so there is no seed to protect or to reseed.
+//! Keys and AEAD nonces come straight from the OS ([`fill`]): one system
+//! call each.
 //!
-//! A process that forks keeps its pool in both halves; stores create
-//! sessions only if absent, so a repeated ID would be refused, never shared.
+//! Identifiers ([`fill_pooled`]: session IDs, CSRF secrets and masks, DBSC
+//! tokens) come from the same OS output read 4 KiB at a time into a
+//! per-thread pool, each byte handed out once and zeroed in the pool as it
+//! goes. A `getrandom` call costs about 0.6 µs on the project's machine (a
+//! virtual machine), a tenth of a whole request, and one per new session made
+//! new sessions measurably slower than peers with a user-space generator.
+//! There is no user-space generator here, so no seed to protect or reseed.
+//! What a pool cannot survive is `fork` without `exec` (which tokio does not
+//! support either): both halves would hand out the same bytes. For an
+//! identifier that is harmless (stores create a session only if its ID is
+//! absent, so a repeat is refused, never shared); for a nonce it would not be,
+//! which is why nonces never come from the pool.
 
 use std::cell::RefCell;
 
@@ -35,12 +39,21 @@ thread_local! {
     });
 }
 
-/// Fill `buf` from the OS CSPRNG (see the module docs for the pool).
+/// Fill `buf` straight from the OS CSPRNG: for keys and nonces.
 ///
 /// # Panics
 /// When the OS has no usable random source. Continuing without randomness would
-/// mint guessable session IDs and nonces, so failing loudly is the only safe answer.
+/// mint guessable keys and nonces, so failing loudly is the only safe answer.
 pub(crate) fn fill(buf: &mut [u8]) {
+    os_fill(buf);
+}
+
+/// Fill `buf` with OS CSPRNG output through this thread's pool: for
+/// identifiers, never for nonces or keys (see the module docs).
+///
+/// # Panics
+/// As [`fill`].
+pub(crate) fn fill_pooled(buf: &mut [u8]) {
     if buf.len() > MAX_POOLED {
         return os_fill(buf);
     }
@@ -81,7 +94,7 @@ mod tests {
         // Across several refills, with odd sizes that straddle the boundary.
         for i in 0..2000 {
             let mut id = vec![0u8; 24 + i % 17];
-            fill(&mut id);
+            fill_pooled(&mut id);
             assert!(seen.insert(id), "a repeated draw");
         }
         POOL.with(|pool| {
@@ -89,7 +102,7 @@ mod tests {
             assert!(pool.bytes[..pool.used].iter().all(|&b| b == 0));
         });
         let mut big = vec![0u8; 4096];
-        fill(&mut big);
+        fill_pooled(&mut big);
         assert!(big.iter().any(|&b| b != 0));
     }
 
@@ -97,7 +110,7 @@ mod tests {
     fn threads_have_pools_of_their_own() {
         let draw = || {
             let mut b = [0u8; 32];
-            fill(&mut b);
+            fill_pooled(&mut b);
             b
         };
         let here = draw();

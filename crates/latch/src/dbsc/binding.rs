@@ -104,8 +104,11 @@ impl Binding {
     /// A new binding (at sign-in) with a fresh secret, waiting for its
     /// registration.
     pub(crate) fn new() -> Self {
+        // A key: straight from the OS, never from the identifier pool.
+        let mut secret = [0u8; 32];
+        crate::rand::fill(&mut secret);
         Self {
-            secret: super::random_token(),
+            secret: URL_SAFE_NO_PAD.encode(secret),
             spent: Vec::new(),
             device: None,
         }
@@ -140,7 +143,7 @@ impl Binding {
     /// A challenge issued at `now` (writes nothing).
     pub(crate) fn challenge(&self, now: UnixTime) -> String {
         let mut nonce = [0u8; 16];
-        crate::rand::fill(&mut nonce);
+        crate::rand::fill_pooled(&mut nonce);
         let mut bytes = Vec::with_capacity(CHALLENGE_BYTES);
         bytes.extend_from_slice(&now.to_be_bytes());
         bytes.extend_from_slice(&nonce);

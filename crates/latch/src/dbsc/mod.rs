@@ -307,7 +307,7 @@ pub(crate) fn proved_at(record: &crate::Record) -> Option<UnixTime> {
 pub(crate) fn random_token() -> String {
     use base64::Engine as _;
     let mut bytes = [0u8; 32];
-    crate::rand::fill(&mut bytes);
+    crate::rand::fill_pooled(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 

@@ -462,7 +462,7 @@ async fn backoff(attempt: u32) {
         return;
     }
     let mut byte = [0u8; 1];
-    crate::rand::fill(&mut byte);
+    crate::rand::fill_pooled(&mut byte);
     let cap_us = 50u64 << attempt.min(6);
     let us = u64::from(byte[0]) * cap_us / 255;
     tokio::time::sleep(Duration::from_micros(us)).await;
