@@ -715,46 +715,67 @@ async fn d2_asking_for_challenges_writes_nothing_and_starves_no_one() {
     );
 }
 
-/// Attack round 5 (F2): one proof sent many times at once buys one cookie;
-/// every other copy gets 403 and a new challenge (never a 401, which would
-/// end an honest browser's DBSC session).
-#[tokio::test]
+/// A gate that lets every store call through after a yield, so that
+/// concurrent requests interleave at each store call as they do over a network.
+#[derive(Debug)]
+struct Yield;
+
+#[async_trait::async_trait]
+impl latch_conformance::faults::Gate for Yield {
+    async fn before(&self, _: latch_conformance::faults::Call) -> latch::Result<()> {
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+}
+
+/// Attack rounds 5 and 6 (F2): one proof sent many times at once buys one
+/// cookie; every other copy gets 403 and a new challenge (never a 401, which
+/// would end an honest browser's DBSC session), also when it loses the race
+/// at the compare-and-swap rather than at the first look.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d2_concurrent_copies_of_one_proof_buy_one_cookie() {
-    let (manager, clock) = setup();
-    let mut device = bound_client(&manager, "ada").await;
-    clock.advance(BOUND);
-    let id = device.dbsc_id.clone();
-    device.post(Endpoint::Refresh, None, id.clone()).await;
-    let proof = device
-        .device
-        .refresh_proof(device.challenge.as_deref().unwrap());
-    let mut copies = Vec::new();
-    for _ in 0..16 {
-        let mut copy = thief_of(&device);
-        copy.bound = None;
-        let (proof, id) = (proof.clone(), id.clone());
-        copies.push(tokio::spawn(async move {
-            copy.post(Endpoint::Refresh, Some(proof), id).await
-        }));
-    }
-    let mut statuses = Vec::new();
-    for copy in copies {
-        let answer = copy.await.unwrap();
-        if answer.status == 403 {
-            assert!(header(&answer, latch::dbsc::CHALLENGE_HEADER).is_some());
+    for round in 0..10 {
+        let clock = ManualClock::new(T0);
+        let store: Arc<dyn SessionStore> = Arc::new(latch_conformance::faults::Gated::new(
+            Arc::new(MemoryStore::new()),
+            Yield,
+        ));
+        let manager = manager_on(store, &clock);
+        let mut device = bound_client(&manager, "ada").await;
+        clock.advance(BOUND);
+        let id = device.dbsc_id.clone();
+        device.post(Endpoint::Refresh, None, id.clone()).await;
+        let proof = device
+            .device
+            .refresh_proof(device.challenge.as_deref().unwrap());
+        let mut copies = Vec::new();
+        for _ in 0..16 {
+            let mut copy = thief_of(&device);
+            copy.bound = None;
+            let (proof, id) = (proof.clone(), id.clone());
+            copies.push(tokio::spawn(async move {
+                copy.post(Endpoint::Refresh, Some(proof), id).await
+            }));
         }
-        statuses.push(answer.status);
+        let mut statuses = Vec::new();
+        for copy in copies {
+            let answer = copy.await.unwrap();
+            if answer.status == 403 {
+                assert!(header(&answer, latch::dbsc::CHALLENGE_HEADER).is_some());
+            }
+            statuses.push(answer.status);
+        }
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "round {round}: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| [200, 403].contains(s)),
+            "round {round}: {statuses:?}"
+        );
     }
-    statuses.sort_unstable();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses.iter().all(|s| [200, 403].contains(s)),
-        "{statuses:?}"
-    );
 }
 
 /// Attack round 5 (F3): JWS features this verifier does not implement, and

@@ -218,20 +218,6 @@ pub async fn router(config: Config, env: &Env, cell: usize) -> anyhow::Result<Ro
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_round_trip_and_unknown_names_list_the_known_ones() {
-        for c in Config::ALL {
-            assert_eq!(Config::parse(c.name()).unwrap(), c);
-        }
-        let err = Config::parse("nope").unwrap_err().to_string();
-        assert!(err.contains("known: bare,latch-signed"), "{err}");
-    }
-}
-
 /// A service that hands every request to `S` and returns its future as is.
 #[derive(Debug, Clone)]
 pub struct PassThrough<S>(S);
@@ -253,5 +239,19 @@ where
 
     fn call(&mut self, req: R) -> Self::Future {
         self.0.call(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_known_ones() {
+        for c in Config::ALL {
+            assert_eq!(Config::parse(c.name()).unwrap(), c);
+        }
+        let err = Config::parse("nope").unwrap_err().to_string();
+        assert!(err.contains("known: bare,bare-layer,latch-signed"), "{err}");
     }
 }

@@ -30,6 +30,12 @@ use crate::time::UnixTime;
 /// The record's data key for the binding.
 pub(crate) const BINDING_KEY: &str = "_latch.dbsc";
 
+/// The most spent challenges a record lists. An honest device spends one
+/// per bound-cookie lifetime; one that refreshes in a loop would otherwise
+/// grow its record to the size limit (attack round 6): past this, the oldest
+/// are dropped and every challenge issued up to their time is refused.
+const MAX_SPENT: usize = 16;
+
 /// Bytes of a challenge: issue time (8), nonce (16), MAC (16).
 const CHALLENGE_BYTES: usize = 40;
 
@@ -48,6 +54,10 @@ pub(crate) struct Binding {
     /// Challenges used within their lifetime: `(issue time, nonce)`.
     #[serde(default, rename = "s", skip_serializing_if = "Vec::is_empty")]
     spent: Vec<(UnixTime, String)>,
+    /// Challenges issued before this time are refused (raised when spent
+    /// entries had to be dropped, see [`MAX_SPENT`]).
+    #[serde(default, rename = "n", skip_serializing_if = "is_zero")]
+    not_before: UnixTime,
     /// The registered device, once registration succeeded.
     #[serde(default, rename = "d", skip_serializing_if = "Option::is_none")]
     pub(crate) device: Option<Device>,
@@ -89,6 +99,10 @@ impl BoundCookie {
     }
 }
 
+fn is_zero(t: &UnixTime) -> bool {
+    *t == 0
+}
+
 fn hash(value: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
 }
@@ -110,6 +124,7 @@ impl Binding {
         Self {
             secret: URL_SAFE_NO_PAD.encode(secret),
             spent: Vec::new(),
+            not_before: 0,
             device: None,
         }
     }
@@ -165,7 +180,7 @@ impl Binding {
         if !bool::from(self.mac(at, nonce).ct_eq(mac)) {
             return None;
         }
-        if !(0..lifetime).contains(&now.saturating_sub(at)) {
+        if !(0..lifetime).contains(&now.saturating_sub(at)) || at < self.not_before {
             return None;
         }
         let nonce = URL_SAFE_NO_PAD.encode(nonce);
@@ -184,6 +199,15 @@ impl Binding {
         self.spent
             .retain(|(t, _)| (0..lifetime).contains(&now.saturating_sub(*t)));
         self.spent.push((issued.at, issued.nonce));
+        if self.spent.len() > MAX_SPENT {
+            self.spent.sort_by_key(|(t, _)| *t);
+            let dropped = self.spent.len() - MAX_SPENT;
+            let newest_dropped = self.spent[dropped - 1].0;
+            self.spent.drain(..dropped);
+            // Whatever was issued up to the dropped entries' time can no
+            // longer be told spent or not: refuse it all.
+            self.not_before = self.not_before.max(newest_dropped + 1);
+        }
         Ok(())
     }
 
@@ -349,5 +373,44 @@ mod tests {
         let binding = Binding::read(Some(&value)).unwrap();
         assert!(binding.spent.len() <= 3, "{:?}", binding.spent);
         assert_eq!(binding.device.as_ref().unwrap().cookies.len(), 2);
+    }
+
+    /// Attack round 6 (N1): a device refreshing in a loop, all within one
+    /// challenge lifetime, keeps its record small, and no spent challenge
+    /// becomes usable again when old entries are dropped.
+    #[test]
+    fn a_refresh_loop_keeps_the_record_small_and_spent_challenges_spent() {
+        let start = Binding::new();
+        let mut value = register(
+            proven(&start.challenge(0), 0),
+            "id".into(),
+            Alg::ES256,
+            jwk(),
+        )(Some(&start.to_value()))
+        .expect("register");
+        let mut used = Vec::new();
+        for i in 0..2000 {
+            let t = i / 10; // ten refreshes a second
+            let binding = Binding::read(Some(&value)).unwrap();
+            let c = binding.challenge(t);
+            value = refresh(proven(&c, t), "id".into())(Some(&value)).expect("refresh");
+            used.push((c, t));
+        }
+        let binding = Binding::read(Some(&value)).unwrap();
+        assert!(binding.spent.len() <= MAX_SPENT);
+        assert!(
+            value.to_string().len() < 2048,
+            "{}",
+            value.to_string().len()
+        );
+        for (c, t) in used.iter().rev().take(300) {
+            assert!(
+                binding.check(c, *t, 300).is_none(),
+                "a spent challenge came back"
+            );
+        }
+        // The loop can go on: a new challenge still works.
+        let c = binding.challenge(200);
+        assert!(refresh(proven(&c, 200), "id".into())(Some(&value)).is_ok());
     }
 }

@@ -215,14 +215,15 @@ impl Engine {
         cookie: String,
         request: &BindingRequest,
     ) -> Result<BindingAnswer> {
+        // As loaded: a failed save leaves the request's record taken.
+        let before = Binding::read(state.get(BINDING_KEY));
         match self.save_binding(state, op).await? {
             Saved::Yes => {}
             // Another request spent the challenge first: concurrent refreshes
             // of one device get a new challenge; a registration that lost to
             // another (the device registered meanwhile) gets nothing.
             Saved::Refused => {
-                let binding = Binding::read(state.get(BINDING_KEY));
-                return Ok(match binding {
+                return Ok(match before {
                     Some(b) if b.device.as_ref().is_some_and(|d| d.id == id) => {
                         challenge(&b, id, self.now())
                     }
