@@ -62,7 +62,8 @@ macro_rules! store_conformance {
             idle_and_absolute_expiry_to_the_second,
             anonymous_reads_create_nothing,
             devices_list_and_revoke_through_sessions,
-            sign_in_records_its_client
+            sign_in_records_its_client,
+            device_binding_round_trips
         );
     };
     (@cases $make:path; $skipped:tt; $($case:ident),* $(,)?) => {
