@@ -18,6 +18,11 @@ pub const MASTER_NAME: &str = "latchmaster";
 const SENTINELS: usize = 3;
 const QUORUM: usize = 2;
 
+/// How long each step of the start may take. Generous: on a loaded 2-core CI
+/// machine several test binaries start set-ups at once, and sentinels only
+/// greet each other every 2 s.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
 /// A private master, replica and three sentinels.
 #[derive(Debug)]
 pub struct PrivateSentinel {
@@ -46,7 +51,7 @@ impl PrivateSentinel {
     ///
     /// # Errors
     /// Why there is none: no `redis-server`/`redis-cli`, or the set-up was not
-    /// ready within 20 s.
+    /// ready within a minute.
     pub fn start() -> Result<Self, String> {
         let dir = temp_dir("sentinel")?;
         let master = PrivateRedis::start()?;
@@ -96,11 +101,18 @@ impl PrivateSentinel {
             certs,
             dir,
         };
+        // The replica first: a sentinel learns of replicas from the master's
+        // INFO, which it asks for on connecting and then only every 10 s, so
+        // a replica that connects after the sentinels would cost 10 s more.
+        setup.wait_for(|| setup.replica_in_sync(), "the replica in sync")?;
         for n in 0..SENTINELS {
             let sentinel = setup.start_sentinel(n)?;
             setup.sentinels.push(sentinel);
         }
-        setup.wait_until_ready()?;
+        setup.wait_for(
+            || setup.sentinels_know_everyone(),
+            "every sentinel knowing the replica and the other sentinels",
+        )?;
         Ok(setup)
     }
 
@@ -149,35 +161,54 @@ impl PrivateSentinel {
         })
     }
 
-    fn wait_until_ready(&self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    /// Poll `ready` every 100 ms until it holds, for at most [`READY_WITHIN`].
+    fn wait_for(&self, ready: impl Fn() -> Result<(), String>, what: &str) -> Result<(), String> {
+        let deadline = Instant::now() + READY_WITHIN;
         loop {
-            let synced = cli(self.replica.port(), &["INFO", "replication"])
-                .is_some_and(|out| out.contains("master_link_status:up"));
-            let known = self.sentinels.iter().all(|s| {
-                cli(s.port, &["SENTINEL", "MASTER", MASTER_NAME]).is_some_and(|out| {
-                    let fields: Vec<&str> = out.lines().collect();
-                    let field = |name: &str| {
-                        fields
-                            .iter()
-                            .position(|l| *l == name)
-                            .and_then(|i| fields.get(i + 1).copied())
-                    };
-                    field("num-slaves") == Some("1")
-                        && field("num-other-sentinels") == Some(&(SENTINELS - 1).to_string())
-                })
-            });
-            if synced && known {
-                return Ok(());
-            }
+            let last = match ready() {
+                Ok(()) => return Ok(()),
+                Err(why) => why,
+            };
             if Instant::now() > deadline {
                 return Err(format!(
-                    "the private Redis Sentinel set-up was not ready within 20 s \
-                     (replica in sync: {synced}, sentinels know everyone: {known})"
+                    "the private Redis Sentinel set-up was not ready within {} s, \
+                     waiting for {what}: {last}",
+                    READY_WITHIN.as_secs()
                 ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    fn replica_in_sync(&self) -> Result<(), String> {
+        match cli(self.replica.port(), &["INFO", "replication"]) {
+            Some(out) if out.contains("master_link_status:up") => Ok(()),
+            Some(_) => Err("master_link_status is not up".to_owned()),
+            None => Err("the replica does not answer".to_owned()),
+        }
+    }
+
+    fn sentinels_know_everyone(&self) -> Result<(), String> {
+        for s in &self.sentinels {
+            let out = cli(s.port, &["SENTINEL", "MASTER", MASTER_NAME])
+                .ok_or_else(|| format!("sentinel on port {} does not answer", s.port))?;
+            let fields: Vec<&str> = out.lines().collect();
+            let field = |name: &str| {
+                fields
+                    .iter()
+                    .position(|l| *l == name)
+                    .and_then(|i| fields.get(i + 1).copied())
+                    .unwrap_or("?")
+            };
+            let (replicas, others) = (field("num-slaves"), field("num-other-sentinels"));
+            if replicas != "1" || others != (SENTINELS - 1).to_string() {
+                return Err(format!(
+                    "sentinel on port {} knows {replicas} replica(s) and {others} other sentinel(s)",
+                    s.port
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `redis+sentinel://127.0.0.1:{p1},127.0.0.1:{p2},127.0.0.1:{p3}/latchmaster`.
