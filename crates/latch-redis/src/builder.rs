@@ -7,6 +7,7 @@ use latch::{Error, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 
+use crate::cache::{Cache, ReadCache};
 use crate::conn::Conn;
 use crate::keys::Keys;
 use crate::sentinel::{self, ReplicaAcks, SentinelConn, SentinelTarget};
@@ -47,6 +48,7 @@ const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
 /// | [`tls_client_cert`](Self::tls_client_cert) | none | a client certificate and key, for servers that require mutual TLS |
 /// | [`danger_accept_invalid_certificates`](Self::danger_accept_invalid_certificates) | off | accept any server certificate (test set-ups only; logged) |
 /// | [`wait_for_replicas`](Self::wait_for_replicas) | off | Sentinel only: each write acknowledged by this many replicas before it counts |
+/// | [`read_cache`](Self::read_cache) | off | one server only: serve repeated reads of a session from memory, kept correct by Redis's invalidations |
 ///
 /// ## TLS
 /// A `rediss://` URL connects over TLS (rustls), checking the server's
@@ -82,6 +84,7 @@ pub struct RedisStoreBuilder {
     operation_timeout: Duration,
     tls: TlsSettings,
     acks: Option<ReplicaAcks>,
+    cache: Option<ReadCache>,
 }
 
 /// What to connect to.
@@ -121,6 +124,7 @@ impl std::fmt::Debug for RedisStoreBuilder {
             .field("operation_timeout", &self.operation_timeout)
             .field("tls", &self.tls)
             .field("wait_for_replicas", &self.acks)
+            .field("read_cache", &self.cache)
             .finish()
     }
 }
@@ -135,7 +139,22 @@ impl RedisStoreBuilder {
             operation_timeout: Duration::from_secs(2),
             tls: TlsSettings::default(),
             acks: None,
+            cache: None,
         }
+    }
+
+    /// Keep a local read cache of sessions, so a session read again is served
+    /// from memory instead of a round trip, kept correct by Redis's
+    /// server-assisted client-side caching (RESP3 `CLIENT TRACKING`): Redis
+    /// tells this store the moment another client changes a session it holds.
+    /// Off by default. [`ReadCache`] says exactly how fresh a read is, and
+    /// when the cache is dropped.
+    ///
+    /// One server only (a `redis://` or `rediss://` URL): with Sentinel or a
+    /// Cluster, [`connect`](Self::connect) refuses it.
+    pub fn read_cache(mut self, cache: ReadCache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Trust the CA certificate(s) in this PEM file instead of the system's
@@ -268,11 +287,24 @@ impl RedisStoreBuilder {
             Target::Single(url) if sentinel::is_sentinel_url(url) => {
                 Conn::Sentinel(self.sentinel(sentinel::parse(url)?).await?)
             }
-            Target::Single(url) => Conn::Single(self.single(url).await?),
+            Target::Single(url) => {
+                let (manager, client) = self.single(url).await?;
+                if let Some(settings) = self.cache {
+                    let started = Cache::start(
+                        settings,
+                        &client,
+                        self.connection_timeout,
+                        self.response_timeout,
+                    );
+                    let cache = self.bounded_latch(started).await?;
+                    return Ok(self.build(Conn::Single(manager), Some(cache)));
+                }
+                Conn::Single(manager)
+            }
             Target::Cluster(urls) => Conn::Cluster(self.cluster(urls).await?),
             Target::Sentinel(target) => Conn::Sentinel(self.sentinel(target.clone()).await?),
         };
-        Ok(self.build(conn))
+        Ok(self.build(conn, None))
     }
 
     async fn sentinel(&self, target: SentinelTarget) -> Result<SentinelConn> {
@@ -295,7 +327,9 @@ impl RedisStoreBuilder {
         }
     }
 
-    async fn single(&self, url: &str) -> Result<ConnectionManager> {
+    /// The connection to one server, and its client (for the read cache's
+    /// own connection).
+    async fn single(&self, url: &str) -> Result<(ConnectionManager, redis::Client)> {
         let prepared = tls::prepare(url, &self.tls)?;
         let secure = prepared.tls;
         let client = tls::client(prepared)?;
@@ -305,8 +339,13 @@ impl RedisStoreBuilder {
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_min_delay(RECONNECT_MIN_DELAY)
             .set_max_delay(RECONNECT_MAX_DELAY);
-        self.bounded(secure, ConnectionManager::new_with_config(client, config))
-            .await
+        let manager = self
+            .bounded(
+                secure,
+                ConnectionManager::new_with_config(client.clone(), config),
+            )
+            .await?;
+        Ok((manager, client))
     }
 
     async fn cluster(&self, urls: &[String]) -> Result<redis::cluster_async::ClusterConnection> {
@@ -370,12 +409,29 @@ impl RedisStoreBuilder {
         }
     }
 
-    fn build(self, conn: Conn) -> RedisStore {
+    /// Run a connection attempt that reports latch errors under the
+    /// connection plus operation timeout.
+    async fn bounded_latch<T>(&self, connecting: impl Future<Output = Result<T>>) -> Result<T> {
+        let limit = self.connection_timeout + self.operation_timeout;
+        match tokio::time::timeout(limit, connecting).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(Error::store(
+                format!(
+                    "connecting to Redis: no answer within {} ms",
+                    limit.as_millis()
+                ),
+                elapsed,
+            )),
+        }
+    }
+
+    fn build(self, conn: Conn, cache: Option<Cache>) -> RedisStore {
         RedisStore::new(
             conn,
             Keys::new(self.prefix),
             self.operation_timeout,
             self.acks,
+            cache,
         )
     }
 
@@ -404,7 +460,22 @@ impl RedisStoreBuilder {
                 "the Redis connection, response and operation timeouts must be above zero",
             ));
         }
-        self.validate_acks()
+        self.validate_acks()?;
+        self.validate_cache()
+    }
+
+    fn validate_cache(&self) -> Result<()> {
+        let Some(cache) = self.cache else {
+            return Ok(());
+        };
+        if !matches!(&self.target, Target::Single(_)) || self.target.is_sentinel() {
+            return Err(Error::invalid_config(
+                "read_cache works with one Redis server (a redis:// or rediss:// URL): \
+                 with Sentinel or a Cluster, invalidations would have to follow the \
+                 master or every node; leave read_cache off there",
+            ));
+        }
+        cache.validate()
     }
 
     fn validate_acks(&self) -> Result<()> {
@@ -607,6 +678,31 @@ mod tests {
                 .wait_for_replicas(1, wait),
         );
         assert!(msg.contains("shorter than the response timeout"), "{msg}");
+    }
+
+    #[test]
+    fn the_read_cache_needs_one_server_and_sane_settings() {
+        let on = ReadCache::default();
+        assert!(
+            RedisStore::builder("rediss://127.0.0.1/")
+                .read_cache(on)
+                .validate()
+                .is_ok()
+        );
+        let msg = refused(RedisStore::builder("redis+sentinel://127.0.0.1/m").read_cache(on));
+        assert!(msg.contains("one Redis server"), "{msg}");
+        refused(RedisStore::sentinel_builder("m", ["redis://127.0.0.1/"]).read_cache(on));
+        refused(RedisStore::cluster_builder(["redis://127.0.0.1/"]).read_cache(on));
+        let msg = refused(RedisStore::builder("redis://127.0.0.1/").read_cache(on.capacity(0)));
+        assert!(msg.contains("capacity of at least 1"), "{msg}");
+        let msg = refused(
+            RedisStore::builder("redis://127.0.0.1/")
+                .read_cache(on.lease(Duration::from_millis(5))),
+        );
+        assert!(msg.contains("between 100 ms and 60 s"), "{msg}");
+        refused(
+            RedisStore::builder("redis://127.0.0.1/").read_cache(on.lease(Duration::from_secs(61))),
+        );
     }
 
     #[test]

@@ -107,6 +107,7 @@
 #![deny(missing_docs)]
 
 mod builder;
+mod cache;
 mod conn;
 mod fields;
 mod keys;
@@ -118,6 +119,7 @@ mod tls;
 use std::time::Duration;
 
 pub use builder::{DEFAULT_PREFIX, RedisStoreBuilder};
+pub use cache::{ReadCache, ReadCacheStats};
 pub use store::RedisStore;
 
 /// How long [`master_client`] gives each sentinel to answer, and the master

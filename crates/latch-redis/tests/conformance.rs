@@ -32,3 +32,27 @@ mod encrypted {
 
     latch_conformance::store_conformance!(make);
 }
+
+/// The same cases through the opt-in read cache: every store guarantee
+/// (compare-and-swap, expiry, indexes) holds with reads served from memory.
+mod read_cache {
+    use std::sync::Arc;
+
+    use latch::SessionStore;
+    use latch_redis::{ReadCache, RedisStore};
+
+    async fn make() -> Option<Arc<dyn SessionStore>> {
+        let prefix = super::common::unique_prefix("conformance-cached");
+        match RedisStore::builder(super::common::redis_url())
+            .prefix(prefix)
+            .read_cache(ReadCache::default())
+            .connect()
+            .await
+        {
+            Ok(store) => Some(Arc::new(store)),
+            Err(e) => latch_conformance::skip_or_fail("Redis", &format!("LATCH_REDIS_URL: {e:?}")),
+        }
+    }
+
+    latch_conformance::store_conformance!(make);
+}

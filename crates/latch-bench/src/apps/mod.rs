@@ -41,6 +41,8 @@ pub enum Config {
     LatchSqliteAtRest,
     /// latch, `RedisStore` with `encrypt_at_rest`.
     LatchRedisAtRest,
+    /// latch, `RedisStore` with its opt-in read cache (`CLIENT TRACKING`).
+    LatchRedisCached,
     /// tower-sessions 0.14, its memory store.
     TsMemory,
     /// tower-sessions 0.14, tower-sessions-sqlx-store 0.15 (SQLite), separate process.
@@ -55,7 +57,7 @@ pub enum Config {
 
 impl Config {
     /// Every configuration, in table order.
-    pub const ALL: [Config; 17] = [
+    pub const ALL: [Config; 18] = [
         Config::Bare,
         Config::BareLayer,
         Config::LatchSigned,
@@ -68,6 +70,7 @@ impl Config {
         Config::LatchRedisTls,
         Config::LatchSqliteAtRest,
         Config::LatchRedisAtRest,
+        Config::LatchRedisCached,
         Config::TsMemory,
         Config::TsSqlite,
         Config::TsRedis,
@@ -90,6 +93,7 @@ impl Config {
             Config::LatchRedisTls => "latch-redis-tls",
             Config::LatchSqliteAtRest => "latch-sqlite-at-rest",
             Config::LatchRedisAtRest => "latch-redis-at-rest",
+            Config::LatchRedisCached => "latch-redis-cached",
             Config::TsMemory => "ts-memory",
             Config::TsSqlite => "ts-sqlite",
             Config::TsRedis => "ts-redis",
@@ -116,7 +120,11 @@ impl Config {
     pub fn needs_redis(self) -> bool {
         matches!(
             self,
-            Config::LatchRedis | Config::LatchRedisTls | Config::LatchRedisAtRest | Config::TsRedis
+            Config::LatchRedis
+                | Config::LatchRedisTls
+                | Config::LatchRedisAtRest
+                | Config::LatchRedisCached
+                | Config::TsRedis
         )
     }
 }
@@ -165,16 +173,20 @@ pub async fn router(config: Config, env: &Env, cell: usize) -> anyhow::Result<Ro
             let store = latch_sqlite::SqliteStore::open(env.dir.join(format!("latch-{cell}.db")))?;
             latch::router(latch::builder().store(store).build()?)
         }
-        Config::LatchRedis | Config::LatchRedisTls | Config::LatchRedisAtRest => {
+        Config::LatchRedis
+        | Config::LatchRedisTls
+        | Config::LatchRedisAtRest
+        | Config::LatchRedisCached => {
             let url = if config == Config::LatchRedisTls {
                 &env.redis_tls_url
             } else {
                 &env.redis_url
             };
-            let store = latch_redis::RedisStore::builder(url)
-                .prefix(format!("bench{cell}:"))
-                .connect()
-                .await?;
+            let mut store = latch_redis::RedisStore::builder(url).prefix(format!("bench{cell}:"));
+            if config == Config::LatchRedisCached {
+                store = store.read_cache(latch_redis::ReadCache::default());
+            }
+            let store = store.connect().await?;
             let builder = latch::builder().store(store);
             latch::router(
                 match config {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use latch::{Error, Record, Result, SaveOutcome, SessionInfo, SessionStore, StoreKey, UnixTime};
 
+use crate::cache::{Cache, ReadCacheStats};
 use crate::conn::Conn;
 use crate::keys::Keys;
 use crate::sentinel::ReplicaAcks;
@@ -44,6 +45,8 @@ pub struct RedisStore {
     operation_timeout: Duration,
     /// Replicas that must acknowledge each write (Sentinel only).
     acks: Option<ReplicaAcks>,
+    /// The opt-in local read cache (single server only).
+    cache: Option<Cache>,
 }
 
 impl RedisStore {
@@ -52,12 +55,39 @@ impl RedisStore {
         keys: Keys,
         operation_timeout: Duration,
         acks: Option<ReplicaAcks>,
+        cache: Option<Cache>,
     ) -> Self {
         Self {
             conn,
             keys,
             operation_timeout,
             acks,
+            cache,
+        }
+    }
+
+    /// Hits and misses of the [read cache](crate::ReadCache), when it is on.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = latch_redis::RedisStore::builder("redis://127.0.0.1:6379/")
+    ///     .read_cache(latch_redis::ReadCache::default())
+    ///     .connect()
+    ///     .await?;
+    /// assert_eq!(store.read_cache_stats().map(|s| s.hits), Some(0));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_cache_stats(&self) -> Option<ReadCacheStats> {
+        self.cache.as_ref().map(Cache::stats)
+    }
+
+    /// After one of this store's writes of `key`: the cache must not answer
+    /// with what it held before.
+    fn forget(&self, key: &StoreKey) {
+        if let Some(cache) = &self.cache {
+            cache.forget(&self.keys.session(key));
         }
     }
 
@@ -133,8 +163,11 @@ impl<T> Context<T> for redis::RedisResult<T> {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
-        self.write("creating a session", self.create_session(key, record))
-            .await
+        let created = self
+            .write("creating a session", self.create_session(key, record))
+            .await;
+        self.forget(key);
+        created
     }
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
@@ -148,11 +181,14 @@ impl SessionStore for RedisStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<SaveOutcome> {
-        self.write(
-            "saving a session",
-            self.save_session(key, record, expected_version),
-        )
-        .await
+        let saved = self
+            .write(
+                "saving a session",
+                self.save_session(key, record, expected_version),
+            )
+            .await;
+        self.forget(key);
+        saved
     }
 
     async fn touch(
@@ -162,16 +198,22 @@ impl SessionStore for RedisStore {
         last_seen: UnixTime,
         expires_at: UnixTime,
     ) -> Result<bool> {
-        self.write(
-            "touching a session",
-            self.touch_session(key, user_hint, last_seen, expires_at),
-        )
-        .await
+        let touched = self
+            .write(
+                "touching a session",
+                self.touch_session(key, user_hint, last_seen, expires_at),
+            )
+            .await;
+        self.forget(key);
+        touched
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<bool> {
-        self.write("deleting a session", self.delete_session(key))
-            .await
+        let deleted = self
+            .write("deleting a session", self.delete_session(key))
+            .await;
+        self.forget(key);
+        deleted
     }
 
     fn user_index(&self) -> Option<&dyn latch::UserIndex> {
@@ -191,11 +233,16 @@ impl latch::UserIndex for RedisStore {
     }
 
     async fn delete_by_user(&self, user_id: &str, keep: Option<&StoreKey>) -> Result<u64> {
-        self.write(
-            "deleting a user's sessions",
-            self.delete_user(user_id, keep),
-        )
-        .await
+        let deleted = self
+            .write(
+                "deleting a user's sessions",
+                self.delete_user(user_id, keep),
+            )
+            .await;
+        if let Some(cache) = &self.cache {
+            cache.forget_all();
+        }
+        deleted
     }
 }
 

@@ -22,6 +22,7 @@ use futures_util::future::try_join;
 use latch::{Error, Record, Result, SaveOutcome, StoreKey, UnixTime};
 
 use super::{Context, RedisStore};
+use crate::cache::{self, Lookup};
 use crate::fields;
 use crate::scripts::{self, DeleteReply, SaveReply, TouchReply};
 
@@ -56,20 +57,30 @@ impl RedisStore {
     }
 
     pub(super) async fn load_session(&self, key: &StoreKey) -> Result<Option<Record>> {
-        let (rec, seen, exp): (Option<String>, Option<i64>, Option<i64>) = redis::cmd("HMGET")
-            .arg(self.keys.session(key))
-            .arg(&["rec", "seen", "exp"])
-            .query_async(&mut self.conn.clone())
+        let redis_key = self.keys.session(key);
+        let Some(cache) = &self.cache else {
+            return self.read_direct(key, &redis_key).await;
+        };
+        match cache.lookup(&redis_key) {
+            Lookup::Hit(record) => Ok(Some(record)),
+            Lookup::Bypass => self.read_direct(key, &redis_key).await,
+            Lookup::Miss(mut ticket) => {
+                let fields = cache::read_session(&mut ticket.conn, &redis_key)
+                    .await
+                    .context("loading a session")?;
+                let record = record_of(key, fields)?;
+                cache.keep(&redis_key, &ticket, record.as_ref());
+                Ok(record)
+            }
+        }
+    }
+
+    /// Read a session through the store's own connection.
+    async fn read_direct(&self, key: &StoreKey, redis_key: &str) -> Result<Option<Record>> {
+        let fields = cache::read_session(&mut self.conn.clone(), redis_key)
             .await
             .context("loading a session")?;
-        match (rec, seen, exp) {
-            (Some(rec), Some(seen), Some(exp)) => fields::decode(&rec, seen, exp).map(Some),
-            (None, None, None) => Ok(None),
-            // HMGET reads the hash atomically and every write sets all three.
-            _ => Err(Error::store_msg(format!(
-                "the stored session {key} is missing fields; it was not written by latch-redis"
-            ))),
-        }
+        record_of(key, fields)
     }
 
     pub(super) async fn save_session(
@@ -209,5 +220,20 @@ impl RedisStore {
         };
         try_join(by_user, self.expiry_remove(&hex)).await?;
         Ok(())
+    }
+}
+
+/// The record in a session hash's `rec`, `seen` and `exp` fields, if any.
+fn record_of(
+    key: &StoreKey,
+    fields: (Option<String>, Option<i64>, Option<i64>),
+) -> Result<Option<Record>> {
+    match fields {
+        (Some(rec), Some(seen), Some(exp)) => fields::decode(&rec, seen, exp).map(Some),
+        (None, None, None) => Ok(None),
+        // HMGET reads the hash atomically and every write sets all three.
+        _ => Err(Error::store_msg(format!(
+            "the stored session {key} is missing fields; it was not written by latch-redis"
+        ))),
     }
 }

@@ -1,0 +1,575 @@
+//! The opt-in local read cache ([`ReadCache`]), kept correct by Redis's
+//! server-assisted client-side caching (RESP3 `CLIENT TRACKING`).
+//!
+//! Session reads go through one connection of the cache's own, opened with
+//! RESP3 and `CLIENT TRACKING ON`: Redis remembers every key that connection
+//! read and pushes an `invalidate` message on it as soon as anything (any
+//! client, any app instance) changes or deletes one of them. A session read
+//! again before that is served from memory, without a round trip.
+//!
+//! Written here rather than with the `redis` crate's own `cache-aio` feature,
+//! because that one inserts a reply into its cache in the caller's task, after
+//! the connection's task has already handled the invalidations that followed
+//! the reply on the wire: an invalidation arriving in between is lost, and the
+//! stale value stays (30 minutes by default). A session layer cannot have a
+//! logout that another instance forgets. The rules here:
+//!
+//! 1. **Tickets.** A miss files a `Pending(ticket)` slot before it sends the
+//!    read; an invalidation (handled synchronously, in the connection's own
+//!    task, in wire order) removes whatever slot the key has; the reply is
+//!    kept only if its own ticket is still there. So a reply is never kept
+//!    once an invalidation that followed it has been seen.
+//! 2. **Own writes.** The store forgets a key after each of its own writes of
+//!    it (whatever the outcome), so a request that starts after a write's
+//!    reply never reads an older value from this cache, even before Redis's
+//!    invalidation for that write has arrived.
+//! 3. **Lost connection.** When the tracking connection closes, everything
+//!    cached is dropped at once (its invalidations can no longer arrive), and
+//!    reads go straight to Redis until a new tracking connection is up.
+//! 4. **Lease.** A connection can also die silently (a partition, a frozen
+//!    server). A heartbeat `PING`s the tracking connection every half lease;
+//!    a reply proves every invalidation sent before it was handled, so cached
+//!    entries are served only until `lease` after the last answered `PING`
+//!    was sent. That bounds how stale a read can be when the stream is lost
+//!    without a word: one lease (2 s by default).
+//!
+//! Between instances the bound is the push's delivery: an instance answers
+//! from its cache until Redis's invalidation for another instance's write has
+//! reached it, which on loopback is well under a millisecond (the two-instance
+//! test in `tests/read_cache.rs` measures it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use latch::{Error, Record, Result};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
+
+/// Settings for the opt-in local read cache of a single-server
+/// [`RedisStore`](crate::RedisStore); turn it on with
+/// [`RedisStoreBuilder::read_cache`](crate::RedisStoreBuilder::read_cache).
+///
+/// | setting | default | meaning |
+/// |---|---|---|
+/// | [`capacity`](Self::capacity) | 10 000 | sessions kept in memory at most |
+/// | [`lease`](Self::lease) | 2 s | how long cached sessions are served after the last heartbeat Redis answered |
+///
+/// # What it guarantees
+/// - A logout, revocation, "sign out everywhere" or any save made **by this
+///   instance** is seen by every request that starts after it returned.
+/// - One made by **another instance** is seen here as soon as Redis's
+///   invalidation message arrives (sub-millisecond on loopback).
+/// - When the invalidation stream is lost, the whole cache is dropped
+///   (connection closed), or stops being served within one `lease` (a
+///   connection that went silent).
+///
+/// Needs Redis 6 or later (RESP3). Each cached session costs its record's
+/// size in memory, and Redis keeps a tracking-table entry per key read.
+///
+/// # Example
+/// ```no_run
+/// use latch_redis::{ReadCache, RedisStore};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::builder("redis://127.0.0.1:6379/")
+///     .read_cache(ReadCache::default().capacity(50_000))
+///     .connect()
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadCache {
+    capacity: usize,
+    lease: Duration,
+}
+
+impl Default for ReadCache {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            lease: Duration::from_secs(2),
+        }
+    }
+}
+
+impl ReadCache {
+    /// Keep at most `sessions` in memory; when full, a new one takes the
+    /// place of an arbitrary cached one.
+    pub fn capacity(mut self, sessions: usize) -> Self {
+        self.capacity = sessions;
+        self
+    }
+
+    /// Serve cached sessions for at most `lease` after the last heartbeat
+    /// Redis answered (heartbeats go every half lease). Shorter bounds
+    /// staleness on a silently lost connection more tightly, at one `PING`
+    /// per half lease.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Refuse settings that cannot work.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.capacity == 0 {
+            return Err(Error::invalid_config(
+                "the Redis read cache needs a capacity of at least 1 session \
+                 (leave read_cache off for none)",
+            ));
+        }
+        if self.lease < Duration::from_millis(100) || self.lease > Duration::from_secs(60) {
+            return Err(Error::invalid_config(format!(
+                "the Redis read cache lease must be between 100 ms and 60 s (it is {} ms); \
+                 the default is 2 s",
+                self.lease.as_millis()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How many hits and misses a cache has had, from
+/// [`RedisStore::read_cache_stats`](crate::RedisStore::read_cache_stats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadCacheStats {
+    /// Reads answered from memory.
+    pub hits: u64,
+    /// Reads that went to Redis (not cached, or the cache was not live).
+    pub misses: u64,
+    /// Times the tracking connection was lost and everything cached dropped.
+    pub drops: u64,
+}
+
+/// The cache of one store: cheap to clone, shared by its clones.
+#[derive(Clone)]
+pub(crate) struct Cache {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("settings", &self.shared.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    settings: ReadCache,
+    /// The server, with RESP3 set.
+    client: redis::Client,
+    connection_timeout: Duration,
+    response_timeout: Duration,
+    state: Mutex<State>,
+    /// Wakes the heartbeat at once when the connection is lost, so a new
+    /// one is opened without waiting for the next beat.
+    lost: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct State {
+    slots: HashMap<String, Slot>,
+    /// The tracking connection, while it is up.
+    conn: Option<MultiplexedConnection>,
+    /// Bumped whenever a connection is made or lost, so pushes and replies
+    /// from an older connection are told apart.
+    generation: u64,
+    /// Cached entries may be served until then (the lease).
+    live_until: Option<Instant>,
+    next_ticket: u64,
+    stats: ReadCacheStats,
+}
+
+enum Slot {
+    /// A read is on its way; its reply is kept only if this is still here.
+    Pending(u64),
+    Ready(Record),
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup {
+    Hit(Record),
+    /// Read through `conn`, then [`Cache::keep`] the reply with this ticket.
+    Miss(Ticket),
+    /// The cache is not live: read through the store's own connection.
+    Bypass,
+}
+
+/// A miss in flight.
+pub(crate) struct Ticket {
+    pub(crate) conn: MultiplexedConnection,
+    generation: u64,
+    ticket: u64,
+}
+
+impl Cache {
+    /// Open the tracking connection and start the heartbeat.
+    pub(crate) async fn start(
+        settings: ReadCache,
+        client: &redis::Client,
+        connection_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Self> {
+        let info = client.get_connection_info().clone();
+        let redis = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = redis::Client::open(info.set_redis_settings(redis))
+            .map_err(|e| Error::invalid_config("the Redis URL is not valid").with_source(e))?;
+        let shared = Arc::new(Shared {
+            settings,
+            client,
+            connection_timeout,
+            response_timeout,
+            state: Mutex::new(State::default()),
+            lost: tokio::sync::Notify::new(),
+        });
+        Shared::connect(&shared).await?;
+        tokio::spawn(heartbeat(Arc::downgrade(&shared)));
+        Ok(Self { shared })
+    }
+
+    /// Look `key` up; on a miss, file a ticket for the read to come.
+    pub(crate) fn lookup(&self, key: &str) -> Lookup {
+        let mut state = self.shared.lock();
+        let live = state.live_until.is_some_and(|t| Instant::now() < t);
+        let Some(conn) = state.conn.clone().filter(|_| live) else {
+            state.stats.misses += 1;
+            return Lookup::Bypass;
+        };
+        match state.find(key, self.shared.settings.capacity) {
+            Found::Hit(record) => Lookup::Hit(record),
+            Found::Miss(ticket) => Lookup::Miss(Ticket {
+                conn,
+                generation: state.generation,
+                ticket,
+            }),
+        }
+    }
+
+    /// Keep what the read of `key` under `ticket` found, unless anything
+    /// invalidated the key (or the connection) since the ticket was filed.
+    /// A session that does not exist is not kept.
+    pub(crate) fn keep(&self, key: &str, ticket: &Ticket, found: Option<&Record>) {
+        let mut state = self.shared.lock();
+        if state.generation == ticket.generation {
+            state.keep(key, ticket.ticket, found);
+        }
+    }
+
+    /// Forget `key`: called after each of this store's own writes of it.
+    pub(crate) fn forget(&self, key: &str) {
+        self.shared.lock().slots.remove(key);
+    }
+
+    /// Forget everything: after writes of many keys ("sign out everywhere").
+    pub(crate) fn forget_all(&self) {
+        self.shared.lock().slots.clear();
+    }
+
+    pub(crate) fn stats(&self) -> ReadCacheStats {
+        self.shared.lock().stats
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent; a panic in
+        // one (an allocation failure) leaves nothing half done.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Open a tracking connection and make it the current one.
+    async fn connect(shared: &Arc<Self>) -> Result<()> {
+        let generation = {
+            let mut state = shared.lock();
+            state.generation += 1;
+            state.generation
+        };
+        let weak = Arc::downgrade(shared);
+        let on_push = move |push: PushInfo| -> std::result::Result<(), ()> {
+            if let Some(shared) = weak.upgrade() {
+                shared.on_push(generation, &push);
+            }
+            Ok(())
+        };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(shared.connection_timeout))
+            .set_response_timeout(Some(shared.response_timeout))
+            .set_push_sender(on_push);
+        let started = Instant::now();
+        let opened = async {
+            let mut conn = shared
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("CLIENT")
+                .arg("TRACKING")
+                .arg("ON")
+                .query_async::<()>(&mut conn)
+                .await?;
+            Ok::<_, redis::RedisError>(conn)
+        };
+        let conn = opened.await.map_err(|e| {
+            Error::store(
+                "opening the Redis read cache's tracking connection (RESP3 CLIENT TRACKING, \
+                 Redis 6 or later)",
+                e,
+            )
+        })?;
+        let mut state = shared.lock();
+        if state.generation == generation {
+            state.conn = Some(conn);
+            state.live_until = Some(started + shared.settings.lease);
+        }
+        Ok(())
+    }
+
+    /// An out-of-band message on the tracking connection of `generation`:
+    /// handled in that connection's task, in the order it arrived.
+    fn on_push(&self, generation: u64, push: &PushInfo) {
+        let mut state = self.lock();
+        if state.generation != generation {
+            return;
+        }
+        match push.kind {
+            PushKind::Invalidate => match push.data.first() {
+                Some(Value::Array(keys)) => {
+                    state.invalidate(keys.iter().filter_map(|key| match key {
+                        Value::BulkString(key) => std::str::from_utf8(key).ok(),
+                        _ => None,
+                    }))
+                }
+                // A null list: the server flushed its keyspace.
+                _ => state.slots.clear(),
+            },
+            PushKind::Disconnection => {
+                state.drop_all();
+                self.lost.notify_one();
+            }
+            _ => {}
+        }
+    }
+
+    /// `PING` the tracking connection; renew the lease if it answers.
+    async fn ping(&self) -> bool {
+        let (conn, generation) = {
+            let state = self.lock();
+            (state.conn.clone(), state.generation)
+        };
+        let Some(mut conn) = conn else {
+            return false;
+        };
+        let sent = Instant::now();
+        let answered = tokio::time::timeout(
+            self.response_timeout,
+            redis::cmd("PING").query_async::<()>(&mut conn),
+        )
+        .await;
+        let mut state = self.lock();
+        if state.generation != generation {
+            return false;
+        }
+        if matches!(answered, Ok(Ok(()))) {
+            state.live_until = Some(sent + self.settings.lease);
+            true
+        } else {
+            state.drop_all();
+            false
+        }
+    }
+}
+
+/// What [`State::find`] found.
+enum Found {
+    Hit(Record),
+    /// Not cached: a ticket was filed for the read to come.
+    Miss(u64),
+}
+
+impl State {
+    /// The cached record of `key`, or a ticket for reading it.
+    fn find(&mut self, key: &str, capacity: usize) -> Found {
+        if let Some(Slot::Ready(record)) = self.slots.get(key) {
+            let record = record.clone();
+            self.stats.hits += 1;
+            return Found::Hit(record);
+        }
+        self.stats.misses += 1;
+        self.next_ticket += 1;
+        if !self.slots.contains_key(key) && self.slots.len() >= capacity {
+            // Full: make room by dropping an arbitrary entry. Not LRU, on
+            // purpose: a hit then costs no bookkeeping.
+            if let Some(victim) = self.slots.keys().next().cloned() {
+                self.slots.remove(&victim);
+            }
+        }
+        self.slots
+            .insert(key.to_owned(), Slot::Pending(self.next_ticket));
+        Found::Miss(self.next_ticket)
+    }
+
+    /// Keep the reply to the read under `ticket`, if `key` still waits for it.
+    fn keep(&mut self, key: &str, ticket: u64, found: Option<&Record>) {
+        if !matches!(self.slots.get(key), Some(Slot::Pending(t)) if *t == ticket) {
+            return;
+        }
+        match found {
+            Some(record) => {
+                self.slots
+                    .insert(key.to_owned(), Slot::Ready(record.clone()));
+            }
+            None => {
+                self.slots.remove(key);
+            }
+        }
+    }
+
+    /// Redis says these keys changed: whatever is cached or awaited for them
+    /// is void.
+    fn invalidate<'k>(&mut self, keys: impl Iterator<Item = &'k str>) {
+        for key in keys {
+            self.slots.remove(key);
+        }
+    }
+
+    /// The invalidation stream is lost: nothing cached can be trusted.
+    fn drop_all(&mut self) {
+        if self.conn.take().is_some() {
+            self.stats.drops += 1;
+        }
+        self.slots.clear();
+        self.live_until = None;
+        self.generation += 1;
+    }
+}
+
+/// Every half lease: renew the lease, or reconnect after a loss (at once
+/// when the connection reported it). Ends when the store is dropped.
+async fn heartbeat(weak: Weak<Shared>) {
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let period = shared.settings.lease / 2;
+        // This holds the cache for at most one period after its store is
+        // dropped; the next turn of the loop ends.
+        let lost = async move { shared.lost.notified().await };
+        let _ = tokio::time::timeout(period, lost).await;
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        if !shared.ping().await {
+            if let Err(e) = Shared::connect(&shared).await {
+                tracing::warn!(
+                    error = %e,
+                    "the Redis read cache is off until its tracking connection is back; \
+                     sessions are read from Redis meanwhile"
+                );
+            }
+        }
+    }
+}
+
+/// Read one session hash through `conn`: the command the store and the cache
+/// share.
+pub(crate) async fn read_session<C: ConnectionLike>(
+    conn: &mut C,
+    redis_key: &str,
+) -> redis::RedisResult<(Option<String>, Option<i64>, Option<i64>)> {
+    redis::cmd("HMGET")
+        .arg(redis_key)
+        .arg(&["rec", "seen", "exp"])
+        .query_async(conn)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(version: u64) -> Record {
+        let mut record = Record::new(100);
+        record.version = version;
+        record
+    }
+
+    /// The version cached for `key`, looked at without filing a ticket.
+    fn cached(state: &State, key: &str) -> Option<u64> {
+        match state.slots.get(key) {
+            Some(Slot::Ready(record)) => Some(record.version),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_reply_is_kept_and_then_served() {
+        let mut state = State::default();
+        let Found::Miss(ticket) = state.find("k", 10) else {
+            panic!("an empty cache hit");
+        };
+        state.keep("k", ticket, Some(&record(1)));
+        assert!(matches!(state.find("k", 10), Found::Hit(r) if r.version == 1));
+        assert_eq!((state.stats.hits, state.stats.misses), (1, 1));
+    }
+
+    /// The race the `redis` crate's own cache loses: the reply arrived, then
+    /// an invalidation was handled before the reader could keep the reply.
+    #[test]
+    fn a_reply_overtaken_by_an_invalidation_is_not_kept() {
+        let mut state = State::default();
+        let Found::Miss(ticket) = state.find("k", 10) else {
+            panic!("an empty cache hit");
+        };
+        state.invalidate(["k"].into_iter());
+        state.keep("k", ticket, Some(&record(1)));
+        assert_eq!(cached(&state, "k"), None);
+    }
+
+    #[test]
+    fn only_the_latest_read_of_a_key_is_kept() {
+        let mut state = State::default();
+        let Found::Miss(first) = state.find("k", 10) else {
+            panic!("an empty cache hit");
+        };
+        let Found::Miss(second) = state.find("k", 10) else {
+            panic!("a pending read was served");
+        };
+        state.keep("k", first, Some(&record(1)));
+        assert_eq!(cached(&state, "k"), None, "an older read's reply was kept");
+        state.keep("k", second, Some(&record(2)));
+        assert_eq!(cached(&state, "k"), Some(2));
+    }
+
+    #[test]
+    fn a_lost_stream_drops_everything_and_voids_reads_in_flight() {
+        let mut state = State::default();
+        let Found::Miss(ticket) = state.find("a", 10) else {
+            panic!("an empty cache hit");
+        };
+        state.keep("a", ticket, Some(&record(1)));
+        let Found::Miss(pending) = state.find("b", 10) else {
+            panic!("an empty cache hit");
+        };
+        state.drop_all();
+        state.keep("b", pending, Some(&record(1)));
+        assert_eq!(cached(&state, "a"), None);
+        assert_eq!(cached(&state, "b"), None);
+    }
+
+    #[test]
+    fn a_full_cache_stays_within_its_capacity() {
+        let mut state = State::default();
+        for n in 0..50 {
+            let key = format!("k{n}");
+            if let Found::Miss(ticket) = state.find(&key, 10) {
+                state.keep(&key, ticket, Some(&record(1)));
+            }
+            assert!(state.slots.len() <= 10);
+        }
+        assert_eq!(state.slots.len(), 10);
+    }
+}
