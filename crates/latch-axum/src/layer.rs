@@ -1,5 +1,7 @@
 //! The tower layer that wraps a service with sessions.
 
+use std::sync::Arc;
+
 use latch::SessionManager;
 use tower_layer::Layer;
 
@@ -27,7 +29,9 @@ use crate::service::SessionService;
 #[derive(Debug, Clone)]
 pub struct SessionLayer {
     manager: SessionManager,
-    proxies: TrustedProxies,
+    // Shared: axum calls `layer` for every request that reaches a handler
+    // route, so this must cost no allocation.
+    proxies: Arc<TrustedProxies>,
 }
 
 impl SessionLayer {
@@ -35,7 +39,7 @@ impl SessionLayer {
     pub fn new(manager: SessionManager) -> Self {
         Self {
             manager,
-            proxies: TrustedProxies::default(),
+            proxies: Arc::new(TrustedProxies::default()),
         }
     }
 
@@ -46,7 +50,7 @@ impl SessionLayer {
     /// the connection's peer and forwarded headers are ignored.
     #[must_use]
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
-        self.proxies = proxies;
+        self.proxies = Arc::new(proxies);
         self
     }
 }
@@ -55,6 +59,6 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService::new(inner, self.manager.clone(), self.proxies.clone())
+        SessionService::new(inner, self.manager.clone(), Arc::clone(&self.proxies))
     }
 }

@@ -27,11 +27,11 @@ pub struct SessionService<S> {
 }
 
 impl<S> SessionService<S> {
-    pub(crate) fn new(inner: S, manager: SessionManager, proxies: TrustedProxies) -> Self {
+    pub(crate) fn new(inner: S, manager: SessionManager, proxies: Arc<TrustedProxies>) -> Self {
         Self {
             inner,
             manager,
-            proxies: Arc::new(proxies),
+            proxies,
         }
     }
 }
@@ -234,7 +234,9 @@ fn apply(mut response: Response, finished: Finished) -> Response {
         .chain(finished.other_cookies);
     let mut any = false;
     for cookie in cookies {
-        let Ok(value) = HeaderValue::from_str(&cookie) else {
+        // Handed over, not copied: latch sizes the string exactly, so the
+        // bytes become the header value without another allocation.
+        let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(cookie)) else {
             // Cookie values are base64url and attributes are validated at start-up,
             // so this cannot happen; refuse rather than send a broken header.
             tracing::error!("latch produced a Set-Cookie value that is not a valid header");

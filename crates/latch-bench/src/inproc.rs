@@ -26,6 +26,10 @@ pub struct InprocArgs {
     /// Requests sent.
     #[arg(long, default_value_t = 20_000)]
     requests: u64,
+    /// Print the status and headers of the first answer (to compare what
+    /// each configuration sends over the wire).
+    #[arg(long)]
+    show: bool,
 }
 
 /// Run `--requests` requests of `--mode` through `--config`.
@@ -67,6 +71,16 @@ pub fn run(args: &InprocArgs) -> anyhow::Result<()> {
                 // load benchmark, so both parse a header of the same size.
                 .or_else(|| Some(crate::load::BARE_COOKIE.to_owned()))
         };
+        if args.show {
+            let res = app
+                .clone()
+                .oneshot(get(mode.path(), cookie.as_deref()))
+                .await?;
+            println!("{}", res.status());
+            for (name, value) in res.headers() {
+                println!("{name}: {}", String::from_utf8_lossy(value.as_bytes()));
+            }
+        }
         let t = Instant::now();
         for _ in 0..n {
             let res = app

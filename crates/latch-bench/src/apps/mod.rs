@@ -3,6 +3,7 @@
 //! and `/none` (the session is not touched).
 
 pub mod extra;
+pub mod floor;
 pub mod latch;
 pub mod ts_handlers;
 
@@ -53,11 +54,16 @@ pub enum Config {
     ExtraSigned,
     /// axum-extra 0.12 `PrivateCookieJar`.
     ExtraPrivate,
+    /// The floor of `latch-signed`: a hand-written handler doing only what
+    /// latch must (see `apps/floor.rs`).
+    FloorSigned,
+    /// The floor of `latch-encrypted` (XChaCha20-Poly1305).
+    FloorEncrypted,
 }
 
 impl Config {
     /// Every configuration, in table order.
-    pub const ALL: [Config; 18] = [
+    pub const ALL: [Config; 20] = [
         Config::Bare,
         Config::BareLayer,
         Config::LatchSigned,
@@ -76,6 +82,8 @@ impl Config {
         Config::TsRedis,
         Config::ExtraSigned,
         Config::ExtraPrivate,
+        Config::FloorSigned,
+        Config::FloorEncrypted,
     ];
 
     /// The name used on the command line and in tables.
@@ -99,6 +107,8 @@ impl Config {
             Config::TsRedis => "ts-redis",
             Config::ExtraSigned => "extra-signed",
             Config::ExtraPrivate => "extra-private",
+            Config::FloorSigned => "floor-signed",
+            Config::FloorEncrypted => "floor-encrypted",
         }
     }
 
@@ -227,6 +237,8 @@ pub async fn router(config: Config, env: &Env, cell: usize) -> anyhow::Result<Ro
         Config::TsSqlite => anyhow::bail!("ts-sqlite runs as a separate process"),
         Config::ExtraSigned => extra::signed(),
         Config::ExtraPrivate => extra::private(),
+        Config::FloorSigned => floor::signed(),
+        Config::FloorEncrypted => floor::sealed(),
     })
 }
 

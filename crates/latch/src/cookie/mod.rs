@@ -131,18 +131,31 @@ impl CookieConfig {
     /// );
     /// ```
     pub fn set_cookie(&self, value: &str, max_age: Option<i64>) -> String {
-        use std::fmt::Write as _;
         // Byte for byte what the `cookie` crate writes (Max-Age comes after
         // every attribute here; see the test `cached_rendering_matches_the_cookie_crate`).
-        let mut out =
-            String::with_capacity(self.name.len() + 1 + value.len() + self.tail.len() + 20);
+        // Sized exactly, so a framework can turn it into a header value
+        // without copying or reallocating it.
+        const MAX_AGE: &str = "; Max-Age=";
+        let mut buffer = itoa::Buffer::new();
+        let digits = match max_age {
+            Some(secs) => buffer.format(secs.max(0)),
+            None => "",
+        };
+        let max_age_len = if max_age.is_some() {
+            MAX_AGE.len() + digits.len()
+        } else {
+            0
+        };
+        let mut out = String::with_capacity(
+            self.name.len() + 1 + value.len() + self.tail.len() + max_age_len,
+        );
         out.push_str(&self.name);
         out.push('=');
         out.push_str(value);
         out.push_str(&self.tail);
-        if let Some(secs) = max_age {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "; Max-Age={}", secs.max(0));
+        if max_age.is_some() {
+            out.push_str(MAX_AGE);
+            out.push_str(digits);
         }
         out
     }
@@ -489,11 +502,10 @@ mod rendering_tests {
         for config in &configs {
             for value in ["", "abc", "a-b_c.d~e"] {
                 for max_age in [None, Some(0), Some(-5), Some(3600), Some(34_560_000)] {
-                    assert_eq!(
-                        config.set_cookie(value, max_age),
-                        reference(config, value, max_age),
-                        "{config:?}"
-                    );
+                    let rendered = config.set_cookie(value, max_age);
+                    assert_eq!(rendered, reference(config, value, max_age), "{config:?}");
+                    // Exactly sized: frameworks hand the bytes over uncopied.
+                    assert_eq!(rendered.capacity(), rendered.len(), "{rendered}");
                 }
             }
         }
