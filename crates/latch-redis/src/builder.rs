@@ -695,6 +695,8 @@ mod tests {
         refused(RedisStore::cluster_builder(["redis://127.0.0.1/"]).read_cache(on));
         let msg = refused(RedisStore::builder("redis://127.0.0.1/").read_cache(on.capacity(0)));
         assert!(msg.contains("capacity of at least 1"), "{msg}");
+        let msg = refused(RedisStore::builder("redis://127.0.0.1/").read_cache(on.max_bytes(1000)));
+        assert!(msg.contains("at least 64 KiB"), "{msg}");
         let msg = refused(
             RedisStore::builder("redis://127.0.0.1/")
                 .read_cache(on.lease(Duration::from_millis(5))),

@@ -53,6 +53,7 @@ use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
 /// | setting | default | meaning |
 /// |---|---|---|
 /// | [`capacity`](Self::capacity) | 10 000 | sessions kept in memory at most |
+/// | [`max_bytes`](Self::max_bytes) | 32 MiB | stored-record bytes kept in memory at most |
 /// | [`lease`](Self::lease) | 2 s | how long cached sessions are served after the last heartbeat Redis answered |
 ///
 /// # What it guarantees
@@ -64,8 +65,11 @@ use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
 ///   (connection closed), or stops being served within one `lease` (a
 ///   connection that went silent).
 ///
-/// Needs Redis 6 or later (RESP3). Each cached session costs its record's
-/// size in memory, and Redis keeps a tracking-table entry per key read.
+/// Needs Redis 6 or later (RESP3). Both bounds hold at once: a client who
+/// makes many large sessions cannot make the cache grow past `max_bytes`
+/// (counted as the stored records' sizes; their in-memory form is a small
+/// multiple of that), and a record larger than an eighth of `max_bytes` is
+/// never cached. Redis keeps a tracking-table entry per key read.
 ///
 /// # Example
 /// ```no_run
@@ -82,6 +86,7 @@ use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadCache {
     capacity: usize,
+    max_bytes: usize,
     lease: Duration,
 }
 
@@ -89,6 +94,7 @@ impl Default for ReadCache {
     fn default() -> Self {
         Self {
             capacity: 10_000,
+            max_bytes: 32 << 20,
             lease: Duration::from_secs(2),
         }
     }
@@ -99,6 +105,13 @@ impl ReadCache {
     /// place of an arbitrary cached one.
     pub fn capacity(mut self, sessions: usize) -> Self {
         self.capacity = sessions;
+        self
+    }
+
+    /// Keep at most `bytes` of stored records in memory; when over, cached
+    /// ones are dropped (arbitrary ones) until it fits.
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
         self
     }
 
@@ -118,6 +131,13 @@ impl ReadCache {
                 "the Redis read cache needs a capacity of at least 1 session \
                  (leave read_cache off for none)",
             ));
+        }
+        if self.max_bytes < 64 << 10 {
+            return Err(Error::invalid_config(format!(
+                "the Redis read cache needs max_bytes of at least 64 KiB (it is {} bytes); \
+                 the default is 32 MiB",
+                self.max_bytes
+            )));
         }
         if self.lease < Duration::from_millis(100) || self.lease > Duration::from_secs(60) {
             return Err(Error::invalid_config(format!(
@@ -168,9 +188,11 @@ struct Shared {
     lost: tokio::sync::Notify,
 }
 
-#[derive(Default)]
 struct State {
+    limits: ReadCache,
     slots: HashMap<String, Slot>,
+    /// The sizes of the `Ready` slots' stored records, summed.
+    bytes: usize,
     /// The tracking connection, while it is up.
     conn: Option<MultiplexedConnection>,
     /// Bumped whenever a connection is made or lost, so pushes and replies
@@ -185,7 +207,8 @@ struct State {
 enum Slot {
     /// A read is on its way; its reply is kept only if this is still here.
     Pending(u64),
-    Ready(Record),
+    /// A record, and the size of its stored form.
+    Ready(Record, usize),
 }
 
 /// What a lookup found.
@@ -224,7 +247,7 @@ impl Cache {
             client,
             connection_timeout,
             response_timeout,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State::new(settings)),
             lost: tokio::sync::Notify::new(),
         });
         Shared::connect(&shared).await?;
@@ -240,7 +263,7 @@ impl Cache {
             state.stats.misses += 1;
             return Lookup::Bypass;
         };
-        match state.find(key, self.shared.settings.capacity) {
+        match state.find(key) {
             Found::Hit(record) => Lookup::Hit(record),
             Found::Miss(ticket) => Lookup::Miss(Ticket {
                 conn,
@@ -252,8 +275,9 @@ impl Cache {
 
     /// Keep what the read of `key` under `ticket` found, unless anything
     /// invalidated the key (or the connection) since the ticket was filed.
-    /// A session that does not exist is not kept.
-    pub(crate) fn keep(&self, key: &str, ticket: &Ticket, found: Option<&Record>) {
+    /// A session that does not exist is not kept. `size` is the length of
+    /// its stored form.
+    pub(crate) fn keep(&self, key: &str, ticket: &Ticket, found: Option<(&Record, usize)>) {
         let mut state = self.shared.lock();
         if state.generation == ticket.generation {
             state.keep(key, ticket.ticket, found);
@@ -262,12 +286,12 @@ impl Cache {
 
     /// Forget `key`: called after each of this store's own writes of it.
     pub(crate) fn forget(&self, key: &str) {
-        self.shared.lock().slots.remove(key);
+        self.shared.lock().remove(key);
     }
 
     /// Forget everything: after writes of many keys ("sign out everywhere").
     pub(crate) fn forget_all(&self) {
-        self.shared.lock().slots.clear();
+        self.shared.lock().clear();
     }
 
     pub(crate) fn stats(&self) -> ReadCacheStats {
@@ -344,7 +368,7 @@ impl Shared {
                     }))
                 }
                 // A null list: the server flushed its keyspace.
-                _ => state.slots.clear(),
+                _ => state.clear(),
             },
             PushKind::Disconnection => {
                 state.drop_all();
@@ -391,21 +415,30 @@ enum Found {
 }
 
 impl State {
+    fn new(limits: ReadCache) -> Self {
+        Self {
+            limits,
+            slots: HashMap::new(),
+            bytes: 0,
+            conn: None,
+            generation: 0,
+            live_until: None,
+            next_ticket: 0,
+            stats: ReadCacheStats::default(),
+        }
+    }
+
     /// The cached record of `key`, or a ticket for reading it.
-    fn find(&mut self, key: &str, capacity: usize) -> Found {
-        if let Some(Slot::Ready(record)) = self.slots.get(key) {
+    fn find(&mut self, key: &str) -> Found {
+        if let Some(Slot::Ready(record, _)) = self.slots.get(key) {
             let record = record.clone();
             self.stats.hits += 1;
             return Found::Hit(record);
         }
         self.stats.misses += 1;
         self.next_ticket += 1;
-        if !self.slots.contains_key(key) && self.slots.len() >= capacity {
-            // Full: make room by dropping an arbitrary entry. Not LRU, on
-            // purpose: a hit then costs no bookkeeping.
-            if let Some(victim) = self.slots.keys().next().cloned() {
-                self.slots.remove(&victim);
-            }
+        if !self.slots.contains_key(key) && self.slots.len() >= self.limits.capacity {
+            self.evict_one(key);
         }
         self.slots
             .insert(key.to_owned(), Slot::Pending(self.next_ticket));
@@ -413,26 +446,53 @@ impl State {
     }
 
     /// Keep the reply to the read under `ticket`, if `key` still waits for it.
-    fn keep(&mut self, key: &str, ticket: u64, found: Option<&Record>) {
+    fn keep(&mut self, key: &str, ticket: u64, found: Option<(&Record, usize)>) {
         if !matches!(self.slots.get(key), Some(Slot::Pending(t)) if *t == ticket) {
             return;
         }
         match found {
-            Some(record) => {
+            Some((record, size)) if size <= self.limits.max_bytes / 8 => {
                 self.slots
-                    .insert(key.to_owned(), Slot::Ready(record.clone()));
+                    .insert(key.to_owned(), Slot::Ready(record.clone(), size));
+                self.bytes += size;
+                while self.bytes > self.limits.max_bytes && self.evict_one(key) {}
             }
-            None => {
+            _ => {
                 self.slots.remove(key);
             }
         }
+    }
+
+    /// Drop an arbitrary entry other than `keep`. Not LRU, on purpose: a
+    /// hit then costs no bookkeeping. False when there is none.
+    fn evict_one(&mut self, keep: &str) -> bool {
+        let victim = self.slots.keys().find(|k| *k != keep).cloned();
+        match victim {
+            Some(victim) => {
+                self.remove(&victim);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forget `key`, whether cached or awaited.
+    fn remove(&mut self, key: &str) {
+        if let Some(Slot::Ready(_, size)) = self.slots.remove(key) {
+            self.bytes -= size;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.bytes = 0;
     }
 
     /// Redis says these keys changed: whatever is cached or awaited for them
     /// is void.
     fn invalidate<'k>(&mut self, keys: impl Iterator<Item = &'k str>) {
         for key in keys {
-            self.slots.remove(key);
+            self.remove(key);
         }
     }
 
@@ -441,7 +501,7 @@ impl State {
         if self.conn.take().is_some() {
             self.stats.drops += 1;
         }
-        self.slots.clear();
+        self.clear();
         self.live_until = None;
         self.generation += 1;
     }
@@ -500,19 +560,23 @@ mod tests {
     /// The version cached for `key`, looked at without filing a ticket.
     fn cached(state: &State, key: &str) -> Option<u64> {
         match state.slots.get(key) {
-            Some(Slot::Ready(record)) => Some(record.version),
+            Some(Slot::Ready(record, _)) => Some(record.version),
             _ => None,
         }
     }
 
+    fn state() -> State {
+        State::new(ReadCache::default().capacity(10))
+    }
+
     #[test]
     fn a_reply_is_kept_and_then_served() {
-        let mut state = State::default();
-        let Found::Miss(ticket) = state.find("k", 10) else {
+        let mut state = state();
+        let Found::Miss(ticket) = state.find("k") else {
             panic!("an empty cache hit");
         };
-        state.keep("k", ticket, Some(&record(1)));
-        assert!(matches!(state.find("k", 10), Found::Hit(r) if r.version == 1));
+        state.keep("k", ticket, Some((&record(1), 100)));
+        assert!(matches!(state.find("k"), Found::Hit(r) if r.version == 1));
         assert_eq!((state.stats.hits, state.stats.misses), (1, 1));
     }
 
@@ -520,56 +584,81 @@ mod tests {
     /// an invalidation was handled before the reader could keep the reply.
     #[test]
     fn a_reply_overtaken_by_an_invalidation_is_not_kept() {
-        let mut state = State::default();
-        let Found::Miss(ticket) = state.find("k", 10) else {
+        let mut state = state();
+        let Found::Miss(ticket) = state.find("k") else {
             panic!("an empty cache hit");
         };
         state.invalidate(["k"].into_iter());
-        state.keep("k", ticket, Some(&record(1)));
+        state.keep("k", ticket, Some((&record(1), 100)));
         assert_eq!(cached(&state, "k"), None);
     }
 
     #[test]
     fn only_the_latest_read_of_a_key_is_kept() {
-        let mut state = State::default();
-        let Found::Miss(first) = state.find("k", 10) else {
+        let mut state = state();
+        let Found::Miss(first) = state.find("k") else {
             panic!("an empty cache hit");
         };
-        let Found::Miss(second) = state.find("k", 10) else {
+        let Found::Miss(second) = state.find("k") else {
             panic!("a pending read was served");
         };
-        state.keep("k", first, Some(&record(1)));
+        state.keep("k", first, Some((&record(1), 100)));
         assert_eq!(cached(&state, "k"), None, "an older read's reply was kept");
-        state.keep("k", second, Some(&record(2)));
+        state.keep("k", second, Some((&record(2), 100)));
         assert_eq!(cached(&state, "k"), Some(2));
     }
 
     #[test]
     fn a_lost_stream_drops_everything_and_voids_reads_in_flight() {
-        let mut state = State::default();
-        let Found::Miss(ticket) = state.find("a", 10) else {
+        let mut state = state();
+        let Found::Miss(ticket) = state.find("a") else {
             panic!("an empty cache hit");
         };
-        state.keep("a", ticket, Some(&record(1)));
-        let Found::Miss(pending) = state.find("b", 10) else {
+        state.keep("a", ticket, Some((&record(1), 100)));
+        let Found::Miss(pending) = state.find("b") else {
             panic!("an empty cache hit");
         };
         state.drop_all();
-        state.keep("b", pending, Some(&record(1)));
+        state.keep("b", pending, Some((&record(1), 100)));
         assert_eq!(cached(&state, "a"), None);
         assert_eq!(cached(&state, "b"), None);
     }
 
     #[test]
     fn a_full_cache_stays_within_its_capacity() {
-        let mut state = State::default();
+        let mut state = state();
         for n in 0..50 {
             let key = format!("k{n}");
-            if let Found::Miss(ticket) = state.find(&key, 10) {
-                state.keep(&key, ticket, Some(&record(1)));
+            if let Found::Miss(ticket) = state.find(&key) {
+                state.keep(&key, ticket, Some((&record(1), 100)));
             }
             assert!(state.slots.len() <= 10);
         }
         assert_eq!(state.slots.len(), 10);
+        assert_eq!(state.bytes, 1000);
+    }
+
+    /// Many large sessions cannot grow the cache past its byte bound, and
+    /// one too large for it is not cached at all.
+    #[test]
+    fn large_records_stay_within_the_byte_bound() {
+        let mut state = State::new(ReadCache::default().max_bytes(64 << 10));
+        for n in 0..100 {
+            let key = format!("k{n}");
+            if let Found::Miss(ticket) = state.find(&key) {
+                state.keep(&key, ticket, Some((&record(1), 4 << 10)));
+            }
+            assert!(state.bytes <= 64 << 10, "{} bytes", state.bytes);
+        }
+        assert_eq!(state.bytes, 64 << 10);
+        let Found::Miss(ticket) = state.find("huge") else {
+            panic!("an uncached key hit");
+        };
+        state.keep("huge", ticket, Some((&record(1), 9 << 10)));
+        assert_eq!(cached(&state, "huge"), None);
+        for n in 0..100 {
+            state.remove(&format!("k{n}"));
+        }
+        assert_eq!(state.bytes, 0);
     }
 }

@@ -160,3 +160,37 @@ async fn turning_verification_off_takes_the_named_option() {
         .expect("verification off");
     common::one_round_trip(&store).await;
 }
+
+/// The read cache's own tracking connection speaks the same TLS, client
+/// certificate included, as the store's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_cache_connects_with_the_same_mutual_tls() {
+    use latch::SessionStore as _;
+    let Some(server) = server(true) else { return };
+    let certs = server.certs().expect("TLS server");
+    let store = RedisStore::builder(server.tls_url().expect("TLS url"))
+        .tls_ca_file(&certs.ca)
+        .tls_client_cert(&certs.client_cert, &certs.client_key)
+        .prefix(common::unique_prefix("tls-cache"))
+        .read_cache(latch_redis::ReadCache::default())
+        .connect()
+        .await
+        .expect("the store and its read cache over mutual TLS");
+    let key = latch::SessionId::generate().store_key();
+    let mut record = latch::Record::new(common::wall_now());
+    record.expires_at = common::wall_now() + 600;
+    record.version = 1;
+    assert!(store.create(&key, &record).await.expect("store call"));
+    store.load(&key).await.expect("store call");
+    let hits = store.read_cache_stats().expect("cache on").hits;
+    assert_eq!(
+        store
+            .load(&key)
+            .await
+            .expect("store call")
+            .expect("the session")
+            .version,
+        1
+    );
+    assert_eq!(store.read_cache_stats().expect("cache on").hits, hits + 1);
+}

@@ -68,8 +68,9 @@ impl RedisStore {
                 let fields = cache::read_session(&mut ticket.conn, &redis_key)
                     .await
                     .context("loading a session")?;
+                let size = fields.0.as_ref().map_or(0, String::len);
                 let record = record_of(key, fields)?;
-                cache.keep(&redis_key, &ticket, record.as_ref());
+                cache.keep(&redis_key, &ticket, record.as_ref().map(|r| (r, size)));
                 Ok(record)
             }
         }
