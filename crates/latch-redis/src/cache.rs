@@ -27,10 +27,12 @@
 //!    cached is dropped at once (its invalidations can no longer arrive), and
 //!    reads go straight to Redis until a new tracking connection is up.
 //! 4. **Lease.** A connection can also die silently (a partition, a frozen
-//!    server). A heartbeat `PING`s the tracking connection every half lease;
-//!    a reply proves every invalidation sent before it was handled, so cached
-//!    entries are served only until `lease` after the last answered `PING`
-//!    was sent. That bounds how stale a read can be when the stream is lost
+//!    server). A heartbeat asks the tracking connection's server for its
+//!    `ROLE` every half lease; a reply proves every invalidation sent before
+//!    it was handled, so cached entries are served only until `lease` after
+//!    the last answered heartbeat was sent, and only while that server says
+//!    it is a master (after a failover behind a DNS name or proxy the old
+//!    master would no longer see the store's writes). That bounds how stale a read can be when the stream is lost
 //!    without a word: one lease (2 s by default).
 //!
 //! Between instances the bound is the push's delivery: an instance answers
@@ -63,7 +65,9 @@ use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
 ///   invalidation message arrives (sub-millisecond on loopback).
 /// - When the invalidation stream is lost, the whole cache is dropped
 ///   (connection closed), or stops being served within one `lease` (a
-///   connection that went silent).
+///   connection that went silent, or a server that stopped being a master:
+///   the heartbeat asks for its `ROLE`). A server that is not a master is
+///   refused when the store connects.
 ///
 /// Needs Redis 6 or later (RESP3). Both bounds hold at once: a client who
 /// makes many large sessions cannot make the cache grow past `max_bytes`
@@ -193,6 +197,8 @@ struct State {
     slots: HashMap<String, Slot>,
     /// The sizes of the `Ready` slots' stored records, summed.
     bytes: usize,
+    /// How many slots are `Ready`.
+    ready: usize,
     /// The tracking connection, while it is up.
     conn: Option<MultiplexedConnection>,
     /// Bumped whenever a connection is made or lost, so pushes and replies
@@ -264,12 +270,13 @@ impl Cache {
             return Lookup::Bypass;
         };
         match state.find(key) {
-            Found::Hit(record) => Lookup::Hit(record),
-            Found::Miss(ticket) => Lookup::Miss(Ticket {
+            Some(Found::Hit(record)) => Lookup::Hit(record),
+            Some(Found::Miss(ticket)) => Lookup::Miss(Ticket {
                 conn,
                 generation: state.generation,
                 ticket,
             }),
+            None => Lookup::Bypass,
         }
     }
 
@@ -281,6 +288,17 @@ impl Cache {
         let mut state = self.shared.lock();
         if state.generation == ticket.generation {
             state.keep(key, ticket.ticket, found);
+        }
+    }
+
+    /// The read under `ticket` failed beyond repair: its connection is gone
+    /// even if it has not said so (a failed write does not always produce the
+    /// `Disconnection` push), so nothing cached can be trusted.
+    pub(crate) fn lost(&self, ticket: &Ticket) {
+        let mut state = self.shared.lock();
+        if state.generation == ticket.generation {
+            state.drop_all();
+            self.shared.lost.notify_one();
         }
     }
 
@@ -337,13 +355,21 @@ impl Shared {
                 .await?;
             Ok::<_, redis::RedisError>(conn)
         };
-        let conn = opened.await.map_err(|e| {
+        let mut conn = opened.await.map_err(|e| {
             Error::store(
                 "opening the Redis read cache's tracking connection (RESP3 CLIENT TRACKING, \
                  Redis 6 or later)",
                 e,
             )
         })?;
+        if !is_master(&mut conn).await {
+            return Err(Error::store_msg(
+                "the Redis read cache needs the server to be a master (ROLE said otherwise, \
+                 or the server or proxy does not answer ROLE): a replica does not see the \
+                 writes made on its master, so its invalidations would never come; point \
+                 the store at the master, or leave read_cache off",
+            ));
+        }
         let mut state = shared.lock();
         if state.generation == generation {
             state.conn = Some(conn);
@@ -378,7 +404,11 @@ impl Shared {
         }
     }
 
-    /// `PING` the tracking connection; renew the lease if it answers.
+    /// Ask the tracking connection's server for its `ROLE`; renew the lease
+    /// if it answers that it is a master. A replica (the old master after a
+    /// failover behind a DNS name or proxy, say) would not see the writes the
+    /// store's own connection makes elsewhere, so it counts as a loss; so
+    /// does a proxy that does not know `ROLE` (the cache then stays off).
     async fn ping(&self) -> bool {
         let (conn, generation) = {
             let state = self.lock();
@@ -388,16 +418,14 @@ impl Shared {
             return false;
         };
         let sent = Instant::now();
-        let answered = tokio::time::timeout(
-            self.response_timeout,
-            redis::cmd("PING").query_async::<()>(&mut conn),
-        )
-        .await;
+        let master = tokio::time::timeout(self.response_timeout, is_master(&mut conn))
+            .await
+            .unwrap_or(false);
         let mut state = self.lock();
         if state.generation != generation {
             return false;
         }
-        if matches!(answered, Ok(Ok(()))) {
+        if master {
             state.live_until = Some(sent + self.settings.lease);
             true
         } else {
@@ -420,6 +448,7 @@ impl State {
             limits,
             slots: HashMap::new(),
             bytes: 0,
+            ready: 0,
             conn: None,
             generation: 0,
             live_until: None,
@@ -428,21 +457,35 @@ impl State {
         }
     }
 
-    /// The cached record of `key`, or a ticket for reading it.
-    fn find(&mut self, key: &str) -> Found {
-        if let Some(Slot::Ready(record, _)) = self.slots.get(key) {
-            let record = record.clone();
-            self.stats.hits += 1;
-            return Found::Hit(record);
+    /// The cached record of `key`, or a ticket for reading it: the ticket
+    /// of a read already on its way if there is one (replies come back in
+    /// order on the one connection, so the first to arrive is kept and the
+    /// others are ignored), else a new one. `None`: too many reads on their
+    /// way to file another; read without keeping the reply.
+    fn find(&mut self, key: &str) -> Option<Found> {
+        match self.slots.get(key) {
+            Some(Slot::Ready(record, _)) => {
+                let record = record.clone();
+                self.stats.hits += 1;
+                return Some(Found::Hit(record));
+            }
+            Some(Slot::Pending(ticket)) => {
+                self.stats.misses += 1;
+                return Some(Found::Miss(*ticket));
+            }
+            None => {}
         }
         self.stats.misses += 1;
-        self.next_ticket += 1;
-        if !self.slots.contains_key(key) && self.slots.len() >= self.limits.capacity {
-            self.evict_one(key);
+        // Pending slots never push out cached sessions: a client sending
+        // made-up session IDs (each a miss that finds nothing) must not be
+        // able to empty the cache. They have a bound of their own.
+        if self.slots.len() - self.ready >= self.limits.capacity {
+            return None;
         }
+        self.next_ticket += 1;
         self.slots
             .insert(key.to_owned(), Slot::Pending(self.next_ticket));
-        Found::Miss(self.next_ticket)
+        Some(Found::Miss(self.next_ticket))
     }
 
     /// Keep the reply to the read under `ticket`, if `key` still waits for it.
@@ -455,7 +498,10 @@ impl State {
                 self.slots
                     .insert(key.to_owned(), Slot::Ready(record.clone(), size));
                 self.bytes += size;
-                while self.bytes > self.limits.max_bytes && self.evict_one(key) {}
+                self.ready += 1;
+                while (self.bytes > self.limits.max_bytes || self.ready > self.limits.capacity)
+                    && self.evict_one(key)
+                {}
             }
             _ => {
                 self.slots.remove(key);
@@ -463,10 +509,14 @@ impl State {
         }
     }
 
-    /// Drop an arbitrary entry other than `keep`. Not LRU, on purpose: a
-    /// hit then costs no bookkeeping. False when there is none.
+    /// Drop an arbitrary cached session other than `keep`. Not LRU, on
+    /// purpose: a hit then costs no bookkeeping. False when there is none.
     fn evict_one(&mut self, keep: &str) -> bool {
-        let victim = self.slots.keys().find(|k| *k != keep).cloned();
+        let victim = self
+            .slots
+            .iter()
+            .find(|(k, slot)| *k != keep && matches!(slot, Slot::Ready(..)))
+            .map(|(k, _)| k.clone());
         match victim {
             Some(victim) => {
                 self.remove(&victim);
@@ -480,12 +530,14 @@ impl State {
     fn remove(&mut self, key: &str) {
         if let Some(Slot::Ready(_, size)) = self.slots.remove(key) {
             self.bytes -= size;
+            self.ready -= 1;
         }
     }
 
     fn clear(&mut self) {
         self.slots.clear();
         self.bytes = 0;
+        self.ready = 0;
     }
 
     /// Redis says these keys changed: whatever is cached or awaited for them
@@ -530,7 +582,22 @@ async fn heartbeat(weak: Weak<Shared>) {
                      sessions are read from Redis meanwhile"
                 );
             }
+            // A server (or proxy) that accepts connections and drops them at
+            // once must not get a reconnection per round trip.
+            drop(shared);
+            tokio::time::sleep(RECONNECT_PAUSE).await;
         }
+    }
+}
+
+/// The least time between two reconnections of the tracking connection.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Whether the server behind `conn` says it is a master.
+async fn is_master(conn: &mut MultiplexedConnection) -> bool {
+    match redis::cmd("ROLE").query_async::<Vec<Value>>(conn).await {
+        Ok(role) => matches!(role.first(), Some(Value::BulkString(r)) if r == b"master"),
+        Err(_) => false,
     }
 }
 
@@ -572,11 +639,11 @@ mod tests {
     #[test]
     fn a_reply_is_kept_and_then_served() {
         let mut state = state();
-        let Found::Miss(ticket) = state.find("k") else {
+        let Some(Found::Miss(ticket)) = state.find("k") else {
             panic!("an empty cache hit");
         };
         state.keep("k", ticket, Some((&record(1), 100)));
-        assert!(matches!(state.find("k"), Found::Hit(r) if r.version == 1));
+        assert!(matches!(state.find("k"), Some(Found::Hit(r)) if r.version == 1));
         assert_eq!((state.stats.hits, state.stats.misses), (1, 1));
     }
 
@@ -585,7 +652,7 @@ mod tests {
     #[test]
     fn a_reply_overtaken_by_an_invalidation_is_not_kept() {
         let mut state = state();
-        let Found::Miss(ticket) = state.find("k") else {
+        let Some(Found::Miss(ticket)) = state.find("k") else {
             panic!("an empty cache hit");
         };
         state.invalidate(["k"].into_iter());
@@ -593,29 +660,62 @@ mod tests {
         assert_eq!(cached(&state, "k"), None);
     }
 
+    /// Concurrent misses of one key share its ticket: the first reply is
+    /// kept, a later one (same connection, so not older) is ignored.
     #[test]
-    fn only_the_latest_read_of_a_key_is_kept() {
+    fn concurrent_reads_of_a_key_share_one_ticket() {
         let mut state = state();
-        let Found::Miss(first) = state.find("k") else {
+        let Some(Found::Miss(first)) = state.find("k") else {
             panic!("an empty cache hit");
         };
-        let Found::Miss(second) = state.find("k") else {
+        let Some(Found::Miss(second)) = state.find("k") else {
             panic!("a pending read was served");
         };
+        assert_eq!(first, second);
         state.keep("k", first, Some((&record(1), 100)));
-        assert_eq!(cached(&state, "k"), None, "an older read's reply was kept");
-        state.keep("k", second, Some((&record(2), 100)));
-        assert_eq!(cached(&state, "k"), Some(2));
+        state.keep("k", second, Some((&record(1), 100)));
+        assert_eq!(cached(&state, "k"), Some(1));
+        assert_eq!((state.ready, state.bytes), (1, 100));
+    }
+
+    /// Misses that find nothing (made-up session IDs) never push out a
+    /// cached session, and their own slots are bounded.
+    #[test]
+    fn made_up_ids_cannot_empty_the_cache() {
+        let mut state = state();
+        for n in 0..10 {
+            let key = format!("real{n}");
+            if let Some(Found::Miss(ticket)) = state.find(&key) {
+                state.keep(&key, ticket, Some((&record(1), 100)));
+            }
+        }
+        for n in 0..1000 {
+            let key = format!("made-up{n}");
+            if let Some(Found::Miss(ticket)) = state.find(&key) {
+                state.keep(&key, ticket, None);
+            }
+        }
+        assert_eq!(state.ready, 10);
+        assert!((0..10).all(|n| cached(&state, &format!("real{n}")) == Some(1)));
+        // Reads in flight (never answered) stop filing tickets at the bound.
+        let mut filed = 0;
+        for n in 0..100 {
+            if state.find(&format!("stuck{n}")).is_some() {
+                filed += 1;
+            }
+        }
+        assert_eq!(filed, 10);
+        assert_eq!(cached(&state, "real0"), Some(1));
     }
 
     #[test]
     fn a_lost_stream_drops_everything_and_voids_reads_in_flight() {
         let mut state = state();
-        let Found::Miss(ticket) = state.find("a") else {
+        let Some(Found::Miss(ticket)) = state.find("a") else {
             panic!("an empty cache hit");
         };
         state.keep("a", ticket, Some((&record(1), 100)));
-        let Found::Miss(pending) = state.find("b") else {
+        let Some(Found::Miss(pending)) = state.find("b") else {
             panic!("an empty cache hit");
         };
         state.drop_all();
@@ -629,7 +729,7 @@ mod tests {
         let mut state = state();
         for n in 0..50 {
             let key = format!("k{n}");
-            if let Found::Miss(ticket) = state.find(&key) {
+            if let Some(Found::Miss(ticket)) = state.find(&key) {
                 state.keep(&key, ticket, Some((&record(1), 100)));
             }
             assert!(state.slots.len() <= 10);
@@ -645,13 +745,13 @@ mod tests {
         let mut state = State::new(ReadCache::default().max_bytes(64 << 10));
         for n in 0..100 {
             let key = format!("k{n}");
-            if let Found::Miss(ticket) = state.find(&key) {
+            if let Some(Found::Miss(ticket)) = state.find(&key) {
                 state.keep(&key, ticket, Some((&record(1), 4 << 10)));
             }
             assert!(state.bytes <= 64 << 10, "{} bytes", state.bytes);
         }
         assert_eq!(state.bytes, 64 << 10);
-        let Found::Miss(ticket) = state.find("huge") else {
+        let Some(Found::Miss(ticket)) = state.find("huge") else {
             panic!("an uncached key hit");
         };
         state.keep("huge", ticket, Some((&record(1), 9 << 10)));

@@ -355,3 +355,26 @@ async fn a_silent_server_stops_cached_reads_within_the_lease() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A read cache starts only on a master: on a replica (like an old master
+/// after a failover behind one name) the writes that should invalidate it
+/// would be made elsewhere. The heartbeat asks the same `ROLE` question.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_cache_is_refused_on_a_replica() {
+    let Some(master) = private_redis() else {
+        return;
+    };
+    let replica = PrivateRedis::start_replica_of(&master).unwrap();
+    let err = RedisStore::builder(replica.url())
+        .read_cache(ReadCache::default())
+        .connect()
+        .await
+        .expect_err("a read cache on a replica");
+    assert!(
+        err.to_string().contains("needs the server to be a master"),
+        "{err}"
+    );
+    // The same server without the cache connects (reads from a replica are
+    // the operator's choice).
+    assert!(RedisStore::builder(replica.url()).connect().await.is_ok());
+}

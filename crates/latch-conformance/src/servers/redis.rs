@@ -59,6 +59,20 @@ impl PrivateRedis {
         Ok(server)
     }
 
+    /// A plain server replicating `master`.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub fn start_replica_of(master: &PrivateRedis) -> Result<Self, String> {
+        Self::start_with(
+            None,
+            vec![
+                "--replicaof".to_owned(),
+                format!("127.0.0.1 {}", master.port()),
+            ],
+        )
+    }
+
     /// The plain-text port.
     pub fn port(&self) -> u16 {
         self.port

@@ -65,9 +65,16 @@ impl RedisStore {
             Lookup::Hit(record) => Ok(Some(record)),
             Lookup::Bypass => self.read_direct(key, &redis_key).await,
             Lookup::Miss(mut ticket) => {
-                let fields = cache::read_session(&mut ticket.conn, &redis_key)
-                    .await
-                    .context("loading a session")?;
+                let fields = match cache::read_session(&mut ticket.conn, &redis_key).await {
+                    Ok(fields) => fields,
+                    Err(e) if e.is_unrecoverable_error() => {
+                        // The tracking connection is gone, whether or not it
+                        // said so: drop the cache and read the usual way.
+                        cache.lost(&ticket);
+                        return self.read_direct(key, &redis_key).await;
+                    }
+                    Err(e) => return Err(Error::store("loading a session", e)),
+                };
                 let size = fields.0.as_ref().map_or(0, String::len);
                 let record = record_of(key, fields)?;
                 cache.keep(&redis_key, &ticket, record.as_ref().map(|r| (r, size)));
