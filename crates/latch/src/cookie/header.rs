@@ -108,9 +108,12 @@ pub fn find_session_cookie_bytes<'a>(
     for header in header_values {
         for (_, value) in cookie_pairs(header).filter(|(n, _)| *n == name.as_bytes()) {
             found = match found {
-                IncomingCookie::Absent => {
-                    IncomingCookie::One(String::from_utf8_lossy(value).into_owned())
-                }
+                IncomingCookie::Absent => IncomingCookie::One(match std::str::from_utf8(value) {
+                    Ok(text) => text.to_owned(),
+                    // Only for a malformed value: the lossy scan is several
+                    // times slower than validating, on every request.
+                    Err(_) => String::from_utf8_lossy(value).into_owned(),
+                }),
                 _ => return IncomingCookie::Duplicate,
             };
         }
@@ -121,6 +124,18 @@ pub fn find_session_cookie_bytes<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_kept_as_replacement_characters() {
+        assert_eq!(
+            find_session_cookie_bytes([&b"s=a\xffb; t=\xfe"[..]], "s"),
+            IncomingCookie::One("a\u{fffd}b".to_owned())
+        );
+        assert_eq!(
+            find_session_cookie_bytes([&b"t=\xfe; s=plain"[..]], "s"),
+            IncomingCookie::One("plain".to_owned())
+        );
+    }
 
     #[test]
     fn reads_across_several_header_lines() {
