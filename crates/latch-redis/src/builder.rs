@@ -288,7 +288,7 @@ impl RedisStoreBuilder {
                 Conn::Sentinel(self.sentinel(sentinel::parse(url)?).await?)
             }
             Target::Single(url) => {
-                let (manager, client) = self.single(url).await?;
+                let (manager, client, secure) = self.single(url).await?;
                 if let Some(settings) = self.cache {
                     let started = Cache::start(
                         settings,
@@ -296,7 +296,7 @@ impl RedisStoreBuilder {
                         self.connection_timeout,
                         self.response_timeout,
                     );
-                    let cache = self.bounded_latch(started).await?;
+                    let cache = self.bounded_latch(secure, started).await?;
                     return Ok(self.build(Conn::Single(manager), Some(cache)));
                 }
                 Conn::Single(manager)
@@ -327,9 +327,9 @@ impl RedisStoreBuilder {
         }
     }
 
-    /// The connection to one server, and its client (for the read cache's
-    /// own connection).
-    async fn single(&self, url: &str) -> Result<(ConnectionManager, redis::Client)> {
+    /// The connection to one server, its client (for the read cache's own
+    /// connection), and whether it speaks TLS.
+    async fn single(&self, url: &str) -> Result<(ConnectionManager, redis::Client, bool)> {
         let prepared = tls::prepare(url, &self.tls)?;
         let secure = prepared.tls;
         let client = tls::client(prepared)?;
@@ -345,7 +345,7 @@ impl RedisStoreBuilder {
                 ConnectionManager::new_with_config(client.clone(), config),
             )
             .await?;
-        Ok((manager, client))
+        Ok((manager, client, secure))
     }
 
     async fn cluster(&self, urls: &[String]) -> Result<redis::cluster_async::ClusterConnection> {
@@ -395,30 +395,27 @@ impl RedisStoreBuilder {
         tls: bool,
         connecting: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T> {
-        let limit = self.connection_timeout + self.operation_timeout;
-        match tokio::time::timeout(limit, connecting).await {
-            Ok(result) => result.map_err(|e| tls::connect_error(tls, e)),
-            Err(elapsed) => Err(Error::store(
-                format!(
-                    "connecting to Redis: no answer within {} ms{}",
-                    limit.as_millis(),
-                    tls::silence_hint(tls)
-                ),
-                elapsed,
-            )),
-        }
+        self.bounded_latch(tls, async {
+            connecting.await.map_err(|e| tls::connect_error(tls, e))
+        })
+        .await
     }
 
     /// Run a connection attempt that reports latch errors under the
     /// connection plus operation timeout.
-    async fn bounded_latch<T>(&self, connecting: impl Future<Output = Result<T>>) -> Result<T> {
+    async fn bounded_latch<T>(
+        &self,
+        tls: bool,
+        connecting: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let limit = self.connection_timeout + self.operation_timeout;
         match tokio::time::timeout(limit, connecting).await {
             Ok(result) => result,
             Err(elapsed) => Err(Error::store(
                 format!(
-                    "connecting to Redis: no answer within {} ms",
-                    limit.as_millis()
+                    "connecting to Redis: no answer within {} ms{}",
+                    limit.as_millis(),
+                    tls::silence_hint(tls)
                 ),
                 elapsed,
             )),
