@@ -172,6 +172,61 @@ async fn rotation_reissues_under_the_current_key_in_the_same_response() {
     }
 }
 
+/// A signed cookie as latch wrote it before layout 4: HMAC-SHA256 over the
+/// length-prefixed label and name, the version and the body in one stream.
+fn first_layout_cookie(key: &SecretKey, issued_at: i64, payload: &[u8]) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let label = latch::Purpose::COOKIE_SIGNING.label();
+    let name = "__Host-session";
+    let subkey = key.derive(latch::Purpose::COOKIE_SIGNING);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(subkey.as_bytes()).unwrap();
+    let mut body = vec![1u8];
+    body.extend_from_slice(&issued_at.to_be_bytes());
+    body.extend_from_slice(payload);
+    for part in [
+        &(label.len() as u64).to_be_bytes()[..],
+        label.as_bytes(),
+        &(name.len() as u64).to_be_bytes(),
+        name.as_bytes(),
+        &[1],
+        &body,
+    ] {
+        mac.update(part);
+    }
+    body.extend_from_slice(&mac.finalize().into_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body)
+}
+
+#[tokio::test]
+async fn cookies_in_the_first_signed_layout_are_read_and_reissued() {
+    let clock = ManualClock::new(T0);
+    let key = SecretKey::generate();
+    let m = manager(Kind::Signed, Keyring::new(key.clone()), &clock);
+    let old = first_layout_cookie(&key, T0 - 5, br#"{"c":1799999000,"d":{"n":7}}"#);
+    let (v, finished) = read(&m, &old, "n").await;
+    assert_eq!(
+        v,
+        Some(7),
+        "a cookie from the previous release must still open"
+    );
+    let reissued = value_of(
+        &finished
+            .set_cookie
+            .expect("re-issued in the current layout"),
+    );
+    assert_ne!(reissued, old);
+    let (v, again) = read(&m, &reissued, "n").await;
+    assert_eq!(v, Some(7));
+    assert!(
+        again.set_cookie.is_none(),
+        "a current cookie is not re-issued on read"
+    );
+    // A forged one in the old layout (wrong key) is refused as before.
+    let forged = first_layout_cookie(&SecretKey::generate(), T0 - 5, br#"{"c":1,"d":{}}"#);
+    assert_eq!(read(&m, &forged, "n").await.0, None);
+}
+
 #[tokio::test]
 async fn oversized_session_fails_loudly_naming_the_limit() {
     for kind in KINDS {

@@ -285,7 +285,11 @@ impl CookieFormat for FlaskCookieFormat {
         let issued = signing::decode_timestamp(timestamp)?;
         self.check_age(issued)?;
         let record = payload::decode(payload, issued)?;
-        Ok(DecodedCookie { record, key_index })
+        Ok(DecodedCookie {
+            record,
+            key_index,
+            outdated: false,
+        })
     }
 
     fn reserved_keys(&self) -> &'static [&'static str] {

@@ -23,6 +23,8 @@ pub struct DecodedCookie {
     /// Which key verified it: 0 is current; higher means "re-issue under the
     /// current key".
     pub key_index: usize,
+    /// Written in an older layout of the format: re-issue it in the current one.
+    pub outdated: bool,
 }
 
 /// How a cookie-only session's record is written into the cookie value and read
@@ -145,6 +147,7 @@ impl<C: CookieCodec> CookieFormat for LatchFormat<C> {
         Ok(DecodedCookie {
             record,
             key_index: opened.key_index,
+            outdated: opened.outdated,
         })
     }
 }

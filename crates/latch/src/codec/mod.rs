@@ -32,6 +32,9 @@ pub struct Opened {
     pub payload: Vec<u8>,
     /// Which key verified it: 0 is the current key, higher are previous keys.
     pub key_index: usize,
+    /// Written in an older layout of this codec: still good, but re-issue it
+    /// in the current one.
+    pub outdated: bool,
 }
 
 /// A cookie value that was not accepted.

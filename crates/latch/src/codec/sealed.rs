@@ -203,6 +203,7 @@ impl CookieCodec for SealedCodec {
             issued_at,
             payload: plain,
             key_index,
+            outdated: false,
         })
     }
 }

@@ -76,7 +76,7 @@ impl CookieBackend {
         Ok(Some(engine.loaded(
             origin,
             record,
-            decoded.key_index > 0,
+            decoded.key_index > 0 || decoded.outdated,
             now,
         )))
     }
