@@ -175,12 +175,13 @@ where
                         return Poll::Ready(Ok(response));
                     }
                     let manager = slot.manager;
-                    let future = Box::pin(async move {
-                        match manager.finish(&session).await {
-                            Ok(finished) => apply(response, finished),
-                            Err(err) => SessionError::from(err).into_response(),
-                        }
-                    });
+                    // Most requests only read: finished here, with nothing
+                    // boxed and no second lock to wait for.
+                    if let Some(finished) = manager.finish_now(&session) {
+                        return Poll::Ready(Ok(respond(response, finished)));
+                    }
+                    let future =
+                        Box::pin(async move { respond(response, manager.finish(&session).await) });
                     this.state.set(FutureState::Finishing { future });
                 }
                 FutureStateProj::Finishing { future } => {
@@ -206,6 +207,14 @@ pub(crate) fn raw_request(headers: &HeaderMap, client: ClientIp) -> RawRequest {
         raw.ip(ip);
     }
     raw
+}
+
+/// The handler's response with the session's headers, or the error's.
+fn respond(response: Response, finished: latch::Result<Finished>) -> Response {
+    match finished {
+        Ok(finished) => apply(response, finished),
+        Err(err) => SessionError::from(err).into_response(),
+    }
 }
 
 /// Put the session's headers on the handler's response.

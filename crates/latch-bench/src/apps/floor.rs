@@ -10,7 +10,7 @@
 //! map of values. Then add one to `n`, serialize, sign or seal (a 24-byte
 //! nonce from the OS, as latch takes it), encode, and answer with the same
 //! `Set-Cookie` attributes, `Vary: Cookie` and `Cache-Control: no-store`
-//! that latch sends. Not secure code: a yardstick only.
+//! that latch sends (a read sends `Vary: Cookie`, as latch does). Not secure code: a yardstick only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -185,10 +185,17 @@ async fn read_write(State(codec): State<Arc<Codec>>, headers: HeaderMap) -> Resp
     respond(&codec, &payload, now, n.to_string())
 }
 
-async fn read_only(State(codec): State<Arc<Codec>>, headers: HeaderMap) -> String {
-    read(&codec, &headers, now())
+/// A read sends `Vary: Cookie` too: a shared cache must not hand one
+/// visitor's answer to another.
+async fn read_only(State(codec): State<Arc<Codec>>, headers: HeaderMap) -> Response {
+    let body = read(&codec, &headers, now())
         .map_or(0, |p| counter(&p))
-        .to_string()
+        .to_string();
+    let mut response = body.into_response();
+    response
+        .headers_mut()
+        .insert(VARY, HeaderValue::from_static("Cookie"));
+    response
 }
 
 async fn untouched() -> &'static str {

@@ -106,7 +106,7 @@ pub fn find_session_cookie_bytes<'a>(
 ) -> IncomingCookie {
     let mut found = IncomingCookie::Absent;
     for header in header_values {
-        for (_, value) in cookie_pairs(header).filter(|(n, _)| *n == name.as_bytes()) {
+        for value in values_named(header, name.as_bytes()) {
             found = match found {
                 IncomingCookie::Absent => IncomingCookie::One(match std::str::from_utf8(value) {
                     Ok(text) => text.to_owned(),
@@ -119,6 +119,24 @@ pub fn find_session_cookie_bytes<'a>(
         }
     }
     found
+}
+
+/// The values of the pairs of `header` whose name is `name`: what
+/// [`cookie_pairs`] filtered by name yields, found faster (this runs on every
+/// request). Pieces are cut at `;` with `memchr`; a piece names `name` when,
+/// after leading SP/HTAB, it starts with `name` followed by SP/HTAB and `=`.
+/// Nothing else is scanned, values included. `name` is a cookie-name token,
+/// so it holds no `=`, `;` or whitespace.
+fn values_named<'h>(header: &'h [u8], name: &'h [u8]) -> impl Iterator<Item = &'h [u8]> {
+    let ends = memchr::memchr_iter(b';', header).chain(std::iter::once(header.len()));
+    let mut start = 0;
+    ends.filter_map(move |end| {
+        let piece = &header[start..end];
+        start = end + 1;
+        let rest = trim_ows(piece).strip_prefix(name)?;
+        let rest = trim_ows(rest).strip_prefix(b"=")?;
+        Some(trim_ows(rest))
+    })
 }
 
 #[cfg(test)]
@@ -135,6 +153,23 @@ mod tests {
             find_session_cookie_bytes([&b"t=\xfe; s=plain"[..]], "s"),
             IncomingCookie::One("plain".to_owned())
         );
+    }
+
+    proptest::proptest! {
+        /// The fast scan finds exactly what the plain pair parser finds.
+        #[test]
+        fn the_fast_scan_agrees_with_the_pair_parser(
+            header in proptest::collection::vec(
+                proptest::sample::select(&b"s2S=; \t\xa0x"[..]), 0..40),
+            name in proptest::sample::select(&["s", "s2", "S"][..]),
+        ) {
+            let fast: Vec<_> = values_named(&header, name.as_bytes()).collect();
+            let plain: Vec<_> = cookie_pairs(&header)
+                .filter(|(n, _)| *n == name.as_bytes())
+                .map(|(_, v)| v)
+                .collect();
+            proptest::prop_assert_eq!(fast, plain);
+        }
     }
 
     #[test]

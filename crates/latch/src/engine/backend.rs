@@ -62,6 +62,20 @@ impl Backend {
         }
     }
 
+    /// [`finish`](Self::finish) when that needs no I/O; `None`, with nothing
+    /// done, when it does.
+    pub(crate) fn finish_now(
+        &self,
+        engine: &Arc<Engine>,
+        state: &mut State,
+        now: UnixTime,
+    ) -> Option<Result<Option<String>>> {
+        match self {
+            Backend::Cookie(cookie) => cookie.finish_now(engine, state, now),
+            Backend::Store(stored) => stored.finish_now(engine, state, now),
+        }
+    }
+
     /// The store of server-side sessions.
     pub(crate) fn store(&self) -> Option<&Arc<dyn SessionStore>> {
         match self {

@@ -88,22 +88,36 @@ impl CookieBackend {
         state: &mut State,
         now: UnixTime,
     ) -> Result<Option<String>> {
-        let ending = state.ending();
-        if let Origin::Cookie { sid: Some(loaded) } = state.origin() {
-            // A copy of the old cookie must not outlive logout or
-            // regeneration. Ending an anonymous session files nothing: a copy
-            // signs nobody in, and anyone could otherwise fill the store with
-            // markers by signing out anonymously again and again.
-            let revoke = match ending {
-                Ending::Keep => false,
-                Ending::Regenerate => true,
-                Ending::Destroy => loaded.signed_in,
-            };
-            if revoke {
-                self.revoke_sid(engine, &loaded.sid, now, loaded.until)
-                    .await?;
-            }
+        if let Some(loaded) = revocation_due(state) {
+            self.revoke_sid(engine, &loaded.sid, now, loaded.until)
+                .await?;
         }
+        self.seal(engine, state, now)
+    }
+
+    /// [`finish`](Self::finish) when no revocation marker is to be filed
+    /// (every request but a logout or regeneration of a revocable session).
+    pub(crate) fn finish_now(
+        &self,
+        engine: &Arc<Engine>,
+        state: &mut State,
+        now: UnixTime,
+    ) -> Option<Result<Option<String>>> {
+        if revocation_due(state).is_some() {
+            return None;
+        }
+        Some(self.seal(engine, state, now))
+    }
+
+    /// The cookie that carries what the session holds now, its removal, or
+    /// nothing when the client's cookie is still right.
+    fn seal(
+        &self,
+        engine: &Arc<Engine>,
+        state: &mut State,
+        now: UnixTime,
+    ) -> Result<Option<String>> {
+        let ending = state.ending();
         if ending == Ending::Destroy {
             return Ok(engine.removal_if_needed(state));
         }
@@ -135,4 +149,21 @@ impl CookieBackend {
             .encode(engine.cookie().name(), state.record(), now)?;
         engine.set_cookie(&value, state.record(), now).map(Some)
     }
+}
+
+/// The cookie's revocable ID, when this request's ending must file it: a copy
+/// of the old cookie must not outlive logout or regeneration. Ending an
+/// anonymous session files nothing: a copy signs nobody in, and anyone could
+/// otherwise fill the store with markers by signing out anonymously again and
+/// again.
+fn revocation_due(state: &State) -> Option<&CookieSid> {
+    let Origin::Cookie { sid: Some(loaded) } = state.origin() else {
+        return None;
+    };
+    let revoke = match state.ending() {
+        Ending::Keep => false,
+        Ending::Regenerate => true,
+        Ending::Destroy => loaded.signed_in,
+    };
+    revoke.then_some(loaded)
 }

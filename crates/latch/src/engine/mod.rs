@@ -282,18 +282,44 @@ impl Engine {
             return Ok(Finished::default());
         }
         let now = self.now();
-        let signed_in = state.record().user_id.is_some();
-        let ends = state.ending() == state::Ending::Destroy && !state.is_fresh();
+        let before = Before::of(state);
         let set_cookie = self.backend.finish(self, state, now).await?;
+        self.finished(state, before, set_cookie, now)
+    }
+
+    /// [`finish`](Self::finish) without waiting, when finishing needs no
+    /// store: a read, a cookie session's new cookie. `None`, with nothing
+    /// done, when it does (a write, a refresh, a revocation).
+    pub(crate) fn finish_now(self: &Arc<Self>, state: &mut State) -> Option<Result<Finished>> {
+        if !state.is_loaded() {
+            return Some(Ok(Finished::default()));
+        }
+        let now = self.now();
+        let before = Before::of(state);
+        let set_cookie = match self.backend.finish_now(self, state, now)? {
+            Ok(set_cookie) => set_cookie,
+            Err(err) => return Some(Err(err)),
+        };
+        Some(self.finished(state, before, set_cookie, now))
+    }
+
+    /// What the response gets once the backend has finished.
+    fn finished(
+        &self,
+        state: &mut State,
+        before: Before,
+        set_cookie: Option<String>,
+        now: UnixTime,
+    ) -> Result<Finished> {
         let mut other_cookies = self.pre_session_csrf_cookie(state, now)?;
-        if ends {
+        if before.ends {
             other_cookies.extend(self.bound_cookie_removal(state));
         }
         Ok(Finished {
             set_cookie,
             other_cookies,
             vary_cookie: true,
-            signed_in,
+            signed_in: before.signed_in,
             headers: state.take_headers(),
         })
     }
@@ -438,6 +464,24 @@ impl Engine {
             }
             // Let request handling in between batches.
             tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// What finishing needs to know of the session as the handler left it,
+/// before the backend changes it.
+#[derive(Clone, Copy)]
+struct Before {
+    signed_in: bool,
+    /// A session that existed is being ended (logout).
+    ends: bool,
+}
+
+impl Before {
+    fn of(state: &State) -> Self {
+        Self {
+            signed_in: state.record().user_id.is_some(),
+            ends: state.ending() == state::Ending::Destroy && !state.is_fresh(),
         }
     }
 }

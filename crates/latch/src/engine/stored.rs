@@ -84,6 +84,28 @@ impl StoreBackend {
         Ok(set_cookie)
     }
 
+    /// [`finish`](Self::finish) when nothing is to be written (a read, or a
+    /// fresh session left empty); `None`, with nothing done, otherwise.
+    pub(crate) fn finish_now(
+        &self,
+        engine: &Arc<Engine>,
+        state: &mut State,
+        now: UnixTime,
+    ) -> Option<Result<Option<String>>> {
+        let Origin::Stored { id, .. } = state.origin() else {
+            return (!fresh_is_stored(state)).then(|| Ok(fresh_unstored(engine, state)));
+        };
+        let id = id.clone();
+        let early = state.early();
+        let early_io = early.set_cookie.is_some() || early.gone;
+        let io = early_io || state.ending() != Ending::Keep || state.changed() || state.touch_due();
+        if io {
+            return None;
+        }
+        let remember_changed = remember_changed(state) || state.early().resend;
+        Some(self.resend_if_due(engine, state, &id, remember_changed, now))
+    }
+
     /// A session that arrived with no valid cookie: stored only when the
     /// handler wrote something worth keeping.
     async fn finish_fresh(
@@ -92,10 +114,8 @@ impl StoreBackend {
         state: &mut State,
         now: UnixTime,
     ) -> Result<Option<String>> {
-        if state.ending() == Ending::Destroy || !state.changed() || state.is_empty() {
-            return Ok(state
-                .refused_cookie()
-                .then(|| engine.cookie().removal_cookie()));
+        if !fresh_is_stored(state) {
+            return Ok(fresh_unstored(engine, state));
         }
         // The secret of the forms this visitor already has moves into the
         // record, so they keep working; signing in starts a new one instead.
@@ -238,6 +258,19 @@ impl StoreBackend {
             tracing::debug!("session was ended by another request; its changes are dropped");
             return Ok(Some(engine.cookie().removal_cookie()));
         }
+        self.resend_if_due(engine, state, id, remember_changed, now)
+    }
+
+    /// The session's cookie again when its lifetime in the browser changed
+    /// (remember-me turned on or off, or a remembered session refreshed).
+    fn resend_if_due(
+        &self,
+        engine: &Engine,
+        state: &mut State,
+        id: &SessionId,
+        remember_changed: bool,
+        now: UnixTime,
+    ) -> Result<Option<String>> {
         let resend = remember_changed || (state.touch_due() && state.record().remember);
         if !resend {
             return Ok(None);
@@ -304,4 +337,18 @@ fn remember_changed(state: &State) -> bool {
         .ops()
         .iter()
         .any(|op| matches!(op, super::state::Op::SetRemember(_)))
+}
+
+/// Whether a session that arrived without a valid cookie is to be stored: the
+/// handler wrote something worth keeping and did not end it.
+fn fresh_is_stored(state: &State) -> bool {
+    state.ending() != Ending::Destroy && state.changed() && !state.is_empty()
+}
+
+/// What a fresh session that is not stored sends: the removal of a cookie
+/// that was refused, so the browser stops sending it.
+fn fresh_unstored(engine: &Engine, state: &State) -> Option<String> {
+    state
+        .refused_cookie()
+        .then(|| engine.cookie().removal_cookie())
 }

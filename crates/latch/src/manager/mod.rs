@@ -248,4 +248,45 @@ impl SessionManager {
         let mut state = session.lock_state().await;
         self.engine.finish(&mut state).await
     }
+
+    /// [`finish`](Self::finish) without waiting, for adapters that can skip
+    /// an asynchronous step when it is not needed: `Some` with what `finish`
+    /// would answer when finishing needs no store (a read, a cookie session's
+    /// new cookie, a fresh session left empty); `None`, with nothing done,
+    /// when it does (a write, a refresh, a logout, a revocation) or another
+    /// task holds the session; then call `finish`.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{MemoryStore, SessionManager};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
+    /// let session = manager.start(std::iter::empty(), Default::default());
+    /// session.insert("theme", "dark").await?;
+    /// // A new session must be stored: that is for `finish`.
+    /// assert!(manager.finish_now(&session).is_none());
+    /// let created = manager.finish(&session).await?;
+    /// let cookie = created.set_cookie.unwrap();
+    /// let pair = cookie.split(';').next().unwrap();
+    ///
+    /// let session = manager.start(Some(pair), Default::default());
+    /// assert_eq!(session.get::<String>("theme").await?.as_deref(), Some("dark"));
+    /// // A read needs no store at the end.
+    /// let finished = manager.finish_now(&session).expect("a read").unwrap();
+    /// assert!(finished.set_cookie.is_none() && finished.vary_cookie);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`finish`](Self::finish), for what it checks without a store
+    /// ([`ErrorKind::CookieTooLarge`]).
+    ///
+    /// [`ErrorKind::CookieTooLarge`]: crate::ErrorKind::CookieTooLarge
+    pub fn finish_now(&self, session: &Session) -> Option<Result<Finished>> {
+        let mut state = session.try_lock_state()?;
+        self.engine.finish_now(&mut state)
+    }
 }

@@ -106,6 +106,11 @@ impl Session {
         self.state.lock().await
     }
 
+    /// The request's state if no other task holds it now.
+    pub(crate) fn try_lock_state(&self) -> Option<MutexGuard<'_, State>> {
+        self.state.try_lock().ok()
+    }
+
     /// Whether no method has used this session yet: nothing was loaded, so
     /// [`SessionManager::finish`](crate::SessionManager::finish) has nothing to
     /// do and adapters may skip it. `false` while another task holds the session.
