@@ -49,6 +49,20 @@ impl Backend {
         }
     }
 
+    /// [`open`](Self::open) when that needs no I/O (cookie sessions that are
+    /// not revocable); `None` when it does.
+    pub(crate) fn open_now(
+        &self,
+        engine: &Engine,
+        value: &str,
+        now: UnixTime,
+    ) -> Option<Option<Loaded>> {
+        match self {
+            Backend::Cookie(cookie) => cookie.open_now(engine, value, now),
+            Backend::Store(_) => None,
+        }
+    }
+
     /// Write what changed; the `Set-Cookie` to send, if any.
     pub(crate) async fn finish(
         &self,

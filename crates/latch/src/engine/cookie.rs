@@ -7,6 +7,7 @@ use super::revoke::{ISSUED_MS_KEY, SID_KEY};
 use super::state::{CookieSid, Ending, Loaded, Origin, State};
 use crate::codec::CookieFormat;
 use crate::error::Result;
+use crate::record::Record;
 use crate::store::SessionStore;
 use crate::time::UnixTime;
 
@@ -46,23 +47,53 @@ impl CookieBackend {
         value: &str,
         now: UnixTime,
     ) -> Result<Option<Loaded>> {
+        let Some((record, reissue)) = self.authentic(engine, value, now) else {
+            return Ok(None);
+        };
+        if self.is_revoked(engine, &record).await? {
+            engine.note_rejected("revoked cookie session");
+            return Ok(None);
+        }
+        Ok(Some(self.loaded(engine, record, reissue, now)))
+    }
+
+    /// [`open`](Self::open) without waiting, for sessions that are not
+    /// revocable (no store to ask); `None` when they are.
+    pub(crate) fn open_now(
+        &self,
+        engine: &Engine,
+        value: &str,
+        now: UnixTime,
+    ) -> Option<Option<Loaded>> {
+        if self.revocations.is_some() {
+            return None;
+        }
+        Some(
+            self.authentic(engine, value, now)
+                .map(|(record, reissue)| self.loaded(engine, record, reissue, now)),
+        )
+    }
+
+    /// The record in the cookie `value` if it is authentic and current, and
+    /// whether to re-issue it (an older key or layout).
+    fn authentic(&self, engine: &Engine, value: &str, now: UnixTime) -> Option<(Record, bool)> {
         let decoded = match self.format.decode(engine.cookie().name(), value) {
             Ok(decoded) => decoded,
             Err(rejected) => {
                 engine.note_rejected(rejected.reason());
-                return Ok(None);
+                return None;
             }
         };
         let mut record = decoded.record;
         record.expires_at = record.deadline(engine.expiry());
         // Expiry first: it needs no store lookup.
         if !engine.is_current(&record, now) {
-            return Ok(None);
+            return None;
         }
-        if self.is_revoked(engine, &record).await? {
-            engine.note_rejected("revoked cookie session");
-            return Ok(None);
-        }
+        Some((record, decoded.key_index > 0 || decoded.outdated))
+    }
+
+    fn loaded(&self, engine: &Engine, record: Record, reissue: bool, now: UnixTime) -> Loaded {
         let sid = record
             .data
             .get(SID_KEY)
@@ -72,13 +103,7 @@ impl CookieBackend {
                 until: self.longest_life(engine, &record),
                 signed_in: record.user_id.is_some(),
             });
-        let origin = Origin::Cookie { sid };
-        Ok(Some(engine.loaded(
-            origin,
-            record,
-            decoded.key_index > 0 || decoded.outdated,
-            now,
-        )))
+        engine.loaded(Origin::Cookie { sid }, record, reissue, now)
     }
 
     /// Seal what the session holds now; the `Set-Cookie` to send, if any.

@@ -223,7 +223,13 @@ impl Engine {
                 None
             }
             IncomingCookie::One(value) => {
-                let found = self.backend.open(self, &value, now).await?;
+                // Opening with a store lookup is boxed: its future is large,
+                // and inline it would make every future that loads a session
+                // (every handler's) as large, even where no store is asked.
+                let found = match self.backend.open_now(self, &value, now) {
+                    Some(found) => found,
+                    None => Box::pin(self.backend.open(self, &value, now)).await?,
+                };
                 if found.is_none() {
                     state.refuse_cookie();
                 }
