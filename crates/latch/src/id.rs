@@ -54,11 +54,10 @@ impl SessionId {
     /// Parse an ID strictly: exactly 43 characters of unpadded base64url that decode
     /// canonically. Anything else is `None`, before it reaches a store or a log.
     pub fn parse(text: &str) -> Option<Self> {
-        if text.len() != ID_CHARS
-            || !text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        // The decoder refuses every byte outside the base64url alphabet
+        // (padding included) and non-canonical trailing bits, so the length
+        // is all there is to check first.
+        if text.len() != ID_CHARS {
             return None;
         }
         let mut bytes = [0u8; ID_BYTES];
@@ -184,6 +183,24 @@ mod tests {
         assert!(
             SessionId::parse(&good.replace(|c: char| c.is_ascii_alphanumeric(), "+")).is_none()
         );
+        // Any one byte outside the alphabet, anywhere, is refused.
+        for foreign in ["+", "/", "=", " ", ".", "\u{e9}"] {
+            for at in [0, 21, 42] {
+                let mut bad = good.clone();
+                bad.replace_range(at..=at, foreign);
+                if bad.len() == ID_CHARS {
+                    assert!(SessionId::parse(&bad).is_none(), "{foreign:?} at {at}");
+                }
+            }
+        }
+        // 32 bytes leave 2 bits unused in the last character: they must be 0,
+        // so one ID has exactly one spelling.
+        let mut last = good.clone();
+        let c = last.pop().unwrap();
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let index = alphabet.find(c).unwrap();
+        let other = alphabet.as_bytes()[index ^ 1] as char;
+        assert!(SessionId::parse(&format!("{last}{other}")).is_none());
     }
 
     #[test]
