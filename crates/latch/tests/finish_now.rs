@@ -1,6 +1,6 @@
 //! `SessionManager::finish_now`, the adapters' shortcut past an asynchronous
 //! finish: it answers exactly what `finish` answers whenever it answers, and
-//! declines (doing nothing) whenever finishing needs the store.
+//! declines whenever finishing needs the store.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::sync::Arc;
@@ -94,7 +94,7 @@ fn shape(mut finished: latch::Finished) -> latch::Finished {
 }
 
 #[tokio::test]
-async fn it_answers_what_finish_answers_or_declines_having_done_nothing() {
+async fn when_it_answers_it_answers_what_finish_answers() {
     for elapsed in [0, 120] {
         let clock = ManualClock::new(T0);
         for (kind, m) in managers(&clock) {
@@ -109,7 +109,8 @@ async fn it_answers_what_finish_answers_or_declines_having_done_nothing() {
                     run(step, &a).await;
                     run(step, &b).await;
                     let Some(now) = m.finish_now(&a) else {
-                        // Declined: `finish` still does all of it.
+                        // Declined (which cases must be declined is the next
+                        // test's): `finish` still does all of it.
                         assert!(m.finish(&a).await.is_ok(), "{what}");
                         continue;
                     };
