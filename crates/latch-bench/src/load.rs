@@ -259,6 +259,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<String> {
                 p99_us: f64::NAN,
                 errors: 0,
                 requests: 0,
+                cpu_us: f64::NAN,
             }
         });
         eprintln!(
@@ -381,25 +382,33 @@ pub fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
         "latch-sqlite" => ("ts-sqlite", 1.5),
         _ => return None,
     };
-    let norm = |r: &Row| -> Vec<f64> {
-        let a: Vec<f64> = r.samples.iter().map(|s| s.rps).collect();
-        let b: Vec<f64> = r.baseline.iter().map(|s| s.rps).collect();
+    let norm = |r: &Row, of: fn(&Sample) -> f64| -> Vec<f64> {
+        let a: Vec<f64> = r.samples.iter().map(of).collect();
+        let b: Vec<f64> = r.baseline.iter().map(of).collect();
         stats::paired_ratios(&a, &b)
     };
-    let against = |name: &str| -> Option<f64> {
+    let compare = |name: &str, of: fn(&Sample) -> f64| -> Option<f64> {
         let other = rows
             .iter()
             .find(|r| r.config == name && r.mode == row.mode)?;
         Some(stats::median(&stats::paired_ratios(
-            &norm(row),
-            &norm(other),
+            &norm(row, of),
+            &norm(other, of),
         )))
     };
+    let against = |name: &str| compare(name, |s| s.rps);
     let ratio = against(peer)?;
     let mut verdict = Verdict {
-        target: format!("≥{at_least}x {peer} (is {ratio:.2}x)"),
+        target: format!("≥{at_least}x {peer} (is {ratio:.2}x"),
         met: ratio >= at_least,
     };
+    // Server CPU per request against the peer's, each over its own bare:
+    // below 1 is cheaper. Shown beside the throughput verdict, which is the
+    // issue's measure, because it barely moves with the machine's load.
+    if let Some(cpu) = compare(peer, |s| s.cpu_us).filter(|c| !c.is_nan()) {
+        verdict.target.push_str(&format!("; CPU/request {cpu:.2}x"));
+    }
+    verdict.target.push(')');
     // A cookie kind behind its peer is judged against its floor too: the
     // issue's fallback, within 10 % of doing only what latch must.
     let floor = match row.config.as_str() {
@@ -455,12 +464,21 @@ fn measure(
     } else {
         cookie.as_deref().map_or(Cookies::None, Cookies::Same)
     };
+    let cpu_before = crate::machine::cpu_time(server.pid())?;
     let sample = wrk::run(
         &server.url(mode.path()),
         &cookies,
         plan.duration,
         plan.connections,
-    );
+    )
+    .and_then(|mut sample| {
+        let cpu = crate::machine::cpu_time(server.pid())? - cpu_before;
+        // Lossless for any count a run can reach (< 2^53).
+        #[allow(clippy::cast_precision_loss)]
+        let requests = sample.requests.max(1) as f64;
+        sample.cpu_us = cpu.as_secs_f64() * 1e6 / requests;
+        Ok(sample)
+    });
     drop(server);
     backends::remove_sqlite(&env.dir.join(format!("latch-{cell}.db")));
     backends::remove_sqlite(&db);
@@ -499,6 +517,7 @@ mod tests {
             p99_us,
             errors: 0,
             requests: 0,
+            cpu_us: 1e6 / rps,
         };
         Row {
             config: config.into(),
@@ -517,11 +536,11 @@ mod tests {
         let rows = vec![fast.clone(), slow.clone(), signed, private];
         assert_eq!(
             verdict(&fast, &rows).unwrap().cell(),
-            "≥1x extra-signed (is 1.06x): met"
+            "≥1x extra-signed (is 1.06x; CPU/request 0.95x): met"
         );
         assert_eq!(
             verdict(&slow, &rows).unwrap().cell(),
-            "≥1x extra-private (is 0.94x): MISSED"
+            "≥1x extra-private (is 0.94x; CPU/request 1.06x): MISSED"
         );
     }
 
@@ -533,7 +552,7 @@ mod tests {
         let v = verdict(&latch, &[latch.clone(), peer.clone(), floor]).unwrap();
         assert_eq!(
             v.cell(),
-            "≥1x extra-signed (is 0.89x) or ≥0.9x floor-signed (is 0.94x): met"
+            "≥1x extra-signed (is 0.89x; CPU/request 1.12x) or ≥0.9x floor-signed (is 0.94x): met"
         );
         let far = row("floor-signed", "new", 95.0, 150.0, 100.0);
         assert!(!verdict(&latch, &[latch.clone(), peer, far]).unwrap().met);
@@ -544,7 +563,10 @@ mod tests {
         let slow_tail = row("latch-memory", "rw", 95.0, 250.0, 100.0);
         let peer = row("ts-memory", "rw", 90.0, 150.0, 100.0);
         let v = verdict(&slow_tail, &[slow_tail.clone(), peer]).unwrap();
-        assert_eq!(v.target, "≥1x ts-memory (is 1.06x), p99 ≤2x");
+        assert_eq!(
+            v.target,
+            "≥1x ts-memory (is 1.06x; CPU/request 0.95x), p99 ≤2x"
+        );
         assert!(!v.met);
     }
 
@@ -563,12 +585,18 @@ mod tests {
         let peer = row("ts-sqlite", "rw", 180.0, 1.0, 1000.0);
         let other_mode = row("ts-sqlite", "ro", 100.0, 1.0, 1000.0);
         let v = verdict(&latch, &[latch.clone(), other_mode, peer]).unwrap();
-        assert_eq!(v.cell(), "≥1.5x ts-sqlite (is 1.67x): met");
+        assert_eq!(
+            v.cell(),
+            "≥1.5x ts-sqlite (is 1.67x; CPU/request 0.60x): met"
+        );
         assert!(verdict(&row("ts-memory", "rw", 1.0, 1.0, 1.0), &[]).is_none());
         let cached = row("latch-redis-cached", "ro", 140.0, 1.0, 1000.0);
         let ts = row("ts-redis", "ro", 100.0, 1.0, 1000.0);
         let v = verdict(&cached, &[cached.clone(), ts]).unwrap();
-        assert_eq!(v.cell(), "≥1.5x ts-redis (is 1.40x): MISSED");
+        assert_eq!(
+            v.cell(),
+            "≥1.5x ts-redis (is 1.40x; CPU/request 0.71x): MISSED"
+        );
     }
 
     #[test]

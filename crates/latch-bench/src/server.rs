@@ -149,6 +149,14 @@ impl Server {
         })
     }
 
+    /// The process the server runs in: this one, or the peer's child.
+    pub fn pid(&self) -> u32 {
+        match &self.kind {
+            Kind::Thread { .. } => std::process::id(),
+            Kind::Child(child) => child.id(),
+        }
+    }
+
     /// `http://addr/path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

@@ -72,6 +72,19 @@ impl Row {
         let b: Vec<f64> = self.baseline.iter().map(|s| s.p99_us).collect();
         median(&paired_ratios(&a, &b))
     }
+
+    /// Median server CPU time per request (µs).
+    pub fn cpu(&self) -> f64 {
+        median(&self.samples.iter().map(|s| s.cpu_us).collect::<Vec<_>>())
+    }
+
+    /// Median of the per-repetition ratios of server CPU per request to the
+    /// baseline's (above 1: dearer than bare).
+    pub fn cpu_ratio(&self) -> f64 {
+        let a: Vec<f64> = self.samples.iter().map(|s| s.cpu_us).collect();
+        let b: Vec<f64> = self.baseline.iter().map(|s| s.cpu_us).collect();
+        median(&paired_ratios(&a, &b))
+    }
 }
 
 /// A target a row is judged against, with its verdict.
@@ -107,16 +120,25 @@ pub fn fmt_us(us: f64) -> String {
     }
 }
 
+/// CPU microseconds per request with one decimal: `12.3 µs`.
+pub fn fmt_cpu(us: f64) -> String {
+    if us.is_nan() {
+        "-".to_owned()
+    } else {
+        format!("{us:.1} µs")
+    }
+}
+
 /// The load table in Markdown; `verdict(row)` gives each row's target, if any.
 pub fn table(rows: &[Row], verdict: impl Fn(&Row) -> Option<Verdict>) -> String {
     let mut out = String::from(
-        "| mode | configuration | requests/s | p50 | p99 | errors | ratio to bare | p99 / bare | target |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---|\n",
+        "| mode | configuration | requests/s | p50 | p99 | errors | ratio to bare | p99 / bare | CPU / request | CPU / bare | target |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for row in rows {
         let target = verdict(row).map_or_else(|| "-".to_owned(), |v| v.cell());
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {} |\n",
+            "| {} | {} | {:.0} | {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {} |\n",
             row.mode,
             row.config,
             row.rps(),
@@ -125,6 +147,8 @@ pub fn table(rows: &[Row], verdict: impl Fn(&Row) -> Option<Verdict>) -> String 
             row.errors(),
             row.ratio(),
             row.p99_ratio(),
+            fmt_cpu(row.cpu()),
+            row.cpu_ratio(),
             target
         ));
     }
@@ -142,6 +166,7 @@ mod tests {
             p99_us: p99,
             errors: 1,
             requests: 0,
+            cpu_us: rps / 10.0,
         }
     }
 
@@ -165,6 +190,8 @@ mod tests {
         assert_eq!(row.p99_ratio(), 2.0);
         assert_eq!(row.errors(), 3);
         assert_eq!(row.rps(), 90.0);
+        assert_eq!(row.cpu(), 9.0);
+        assert_eq!(row.cpu_ratio(), 0.9);
     }
 
     #[test]
@@ -185,7 +212,7 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert_eq!(
             lines[2],
-            "| rw | latch signed | 95 | 750 µs | 1.50 ms | 1 | 0.95 | 1.50 | ≥0.90: met |"
+            "| rw | latch signed | 95 | 750 µs | 1.50 ms | 1 | 0.95 | 1.50 | 9.5 µs | 0.95 | ≥0.90: met |"
         );
     }
 

@@ -19,6 +19,11 @@ pub struct Sample {
     pub errors: u64,
     /// Requests completed.
     pub requests: u64,
+    /// CPU time the server process spent per request, user and system, in
+    /// microseconds (`NaN` when not measured). Unlike requests/s it does not
+    /// move with what else the machine runs, so it is the steadier measure of
+    /// a configuration's own cost.
+    pub cpu_us: f64,
 }
 
 /// How wrk sends requests.

@@ -1,7 +1,6 @@
 //! The one place latch draws randomness: the operating system's CSPRNG.
 //!
-//! Keys and AEAD nonces come straight from the OS ([`fill`]): one system
-//! call each.
+//! Keys come straight from the OS ([`fill`]): one system call each.
 //!
 //! Identifiers ([`fill_pooled`]: session IDs, CSRF secrets and masks, DBSC
 //! tokens) come from the same OS output read 4 KiB at a time into a
@@ -13,11 +12,24 @@
 //! What a pool cannot survive is `fork` without `exec` (which tokio does not
 //! support either): both halves would hand out the same bytes. For an
 //! identifier that is harmless (stores create a session only if its ID is
-//! absent, so a repeat is refused, never shared); for a nonce it would not be,
-//! which is why nonces never come from the pool.
+//! absent, so a repeat is refused, never shared).
+//!
+//! For an AEAD nonce a repeat would not be harmless: two different messages
+//! sealed under one key and nonce give away their XOR and the authenticator's
+//! key. Cookie nonces therefore come from a [`NonceSource`]: 16 pooled bytes
+//! *and the whole message* (associated data and plaintext) through a keyed
+//! PRF, HMAC-SHA256 under a key of its own. In the normal case the pooled bytes
+//! are fresh and the nonce is as random as one read from the OS. If they ever
+//! repeat (a fork), the nonce still differs for any different message, and the
+//! same message gives the same ciphertext: an observer learns only that two
+//! cookies are equal. This is the synthetic-IV idea (RFC 5297) used as a
+//! hedge, so no state of this process can make a nonce repeat for different
+//! messages.
 
 use std::cell::RefCell;
 
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
 use zeroize::Zeroize as _;
 
 /// Bytes read from the OS at a time.
@@ -39,7 +51,7 @@ thread_local! {
     });
 }
 
-/// Fill `buf` straight from the OS CSPRNG: for keys and nonces.
+/// Fill `buf` straight from the OS CSPRNG: for keys.
 ///
 /// # Panics
 /// When the OS has no usable random source. Continuing without randomness would
@@ -49,7 +61,8 @@ pub(crate) fn fill(buf: &mut [u8]) {
 }
 
 /// Fill `buf` with OS CSPRNG output through this thread's pool: for
-/// identifiers, never for nonces or keys (see the module docs).
+/// identifiers, never for keys; nonces go through a [`NonceSource`] (see the
+/// module docs).
 ///
 /// # Panics
 /// As [`fill`].
@@ -79,6 +92,51 @@ pub(crate) fn fill_pooled(buf: &mut [u8]) {
     }
 }
 
+/// Pooled random bytes per nonce, fed to the PRF beside the message.
+const NONCE_SEED: usize = 16;
+
+/// AEAD nonces that never repeat for two different messages under one key,
+/// even if the random pool did (see the module docs).
+#[derive(Clone)]
+pub(crate) struct NonceSource {
+    /// HMAC-SHA256 keyed once (its key schedule absorbed), cloned per nonce.
+    prf: Hmac<Sha256>,
+}
+
+impl NonceSource {
+    /// A source keyed with `key`, which must be used for nothing else (derive
+    /// it for this job alone).
+    pub(crate) fn new(key: &[u8; 32]) -> Self {
+        Self {
+            // OK because HMAC accepts keys of any length.
+            prf: Hmac::new_from_slice(key).expect("HMAC takes any key size"),
+        }
+    }
+
+    /// Fill `nonce` (at most 32 bytes) for sealing the message whose
+    /// associated data and plaintext are `parts`.
+    pub(crate) fn fill(&self, nonce: &mut [u8], parts: &[&[u8]]) {
+        let mut seed = [0u8; NONCE_SEED];
+        fill_pooled(&mut seed);
+        self.derive(&seed, nonce, parts);
+        seed.zeroize();
+    }
+
+    /// The nonce for `seed` and the message `parts`: a function of both.
+    fn derive(&self, seed: &[u8; NONCE_SEED], nonce: &mut [u8], parts: &[&[u8]]) {
+        let mut prf = self.prf.clone();
+        prf.update(seed);
+        // Each part length-prefixed, so no two different lists of parts feed
+        // the PRF the same bytes.
+        for part in parts {
+            prf.update(&(part.len() as u64).to_be_bytes());
+            prf.update(part);
+        }
+        let out = prf.finalize().into_bytes();
+        nonce.copy_from_slice(&out[..nonce.len()]);
+    }
+}
+
 fn os_fill(buf: &mut [u8]) {
     // OK because a platform without a CSPRNG cannot run latch safely at all.
     getrandom::fill(buf).expect("the operating system's random number generator failed");
@@ -104,6 +162,43 @@ mod tests {
         let mut big = vec![0u8; 4096];
         fill_pooled(&mut big);
         assert!(big.iter().any(|&b| b != 0));
+    }
+
+    fn source() -> NonceSource {
+        NonceSource::new(&[7; 32])
+    }
+
+    #[test]
+    fn nonces_are_fresh_for_the_same_message() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let mut nonce = [0u8; 24];
+            source().fill(&mut nonce, &[b"aad", b"the same message"]);
+            assert!(seen.insert(nonce), "a repeated nonce");
+        }
+    }
+
+    #[test]
+    fn a_repeated_seed_still_gives_different_messages_different_nonces() {
+        // What a fork could do to the pool: the same seed twice.
+        let seed = [42u8; NONCE_SEED];
+        let nonce = |parts: &[&[u8]]| {
+            let mut n = [0u8; 12];
+            source().derive(&seed, &mut n, parts);
+            n
+        };
+        let base = nonce(&[b"name", b"plain"]);
+        assert_ne!(base, nonce(&[b"name", b"plaiN"]), "plaintext");
+        assert_ne!(base, nonce(&[b"other", b"plain"]), "associated data");
+        // Moving bytes between parts is a different message too.
+        assert_ne!(base, nonce(&[b"nam", b"eplain"]), "boundaries");
+        // The same message under the same seed: the same nonce, so the same
+        // ciphertext, which reveals only that the two are equal.
+        assert_eq!(base, nonce(&[b"name", b"plain"]));
+        // Another key, another nonce.
+        let mut other = [0u8; 12];
+        NonceSource::new(&[8; 32]).derive(&seed, &mut other, &[b"name", b"plain"]);
+        assert_ne!(base, other);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! under a key prepared once, bound to the cookie name) or open
 //! (XChaCha20-Poly1305), check the issue time, parse the JSON payload into a
 //! map of values. Then add one to `n`, serialize, sign or seal (a 24-byte
-//! nonce from the OS, as latch takes it), encode, and answer with the same
+//! nonce from a per-thread pool of OS randomness: the cheapest source, without
+//! the fork-proof hedge latch adds to it), encode, and answer with the same
 //! `Set-Cookie` attributes, `Vary: Cookie` and `Cache-Control: no-store`
 //! that latch sends (a read sends `Vary: Cookie`, as latch does). Not secure code: a yardstick only.
 
@@ -78,8 +79,7 @@ impl Codec {
                 out.extend_from_slice(&mac.finalize().into_bytes());
             }
             Codec::Sealed(aead) => {
-                let mut nonce = [0u8; NONCE];
-                fill(&mut nonce);
+                let nonce = pooled_nonce();
                 let header: [u8; HEADER] = out[..HEADER].try_into().expect("header length");
                 let sealed = aead
                     .encrypt(
@@ -126,6 +126,27 @@ impl Codec {
             }
         }
     }
+}
+
+/// 24 bytes from this thread's pool of OS randomness, refilled 4 KiB at a time.
+fn pooled_nonce() -> [u8; NONCE] {
+    thread_local! {
+        static POOL: std::cell::RefCell<(Vec<u8>, usize)> = const {
+            std::cell::RefCell::new((Vec::new(), 0))
+        };
+    }
+    POOL.with_borrow_mut(|(bytes, used)| {
+        if bytes.len() < *used + NONCE {
+            bytes.resize(4096, 0);
+            fill(bytes);
+            *used = 0;
+        }
+        let nonce = bytes[*used..*used + NONCE]
+            .try_into()
+            .expect("nonce length");
+        *used += NONCE;
+        nonce
+    })
 }
 
 fn fill(bytes: &mut [u8]) {

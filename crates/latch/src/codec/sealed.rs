@@ -11,6 +11,7 @@ use chacha20poly1305::aead::{Aead as _, KeyInit, Payload};
 use super::{CookieCodec, Opened, Rejected, context, decode_value, encode_value, read_time};
 use crate::error::{Error, ErrorKind};
 use crate::key::{Keyring, Purpose};
+use crate::rand::NonceSource;
 use crate::time::UnixTime;
 
 /// Random 96-bit nonces stay collision-safe for about 2^32 messages per key (NIST
@@ -96,6 +97,8 @@ impl Cipher {
 pub struct SealedCodec {
     aead: Aead,
     ciphers: Vec<Cipher>,
+    /// Nonces for the current key: pooled randomness hedged with the message.
+    nonces: NonceSource,
     sealed: AtomicU64,
 }
 
@@ -123,9 +126,11 @@ impl SealedCodec {
                 Aead::Aes256Gcm => Cipher::Gcm(Box::new(Aes256Gcm::new(k.as_bytes().into()))),
             })
             .collect();
+        let nonces = NonceSource::new(keys.current().derive(Purpose::COOKIE_NONCE).as_bytes());
         Self {
             aead,
             ciphers,
+            nonces,
             sealed: AtomicU64::new(0),
         }
     }
@@ -147,15 +152,16 @@ impl CookieCodec for SealedCodec {
     fn seal(&self, name: &str, issued_at: UnixTime, payload: &[u8]) -> crate::Result<String> {
         self.check_budget()?;
         let version = self.aead.version();
-        let mut nonce = vec![0u8; self.aead.nonce_len()];
-        crate::rand::fill(&mut nonce);
         let mut plain = Vec::with_capacity(8 + payload.len());
         plain.extend_from_slice(&issued_at.to_be_bytes());
         plain.extend_from_slice(payload);
         let aad = context(Purpose::COOKIE_ENCRYPTION.label(), name, version);
+        let mut nonce = [0u8; 24];
+        let nonce = &mut nonce[..self.aead.nonce_len()];
+        self.nonces.fill(nonce, &[&aad, &plain]);
         let sealed = self.ciphers[0]
             .seal(
-                &nonce,
+                nonce,
                 Payload {
                     msg: &plain,
                     aad: &aad,
@@ -164,7 +170,7 @@ impl CookieCodec for SealedCodec {
             .ok_or_else(|| Error::new(ErrorKind::InvalidConfig, "AEAD encryption failed"))?;
         let mut out = Vec::with_capacity(1 + nonce.len() + sealed.len());
         out.push(version);
-        out.extend_from_slice(&nonce);
+        out.extend_from_slice(nonce);
         out.extend_from_slice(&sealed);
         Ok(encode_value(&out))
     }

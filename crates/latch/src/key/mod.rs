@@ -236,6 +236,8 @@ impl Purpose {
     pub const COOKIE_ENCRYPTION: Purpose = Purpose("latch/v1/cookie-encryption");
     /// Session-bound CSRF tokens.
     pub const CSRF: Purpose = Purpose("latch/v1/csrf");
+    /// The PRF that makes encrypted cookies' nonces (see `rand::NonceSource`).
+    pub(crate) const COOKIE_NONCE: Purpose = Purpose("latch/v1/cookie-nonce");
 
     /// A purpose of the application's own; use a label unique to that job.
     pub const fn custom(label: &'static str) -> Self {
