@@ -63,7 +63,10 @@ type Map<K, V> = HashMap<K, V, RandomState>;
 
 #[derive(Debug, Default)]
 struct Inner {
-    sessions: Map<StoreKey, Record>,
+    /// Records boxed: a growing map then moves 40-byte entries when it
+    /// resizes, not whole records (a resize stalls every request waiting on
+    /// the shard, which showed in the tail latency of creating sessions).
+    sessions: Map<StoreKey, Box<Record>>,
     by_user: Map<String, HashSet<StoreKey, RandomState>>,
     /// Keys by expiry second. Sessions made in the same second share a
     /// bucket, so adding one is a hash insert rather than a B-tree insert
@@ -79,7 +82,7 @@ impl Inner {
             self.by_user.entry(user.clone()).or_default().insert(key);
         }
         self.expires(record.expires_at, key);
-        self.sessions.insert(key, record);
+        self.sessions.insert(key, Box::new(record));
     }
 
     /// File `key` under `at` in the expiry index.
@@ -97,7 +100,7 @@ impl Inner {
         }
     }
 
-    fn remove(&mut self, key: &StoreKey) -> Option<Record> {
+    fn remove(&mut self, key: &StoreKey) -> Option<Box<Record>> {
         let record = self.sessions.remove(key)?;
         self.unexpire(record.expires_at, key);
         if let Some(user) = &record.user_id {
@@ -201,7 +204,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
-        Ok(self.shard(key).sessions.get(key).cloned())
+        Ok(self.shard(key).sessions.get(key).map(|r| Record::clone(r)))
     }
 
     async fn save(
