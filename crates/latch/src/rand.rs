@@ -27,6 +27,7 @@
 //! messages.
 
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
@@ -97,11 +98,23 @@ const NONCE_SEED: usize = 16;
 
 /// AEAD nonces that never repeat for two different messages under one key,
 /// even if the random pool did (see the module docs).
-#[derive(Clone)]
 pub(crate) struct NonceSource {
     /// HMAC-SHA256 keyed once (its key schedule absorbed), cloned per nonce.
     prf: Hmac<Sha256>,
+    /// The PRF with the first associated data it saw already absorbed: a
+    /// codec seals nearly always for one cookie name, so each nonce then
+    /// costs only the blocks of its seed and plaintext.
+    bound: OnceLock<Bound>,
 }
+
+/// The keyed PRF after one associated data, padded to whole blocks.
+struct Bound {
+    aad: Box<[u8]>,
+    prf: Hmac<Sha256>,
+}
+
+/// SHA-256's block size, to which the associated data is padded.
+const BLOCK: usize = 64;
 
 impl NonceSource {
     /// A source keyed with `key`, which must be used for nothing else (derive
@@ -110,30 +123,55 @@ impl NonceSource {
         Self {
             // OK because HMAC accepts keys of any length.
             prf: Hmac::new_from_slice(key).expect("HMAC takes any key size"),
+            bound: OnceLock::new(),
         }
     }
 
-    /// Fill `nonce` (at most 32 bytes) for sealing the message whose
-    /// associated data and plaintext are `parts`.
-    pub(crate) fn fill(&self, nonce: &mut [u8], parts: &[&[u8]]) {
+    /// Fill `nonce` (at most 32 bytes) for sealing `plain` with the
+    /// associated data `aad`.
+    pub(crate) fn fill(&self, nonce: &mut [u8], aad: &[u8], plain: &[u8]) {
         let mut seed = [0u8; NONCE_SEED];
         fill_pooled(&mut seed);
-        self.derive(&seed, nonce, parts);
+        self.derive(&seed, nonce, aad, plain);
         seed.zeroize();
     }
 
-    /// The nonce for `seed` and the message `parts`: a function of both.
-    fn derive(&self, seed: &[u8; NONCE_SEED], nonce: &mut [u8], parts: &[&[u8]]) {
-        let mut prf = self.prf.clone();
+    /// The nonce for `seed` and the message: a function of all three.
+    ///
+    /// The PRF reads `len(aad) | aad | zeros to a whole block | seed |
+    /// len(plain) | plain`. The lengths make the encoding unambiguous (the
+    /// padding's length follows from `len(aad)`), so no two different
+    /// messages feed it the same bytes.
+    fn derive(&self, seed: &[u8; NONCE_SEED], nonce: &mut [u8], aad: &[u8], plain: &[u8]) {
+        let mut prf = self.with_aad(aad);
         prf.update(seed);
-        // Each part length-prefixed, so no two different lists of parts feed
-        // the PRF the same bytes.
-        for part in parts {
-            prf.update(&(part.len() as u64).to_be_bytes());
-            prf.update(part);
-        }
+        prf.update(&(plain.len() as u64).to_be_bytes());
+        prf.update(plain);
         let out = prf.finalize().into_bytes();
         nonce.copy_from_slice(&out[..nonce.len()]);
+    }
+
+    /// The keyed PRF with `aad` absorbed, prepared once for the first `aad`.
+    fn with_aad(&self, aad: &[u8]) -> Hmac<Sha256> {
+        let bound = self.bound.get_or_init(|| Bound {
+            aad: aad.into(),
+            prf: self.absorb(aad),
+        });
+        if *bound.aad == *aad {
+            bound.prf.clone()
+        } else {
+            self.absorb(aad)
+        }
+    }
+
+    fn absorb(&self, aad: &[u8]) -> Hmac<Sha256> {
+        let mut head = Vec::with_capacity((8 + aad.len()).next_multiple_of(BLOCK));
+        head.extend_from_slice(&(aad.len() as u64).to_be_bytes());
+        head.extend_from_slice(aad);
+        head.resize(head.len().next_multiple_of(BLOCK), 0);
+        let mut prf = self.prf.clone();
+        prf.update(&head);
+        prf
     }
 }
 
@@ -173,7 +211,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..1000 {
             let mut nonce = [0u8; 24];
-            source().fill(&mut nonce, &[b"aad", b"the same message"]);
+            source().fill(&mut nonce, b"aad", b"the same message");
             assert!(seen.insert(nonce), "a repeated nonce");
         }
     }
@@ -182,22 +220,30 @@ mod tests {
     fn a_repeated_seed_still_gives_different_messages_different_nonces() {
         // What a fork could do to the pool: the same seed twice.
         let seed = [42u8; NONCE_SEED];
-        let nonce = |parts: &[&[u8]]| {
+        let source = source();
+        let nonce = |aad: &[u8], plain: &[u8]| {
             let mut n = [0u8; 12];
-            source().derive(&seed, &mut n, parts);
+            source.derive(&seed, &mut n, aad, plain);
             n
         };
-        let base = nonce(&[b"name", b"plain"]);
-        assert_ne!(base, nonce(&[b"name", b"plaiN"]), "plaintext");
-        assert_ne!(base, nonce(&[b"other", b"plain"]), "associated data");
-        // Moving bytes between parts is a different message too.
-        assert_ne!(base, nonce(&[b"nam", b"eplain"]), "boundaries");
+        // The first call prepares the PRF for "name"; later ones reuse it.
+        let base = nonce(b"name", b"plain");
+        assert_ne!(base, nonce(b"name", b"plaiN"), "plaintext");
+        assert_ne!(base, nonce(b"other", b"plain"), "associated data");
+        // Moving bytes between the two is a different message too.
+        assert_ne!(base, nonce(b"nam", b"eplain"), "boundaries");
+        // Zeros that look like padding are still part of the message.
+        assert_ne!(base, nonce(b"name\0", b"plain"), "padding");
         // The same message under the same seed: the same nonce, so the same
         // ciphertext, which reveals only that the two are equal.
-        assert_eq!(base, nonce(&[b"name", b"plain"]));
+        assert_eq!(base, nonce(b"name", b"plain"));
+        // The prepared state and a fresh one agree.
+        let mut fresh = [0u8; 12];
+        NonceSource::new(&[7; 32]).derive(&seed, &mut fresh, b"name", b"plain");
+        assert_eq!(base, fresh);
         // Another key, another nonce.
         let mut other = [0u8; 12];
-        NonceSource::new(&[8; 32]).derive(&seed, &mut other, &[b"name", b"plain"]);
+        NonceSource::new(&[8; 32]).derive(&seed, &mut other, b"name", b"plain");
         assert_ne!(base, other);
     }
 

@@ -158,7 +158,7 @@ impl CookieCodec for SealedCodec {
         let aad = context(Purpose::COOKIE_ENCRYPTION.label(), name, version);
         let mut nonce = [0u8; 24];
         let nonce = &mut nonce[..self.aead.nonce_len()];
-        self.nonces.fill(nonce, &[&aad, &plain]);
+        self.nonces.fill(nonce, &aad, &plain);
         let sealed = self.ciphers[0]
             .seal(
                 nonce,
