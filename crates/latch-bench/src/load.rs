@@ -464,20 +464,25 @@ fn measure(
     } else {
         cookie.as_deref().map_or(Cookies::None, Cookies::Same)
     };
-    let cpu_before = crate::machine::cpu_time(server.pid())?;
+    // Where /proc cannot be read (not Linux), the column reads "-" and the
+    // cell still counts: CPU time is extra information, not the measure.
+    let cpu_now = || crate::machine::cpu_time(server.pid()).ok();
+    let cpu_before = cpu_now();
     let sample = wrk::run(
         &server.url(mode.path()),
         &cookies,
         plan.duration,
         plan.connections,
     )
-    .and_then(|mut sample| {
-        let cpu = crate::machine::cpu_time(server.pid())? - cpu_before;
+    .map(|mut sample| {
         // Lossless for any count a run can reach (< 2^53).
         #[allow(clippy::cast_precision_loss)]
         let requests = sample.requests.max(1) as f64;
-        sample.cpu_us = cpu.as_secs_f64() * 1e6 / requests;
-        Ok(sample)
+        sample.cpu_us = match (cpu_before, cpu_now()) {
+            (Some(before), Some(after)) => (after - before).as_secs_f64() * 1e6 / requests,
+            _ => f64::NAN,
+        };
+        sample
     });
     drop(server);
     backends::remove_sqlite(&env.dir.join(format!("latch-{cell}.db")));
