@@ -158,6 +158,29 @@ fn rotation_verifies_with_previous_keys() {
     assert!(dropped.open(NAME, &value).is_err());
 }
 
+/// K3 for sealed cookies: a cookie sealed under a previous key opens (after
+/// the current key has refused it, which must leave the bytes untouched for
+/// the next try), and one under a dropped key does not.
+#[test]
+fn rotation_opens_with_previous_keys() {
+    for aead in [Aead::XChaCha20Poly1305, Aead::Aes256Gcm] {
+        let old = SecretKey::generate();
+        let before = SealedCodec::new(&Keyring::new(old.clone()), aead);
+        let value = before.seal(NAME, 5, b"secret payload").unwrap();
+        let ring = Keyring::new(SecretKey::generate())
+            .with_previous(SecretKey::generate())
+            .with_previous(old);
+        let rotated = SealedCodec::new(&ring, aead);
+        let opened = rotated.open(NAME, &value).unwrap();
+        assert_eq!((opened.key_index, opened.issued_at), (2, 5), "{aead:?}");
+        assert_eq!(opened.payload, b"secret payload", "{aead:?}");
+        let fresh = rotated.seal(NAME, 6, b"x").unwrap();
+        assert_eq!(rotated.open(NAME, &fresh).unwrap().key_index, 0);
+        let dropped = SealedCodec::new(&Keyring::new(SecretKey::generate()), aead);
+        assert!(dropped.open(NAME, &value).is_err(), "{aead:?}");
+    }
+}
+
 /// K4: two seals of the same data never share a nonce (so never share bytes).
 #[test]
 fn sealing_twice_gives_different_tokens() {

@@ -105,11 +105,24 @@ fn write_context(label: &str, name: &str, version: u8, mut sink: impl FnMut(&[u8
     sink(&[version]);
 }
 
-/// [`write_context`] as one buffer, for an AEAD's associated data.
-fn context(label: &str, name: &str, version: u8) -> Vec<u8> {
-    let mut out = Vec::with_capacity(label.len() + name.len() + 17);
-    write_context(label, name, version, |b| out.extend_from_slice(b));
-    out
+/// Run `f` on [`write_context`] as one buffer, for an AEAD's associated
+/// data: on the stack for the usual cookie names, so sealing and opening
+/// allocate nothing for it.
+fn with_context<R>(label: &str, name: &str, version: u8, f: impl FnOnce(&[u8]) -> R) -> R {
+    const ON_STACK: usize = 128;
+    let len = label.len() + name.len() + 17;
+    if len > ON_STACK {
+        let mut out = Vec::with_capacity(len);
+        write_context(label, name, version, |b| out.extend_from_slice(b));
+        return f(&out);
+    }
+    let mut buf = [0u8; ON_STACK];
+    let mut at = 0;
+    write_context(label, name, version, |b| {
+        buf[at..at + b.len()].copy_from_slice(b);
+        at += b.len();
+    });
+    f(&buf[..at])
 }
 
 fn decode_value(name: &str, value: &str) -> Result<Vec<u8>, Rejected> {

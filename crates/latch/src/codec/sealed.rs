@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use aes_gcm::Aes256Gcm;
 use chacha20poly1305::XChaCha20Poly1305;
-use chacha20poly1305::aead::{Aead as _, KeyInit, Payload};
+use chacha20poly1305::aead::{AeadInPlace as _, KeyInit};
 
-use super::{CookieCodec, Opened, Rejected, context, decode_value, encode_value, read_time};
+use super::{CookieCodec, Opened, Rejected, decode_value, encode_value, read_time, with_context};
 use crate::error::{Error, ErrorKind};
 use crate::key::{Keyring, Purpose};
 use crate::rand::NonceSource;
@@ -62,20 +62,33 @@ enum Cipher {
 }
 
 impl Cipher {
-    fn seal(&self, nonce: &[u8], msg: Payload<'_, '_>) -> Option<Vec<u8>> {
-        match self {
-            Cipher::XChaCha(c) => c.encrypt(nonce.into(), msg).ok(),
-            Cipher::Gcm(c) => c.encrypt(nonce.into(), msg).ok(),
-        }
+    /// Encrypt `buffer` in place; the tag, or `None` if the AEAD refuses
+    /// (a message beyond its length limit, which cookies never reach).
+    fn seal(&self, nonce: &[u8], aad: &[u8], buffer: &mut [u8]) -> Option<[u8; TAG_LEN]> {
+        let tag = match self {
+            Cipher::XChaCha(c) => c.encrypt_in_place_detached(nonce.into(), aad, buffer),
+            Cipher::Gcm(c) => c.encrypt_in_place_detached(nonce.into(), aad, buffer),
+        };
+        tag.ok().map(Into::into)
     }
 
-    fn open(&self, nonce: &[u8], msg: Payload<'_, '_>) -> Option<Vec<u8>> {
+    /// Check the tag and decrypt `buffer` in place. Both AEADs check the tag
+    /// before they decrypt, so a refused `buffer` is left as it was and the
+    /// next key can try it (see `rotation_opens_with_previous_keys` in
+    /// `tests/codec_props.rs`).
+    fn open(&self, nonce: &[u8], aad: &[u8], buffer: &mut [u8], tag: &[u8]) -> bool {
         match self {
-            Cipher::XChaCha(c) => c.decrypt(nonce.into(), msg).ok(),
-            Cipher::Gcm(c) => c.decrypt(nonce.into(), msg).ok(),
+            Cipher::XChaCha(c) => {
+                c.decrypt_in_place_detached(nonce.into(), aad, buffer, tag.into())
+            }
+            Cipher::Gcm(c) => c.decrypt_in_place_detached(nonce.into(), aad, buffer, tag.into()),
         }
+        .is_ok()
     }
 }
+
+/// Both AEADs' tag length.
+const TAG_LEN: usize = 16;
 
 /// The encrypted-cookie codec.
 ///
@@ -152,62 +165,52 @@ impl CookieCodec for SealedCodec {
     fn seal(&self, name: &str, issued_at: UnixTime, payload: &[u8]) -> crate::Result<String> {
         self.check_budget()?;
         let version = self.aead.version();
-        let mut plain = Vec::with_capacity(8 + payload.len());
-        plain.extend_from_slice(&issued_at.to_be_bytes());
-        plain.extend_from_slice(payload);
-        let aad = context(Purpose::COOKIE_ENCRYPTION.label(), name, version);
-        let mut nonce = [0u8; 24];
-        let nonce = &mut nonce[..self.aead.nonce_len()];
-        self.nonces.fill(nonce, &aad, &plain);
-        let sealed = self.ciphers[0]
-            .seal(
-                nonce,
-                Payload {
-                    msg: &plain,
-                    aad: &aad,
-                },
-            )
-            .ok_or_else(|| Error::new(ErrorKind::InvalidConfig, "AEAD encryption failed"))?;
-        let mut out = Vec::with_capacity(1 + nonce.len() + sealed.len());
+        // One buffer, encrypted in place: version | nonce | issued_at | payload | tag.
+        let start = 1 + self.aead.nonce_len();
+        let mut out = Vec::with_capacity(start + 8 + payload.len() + TAG_LEN);
         out.push(version);
-        out.extend_from_slice(nonce);
-        out.extend_from_slice(&sealed);
+        out.resize(start, 0);
+        out.extend_from_slice(&issued_at.to_be_bytes());
+        out.extend_from_slice(payload);
+        let (head, plain) = out.split_at_mut(start);
+        let nonce = &mut head[1..];
+        let tag = with_context(Purpose::COOKIE_ENCRYPTION.label(), name, version, |aad| {
+            self.nonces.fill(nonce, aad, plain);
+            self.ciphers[0].seal(nonce, aad, plain)
+        })
+        .ok_or_else(|| Error::new(ErrorKind::InvalidConfig, "AEAD encryption failed"))?;
+        out.extend_from_slice(&tag);
         Ok(encode_value(&out))
     }
 
     fn open(&self, name: &str, value: &str) -> Result<Opened, Rejected> {
-        let bytes = decode_value(name, value)?;
+        let mut bytes = decode_value(name, value)?;
         let version = self.aead.version();
-        let nonce_len = self.aead.nonce_len();
-        // version + nonce + issued_at + 16-byte tag
-        if bytes.len() < 1 + nonce_len + 8 + 16 {
+        let start = 1 + self.aead.nonce_len();
+        // version + nonce + issued_at + tag
+        if bytes.len() < start + 8 + TAG_LEN {
             return Err(Rejected("truncated"));
         }
         if bytes[0] != version {
             return Err(Rejected("unknown version"));
         }
-        let (nonce, sealed) = bytes[1..].split_at(nonce_len);
-        let aad = context(Purpose::COOKIE_ENCRYPTION.label(), name, version);
-        let (key_index, mut plain) = self
-            .ciphers
-            .iter()
-            .enumerate()
-            .find_map(|(i, c)| {
-                c.open(
-                    nonce,
-                    Payload {
-                        msg: sealed,
-                        aad: &aad,
-                    },
-                )
-                .map(|p| (i, p))
-            })
-            .ok_or(Rejected("bad tag"))?;
-        let issued_at = read_time(plain.get(..8).ok_or(Rejected("truncated"))?)?;
-        plain.drain(..8);
+        let (head, rest) = bytes.split_at_mut(start);
+        let nonce = &head[1..];
+        let (sealed, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+        let key_index = with_context(Purpose::COOKIE_ENCRYPTION.label(), name, version, |aad| {
+            self.ciphers
+                .iter()
+                .position(|c| c.open(nonce, aad, sealed, tag))
+        })
+        .ok_or(Rejected("bad tag"))?;
+        let issued_at = read_time(&bytes[start..start + 8])?;
+        // The payload is what lies between issue time and tag: cut the
+        // buffer down to it in place rather than copying it out.
+        bytes.truncate(bytes.len() - TAG_LEN);
+        bytes.drain(..start + 8);
         Ok(Opened {
             issued_at,
-            payload: plain,
+            payload: bytes,
             key_index,
             outdated: false,
         })
