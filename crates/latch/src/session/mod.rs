@@ -7,7 +7,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::{Mutex, MutexGuard};
+// async-lock's mutex rather than tokio's: taking and releasing it uncontended
+// is one atomic operation each, where tokio's takes an inner lock on every
+// release, and every request that uses its session takes it.
+use async_lock::{Mutex, MutexGuard};
 
 use flash::FLASH_KEY;
 pub use flash::Flash;
@@ -108,7 +111,7 @@ impl Session {
 
     /// The request's state if no other task holds it now.
     pub(crate) fn try_lock_state(&self) -> Option<MutexGuard<'_, State>> {
-        self.state.try_lock().ok()
+        self.state.try_lock()
     }
 
     /// Whether no method has used this session yet: nothing was loaded, so
@@ -130,7 +133,9 @@ impl Session {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_untouched(&self) -> bool {
-        self.state.try_lock().is_ok_and(|state| !state.is_loaded())
+        self.state
+            .try_lock()
+            .is_some_and(|state| !state.is_loaded())
     }
 
     /// Lock the state, loading the session first if this is the first access.
