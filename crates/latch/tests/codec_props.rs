@@ -181,6 +181,25 @@ fn rotation_opens_with_previous_keys() {
     }
 }
 
+/// The cookie name is bound whole whatever its length: short names build the
+/// associated data on the stack, long ones (over 85 bytes) on the heap, and
+/// a name differing in its last byte, or cut short, does not open the value.
+#[test]
+fn sealed_values_are_bound_to_names_of_any_length() {
+    let ring = Keyring::new(SecretKey::generate());
+    for aead in [Aead::XChaCha20Poly1305, Aead::Aes256Gcm] {
+        let codec = SealedCodec::new(&ring, aead);
+        for len in [1, 60, 84, 85, 86, 87, 200, 1000] {
+            let name = "n".repeat(len);
+            let value = codec.seal(&name, 1, b"payload").unwrap();
+            assert_eq!(codec.open(&name, &value).unwrap().payload, b"payload");
+            let other = format!("{}x", &name[..len - 1]);
+            assert!(codec.open(&other, &value).is_err(), "{aead:?} {len}");
+            assert!(codec.open(&name[..len - 1], &value).is_err(), "{aead:?} {len}");
+        }
+    }
+}
+
 /// K4: two seals of the same data never share a nonce (so never share bytes).
 #[test]
 fn sealing_twice_gives_different_tokens() {
