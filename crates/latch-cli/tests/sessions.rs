@@ -475,11 +475,27 @@ async fn redis_cleanup(url: &str, prefix: &str) {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    // SCAN, not KEYS: a server that holds many other keys (a benchmark's
+    // sessions, say) answers KEYS only after walking all of them at once,
+    // past the client's response timeout.
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
     // One DEL per key: a cluster refuses one DEL of keys in different slots.
     let mut pipe = redis::pipe();
     for key in &keys {
