@@ -64,7 +64,7 @@
 //! |---|---|---|---|
 //! | `latch:s:{hex store key}` | hash | `ver` (version), `rec` (the `Record` as JSON), `seen`, `exp`, `user` | `EXPIREAT expires_at` |
 //! | `latch:u:{user id}` | sorted set | the user's hex store keys, scored by `expires_at` | its highest score |
-//! | `latch:expiry` | sorted set | every session's hex store key, scored by `expires_at` | none; trimmed by `purge_expired` |
+//! | `latch:expiry` | sorted set | every session's hex store key, scored by `expires_at` plus the fraction of a second at which it was filed (so entries filed later sort later, which keeps `ZADD` cheap); due at `now` when the score is below `now + 1` ([`expiry_due_before`]) | none; trimmed by `purge_expired` |
 //!
 //! `touch` rewrites only `seen`, `exp` and the TTL, never the data or version.
 //! A session created with an `expires_at` already past is deleted by Redis at
@@ -138,6 +138,18 @@ use std::time::Duration;
 pub use builder::{DEFAULT_PREFIX, RedisStoreBuilder};
 pub use cache::{ReadCache, ReadCacheStats};
 pub use store::RedisStore;
+
+/// The exclusive upper bound of the `latch:expiry` scores due at `now`, as a
+/// `ZRANGEBYSCORE` or `ZCOUNT` argument (`"(now+1"`), for tools that read the
+/// index themselves: a score is a deadline plus a fraction of a second.
+///
+/// # Example
+/// ```
+/// assert_eq!(latch_redis::expiry_due_before(1_800_000_000), "(1800000001");
+/// ```
+pub fn expiry_due_before(now: latch::UnixTime) -> String {
+    fields::due_before(now)
+}
 
 /// How long [`master_client`] gives each sentinel to answer, and the master
 /// it names to confirm its role: a search takes at most about twice that.

@@ -336,3 +336,40 @@ async fn a_touch_that_cannot_raise_the_index_does_not_extend_the_session() {
     );
     assert_eq!(f.store.delete_by_user(&user, None).await.unwrap(), 1);
 }
+
+/// An expiry entry's score carries the fraction of a second at which it was
+/// filed, yet purging still goes by the deadline alone: a session is purged
+/// at exactly its `expires_at` and not a second before.
+#[tokio::test]
+async fn purge_goes_by_the_deadline_to_the_second() {
+    let Some(mut f) = fixture("purge-boundary").await else {
+        return;
+    };
+    // Far enough ahead that Redis's own TTL does not fire during the test.
+    let at = common::wall_now() + 3600;
+    let keys = [f.session(None, at).await, f.session(None, at).await];
+    let expiry = format!("{}expiry", f.prefix);
+    let scores: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(&expiry)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut f.raw)
+        .await
+        .unwrap();
+    assert_eq!(scores.len(), 2);
+    for (_, score) in &scores {
+        assert!(*score >= at as f64 && *score < (at + 1) as f64, "{score}");
+    }
+
+    let purge = f.store.expired_deletion().unwrap();
+    assert_eq!(purge.purge_expired(at - 1, 10).await.unwrap(), 0);
+    for key in &keys {
+        assert!(f.store.load(key).await.unwrap().is_some());
+    }
+    assert_eq!(purge.purge_expired(at, 10).await.unwrap(), 2);
+    for key in &keys {
+        assert!(f.store.load(key).await.unwrap().is_none());
+    }
+    assert!(f.members(&expiry).await.is_empty());
+}

@@ -195,7 +195,10 @@ fn sealed_values_are_bound_to_names_of_any_length() {
             assert_eq!(codec.open(&name, &value).unwrap().payload, b"payload");
             let other = format!("{}x", &name[..len - 1]);
             assert!(codec.open(&other, &value).is_err(), "{aead:?} {len}");
-            assert!(codec.open(&name[..len - 1], &value).is_err(), "{aead:?} {len}");
+            assert!(
+                codec.open(&name[..len - 1], &value).is_err(),
+                "{aead:?} {len}"
+            );
         }
     }
 }

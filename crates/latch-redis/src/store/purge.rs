@@ -1,6 +1,7 @@
 //! The expiry index `{prefix}expiry`: every session's hex store key scored by
-//! its `expires_at`, so `purge_expired` finds expired sessions oldest first
-//! without scanning the keyspace.
+//! its `expires_at` (plus the fraction of a second at which it was filed; see
+//! [`fields::expiry_score`]), so `purge_expired` finds expired sessions
+//! oldest first without scanning the keyspace.
 //!
 //! Redis's TTLs delete the sessions themselves; purging removes what TTLs leave
 //! behind (these entries, and index entries of sessions it deletes) and deletes
@@ -54,7 +55,7 @@ impl RedisStore {
     pub(super) async fn expiry_add(&self, key: &StoreKey, expires_at: UnixTime) -> Result<()> {
         redis::cmd("ZADD")
             .arg(self.keys.expiry())
-            .arg(fields::deadline(expires_at))
+            .arg(fields::expiry_score_now(expires_at))
             .arg(key.to_hex())
             .exec_async(&mut self.conn.clone())
             .await
@@ -92,7 +93,7 @@ impl RedisStore {
         redis::cmd("ZRANGEBYSCORE")
             .arg(self.keys.expiry())
             .arg("-inf")
-            .arg(now)
+            .arg(fields::due_before(now))
             .arg("LIMIT")
             .arg(0)
             .arg(i64::try_from(limit).unwrap_or(i64::MAX))

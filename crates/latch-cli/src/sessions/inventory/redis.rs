@@ -197,7 +197,7 @@ impl RedisInventory {
         count
             .arg(format!("{}expiry", self.prefix))
             .arg("-inf")
-            .arg(now);
+            .arg(latch_redis::expiry_due_before(now));
         match &self.router {
             Router::Server(conn) => count.query_async(&mut conn.clone()).await,
             Router::Cluster(conn) => count.query_async(&mut conn.clone()).await,
