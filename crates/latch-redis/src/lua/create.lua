@@ -5,9 +5,11 @@
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'ver', ARGV[1], 'rec', ARGV[2], 'seen', ARGV[3], 'exp', ARGV[4])
+-- One HSET either way: each redis.call costs the server a command's overhead.
 if ARGV[6] then
-  redis.call('HSET', KEYS[1], 'user', ARGV[6])
+  redis.call('HSET', KEYS[1], 'ver', ARGV[1], 'rec', ARGV[2], 'seen', ARGV[3], 'exp', ARGV[4], 'user', ARGV[6])
+else
+  redis.call('HSET', KEYS[1], 'ver', ARGV[1], 'rec', ARGV[2], 'seen', ARGV[3], 'exp', ARGV[4])
 end
 -- A deadline already in the past deletes the key at once: such a session is never live.
 redis.call('EXPIREAT', KEYS[1], ARGV[5])

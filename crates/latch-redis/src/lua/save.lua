@@ -4,19 +4,22 @@
 -- ARGV     expected version, new version, record JSON, last_seen, expires_at,
 --          TTL deadline [, user id]
 -- Returns  {'gone'}, {'conflict'} or {'saved' [, previous user id]}
-local current = redis.call('HGET', KEYS[1], 'ver')
+-- Both fields in one read; a missing one reads as false.
+local stored = redis.call('HMGET', KEYS[1], 'ver', 'user')
+local current, previous = stored[1], stored[2]
 if not current then
   return {'gone'}
 end
 if current ~= ARGV[1] then
   return {'conflict'}
 end
-local previous = redis.call('HGET', KEYS[1], 'user')
-redis.call('HSET', KEYS[1], 'ver', ARGV[2], 'rec', ARGV[3], 'seen', ARGV[4], 'exp', ARGV[5])
 if ARGV[7] then
-  redis.call('HSET', KEYS[1], 'user', ARGV[7])
+  redis.call('HSET', KEYS[1], 'ver', ARGV[2], 'rec', ARGV[3], 'seen', ARGV[4], 'exp', ARGV[5], 'user', ARGV[7])
 else
-  redis.call('HDEL', KEYS[1], 'user')
+  redis.call('HSET', KEYS[1], 'ver', ARGV[2], 'rec', ARGV[3], 'seen', ARGV[4], 'exp', ARGV[5])
+  if previous then
+    redis.call('HDEL', KEYS[1], 'user')
+  end
 end
 redis.call('EXPIREAT', KEYS[1], ARGV[6])
 if previous then

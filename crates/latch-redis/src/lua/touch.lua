@@ -3,10 +3,12 @@
 -- KEYS[1]  the session hash
 -- ARGV     last_seen, expires_at, TTL deadline
 -- Returns  {'gone'} or {'touched' [, user id]}
-if redis.call('EXISTS', KEYS[1]) == 0 then
+-- Every session has 'ver': reading it with 'user' tells both in one call.
+local stored = redis.call('HMGET', KEYS[1], 'ver', 'user')
+if not stored[1] then
   return {'gone'}
 end
-local user = redis.call('HGET', KEYS[1], 'user')
+local user = stored[2]
 redis.call('HSET', KEYS[1], 'seen', ARGV[1], 'exp', ARGV[2])
 redis.call('EXPIREAT', KEYS[1], ARGV[3])
 if user then
