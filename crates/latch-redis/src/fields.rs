@@ -38,8 +38,8 @@ pub(crate) fn deadline(t: UnixTime) -> i64 {
 /// correct: an entry is due when its score is below `now + 1`
 /// ([`due_before`]), which is when its deadline is at or before `now`.
 pub(crate) fn expiry_score(t: UnixTime, millis: u32) -> f64 {
-    // Both fit a double exactly: deadlines stay below 2^38 and three
-    // decimals add under 2^10.
+    // A double keeps every millisecond apart: below 2^38 (the last
+    // deadline) its spacing is 2^-14 s.
     deadline(t) as f64 + f64::from(millis.min(999)) / 1000.0
 }
 
