@@ -479,22 +479,15 @@ async fn redis_cleanup(url: &str, prefix: &str) {
     // sessions, say) answers KEYS only after walking all of them at once,
     // past the client's response timeout.
     let mut keys: Vec<String> = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(10_000)
-            .query_async(&mut conn)
+    {
+        use redis::AsyncCommands as _;
+        let mut scan = conn
+            .scan_match::<_, String>(format!("{prefix}*"))
             .await
             .unwrap();
-        keys.extend(batch);
-        if next == 0 {
-            break;
+        while let Some(key) = scan.next_item().await {
+            keys.push(key.unwrap());
         }
-        cursor = next;
     }
     // One DEL per key: a cluster refuses one DEL of keys in different slots.
     let mut pipe = redis::pipe();
