@@ -164,6 +164,78 @@ pub async fn save_replaces_every_field(store: Store) {
     assert_eq!(store.load(&k).await.expect("load"), Some(next));
 }
 
+/// The `_shared` forms (what the engine calls; by default they call the plain
+/// ones) keep the same contract, and a record handed out stays as it was
+/// handed out: later saves and touches change the store's record, not a copy
+/// a request holds.
+pub async fn shared_records_keep_the_contract_and_stay_isolated(store: Store) {
+    let k = key();
+    let user = unique_user();
+    let mut first = record(Some(&user), T0 + 60);
+    first.data.insert("who".into(), "first".into());
+    let first = Arc::new(first);
+    assert!(store.create_shared(&k, &first).await.expect("create"));
+    let mut other = Record::clone(&first);
+    other.data.insert("who".into(), "second".into());
+    assert!(
+        !store.create_shared(&k, &Arc::new(other)).await.expect("create again"),
+        "create_shared overwrote a session"
+    );
+    let held = store.load_shared(&k).await.expect("load").expect("present");
+    assert_eq!(*held, *first);
+    assert_eq!(store.load(&k).await.expect("load").as_ref(), Some(&*first));
+
+    let mut next = Record::clone(&held);
+    next.version = 2;
+    next.data.insert("n".into(), 1.into());
+    let next = Arc::new(next);
+    assert_eq!(
+        store.save_shared(&k, &next, 1).await.expect("save"),
+        SaveOutcome::Saved
+    );
+    assert_eq!(
+        store.save_shared(&k, &first, 1).await.expect("stale save"),
+        SaveOutcome::Conflict
+    );
+    assert!(
+        store
+            .touch(&k, Some(&user), T0 + 30, T0 + 90)
+            .await
+            .expect("touch")
+    );
+    assert_eq!(*held, *first, "a record handed out changed under its holder");
+    assert_eq!(next.last_seen, T0, "a saved record changed under its saver");
+    let now = store.load_shared(&k).await.expect("load").expect("present");
+    assert_eq!(now.data, next.data);
+    assert_eq!((now.last_seen, now.expires_at), (T0 + 30, T0 + 90));
+
+    assert!(store.delete(&k).await.expect("delete"));
+    assert_eq!(
+        store.save_shared(&k, &next, 2).await.expect("save after delete"),
+        SaveOutcome::Gone
+    );
+    assert_eq!(store.load_shared(&k).await.expect("load"), None);
+}
+
+/// A change a request has made but not saved is seen by no other request,
+/// even by a store that hands out the record it holds.
+pub async fn unsaved_changes_stay_with_their_request(store: Store) {
+    let (manager, _clock) = manager(&store);
+    let cookie = new_session(&manager).await;
+    let writer = start_with(&manager, &cookie);
+    writer.insert("seed", 2).await.expect("insert");
+    let reader = start_with(&manager, &cookie);
+    assert_eq!(
+        reader.get::<i64>("seed").await.expect("get"),
+        Some(1),
+        "another request saw a change before it was saved"
+    );
+    manager.finish(&reader).await.expect("finish reader");
+    manager.finish(&writer).await.expect("finish writer");
+    let after = start_with(&manager, &cookie);
+    assert_eq!(after.get::<i64>("seed").await.expect("get"), Some(2));
+}
+
 /// E5: a save after a delete reports `Gone` and does not recreate.
 pub async fn save_never_resurrects_deleted(store: Store) {
     let k = key();

@@ -44,6 +44,8 @@ macro_rules! store_conformance {
             save_is_compare_and_swap,
             save_replaces_every_field,
             save_never_resurrects_deleted,
+            shared_records_keep_the_contract_and_stay_isolated,
+            unsaved_changes_stay_with_their_request,
             touch_refreshes_times_only,
             touch_keeps_the_user_index_current,
             delete_reports_presence,
@@ -117,6 +119,14 @@ pub async fn run_all(store: cases::Store, except: &[&str]) {
         (
             "save_never_resurrects_deleted",
             cases::save_never_resurrects_deleted(store.clone()).boxed(),
+        ),
+        (
+            "shared_records_keep_the_contract_and_stay_isolated",
+            cases::shared_records_keep_the_contract_and_stay_isolated(store.clone()).boxed(),
+        ),
+        (
+            "unsaved_changes_stay_with_their_request",
+            cases::unsaved_changes_stay_with_their_request(store.clone()).boxed(),
         ),
         (
             "touch_refreshes_times_only",

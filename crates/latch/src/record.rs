@@ -1,6 +1,7 @@
 //! The session record: what a store keeps for one session.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -134,5 +135,59 @@ impl std::io::Write for ByteCounter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// A request's record: its own, or shared with the store that holds it
+/// ([`SessionStore::load_shared`](crate::SessionStore::load_shared)) and
+/// copied only when the request changes it. A read then costs no copy of the
+/// session's data, and a save hands the store the same allocation.
+#[derive(Debug, Clone)]
+pub(crate) enum RecordCell {
+    /// Made by this request (fresh, or decoded from a cookie).
+    Owned(Record),
+    /// Possibly shared with a store; never changed in place while shared.
+    Shared(Arc<Record>),
+}
+
+impl RecordCell {
+    /// The record.
+    pub(crate) fn get(&self) -> &Record {
+        match self {
+            Self::Owned(record) => record,
+            Self::Shared(record) => record,
+        }
+    }
+
+    /// The record, to change: a shared one is copied first (copy on write),
+    /// so a store's record never sees a change it was not given.
+    pub(crate) fn make_mut(&mut self) -> &mut Record {
+        match self {
+            Self::Owned(record) => record,
+            Self::Shared(record) => Arc::make_mut(record),
+        }
+    }
+
+    /// The record as an `Arc`, to hand to a store; an owned one moves into
+    /// it, so later reads and the store share one allocation.
+    pub(crate) fn share(&mut self) -> Arc<Record> {
+        let shared = match std::mem::replace(self, Self::Owned(Record::new(0))) {
+            Self::Owned(record) => Arc::new(record),
+            Self::Shared(record) => record,
+        };
+        *self = Self::Shared(Arc::clone(&shared));
+        shared
+    }
+}
+
+impl From<Record> for RecordCell {
+    fn from(record: Record) -> Self {
+        Self::Owned(record)
+    }
+}
+
+impl From<Arc<Record>> for RecordCell {
+    fn from(record: Arc<Record>) -> Self {
+        Self::Shared(record)
     }
 }

@@ -31,7 +31,7 @@ impl Engine {
         let Some(binder) = &self.binder else {
             return true;
         };
-        let binding = Binding::read(loaded.record.data.get(BINDING_KEY));
+        let binding = Binding::read(loaded.record.get().data.get(BINDING_KEY));
         let Some(device) = binding.as_ref().and_then(|b| b.device.as_ref()) else {
             return true;
         };

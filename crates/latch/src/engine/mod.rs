@@ -36,7 +36,7 @@ pub(crate) use stored::StoreBackend;
 
 use crate::cookie::{CookieConfig, IncomingCookie};
 use crate::error::{Error, ErrorKind, Result};
-use crate::record::Record;
+use crate::record::{Record, RecordCell};
 use crate::store::{ExpiredDeletion, SessionInfo, SessionStore};
 use crate::time::{Clock, Expiry, UnixTime};
 use crate::wire::Finished;
@@ -270,12 +270,13 @@ impl Engine {
     pub(crate) fn loaded(
         &self,
         origin: state::Origin,
-        record: Record,
+        record: impl Into<RecordCell>,
         reissue: bool,
         now: UnixTime,
     ) -> Loaded {
+        let record = record.into();
         Loaded {
-            touch_due: self.touch_due(&record, now),
+            touch_due: self.touch_due(record.get(), now),
             origin,
             record,
             reissue,

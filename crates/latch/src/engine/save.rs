@@ -23,7 +23,7 @@ use super::Engine;
 use super::state::{Changes, Op, State};
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::StoreKey;
-use crate::record::Record;
+use crate::record::{Record, RecordCell};
 use crate::store::{SaveOutcome, SessionStore};
 use crate::time::UnixTime;
 
@@ -36,7 +36,7 @@ const SAVE_SHARDS: usize = 16;
 
 /// What a save ends in: the record as saved, `None` when the session was
 /// deleted meanwhile (logout, revoke, expiry), or the error.
-type Outcome = Result<Option<Record>>;
+type Outcome = Result<Option<RecordCell>>;
 
 /// The table of the sessions this process is saving right now, in shards.
 pub(crate) struct Saving(Box<[SaveShard]>);
@@ -74,7 +74,7 @@ struct Entry {
     /// The record the last save wrote, while saves wait: a newer base than
     /// the waiters loaded, so they need not fail a swap first. A hint only;
     /// the compare-and-swap decides.
-    last_saved: Option<Record>,
+    last_saved: Option<RecordCell>,
 }
 
 struct Waiting {
@@ -168,7 +168,7 @@ fn fail_waiting_if_unavailable(shard: &SaveShard, key: &StoreKey, err: &Error) {
 }
 
 /// Put a save's outcome into the request's state; `false` when gone.
-fn settle(state: &mut State, outcome: Option<Record>) -> bool {
+fn settle(state: &mut State, outcome: Option<RecordCell>) -> bool {
     match outcome {
         Some(record) => {
             state.settle(record);
@@ -185,7 +185,7 @@ struct Turn {
     shared: Arc<Engine>,
     store: Arc<dyn SessionStore>,
     key: StoreKey,
-    saved: Option<Record>,
+    saved: Option<RecordCell>,
 }
 
 impl Drop for Turn {
@@ -309,7 +309,7 @@ async fn save_group(
     store: &dyn SessionStore,
     key: &StoreKey,
     group: Vec<Changes>,
-    hint: Option<Record>,
+    hint: Option<RecordCell>,
     now: UnixTime,
 ) -> Vec<Outcome> {
     let n = group.len();
@@ -317,8 +317,8 @@ async fn save_group(
     let newest_loaded = group
         .iter()
         .enumerate()
-        .max_by_key(|(i, c)| (c.record.version, std::cmp::Reverse(*i)))
-        .map(|(i, c)| (i, c.record.version));
+        .max_by_key(|(i, c)| (c.record.get().version, std::cmp::Reverse(*i)))
+        .map(|(i, c)| (i, c.record.get().version));
     let mut ops = Vec::with_capacity(n);
     let mut records = Vec::with_capacity(n);
     for changes in group {
@@ -328,22 +328,26 @@ async fn save_group(
     // The base: the newest record known. A request's record already holds its
     // own changes, so when it is the base its operations are not replayed.
     let mut record = match (hint, newest_loaded) {
-        (Some(hint), Some((_, version))) if hint.version > version => {
+        (Some(hint), Some((_, version))) if hint.get().version > version => {
             replay(shared, hint, &ops, None, &mut failed)
         }
         (_, Some((i, _))) => {
-            let base = records[i].take().unwrap_or_else(|| Record::new(now));
+            let base = records[i]
+                .take()
+                .unwrap_or_else(|| RecordCell::Owned(Record::new(now)));
             replay(shared, base, &ops, Some(i), &mut failed)
         }
         (_, None) => return Vec::new(),
     };
-    let mut expected = record.version;
+    let mut expected = record.get().version;
     for attempt in 0..MAX_SAVE_ATTEMPTS {
-        record.version = expected + 1;
-        record.last_seen = now;
-        record.expires_at = record.deadline(&shared.expiry);
+        let stamped = record.make_mut();
+        stamped.version = expected + 1;
+        stamped.last_seen = now;
+        stamped.expires_at = stamped.deadline(&shared.expiry);
+        let saving = record.share();
         match shared
-            .timed("saving a session", store.save(key, &record, expected))
+            .timed("saving a session", store.save_shared(key, &saving, expected))
             .await
         {
             Err(err) => return all(failed, |_| Err(err.clone())),
@@ -352,7 +356,8 @@ async fn save_group(
             Ok(SaveOutcome::Conflict) => {}
         }
         backoff(attempt).await;
-        let newest = match shared.timed("reloading a session", store.load(key)).await {
+        let reload = store.load_shared(key);
+        let newest = match shared.timed("reloading a session", reload).await {
             Err(err) => return all(failed, |_| Err(err.clone())),
             Ok(None) => return all(failed, |_| Ok(None)),
             Ok(Some(newest)) if newest.is_expired(now, &shared.expiry) => {
@@ -361,7 +366,7 @@ async fn save_group(
             Ok(Some(newest)) => newest,
         };
         expected = newest.version;
-        record = replay(shared, newest, &ops, None, &mut failed);
+        record = replay(shared, newest.into(), &ops, None, &mut failed);
     }
     all(failed, |_| {
         Err(Error::new(
@@ -386,7 +391,7 @@ fn all(failed: Vec<Option<Error>>, mut outcome: impl FnMut(usize) -> Outcome) ->
 
 /// [`all`] for a save that succeeded: each request whose operations applied
 /// gets the saved record (the last one gets it without a copy).
-fn all_saved(failed: Vec<Option<Error>>, record: Record) -> Vec<Outcome> {
+fn all_saved(failed: Vec<Option<Error>>, record: RecordCell) -> Vec<Outcome> {
     let last = failed.iter().rposition(Option::is_none);
     let mut record = Some(record);
     failed
@@ -409,13 +414,23 @@ fn all_saved(failed: Vec<Option<Error>>, record: Record) -> Vec<Outcome> {
 /// request, and the requests that would push the record over fail alone.
 fn replay(
     shared: &Engine,
-    record: Record,
+    record: RecordCell,
     ops: &[Vec<Op>],
     skip: Option<usize>,
     failed: &mut [Option<Error>],
-) -> Record {
+) -> RecordCell {
+    // The usual save: one request, whose record is the base. Nothing to
+    // replay, and its own size was checked, so no copy is needed.
+    if ops
+        .iter()
+        .enumerate()
+        .all(|(i, request_ops)| Some(i) == skip || request_ops.is_empty())
+    {
+        failed.fill(None);
+        return record;
+    }
     let merged = replay_checked(None, record.clone(), ops, skip, failed);
-    if shared.check_record_size(&merged).is_ok() {
+    if shared.check_record_size(merged.get()).is_ok() {
         return merged;
     }
     replay_checked(Some(shared), record, ops, skip, failed)
@@ -425,21 +440,22 @@ fn replay(
 /// record over the size limit is undone and marked too.
 fn replay_checked(
     limit: Option<&Engine>,
-    mut record: Record,
+    mut record: RecordCell,
     ops: &[Vec<Op>],
     skip: Option<usize>,
     failed: &mut [Option<Error>],
-) -> Record {
+) -> RecordCell {
     for (i, request_ops) in ops.iter().enumerate() {
         failed[i] = None;
-        if Some(i) == skip {
+        if Some(i) == skip || request_ops.is_empty() {
             continue;
         }
         let fallible = limit.is_some() || request_ops.iter().any(|op| matches!(op, Op::Update(..)));
         let before = fallible.then(|| record.clone());
-        let mut outcome = request_ops.iter().try_for_each(|op| op.apply(&mut record));
+        let changing = record.make_mut();
+        let mut outcome = request_ops.iter().try_for_each(|op| op.apply(changing));
         if let (Ok(()), Some(shared)) = (&outcome, limit) {
-            outcome = shared.check_record_size(&record);
+            outcome = shared.check_record_size(record.get());
         }
         if let Err(err) = outcome {
             failed[i] = Some(err);

@@ -17,7 +17,7 @@ use crate::cookie::IncomingCookie;
 use crate::dbsc::DeviceStatus;
 use crate::error::Result;
 use crate::id::{SessionId, StoreKey};
-use crate::record::Record;
+use crate::record::{Record, RecordCell};
 use crate::time::UnixTime;
 use crate::wire::{RawRequest, RequestMeta};
 
@@ -144,7 +144,7 @@ pub(crate) enum Ending {
 /// A request's view of a session as loaded, for [`State::loaded_from`].
 pub(crate) struct Loaded {
     pub(crate) origin: Origin,
-    pub(crate) record: Record,
+    pub(crate) record: RecordCell,
     /// `last_seen` is old enough to be refreshed.
     pub(crate) touch_due: bool,
     /// The cookie verified under a previous key: re-issue under the current one.
@@ -154,7 +154,7 @@ pub(crate) struct Loaded {
 /// A request's changes, taken out of the state to be saved.
 pub(crate) struct Changes {
     /// The record as this request sees it.
-    pub(crate) record: Record,
+    pub(crate) record: RecordCell,
     /// The operations that made it so, for replay on a newer record.
     pub(crate) ops: Vec<Op>,
 }
@@ -173,7 +173,7 @@ pub(crate) struct State {
     input: Option<Input>,
     loaded: bool,
     origin: Origin,
-    record: Record,
+    record: RecordCell,
     ops: Vec<Op>,
     ending: Ending,
     touch_due: bool,
@@ -215,7 +215,7 @@ impl State {
             input: Some(input),
             loaded: false,
             origin: Origin::Fresh,
-            record: Record::new(0),
+            record: RecordCell::Owned(Record::new(0)),
             ops: Vec::new(),
             ending: Ending::Keep,
             touch_due: false,
@@ -265,24 +265,24 @@ impl State {
             record.ip = meta.ip;
         }
         self.origin = Origin::Fresh;
-        self.record = record;
+        self.record = RecordCell::Owned(record);
         self.loaded = true;
     }
 
     /// The record as this request sees it.
     pub(crate) fn record(&self) -> &Record {
-        &self.record
+        self.record.get()
     }
 
     /// The value under `key`, if any.
     pub(crate) fn get(&self, key: &str) -> Option<&Value> {
-        self.record.data.get(key)
+        self.record.get().data.get(key)
     }
 
     /// Apply `op` now and remember it for replay. A failing `op` changes
     /// nothing and is not kept.
     pub(crate) fn push(&mut self, op: Op) -> Result<()> {
-        op.apply(&mut self.record)?;
+        op.apply(self.record.make_mut())?;
         self.ops.push(op);
         Ok(())
     }
@@ -290,7 +290,7 @@ impl State {
     /// Write one of latch's own entries (not a handler's change: not
     /// replayed, only carried by this request's copy).
     pub(crate) fn set_internal(&mut self, key: &str, value: Value) {
-        self.record.data.insert(key.to_owned(), value);
+        self.record.make_mut().data.insert(key.to_owned(), value);
     }
 
     /// Give the session a new ID when the request ends.
@@ -322,7 +322,8 @@ impl State {
 
     /// Whether the record holds nothing worth keeping.
     pub(crate) fn is_empty(&self) -> bool {
-        self.record.data.is_empty() && self.record.user_id.is_none()
+        let record = self.record.get();
+        record.data.is_empty() && record.user_id.is_none()
     }
 
     /// Whether `last_seen` is due for a refresh.
@@ -372,13 +373,13 @@ impl State {
     /// Take the record and the operations out, for a save.
     pub(crate) fn take_changes(&mut self) -> Changes {
         Changes {
-            record: std::mem::replace(&mut self.record, Record::new(0)),
+            record: std::mem::replace(&mut self.record, RecordCell::Owned(Record::new(0))),
             ops: std::mem::take(&mut self.ops),
         }
     }
 
     /// The record as the store now holds it (after a save, or a reload).
-    pub(crate) fn settle(&mut self, record: Record) {
+    pub(crate) fn settle(&mut self, record: RecordCell) {
         self.record = record;
     }
 
@@ -449,7 +450,12 @@ impl State {
 
     /// The record, to finish a session (stamp times, write latch's entries).
     pub(crate) fn record_mut(&mut self) -> &mut Record {
-        &mut self.record
+        self.record.make_mut()
+    }
+
+    /// The record as an `Arc`, to hand to a store (which may keep it).
+    pub(crate) fn share_record(&mut self) -> std::sync::Arc<Record> {
+        self.record.share()
     }
 }
 

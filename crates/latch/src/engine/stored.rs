@@ -10,7 +10,7 @@ use super::state::{Ending, Loaded, Origin, State};
 use crate::codec::IdFormat;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{SessionId, StoreKey};
-use crate::record::Record;
+use crate::record::{Record, RecordCell};
 use crate::store::SessionStore;
 use crate::time::UnixTime;
 
@@ -51,7 +51,7 @@ impl StoreBackend {
             return Ok(None);
         };
         let key = self.ids.store_key(&id);
-        let load = self.store.load(&key);
+        let load = self.store.load_shared(&key);
         let Some(record) = engine.timed("loading a session", load).await? else {
             engine.note_rejected("unknown, revoked or purged session id");
             return Ok(None);
@@ -127,7 +127,7 @@ impl StoreBackend {
         if state.ending() == Ending::Regenerate {
             engine.begin_binding(state, now);
         }
-        let (_, _, value) = self.create(engine, state.record_mut(), now).await?;
+        let (_, _, value) = self.create(engine, state, now).await?;
         state.mark_created();
         Ok(Some(value))
     }
@@ -151,7 +151,7 @@ impl StoreBackend {
         key: &StoreKey,
         now: UnixTime,
     ) -> Result<Option<String>> {
-        let load = self.store.load(key);
+        let load = self.store.load_shared(key);
         let Some(latest) = engine.timed("loading a session", load).await? else {
             // Ended by a logout, or already moved to a new ID by a concurrent
             // request of the same browser (a double-submitted sign-in form).
@@ -162,9 +162,9 @@ impl StoreBackend {
             return Ok(None);
         };
         if latest.version != state.record().version {
-            let mut record = latest;
+            let mut record = RecordCell::from(latest);
             for op in state.ops() {
-                op.apply(&mut record)?;
+                op.apply(record.make_mut())?;
             }
             state.settle(record);
         }
@@ -173,7 +173,7 @@ impl StoreBackend {
         // then retire the old ID. If it was already gone, a logout or a
         // revocation ended the session in between: its copy under the new
         // ID must not bring it back.
-        let (_, new_key, value) = self.create(engine, state.record_mut(), now).await?;
+        let (_, new_key, value) = self.create(engine, state, now).await?;
         let retire = self.store.delete(key);
         let retired = engine.timed("deleting the old session id", retire).await?;
         if !retired {
@@ -208,7 +208,7 @@ impl StoreBackend {
                 if let Some(secret) = engine.pre_session_csrf(state, false) {
                     state.set_internal(crate::csrf::CSRF_KEY, serde_json::Value::String(secret));
                 }
-                let (id, key, value) = self.create(engine, state.record_mut(), now).await?;
+                let (id, key, value) = self.create(engine, state, now).await?;
                 state.stored_early(id, key, value);
                 return Ok(());
             }
@@ -289,12 +289,16 @@ impl StoreBackend {
         key: &StoreKey,
         now: UnixTime,
     ) -> Result<bool> {
-        let deadline = {
-            let mut r = state.record().clone();
-            r.last_seen = now;
-            r.deadline(engine.expiry())
-        };
-        let user = state.record().user_id.as_deref();
+        let record = state.record();
+        // The deadline depends only on these: no copy of the session's data.
+        let deadline = Record {
+            created_at: record.created_at,
+            last_seen: now,
+            remember: record.remember,
+            ..Record::new(0)
+        }
+        .deadline(engine.expiry());
+        let user = record.user_id.as_deref();
         let touch = self.store.touch(key, user, now, deadline);
         engine.timed("refreshing a session", touch).await
     }
@@ -304,19 +308,21 @@ impl StoreBackend {
     async fn create(
         &self,
         engine: &Engine,
-        record: &mut Record,
+        state: &mut State,
         now: UnixTime,
     ) -> Result<(SessionId, StoreKey, String)> {
+        let record = state.record_mut();
         engine.check_record_size(record)?;
         record.last_seen = now;
         record.expires_at = record.deadline(engine.expiry());
         record.version = record.version.saturating_add(1);
+        let record = state.share_record();
         for _ in 0..MAX_CREATE_ATTEMPTS {
             let id = SessionId::generate();
             let key = self.ids.store_key(&id);
-            let create = self.store.create(&key, record);
+            let create = self.store.create_shared(&key, &record);
             if engine.timed("creating a session", create).await? {
-                let value = engine.set_cookie(&self.ids.encode(&id), record, now)?;
+                let value = engine.set_cookie(&self.ids.encode(&id), &record, now)?;
                 return Ok((id, key, value));
             }
             tracing::error!(

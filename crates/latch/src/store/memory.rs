@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use foldhash::fast::RandomState;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
@@ -63,10 +63,13 @@ type Map<K, V> = HashMap<K, V, RandomState>;
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Records boxed: a growing map then moves 40-byte entries when it
-    /// resizes, not whole records (a resize stalls every request waiting on
-    /// the shard, which showed in the tail latency of creating sessions).
-    sessions: Map<StoreKey, Box<Record>>,
+    /// Records behind `Arc`: a load hands out the record itself and a save
+    /// keeps the one it is given, so neither copies the session's data (a
+    /// request changing a record copies it first). A growing map also moves
+    /// only 40-byte entries when it resizes, not whole records (a resize
+    /// stalls every request waiting on the shard, which showed in the tail
+    /// latency of creating sessions).
+    sessions: Map<StoreKey, Arc<Record>>,
     by_user: Map<String, HashSet<StoreKey, RandomState>>,
     /// Keys by expiry second. Sessions made in the same second share a
     /// bucket, so adding one is a hash insert rather than a B-tree insert
@@ -76,13 +79,13 @@ struct Inner {
 }
 
 impl Inner {
-    fn insert(&mut self, key: StoreKey, record: Record) {
+    fn insert(&mut self, key: StoreKey, record: Arc<Record>) {
         self.remove(&key);
         if let Some(user) = &record.user_id {
             self.by_user.entry(user.clone()).or_default().insert(key);
         }
         self.expires(record.expires_at, key);
-        self.sessions.insert(key, Box::new(record));
+        self.sessions.insert(key, record);
     }
 
     /// File `key` under `at` in the expiry index.
@@ -100,7 +103,7 @@ impl Inner {
         }
     }
 
-    fn remove(&mut self, key: &StoreKey) -> Option<Box<Record>> {
+    fn remove(&mut self, key: &StoreKey) -> Option<Arc<Record>> {
         let record = self.sessions.remove(key)?;
         self.unexpire(record.expires_at, key);
         if let Some(user) = &record.user_id {
@@ -187,6 +190,10 @@ fn lock(shard: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+        self.create_shared(key, &Arc::new(record.clone())).await
+    }
+
+    async fn create_shared(&self, key: &StoreKey, record: &Arc<Record>) -> Result<bool> {
         let mut inner = self.shard(key);
         if inner.sessions.contains_key(key) {
             return Ok(false);
@@ -199,12 +206,16 @@ impl SessionStore for MemoryStore {
                 "the in-memory session store is full (MemoryStore::with_max_sessions)",
             ));
         }
-        inner.insert(*key, record.clone());
+        inner.insert(*key, Arc::clone(record));
         Ok(true)
     }
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
         Ok(self.shard(key).sessions.get(key).map(|r| Record::clone(r)))
+    }
+
+    async fn load_shared(&self, key: &StoreKey) -> Result<Option<Arc<Record>>> {
+        Ok(self.shard(key).sessions.get(key).map(Arc::clone))
     }
 
     async fn save(
@@ -213,12 +224,22 @@ impl SessionStore for MemoryStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<SaveOutcome> {
+        self.save_shared(key, &Arc::new(record.clone()), expected_version)
+            .await
+    }
+
+    async fn save_shared(
+        &self,
+        key: &StoreKey,
+        record: &Arc<Record>,
+        expected_version: u64,
+    ) -> Result<SaveOutcome> {
         let mut inner = self.shard(key);
         match inner.sessions.get(key) {
             None => Ok(SaveOutcome::Gone),
             Some(current) if current.version != expected_version => Ok(SaveOutcome::Conflict),
             Some(_) => {
-                inner.insert(*key, record.clone());
+                inner.insert(*key, Arc::clone(record));
                 Ok(SaveOutcome::Saved)
             }
         }
@@ -236,7 +257,9 @@ impl SessionStore for MemoryStore {
         let Some(record) = inner.sessions.get_mut(key) else {
             return Ok(false);
         };
-        // Only the expiry index depends on what changes: update in place.
+        // Only the expiry index depends on what changes: update in place
+        // (copied first if a request holds the record).
+        let record = Arc::make_mut(record);
         let old = record.expires_at;
         record.last_seen = last_seen;
         record.expires_at = expires_at;

@@ -22,6 +22,8 @@ mod encrypted;
 mod memory;
 mod tls;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 pub use encrypted::EncryptedStore;
@@ -161,6 +163,33 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Delete the session under `key`; `false` if there was none.
     async fn delete(&self, key: &StoreKey) -> Result<bool>;
+
+    /// [`create`](Self::create), for a store that can keep `record` itself
+    /// instead of a copy (the in-memory store). The engine calls this one;
+    /// by default it calls `create`.
+    async fn create_shared(&self, key: &StoreKey, record: &Arc<Record>) -> Result<bool> {
+        self.create(key, record).await
+    }
+
+    /// [`load`](Self::load), for a store that can hand out the record it
+    /// holds instead of a copy (the in-memory store). The engine calls this
+    /// one and copies the record only if the request changes it; by default
+    /// it calls `load`.
+    async fn load_shared(&self, key: &StoreKey) -> Result<Option<Arc<Record>>> {
+        Ok(self.load(key).await?.map(Arc::new))
+    }
+
+    /// [`save`](Self::save), for a store that can keep `record` itself
+    /// instead of a copy (the in-memory store). The engine calls this one;
+    /// by default it calls `save`.
+    async fn save_shared(
+        &self,
+        key: &StoreKey,
+        record: &Arc<Record>,
+        expected_version: u64,
+    ) -> Result<SaveOutcome> {
+        self.save(key, record, expected_version).await
+    }
 
     /// This store's index of sessions by user, if it keeps one (a store
     /// implementing [`UserIndex`] returns `Some(self)`).
