@@ -10,7 +10,7 @@ use serde_json::Value;
 // async-lock's mutex rather than tokio's: taking and releasing it uncontended
 // is one atomic operation each, where tokio's takes an inner lock on every
 // release, and every request that uses its session takes it.
-use async_lock::{Mutex, MutexGuard};
+use futures_util::lock::{Mutex, MutexGuard};
 
 use flash::FLASH_KEY;
 pub use flash::Flash;
