@@ -132,10 +132,7 @@ pub(crate) async fn save(
         key: *key,
         saved: None,
     };
-    let outcome = save_group(shared, store.as_ref(), key, vec![changes], None, now)
-        .await
-        .pop()
-        .unwrap_or_else(|| Err(Error::store_msg("no outcome for a save")));
+    let outcome = save_one(shared, store.as_ref(), key, changes, now).await;
     if let Err(err) = &outcome {
         fail_waiting_if_unavailable(shard, key, err);
     }
@@ -302,6 +299,22 @@ impl Drop for Flusher {
     }
 }
 
+/// Write the changes of one request (the usual save: nobody else of this
+/// process is saving the session) with [`write`], without the group's lists.
+async fn save_one(
+    shared: &Engine,
+    store: &dyn SessionStore,
+    key: &StoreKey,
+    changes: Changes,
+    now: UnixTime,
+) -> Outcome {
+    let ops = [changes.ops];
+    let mut failed = [None];
+    let outcome = write(shared, store, key, changes.record, &ops, &mut failed, now).await;
+    let [failed] = failed;
+    failed.map_or(outcome, Err)
+}
+
 /// Write the changes of several requests to one session with one
 /// compare-and-swap (more on conflicts); one outcome per request, in order.
 async fn save_group(
@@ -327,7 +340,7 @@ async fn save_group(
     }
     // The base: the newest record known. A request's record already holds its
     // own changes, so when it is the base its operations are not replayed.
-    let mut record = match (hint, newest_loaded) {
+    let record = match (hint, newest_loaded) {
         (Some(hint), Some((_, version))) if hint.get().version > version => {
             replay(shared, hint, &ops, None, &mut failed)
         }
@@ -339,6 +352,35 @@ async fn save_group(
         }
         (_, None) => return Vec::new(),
     };
+    let outcome = write(shared, store, key, record, &ops, &mut failed, now).await;
+    let last = failed.iter().rposition(Option::is_none);
+    let mut outcome = Some(outcome);
+    // Each request gets its own error if its operations failed to replay, the
+    // common outcome otherwise (the last one without a copy).
+    failed
+        .into_iter()
+        .enumerate()
+        .map(|(i, err)| match (err, &mut outcome) {
+            (Some(err), _) => Err(err),
+            (None, outcome) if Some(i) == last => outcome.take().unwrap_or(Ok(None)),
+            (None, outcome) => outcome.clone().unwrap_or(Ok(None)),
+        })
+        .collect()
+}
+
+/// Save `record`, which holds every request's changes (`ops`, each request's
+/// failure so far in `failed`), with compare-and-swap; on a conflict reload
+/// the newest record and replay the operations on it. The outcome common to
+/// the requests whose operations applied.
+async fn write(
+    shared: &Engine,
+    store: &dyn SessionStore,
+    key: &StoreKey,
+    mut record: RecordCell,
+    ops: &[Vec<Op>],
+    failed: &mut [Option<Error>],
+    now: UnixTime,
+) -> Outcome {
     let mut expected = record.get().version;
     for attempt in 0..MAX_SAVE_ATTEMPTS {
         let stamped = record.make_mut();
@@ -347,62 +389,30 @@ async fn save_group(
         stamped.expires_at = stamped.deadline(&shared.expiry);
         let saving = record.share();
         match shared
-            .timed("saving a session", store.save_shared(key, &saving, expected))
-            .await
+            .timed(
+                "saving a session",
+                store.save_shared(key, &saving, expected),
+            )
+            .await?
         {
-            Err(err) => return all(failed, |_| Err(err.clone())),
-            Ok(SaveOutcome::Saved) => return all_saved(failed, record),
-            Ok(SaveOutcome::Gone) => return all(failed, |_| Ok(None)),
-            Ok(SaveOutcome::Conflict) => {}
+            SaveOutcome::Saved => return Ok(Some(record)),
+            SaveOutcome::Gone => return Ok(None),
+            SaveOutcome::Conflict => {}
         }
         backoff(attempt).await;
         let reload = store.load_shared(key);
-        let newest = match shared.timed("reloading a session", reload).await {
-            Err(err) => return all(failed, |_| Err(err.clone())),
-            Ok(None) => return all(failed, |_| Ok(None)),
-            Ok(Some(newest)) if newest.is_expired(now, &shared.expiry) => {
-                return all(failed, |_| Ok(None));
-            }
-            Ok(Some(newest)) => newest,
+        let newest = match shared.timed("reloading a session", reload).await? {
+            None => return Ok(None),
+            Some(newest) if newest.is_expired(now, &shared.expiry) => return Ok(None),
+            Some(newest) => newest,
         };
         expected = newest.version;
-        record = replay(shared, newest.into(), &ops, None, &mut failed);
+        record = replay(shared, newest.into(), ops, None, failed);
     }
-    all(failed, |_| {
-        Err(Error::new(
-            ErrorKind::Conflict,
-            format!("session save kept conflicting after {MAX_SAVE_ATTEMPTS} attempts"),
-        ))
-    })
-}
-
-/// One outcome per request: its own error if its operations failed to replay,
-/// `outcome` otherwise.
-fn all(failed: Vec<Option<Error>>, mut outcome: impl FnMut(usize) -> Outcome) -> Vec<Outcome> {
-    failed
-        .into_iter()
-        .enumerate()
-        .map(|(i, err)| match err {
-            Some(err) => Err(err),
-            None => outcome(i),
-        })
-        .collect()
-}
-
-/// [`all`] for a save that succeeded: each request whose operations applied
-/// gets the saved record (the last one gets it without a copy).
-fn all_saved(failed: Vec<Option<Error>>, record: RecordCell) -> Vec<Outcome> {
-    let last = failed.iter().rposition(Option::is_none);
-    let mut record = Some(record);
-    failed
-        .into_iter()
-        .enumerate()
-        .map(|(i, err)| match err {
-            Some(err) => Err(err),
-            None if Some(i) == last => Ok(record.take()),
-            None => Ok(record.clone()),
-        })
-        .collect()
+    Err(Error::new(
+        ErrorKind::Conflict,
+        format!("session save kept conflicting after {MAX_SAVE_ATTEMPTS} attempts"),
+    ))
 }
 
 /// Apply each request's operations in order to `record`, skipping `skip`
