@@ -409,11 +409,16 @@ pub fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
         verdict.target.push_str(&format!("; CPU/request {cpu:.2}x"));
     }
     verdict.target.push(')');
-    // A cookie kind behind its peer is judged against its floor too: the
-    // issue's fallback, within 10 % of doing only what latch must.
+    // A configuration behind its peer is judged against its floor too: the
+    // issue's fallback, within 10 % of doing only what latch must (for a
+    // server-side store: what the store itself must do, without the engine).
     let floor = match row.config.as_str() {
         "latch-signed" => Some("floor-signed"),
         "latch-encrypted" => Some("floor-encrypted"),
+        "latch-memory" => Some("floor-memory"),
+        "latch-redis" => Some("floor-redis"),
+        // The read cache's `ro` target is about beating a round trip: no floor.
+        "latch-redis-cached" if row.mode != "ro" => Some("floor-redis"),
         _ => None,
     };
     if let Some((floor, to_floor)) = floor.and_then(|f| Some((f, against(f)?))) {

@@ -5,9 +5,11 @@
 pub mod extra;
 pub mod floor;
 pub mod latch;
+pub mod store_floor;
 pub mod ts_handlers;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ::latch::codec::Aead;
 use anyhow::Context as _;
@@ -59,11 +61,16 @@ pub enum Config {
     FloorSigned,
     /// The floor of `latch-encrypted` (XChaCha20-Poly1305).
     FloorEncrypted,
+    /// The floor of `latch-memory`: handlers calling `MemoryStore` themselves
+    /// (see `apps/store_floor.rs`).
+    FloorMemory,
+    /// The floor of `latch-redis`: handlers calling `RedisStore` themselves.
+    FloorRedis,
 }
 
 impl Config {
     /// Every configuration, in table order.
-    pub const ALL: [Config; 20] = [
+    pub const ALL: [Config; 22] = [
         Config::Bare,
         Config::BareLayer,
         Config::LatchSigned,
@@ -84,6 +91,8 @@ impl Config {
         Config::ExtraPrivate,
         Config::FloorSigned,
         Config::FloorEncrypted,
+        Config::FloorMemory,
+        Config::FloorRedis,
     ];
 
     /// The name used on the command line and in tables.
@@ -109,6 +118,8 @@ impl Config {
             Config::ExtraPrivate => "extra-private",
             Config::FloorSigned => "floor-signed",
             Config::FloorEncrypted => "floor-encrypted",
+            Config::FloorMemory => "floor-memory",
+            Config::FloorRedis => "floor-redis",
         }
     }
 
@@ -135,6 +146,7 @@ impl Config {
                 | Config::LatchRedisAtRest
                 | Config::LatchRedisCached
                 | Config::TsRedis
+                | Config::FloorRedis
         )
     }
 }
@@ -239,6 +251,13 @@ pub async fn router(config: Config, env: &Env, cell: usize) -> anyhow::Result<Ro
         Config::ExtraPrivate => extra::private(),
         Config::FloorSigned => floor::signed(),
         Config::FloorEncrypted => floor::sealed(),
+        Config::FloorMemory => store_floor::router(Arc::new(::latch::MemoryStore::new())),
+        Config::FloorRedis => store_floor::router(Arc::new(
+            latch_redis::RedisStore::builder(&env.redis_url)
+                .prefix(format!("bench{cell}:"))
+                .connect()
+                .await?,
+        )),
     })
 }
 
