@@ -178,7 +178,10 @@ pub async fn shared_records_keep_the_contract_and_stay_isolated(store: Store) {
     let mut other = Record::clone(&first);
     other.data.insert("who".into(), "second".into());
     assert!(
-        !store.create_shared(&k, &Arc::new(other)).await.expect("create again"),
+        !store
+            .create_shared(&k, &Arc::new(other))
+            .await
+            .expect("create again"),
         "create_shared overwrote a session"
     );
     let held = store.load_shared(&k).await.expect("load").expect("present");
@@ -203,7 +206,10 @@ pub async fn shared_records_keep_the_contract_and_stay_isolated(store: Store) {
             .await
             .expect("touch")
     );
-    assert_eq!(*held, *first, "a record handed out changed under its holder");
+    assert_eq!(
+        *held, *first,
+        "a record handed out changed under its holder"
+    );
     assert_eq!(next.last_seen, T0, "a saved record changed under its saver");
     let now = store.load_shared(&k).await.expect("load").expect("present");
     assert_eq!(now.data, next.data);
@@ -211,7 +217,10 @@ pub async fn shared_records_keep_the_contract_and_stay_isolated(store: Store) {
 
     assert!(store.delete(&k).await.expect("delete"));
     assert_eq!(
-        store.save_shared(&k, &next, 2).await.expect("save after delete"),
+        store
+            .save_shared(&k, &next, 2)
+            .await
+            .expect("save after delete"),
         SaveOutcome::Gone
     );
     assert_eq!(store.load_shared(&k).await.expect("load"), None);
