@@ -80,6 +80,13 @@ struct Inner {
 
 impl Inner {
     fn insert(&mut self, key: StoreKey, record: Arc<Record>) {
+        if let Some(stored) = self.sessions.get_mut(&key) {
+            if stored.expires_at == record.expires_at && stored.user_id == record.user_id {
+                // The indexes already file it right (saves within one second).
+                *stored = record;
+                return;
+            }
+        }
         self.remove(&key);
         if let Some(user) = &record.user_id {
             self.by_user.entry(user.clone()).or_default().insert(key);
