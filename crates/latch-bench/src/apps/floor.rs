@@ -31,8 +31,8 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-const NAME: &str = "__Host-session";
-const TAIL: &str = "; HttpOnly; SameSite=Lax; Secure; Path=/";
+pub(super) const NAME: &str = "__Host-session";
+pub(super) const TAIL: &str = "; HttpOnly; SameSite=Lax; Secure; Path=/";
 const VERSION: u8 = 1;
 const HEADER: usize = 1 + 8;
 const TAG: usize = 32;
@@ -153,20 +153,26 @@ fn fill(bytes: &mut [u8]) {
     getrandom::fill(bytes).expect("the OS has randomness");
 }
 
-fn now() -> i64 {
+/// Unix seconds now (the floors of `store_floor.rs` use it too).
+pub(super) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The payload of a valid cookie in `headers`.
-fn read(codec: &Codec, headers: &HeaderMap, now: i64) -> Option<Payload> {
-    let value = headers
+/// The value of the session cookie in `headers`, if one was sent.
+pub(super) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
         .flat_map(|h| h.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(NAME)?.strip_prefix('='))?;
+        .find_map(|pair| pair.trim().strip_prefix(NAME)?.strip_prefix('='))
+}
+
+/// The payload of a valid cookie in `headers`.
+fn read(codec: &Codec, headers: &HeaderMap, now: i64) -> Option<Payload> {
+    let value = session_cookie(headers)?;
     let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
     let json = codec.open(&bytes, now)?;
     serde_json::from_slice(&json).ok()

@@ -18,14 +18,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
+use axum::http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use latch::{Expiry, Record, SaveOutcome, SessionId, SessionStore, StoreKey};
 
-const NAME: &str = "__Host-session";
-const TAIL: &str = "; HttpOnly; SameSite=Lax; Secure; Path=/";
+use super::floor::{NAME, TAIL, now, session_cookie};
 
 /// What the handlers share: the store and the expiry policy latch's
 /// configurations run under.
@@ -46,21 +45,9 @@ pub fn router(store: Arc<dyn SessionStore>) -> Router {
         }))
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// The store key of the session cookie in `headers`, if it holds a valid ID.
 fn cookie_key(headers: &HeaderMap) -> Option<StoreKey> {
-    let value = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(|h| h.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(NAME)?.strip_prefix('='))?;
-    Some(SessionId::parse(value)?.store_key())
+    Some(SessionId::parse(session_cookie(headers)?)?.store_key())
 }
 
 fn counter(record: &Record) -> u64 {
@@ -170,6 +157,7 @@ async fn read_only(State(floor): State<Arc<Floor>>, headers: HeaderMap) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header::COOKIE;
     use tower::ServiceExt as _;
 
     async fn get(
