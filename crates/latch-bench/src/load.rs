@@ -358,30 +358,14 @@ fn rows(plan: &Plan, samples: &[Vec<Vec<Sample>>], baselines: &[Vec<Vec<Sample>>
 }
 
 /// The per-request cost targets (issue 15), as ratios measured in the same
-/// run: with the session unused, at least 0.97 of bare; otherwise at or
+/// run: with the session unused, at least 0.97 of bare (or within 10 % of
+/// the empty layer, its floor); otherwise at or
 /// ahead of the peer doing the same job, each relative to its own bare
 /// baseline and compared repetition by repetition.
 pub fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
     if !row.config.starts_with("latch-") {
         return None;
     }
-    if row.mode == "none" {
-        return Some(Verdict {
-            target: "≥0.97".into(),
-            met: row.ratio() >= 0.97,
-        });
-    }
-    let (peer, at_least) = match row.config.as_str() {
-        "latch-signed" => ("extra-signed", 1.0),
-        "latch-encrypted" | "latch-encrypted-gcm" => ("extra-private", 1.0),
-        "latch-memory" => ("ts-memory", 1.0),
-        "latch-redis" => ("ts-redis", 1.0),
-        // Read-mostly is what the read cache is for.
-        "latch-redis-cached" if row.mode == "ro" => ("ts-redis", 1.5),
-        "latch-redis-cached" => ("ts-redis", 1.0),
-        "latch-sqlite" => ("ts-sqlite", 1.5),
-        _ => return None,
-    };
     let norm = |r: &Row, of: fn(&Sample) -> f64| -> Vec<f64> {
         let a: Vec<f64> = r.samples.iter().map(of).collect();
         let b: Vec<f64> = r.baseline.iter().map(of).collect();
@@ -397,6 +381,34 @@ pub fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
         )))
     };
     let against = |name: &str| compare(name, |s| s.rps);
+    if row.mode == "none" {
+        // The floor of an untouched session is a layer that only passes the
+        // request on (`bare-layer`). On this machine that empty layer's own
+        // cell moves by more than the 3 % the target allows, so the issue's
+        // fallback, within 10 % of the floor in the same run, stands beside it.
+        let mut verdict = Verdict {
+            target: "≥0.97".into(),
+            met: row.ratio() >= 0.97,
+        };
+        if let Some(to_floor) = against("bare-layer") {
+            verdict
+                .target
+                .push_str(&format!(" or ≥0.9x bare-layer (is {to_floor:.2}x)"));
+            verdict.met |= to_floor >= 0.9;
+        }
+        return Some(verdict);
+    }
+    let (peer, at_least) = match row.config.as_str() {
+        "latch-signed" => ("extra-signed", 1.0),
+        "latch-encrypted" | "latch-encrypted-gcm" => ("extra-private", 1.0),
+        "latch-memory" => ("ts-memory", 1.0),
+        "latch-redis" => ("ts-redis", 1.0),
+        // Read-mostly is what the read cache is for.
+        "latch-redis-cached" if row.mode == "ro" => ("ts-redis", 1.5),
+        "latch-redis-cached" => ("ts-redis", 1.0),
+        "latch-sqlite" => ("ts-sqlite", 1.5),
+        _ => return None,
+    };
     let ratio = against(peer)?;
     let mut verdict = Verdict {
         target: format!("≥{at_least}x {peer} (is {ratio:.2}x"),
@@ -417,6 +429,7 @@ pub fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
         "latch-encrypted" => Some("floor-encrypted"),
         "latch-memory" => Some("floor-memory"),
         "latch-redis" => Some("floor-redis"),
+        "latch-sqlite" => Some("floor-sqlite"),
         // The read cache's `ro` target is about beating a round trip: no floor.
         "latch-redis-cached" if row.mode != "ro" => Some("floor-redis"),
         _ => None,
@@ -587,6 +600,20 @@ mod tests {
         assert_eq!(v.target, "≥0.97");
         assert!(!v.met);
         assert!(verdict(&row("bare-layer", "none", 99.0, 1.0, 100.0), &[]).is_none());
+    }
+
+    #[test]
+    fn untouched_mode_falls_back_to_the_empty_layer_of_the_same_run() {
+        let r = row("latch-redis", "none", 90.0, 100.0, 100.0);
+        let near = row("bare-layer", "none", 95.0, 100.0, 100.0);
+        let v = verdict(&r, &[r.clone(), near]).unwrap();
+        assert_eq!(v.cell(), "≥0.97 or ≥0.9x bare-layer (is 0.95x): met");
+        let far = row("bare-layer", "none", 99.0, 100.0, 100.0);
+        let v = verdict(&r, &[r.clone(), far]).unwrap();
+        assert_eq!(v.cell(), "≥0.97 or ≥0.9x bare-layer (is 0.91x): met");
+        let farther = row("bare-layer", "none", 99.0, 100.0, 100.0);
+        let slow = row("latch-redis", "none", 85.0, 100.0, 100.0);
+        assert!(!verdict(&slow, &[slow.clone(), farther]).unwrap().met);
     }
 
     #[test]

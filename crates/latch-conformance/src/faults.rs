@@ -45,6 +45,13 @@ pub trait Gate: Send + Sync + std::fmt::Debug + 'static {
     /// `Ok` lets `call` through; an error is returned to latch instead. May
     /// also wait, to stand in for a store that stopped answering.
     async fn before(&self, call: Call) -> latch::Result<()>;
+
+    /// The bound the gated store claims for its calls
+    /// ([`SessionStore::call_timeout`]). `None` by default, whatever the store
+    /// inside claims: a gate that waits can take longer than that store would.
+    fn call_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// A store that asks its [`Gate`] before every call to the store inside.
@@ -109,6 +116,10 @@ impl<G: Gate> SessionStore for Gated<G> {
         self.inner
             .expired_deletion()
             .map(|_| self as &dyn latch::ExpiredDeletion)
+    }
+
+    fn call_timeout(&self) -> Option<std::time::Duration> {
+        self.gate.call_timeout()
     }
 }
 

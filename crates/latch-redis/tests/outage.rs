@@ -52,6 +52,12 @@ async fn outage_fails_fast_recovers_and_loses_nothing_acknowledged() {
             .await
             .unwrap(),
     );
+    // The store bounds its own calls, so latch arms no second timer: what
+    // follows shows the store's bound alone still fails every call fast.
+    assert_eq!(
+        latch::SessionStore::call_timeout(&*store),
+        Some(Duration::from_secs(1))
+    );
     let manager = SessionManager::builder()
         .shared_store(store.clone())
         .store_timeout(Duration::from_secs(1))

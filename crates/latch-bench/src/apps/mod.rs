@@ -66,11 +66,13 @@ pub enum Config {
     FloorMemory,
     /// The floor of `latch-redis`: handlers calling `RedisStore` themselves.
     FloorRedis,
+    /// The floor of `latch-sqlite`: handlers calling `SqliteStore` themselves.
+    FloorSqlite,
 }
 
 impl Config {
     /// Every configuration, in table order.
-    pub const ALL: [Config; 22] = [
+    pub const ALL: [Config; 23] = [
         Config::Bare,
         Config::BareLayer,
         Config::LatchSigned,
@@ -93,6 +95,7 @@ impl Config {
         Config::FloorEncrypted,
         Config::FloorMemory,
         Config::FloorRedis,
+        Config::FloorSqlite,
     ];
 
     /// The name used on the command line and in tables.
@@ -120,6 +123,7 @@ impl Config {
             Config::FloorEncrypted => "floor-encrypted",
             Config::FloorMemory => "floor-memory",
             Config::FloorRedis => "floor-redis",
+            Config::FloorSqlite => "floor-sqlite",
         }
     }
 
@@ -258,6 +262,9 @@ pub async fn router(config: Config, env: &Env, cell: usize) -> anyhow::Result<Ro
                 .connect()
                 .await?,
         )),
+        Config::FloorSqlite => store_floor::router(Arc::new(latch_sqlite::SqliteStore::open(
+            env.dir.join(format!("floor-{cell}.db")),
+        )?)),
     })
 }
 

@@ -223,6 +223,13 @@ impl SessionStore for RedisStore {
     fn expired_deletion(&self) -> Option<&dyn latch::ExpiredDeletion> {
         Some(self)
     }
+
+    /// Every method runs under [`within`](Self::within) (writes under
+    /// [`write`](Self::write), which is `within` too, replica acknowledgement
+    /// included).
+    fn call_timeout(&self) -> Option<std::time::Duration> {
+        Some(self.operation_timeout)
+    }
 }
 
 #[async_trait]

@@ -56,6 +56,10 @@ pub(crate) struct Engine {
     cookie: CookieConfig,
     expiry: Expiry,
     store_timeout: Duration,
+    /// Whether the backend's store fails its own calls within
+    /// `store_timeout` (see [`SessionStore::call_timeout`]), so that
+    /// [`timed`](Self::timed) needs no timer of its own.
+    store_bounds_calls: bool,
     /// The largest record a server-side session may store, in bytes.
     max_record_bytes: usize,
     clock: Arc<dyn Clock>,
@@ -82,7 +86,13 @@ pub(crate) struct Settings {
 
 impl Engine {
     pub(crate) fn new(settings: Settings) -> Self {
+        let store_bounds_calls = settings
+            .backend
+            .store()
+            .and_then(|store| store.call_timeout())
+            .is_some_and(|bound| bound <= settings.store_timeout);
         Self {
+            store_bounds_calls,
             backend: settings.backend,
             cookie: settings.cookie,
             expiry: settings.expiry,
@@ -130,12 +140,16 @@ impl Engine {
     ///
     /// The timer is only armed once the call has had to wait: a store that
     /// answers at once (the memory store, a cache hit) pays no timer
-    /// registration and no clock read.
+    /// registration and no clock read. A store that fails its own calls
+    /// within the timeout (latch-redis) gets no second timer at all.
     pub(crate) async fn timed<T>(
         &self,
         what: &str,
         fut: impl Future<Output = Result<T>>,
     ) -> Result<T> {
+        if self.store_bounds_calls {
+            return fut.await;
+        }
         let mut fut = std::pin::pin!(fut);
         let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
         let timeout = self.store_timeout;

@@ -321,6 +321,10 @@ impl SessionStore for EncryptedStore {
     fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
         self.inner.expired_deletion()
     }
+
+    fn call_timeout(&self) -> Option<std::time::Duration> {
+        self.inner.call_timeout()
+    }
 }
 
 #[async_trait]

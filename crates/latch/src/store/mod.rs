@@ -202,6 +202,20 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
         None
     }
+
+    /// The longest any one call of this store takes: past it the store fails
+    /// the call itself with a store error. `None` (the default) when a call
+    /// may wait without bound.
+    ///
+    /// A store that bounds its own calls (latch-redis's operation timeout)
+    /// says so here, and when its bound is no longer than the manager's
+    /// [`store_timeout`](crate::SessionManagerBuilder::store_timeout), latch
+    /// arms no timer of its own around its calls: one timer per call instead
+    /// of two. Return `Some` only for a bound every method keeps, every round
+    /// trip and retry included.
+    fn call_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// A store's index of sessions by signed-in user: the devices list and "sign
