@@ -227,6 +227,49 @@ pub async fn shared_records_keep_the_contract_and_stay_isolated(store: Store) {
     assert_eq!(store.load_shared(&k).await.expect("load"), None);
 }
 
+/// A store that answers without waiting ([`latch::InProcess`]) answers what
+/// its asynchronous methods answer, and both see each other's writes. A store
+/// without that face has nothing to check here.
+pub async fn in_process_answers_match_the_store(store: Store) {
+    let Some(now) = store.in_process() else {
+        return;
+    };
+    let k = key();
+    let mut first = record(Some(&unique_user()), T0 + 60);
+    first.data.insert("who".into(), "first".into());
+    let first = Arc::new(first);
+    assert!(now.create_now(&k, &first).expect("create_now"));
+    let mut other = Record::clone(&first);
+    other.data.insert("who".into(), "second".into());
+    assert!(
+        !now.create_now(&k, &Arc::new(other.clone()))
+            .expect("create_now again"),
+        "create_now overwrote a session"
+    );
+    assert!(
+        !store
+            .create_shared(&k, &Arc::new(other))
+            .await
+            .expect("create again"),
+        "create_shared overwrote a session created by create_now"
+    );
+    let sync = now.load_now(&k).expect("load_now").expect("present");
+    let not_sync = store.load_shared(&k).await.expect("load").expect("present");
+    assert_eq!((&sync.data, sync.version), (&first.data, first.version));
+    assert_eq!(
+        (&not_sync.data, not_sync.version),
+        (&sync.data, sync.version)
+    );
+
+    let k2 = key();
+    assert!(store.create_shared(&k2, &first).await.expect("create"));
+    let seen = now.load_now(&k2).expect("load_now").expect("present");
+    assert_eq!(seen.data, first.data);
+    assert!(store.delete(&k2).await.expect("delete"));
+    assert_eq!(now.load_now(&k2).expect("load_now"), None);
+    assert_eq!(now.load_now(&key()).expect("load_now"), None);
+}
+
 /// A change a request has made but not saved is seen by no other request,
 /// even by a store that hands out the record it holds.
 pub async fn unsaved_changes_stay_with_their_request(store: Store) {

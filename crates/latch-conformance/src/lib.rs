@@ -45,6 +45,7 @@ macro_rules! store_conformance {
             save_replaces_every_field,
             save_never_resurrects_deleted,
             shared_records_keep_the_contract_and_stay_isolated,
+            in_process_answers_match_the_store,
             unsaved_changes_stay_with_their_request,
             touch_refreshes_times_only,
             touch_keeps_the_user_index_current,
@@ -123,6 +124,10 @@ pub async fn run_all(store: cases::Store, except: &[&str]) {
         (
             "shared_records_keep_the_contract_and_stay_isolated",
             cases::shared_records_keep_the_contract_and_stay_isolated(store.clone()).boxed(),
+        ),
+        (
+            "in_process_answers_match_the_store",
+            cases::in_process_answers_match_the_store(store.clone()).boxed(),
         ),
         (
             "unsaved_changes_stay_with_their_request",

@@ -58,6 +58,8 @@ pub use key::{Keyring, MIN_BITS, Purpose, SecretKey, Subkey};
 pub use manager::{DEFAULT_MAX_RECORD_BYTES, PurgeTask, SessionManager, SessionManagerBuilder};
 pub use record::{Data, Record};
 pub use session::{Flash, Session, SessionFacts};
-pub use store::{ExpiredDeletion, MemoryStore, SaveOutcome, SessionInfo, SessionStore, UserIndex};
+pub use store::{
+    ExpiredDeletion, InProcess, MemoryStore, SaveOutcome, SessionInfo, SessionStore, UserIndex,
+};
 pub use time::{Clock, Expiry, MAX_COOKIE_LIFETIME, ManualClock, SystemClock, UnixTime};
 pub use wire::{Finished, RawRequest, RequestMeta};

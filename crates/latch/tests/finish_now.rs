@@ -132,7 +132,10 @@ async fn reads_are_finished_now_and_store_work_is_left_to_finish() {
         // What needs the store: writing, creating, refreshing, revoking.
         (&stored, Some(&stored_cookie), Step::Read, true),
         (&stored, Some(&stored_cookie), Step::Write, false),
-        (&stored, None, Step::Write, false),
+        // The memory store keeps its records in this process: a new
+        // session is created at once.
+        (&stored, None, Step::Write, true),
+        (&stored, None, Step::LogIn, true),
         (&stored, Some(&stored_cookie), Step::Destroy, false),
         (&stored, Some(&stored_cookie), Step::LogIn, false),
         (&stored, None, Step::Read, true),
@@ -149,9 +152,81 @@ async fn reads_are_finished_now_and_store_work_is_left_to_finish() {
         run(step, &s).await;
         assert_eq!(m.finish_now(&s).is_some(), now, "{step:?}");
     }
+    // A store across the network (here: the memory store behind a gate,
+    // which is not in this process's reach) creates a new session in `finish`.
+    let remote = remote(&clock);
+    for step in [Step::Write, Step::LogIn] {
+        let s = remote.start(std::iter::empty(), Default::default());
+        run(step, &s).await;
+        assert!(remote.finish_now(&s).is_none(), "{step:?}");
+    }
     // A refresh is due after the touch interval: that is a store write.
     clock.set(T0 + 120);
     let s = stored.start(Some(stored_cookie.as_str()), Default::default());
     run(Step::Read, &s).await;
     assert!(stored.finish_now(&s).is_none());
+}
+
+/// A gate that lets every call through.
+#[derive(Debug)]
+struct Open;
+
+#[async_trait::async_trait]
+impl latch_conformance::faults::Gate for Open {
+    async fn before(&self, _: latch_conformance::faults::Call) -> latch::Result<()> {
+        Ok(())
+    }
+}
+
+/// The memory store as a store that is not in process: behind a gate, which
+/// only has the asynchronous methods.
+fn remote(clock: &ManualClock) -> SessionManager {
+    let store = latch_conformance::faults::Gated::new(Arc::new(MemoryStore::new()), Open);
+    builder(clock)
+        .shared_store(Arc::new(store))
+        .build()
+        .unwrap()
+}
+
+/// A new session created at once (in process) and one created by `finish`
+/// (asynchronously) answer the same headers and hold the same session.
+#[tokio::test]
+async fn creating_at_once_answers_what_creating_later_answers() {
+    let clock = ManualClock::new(T0);
+    let [_, (_, local)] = managers(&clock);
+    let remote = remote(&clock);
+    for step in STEPS {
+        let a = local.start(std::iter::empty(), Default::default());
+        let b = remote.start(std::iter::empty(), Default::default());
+        for s in [&a, &b] {
+            s.insert("n", 5).await.unwrap();
+            run(step, s).await;
+        }
+        let Some(now) = local.finish_now(&a) else {
+            panic!("{step:?}: a new session in the memory store is finished at once");
+        };
+        let now = now.unwrap();
+        let later = remote.finish(&b).await.unwrap();
+        assert_eq!(shape(now.clone()), shape(later.clone()), "{step:?}");
+        for (m, finished) in [(&local, now), (&remote, later)] {
+            let Some(cookie) = finished.set_cookie.filter(|c| !c.contains("Max-Age=0")) else {
+                assert!(matches!(step, Step::Destroy), "{step:?}");
+                continue;
+            };
+            let pair = cookie.split(';').next().unwrap();
+            let back = m.start(Some(pair), Default::default());
+            assert_eq!(
+                back.get::<i64>("n").await.unwrap(),
+                Some(match step {
+                    Step::Write => 2,
+                    _ => 5,
+                }),
+                "{step:?}"
+            );
+            assert_eq!(
+                back.user_id().await.unwrap().is_some(),
+                matches!(step, Step::LogIn)
+            );
+        }
+    }
 }

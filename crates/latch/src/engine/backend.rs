@@ -49,17 +49,18 @@ impl Backend {
         }
     }
 
-    /// [`open`](Self::open) when that needs no I/O (cookie sessions that are
-    /// not revocable); `None` when it does.
+    /// [`open`](Self::open) when that needs no waiting (cookie sessions that
+    /// are not revocable, a store that keeps its records in this process);
+    /// `None` when it does.
     pub(crate) fn open_now(
         &self,
         engine: &Engine,
         value: &str,
         now: UnixTime,
-    ) -> Option<Option<Loaded>> {
+    ) -> Option<Result<Option<Loaded>>> {
         match self {
-            Backend::Cookie(cookie) => cookie.open_now(engine, value, now),
-            Backend::Store(_) => None,
+            Backend::Cookie(cookie) => cookie.open_now(engine, value, now).map(Ok),
+            Backend::Store(stored) => stored.open_now(engine, value, now),
         }
     }
 

@@ -241,7 +241,7 @@ impl Engine {
                 // and inline it would make every future that loads a session
                 // (every handler's) as large, even where no store is asked.
                 let found = match self.backend.open_now(self, &value, now) {
-                    Some(found) => found,
+                    Some(found) => found?,
                     None => Box::pin(self.backend.open(self, &value, now)).await?,
                 };
                 if found.is_none() {

@@ -11,7 +11,7 @@ use crate::codec::IdFormat;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{SessionId, StoreKey};
 use crate::record::{Record, RecordCell};
-use crate::store::SessionStore;
+use crate::store::{InProcess, SessionStore};
 use crate::time::UnixTime;
 
 /// How often a freshly drawn ID may collide before creation gives up (with
@@ -46,21 +46,61 @@ impl StoreBackend {
         value: &str,
         now: UnixTime,
     ) -> Result<Option<Loaded>> {
+        let Some((id, key)) = self.parse(engine, value) else {
+            return Ok(None);
+        };
+        let load = self.store.load_shared(&key);
+        let record = engine.timed("loading a session", load).await?;
+        Ok(self.opened(engine, id, key, record, now))
+    }
+
+    /// [`open`](Self::open) without waiting, from a store that keeps its
+    /// records in this process; `None` for any other store.
+    pub(crate) fn open_now(
+        &self,
+        engine: &Engine,
+        value: &str,
+        now: UnixTime,
+    ) -> Option<Result<Option<Loaded>>> {
+        let store = self.store.in_process()?;
+        let Some((id, key)) = self.parse(engine, value) else {
+            return Some(Ok(None));
+        };
+        Some(
+            store
+                .load_now(&key)
+                .map(|record| self.opened(engine, id, key, record, now)),
+        )
+    }
+
+    /// The ID in the cookie `value` and its store key, if well-formed.
+    fn parse(&self, engine: &Engine, value: &str) -> Option<(SessionId, StoreKey)> {
         let Some(id) = self.ids.parse(value) else {
             engine.note_rejected("malformed session id");
-            return Ok(None);
+            return None;
         };
         let key = self.ids.store_key(&id);
-        let load = self.store.load_shared(&key);
-        let Some(record) = engine.timed("loading a session", load).await? else {
+        Some((id, key))
+    }
+
+    /// The session loaded from `record`, if there is one and it is current.
+    fn opened(
+        &self,
+        engine: &Engine,
+        id: SessionId,
+        key: StoreKey,
+        record: Option<Arc<Record>>,
+        now: UnixTime,
+    ) -> Option<Loaded> {
+        let Some(record) = record else {
             engine.note_rejected("unknown, revoked or purged session id");
-            return Ok(None);
+            return None;
         };
         if !engine.is_current(&record, now) {
-            return Ok(None);
+            return None;
         }
         let origin = Origin::Stored { id, key };
-        Ok(Some(engine.loaded(origin, record, false, now)))
+        Some(engine.loaded(origin, record, false, now))
     }
 
     /// Write what the request changed; the `Set-Cookie` to send, if any.
@@ -93,7 +133,11 @@ impl StoreBackend {
         now: UnixTime,
     ) -> Option<Result<Option<String>>> {
         let Origin::Stored { id, .. } = state.origin() else {
-            return (!fresh_is_stored(state)).then(|| Ok(fresh_unstored(engine, state)));
+            if !fresh_is_stored(state) {
+                return Some(Ok(fresh_unstored(engine, state)));
+            }
+            let store = self.store.in_process()?;
+            return Some(self.create_fresh(engine, state, now, store));
         };
         let id = id.clone();
         let early = state.early();
@@ -117,6 +161,17 @@ impl StoreBackend {
         if !fresh_is_stored(state) {
             return Ok(fresh_unstored(engine, state));
         }
+        if let Some(store) = self.store.in_process() {
+            return self.create_fresh(engine, state, now, store);
+        }
+        Self::prepare_fresh(engine, state, now);
+        let (_, _, value) = self.create(engine, state, now).await?;
+        state.mark_created();
+        Ok(Some(value))
+    }
+
+    /// What a fresh session's record takes in before it is first stored.
+    fn prepare_fresh(engine: &Engine, state: &mut State, now: UnixTime) {
         // The secret of the forms this visitor already has moves into the
         // record, so they keep working; signing in starts a new one instead.
         let pending = engine.pre_session_csrf(state, false);
@@ -127,9 +182,28 @@ impl StoreBackend {
         if state.ending() == Ending::Regenerate {
             engine.begin_binding(state, now);
         }
-        let (_, _, value) = self.create(engine, state, now).await?;
-        state.mark_created();
-        Ok(Some(value))
+    }
+
+    /// [`finish_fresh`](Self::finish_fresh) on a store that answers at once.
+    fn create_fresh(
+        &self,
+        engine: &Engine,
+        state: &mut State,
+        now: UnixTime,
+        store: &dyn InProcess,
+    ) -> Result<Option<String>> {
+        Self::prepare_fresh(engine, state, now);
+        let record = Self::prepare_record(engine, state, now)?;
+        for _ in 0..MAX_CREATE_ATTEMPTS {
+            let (id, key) = self.draw();
+            if store.create_now(&key, &record)? {
+                let value = engine.set_cookie(&self.ids.encode(&id), &record, now)?;
+                state.mark_created();
+                return Ok(Some(value));
+            }
+            id_collision();
+        }
+        Err(no_free_id())
     }
 
     /// Logout: delete the session and expire the cookie.
@@ -311,29 +385,43 @@ impl StoreBackend {
         state: &mut State,
         now: UnixTime,
     ) -> Result<(SessionId, StoreKey, String)> {
-        let record = state.record_mut();
-        engine.check_record_size(record)?;
-        record.last_seen = now;
-        record.expires_at = record.deadline(engine.expiry());
-        record.version = record.version.saturating_add(1);
-        let record = state.share_record();
+        let record = Self::prepare_record(engine, state, now)?;
         for _ in 0..MAX_CREATE_ATTEMPTS {
-            let id = SessionId::generate();
-            let key = self.ids.store_key(&id);
+            let (id, key) = self.draw();
             let create = self.store.create_shared(&key, &record);
             if engine.timed("creating a session", create).await? {
                 let value = engine.set_cookie(&self.ids.encode(&id), &record, now)?;
                 return Ok((id, key, value));
             }
-            tracing::error!(
-                "freshly generated session id already exists; is the random source broken?"
-            );
+            id_collision();
         }
-        Err(Error::new(
-            ErrorKind::Conflict,
-            "could not draw an unused session id",
-        ))
+        Err(no_free_id())
     }
+
+    /// The record to create, its times and version set, shared for the store.
+    fn prepare_record(engine: &Engine, state: &mut State, now: UnixTime) -> Result<Arc<Record>> {
+        let record = state.record_mut();
+        engine.check_record_size(record)?;
+        record.last_seen = now;
+        record.expires_at = record.deadline(engine.expiry());
+        record.version = record.version.saturating_add(1);
+        Ok(state.share_record())
+    }
+
+    /// A new random ID and its store key.
+    fn draw(&self) -> (SessionId, StoreKey) {
+        let id = SessionId::generate();
+        let key = self.ids.store_key(&id);
+        (id, key)
+    }
+}
+
+fn id_collision() {
+    tracing::error!("freshly generated session id already exists; is the random source broken?");
+}
+
+fn no_free_id() -> Error {
+    Error::new(ErrorKind::Conflict, "could not draw an unused session id")
 }
 
 /// Whether the request changed the session's remember-me flag (its cookie's

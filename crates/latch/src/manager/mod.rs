@@ -251,10 +251,13 @@ impl SessionManager {
 
     /// [`finish`](Self::finish) without waiting, for adapters that can skip
     /// an asynchronous step when it is not needed: `Some` with what `finish`
-    /// would answer when finishing needs no store (a read, a cookie session's
-    /// new cookie, a fresh session left empty); `None`, with nothing done,
-    /// when it does (a write, a refresh, a logout, a revocation) or another
-    /// task holds the session; then call `finish`.
+    /// would answer when finishing needs no waiting (a read, a cookie
+    /// session's new cookie, a fresh session left empty, a new session in a
+    /// store that keeps its records in this process, see
+    /// [`InProcess`](crate::InProcess)); `None`, with nothing done, when it
+    /// does (a write, a refresh, a logout, a revocation, a new session in a
+    /// store across the network) or another task holds the session; then
+    /// call `finish`.
     ///
     /// # Example
     /// ```
@@ -264,9 +267,8 @@ impl SessionManager {
     /// let manager = SessionManager::builder().store(MemoryStore::new()).build()?;
     /// let session = manager.start(std::iter::empty(), Default::default());
     /// session.insert("theme", "dark").await?;
-    /// // A new session must be stored: that is for `finish`.
-    /// assert!(manager.finish_now(&session).is_none());
-    /// let created = manager.finish(&session).await?;
+    /// // The memory store creates the new session at once.
+    /// let created = manager.finish_now(&session).expect("in process").unwrap();
     /// let cookie = created.set_cookie.unwrap();
     /// let pair = cookie.split(';').next().unwrap();
     ///
@@ -275,6 +277,12 @@ impl SessionManager {
     /// // A read needs no store at the end.
     /// let finished = manager.finish_now(&session).expect("a read").unwrap();
     /// assert!(finished.set_cookie.is_none() && finished.vary_cookie);
+    ///
+    /// // A write to a stored session is a compare-and-swap: that is for `finish`.
+    /// let session = manager.start(Some(pair), Default::default());
+    /// session.insert("theme", "light").await?;
+    /// assert!(manager.finish_now(&session).is_none());
+    /// manager.finish(&session).await?;
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// # })?;
     /// # Ok::<_, Box<dyn std::error::Error>>(())

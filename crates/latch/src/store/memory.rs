@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{ExpiredDeletion, SaveOutcome, SessionInfo, SessionStore, UserIndex};
+use super::{ExpiredDeletion, InProcess, SaveOutcome, SessionInfo, SessionStore, UserIndex};
 use crate::error::Result;
 use crate::id::StoreKey;
 use crate::record::Record;
@@ -201,20 +201,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn create_shared(&self, key: &StoreKey, record: &Arc<Record>) -> Result<bool> {
-        let mut inner = self.shard(key);
-        if inner.sessions.contains_key(key) {
-            return Ok(false);
-        }
-        if self
-            .per_shard
-            .is_some_and(|max| inner.sessions.len() >= max)
-        {
-            return Err(crate::Error::store_msg(
-                "the in-memory session store is full (MemoryStore::with_max_sessions)",
-            ));
-        }
-        inner.insert(*key, Arc::clone(record));
-        Ok(true)
+        self.create_now(key, record)
     }
 
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
@@ -222,7 +209,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load_shared(&self, key: &StoreKey) -> Result<Option<Arc<Record>>> {
-        Ok(self.shard(key).sessions.get(key).map(Arc::clone))
+        self.load_now(key)
     }
 
     async fn save(
@@ -285,6 +272,33 @@ impl SessionStore for MemoryStore {
 
     fn expired_deletion(&self) -> Option<&dyn ExpiredDeletion> {
         Some(self)
+    }
+
+    fn in_process(&self) -> Option<&dyn InProcess> {
+        Some(self)
+    }
+}
+
+impl InProcess for MemoryStore {
+    fn load_now(&self, key: &StoreKey) -> Result<Option<Arc<Record>>> {
+        Ok(self.shard(key).sessions.get(key).map(Arc::clone))
+    }
+
+    fn create_now(&self, key: &StoreKey, record: &Arc<Record>) -> Result<bool> {
+        let mut inner = self.shard(key);
+        if inner.sessions.contains_key(key) {
+            return Ok(false);
+        }
+        if self
+            .per_shard
+            .is_some_and(|max| inner.sessions.len() >= max)
+        {
+            return Err(crate::Error::store_msg(
+                "the in-memory session store is full (MemoryStore::with_max_sessions)",
+            ));
+        }
+        inner.insert(*key, Arc::clone(record));
+        Ok(true)
     }
 }
 

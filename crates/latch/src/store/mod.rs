@@ -216,6 +216,35 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     fn call_timeout(&self) -> Option<std::time::Duration> {
         None
     }
+
+    /// This store's answers without waiting, if it keeps its records in
+    /// this process and so never has to (the memory store returns
+    /// `Some(self)`); `None` by default.
+    fn in_process(&self) -> Option<&dyn InProcess> {
+        None
+    }
+}
+
+/// The synchronous face of a store that keeps its records in this process:
+/// the same answers as [`SessionStore::load_shared`] and
+/// [`SessionStore::create_shared`], given at once. latch calls it instead of
+/// the asynchronous methods where it can (opening a session, creating a new
+/// one), and so skips the future, the timer and the boxing that waiting would
+/// need. A store that has one returns it from [`SessionStore::in_process`];
+/// the conformance case `in_process_answers_match_the_store` checks that both
+/// faces agree.
+pub trait InProcess: Send + Sync {
+    /// What [`SessionStore::load_shared`] answers.
+    ///
+    /// # Errors
+    /// As `load_shared`.
+    fn load_now(&self, key: &StoreKey) -> Result<Option<Arc<Record>>>;
+
+    /// What [`SessionStore::create_shared`] answers.
+    ///
+    /// # Errors
+    /// As `create_shared`.
+    fn create_now(&self, key: &StoreKey, record: &Arc<Record>) -> Result<bool>;
 }
 
 /// A store's index of sessions by signed-in user: the devices list and "sign
