@@ -224,9 +224,9 @@ impl SessionStore for RedisStore {
         Some(self)
     }
 
-    /// Every method runs under [`within`](Self::within) (writes under
-    /// [`write`](Self::write), which is `within` too, replica acknowledgement
-    /// included).
+    /// Every method, replica acknowledgement included, runs under the
+    /// operation timeout
+    /// ([`RedisStoreBuilder::operation_timeout`](crate::RedisStoreBuilder::operation_timeout)).
     fn call_timeout(&self) -> Option<std::time::Duration> {
         Some(self.operation_timeout)
     }
