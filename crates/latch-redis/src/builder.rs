@@ -295,6 +295,7 @@ impl RedisStoreBuilder {
                         &client,
                         self.connection_timeout,
                         self.response_timeout,
+                        Keys::new(self.prefix.as_str()).probe(),
                     );
                     let cache = self.bounded_latch(secure, started).await?;
                     return Ok(self.build(Conn::Single(manager), Some(cache)));

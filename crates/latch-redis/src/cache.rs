@@ -19,10 +19,26 @@
 //!    task, in wire order) removes whatever slot the key has; the reply is
 //!    kept only if its own ticket is still there. So a reply is never kept
 //!    once an invalidation that followed it has been seen.
-//! 2. **Own writes.** The store forgets a key after each of its own writes of
-//!    it (whatever the outcome), so a request that starts after a write's
-//!    reply never reads an older value from this cache, even before Redis's
-//!    invalidation for that write has arrived.
+//! 2. **Own writes.** A request that starts after one of this store's
+//!    writes returned never reads an older value from this cache, even
+//!    before Redis's invalidation for that write has arrived:
+//!    - a **save** goes through the tracking connection itself, opened with
+//!      `NOLOOP` (its own writes push no invalidation back to it), under a
+//!      ticket filed before it is sent. Its script reads the key again once
+//!      written, so Redis tracks it again at once and the next write by
+//!      anyone else still pushes an invalidation. If the ticket survives to
+//!      the reply, the saved record is kept: the next read is a hit, with no
+//!      round trip. Otherwise (an invalidation, or another read or write of
+//!      the key, came in between) the key is forgotten.
+//!    - every other write (create, touch, delete, "sign out everywhere")
+//!      goes through the store's own connection, and the key (or the whole
+//!      cache) is forgotten after it, whatever the outcome.
+//!
+//!    Re-tracking inside a script needs Redis 7 or later: when the
+//!    connection is opened, a probe writes a throwaway key the same way, has
+//!    another connection change it, and checks that the invalidation came.
+//!    On a server that fails the probe, saves take the store's connection
+//!    and are forgotten, as other writes are.
 //! 3. **Lost connection.** When the tracking connection closes, everything
 //!    cached is dropped at once (its invalidations can no longer arrive), and
 //!    reads go straight to Redis until a new tracking connection is up.
@@ -186,6 +202,8 @@ struct Shared {
     client: redis::Client,
     connection_timeout: Duration,
     response_timeout: Duration,
+    /// A throwaway key under the store's prefix, for the write-through probe.
+    probe_key: String,
     state: Mutex<State>,
     /// Wakes the heartbeat at once when the connection is lost, so a new
     /// one is opened without waiting for the next beat.
@@ -210,12 +228,15 @@ struct State {
     generation: u64,
     /// Cached entries may be served until then (the lease).
     live_until: Option<Instant>,
+    /// The current connection passed the write-through probe: saves may go
+    /// through it and be kept.
+    write_through: bool,
     next_ticket: u64,
     stats: ReadCacheStats,
 }
 
 enum Slot {
-    /// A read is on its way; its reply is kept only if this is still here.
+    /// A read or save is on its way; its reply is kept only if this is still here.
     Pending(u64),
     /// A record, and the size of its stored form.
     Ready(Record, usize),
@@ -230,7 +251,7 @@ pub(crate) enum Lookup {
     Bypass,
 }
 
-/// A miss in flight.
+/// A miss or a save in flight.
 pub(crate) struct Ticket {
     pub(crate) conn: MultiplexedConnection,
     generation: u64,
@@ -244,6 +265,7 @@ impl Cache {
         client: &redis::Client,
         connection_timeout: Duration,
         response_timeout: Duration,
+        probe_key: String,
     ) -> Result<Self> {
         let info = client.get_connection_info().clone();
         let redis = info
@@ -257,6 +279,7 @@ impl Cache {
             client,
             connection_timeout,
             response_timeout,
+            probe_key,
             state: Mutex::new(State::new(settings)),
             lost: tokio::sync::Notify::new(),
         });
@@ -304,6 +327,28 @@ impl Cache {
             state.drop_all();
             self.shared.lost.notify_one();
         }
+    }
+
+    /// A ticket for saving `key` through the tracking connection, whatever
+    /// was cached or awaited for it before; `None` when saves cannot go that
+    /// way (the cache is not live, the server failed the probe, or too many
+    /// reads and saves are on their way).
+    pub(crate) fn saving(&self, key: String) -> Option<Saving> {
+        let mut state = self.shared.lock();
+        let live = state.live_until.is_some_and(|t| Instant::now() < t);
+        let conn = state.conn.clone().filter(|_| live && state.write_through)?;
+        let ticket = state.file_write(&key)?;
+        let ticket = Ticket {
+            conn,
+            generation: state.generation,
+            ticket,
+        };
+        Some(Saving {
+            cache: self.clone(),
+            key,
+            ticket,
+            settled: false,
+        })
     }
 
     /// Forget `key`: called after each of this store's own writes of it.
@@ -355,6 +400,7 @@ impl Shared {
             redis::cmd("CLIENT")
                 .arg("TRACKING")
                 .arg("ON")
+                .arg("NOLOOP")
                 .query_async::<()>(&mut conn)
                 .await?;
             Ok::<_, redis::RedisError>(conn)
@@ -374,12 +420,66 @@ impl Shared {
                  the store at the master, or leave read_cache off",
             ));
         }
+        let write_through = shared.probe(&mut conn, generation).await;
+        if !write_through {
+            tracing::warn!(
+                "the Redis server does not keep tracking a key that a script wrote and then \
+                 read (Redis 7 does): the read cache stays on, but a session is read from \
+                 Redis again after each save"
+            );
+        }
         let mut state = shared.lock();
         if state.generation == generation {
             state.conn = Some(conn);
             state.live_until = Some(started + shared.settings.lease);
+            state.write_through = write_through;
         }
         Ok(())
+    }
+
+    /// Whether the server behind `conn` does what a cached save relies on: a
+    /// script run on `conn` writes a throwaway key and reads it back, another
+    /// connection deletes it, and the invalidation for that delete must have
+    /// come by the time `conn` answers a `PING` sent after it.
+    async fn probe(&self, conn: &mut MultiplexedConnection, generation: u64) -> bool {
+        let key = self.probe_key.as_str();
+        let run = async {
+            crate::scripts::PROBE
+                .key(key)
+                .invoke_async::<()>(conn)
+                .await?;
+            // Anything the write pushed back (it should not, under NOLOOP) is
+            // handled before the slot below is filed.
+            redis::cmd("PING").query_async::<()>(conn).await?;
+            let ticket = {
+                let mut state = self.lock();
+                (state.generation == generation).then(|| state.file_write(key))
+            };
+            // No push handler here: this connection's own closing must not
+            // count as the tracking connection's loss.
+            let plain = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.connection_timeout))
+                .set_response_timeout(Some(self.response_timeout));
+            let mut other = self
+                .client
+                .get_multiplexed_async_connection_with_config(&plain)
+                .await?;
+            redis::cmd("DEL")
+                .arg(key)
+                .query_async::<()>(&mut other)
+                .await?;
+            redis::cmd("PING").query_async::<()>(conn).await?;
+            Ok::<_, redis::RedisError>(ticket.flatten())
+        };
+        let deadline = self.connection_timeout + 4 * self.response_timeout;
+        let ticket = match tokio::time::timeout(deadline, run).await {
+            Ok(Ok(Some(ticket))) => ticket,
+            _ => return false,
+        };
+        let mut state = self.lock();
+        let invalidated = !matches!(state.slots.get(key), Some(Slot::Pending(t)) if *t == ticket);
+        state.remove(key);
+        invalidated
     }
 
     /// An out-of-band message on the tracking connection of `generation`:
@@ -439,6 +539,42 @@ impl Shared {
     }
 }
 
+/// A save through the tracking connection, from [`Cache::saving`] until
+/// [`Saving::done`]. Dropped before that (the request was cancelled, the
+/// save may or may not have been applied), it forgets the key: no
+/// invalidation comes for this connection's own writes, so nothing read
+/// while the save was on its way may stay.
+pub(crate) struct Saving {
+    cache: Cache,
+    key: String,
+    pub(crate) ticket: Ticket,
+    settled: bool,
+}
+
+impl Saving {
+    /// The save is over: keep `saved` (the record as written and the size of
+    /// its stored form) if nothing touched the key since the ticket was
+    /// filed, else forget the key. `None`: it wrote nothing (gone, conflict)
+    /// or failed, so forget the key.
+    pub(crate) fn done(mut self, saved: Option<(&Record, usize)>) {
+        self.settled = true;
+        let mut state = self.cache.shared.lock();
+        if state.generation == self.ticket.generation {
+            state.wrote(&self.key, self.ticket.ticket, saved);
+        } else {
+            state.remove(&self.key);
+        }
+    }
+}
+
+impl Drop for Saving {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.cache.shared.lock().remove(&self.key);
+        }
+    }
+}
+
 /// What [`State::find`] found.
 enum Found {
     Hit(Record),
@@ -456,6 +592,7 @@ impl State {
             conn: None,
             generation: 0,
             live_until: None,
+            write_through: false,
             next_ticket: 0,
             stats: ReadCacheStats::default(),
         }
@@ -513,6 +650,31 @@ impl State {
         }
     }
 
+    /// File a fresh ticket for a save of `key`, replacing whatever was cached
+    /// or awaited for it (a read sharing a replaced ticket is then not kept).
+    /// `None`: too many reads and saves on their way.
+    fn file_write(&mut self, key: &str) -> Option<u64> {
+        self.remove(key);
+        if self.slots.len() - self.ready >= self.limits.capacity {
+            return None;
+        }
+        self.next_ticket += 1;
+        self.slots
+            .insert(key.to_owned(), Slot::Pending(self.next_ticket));
+        Some(self.next_ticket)
+    }
+
+    /// A save under `ticket` is done: keep what it wrote if `key` still
+    /// waits for it, else forget the key (whatever is there may be older).
+    fn wrote(&mut self, key: &str, ticket: u64, saved: Option<(&Record, usize)>) {
+        match saved {
+            Some(saved) if matches!(self.slots.get(key), Some(Slot::Pending(t)) if *t == ticket) => {
+                self.keep(key, ticket, Some(saved));
+            }
+            _ => self.remove(key),
+        }
+    }
+
     /// Drop an arbitrary cached session other than `keep`. Not LRU, on
     /// purpose: a hit then costs no bookkeeping. False when there is none.
     fn evict_one(&mut self, keep: &str) -> bool {
@@ -559,6 +721,7 @@ impl State {
         }
         self.clear();
         self.live_until = None;
+        self.write_through = false;
         self.generation += 1;
     }
 }
@@ -710,6 +873,58 @@ mod tests {
         }
         assert_eq!(filed, 10);
         assert_eq!(cached(&state, "real0"), Some(1));
+    }
+
+    #[test]
+    fn a_save_nothing_came_between_is_kept_and_served() {
+        let mut state = state();
+        let ticket = state.file_write("k").expect("room for a save");
+        state.wrote("k", ticket, Some((&record(2), 100)));
+        assert!(matches!(state.find("k"), Some(Found::Hit(r)) if r.version == 2));
+        assert_eq!((state.ready, state.bytes), (1, 100));
+    }
+
+    /// A save replaces what was cached; whatever came between the ticket and
+    /// the reply (an invalidation, a read sharing the ticket) leaves the key
+    /// forgotten, never holding the older value or the saved one.
+    #[test]
+    fn a_save_overtaken_by_anything_leaves_the_key_forgotten() {
+        let mut state = state();
+        let Some(Found::Miss(read)) = state.find("k") else {
+            panic!("an empty cache hit");
+        };
+        state.keep("k", read, Some((&record(1), 100)));
+        let ticket = state.file_write("k").expect("room for a save");
+        assert_eq!(cached(&state, "k"), None, "the older value is gone at once");
+        // A read sent before the save went out shares its ticket and keeps
+        // what it found; the save's reply then forgets it.
+        let Some(Found::Miss(shared)) = state.find("k") else {
+            panic!("a pending save was served");
+        };
+        assert_eq!(shared, ticket);
+        state.keep("k", shared, Some((&record(1), 100)));
+        state.wrote("k", ticket, Some((&record(2), 100)));
+        assert_eq!(cached(&state, "k"), None);
+        assert_eq!((state.ready, state.bytes), (0, 0));
+        // An invalidation between ticket and reply: nothing is kept.
+        let ticket = state.file_write("k").expect("room for a save");
+        state.invalidate(["k"].into_iter());
+        state.wrote("k", ticket, Some((&record(3), 100)));
+        assert_eq!(cached(&state, "k"), None);
+        // A save that wrote nothing (gone, conflict, failed) forgets the key.
+        let ticket = state.file_write("k").expect("room for a save");
+        state.wrote("k", ticket, None);
+        assert!(state.slots.is_empty());
+    }
+
+    /// Saves in flight count against the same bound as reads in flight.
+    #[test]
+    fn saves_in_flight_are_bounded_like_reads() {
+        let mut state = state();
+        let filed = (0..100)
+            .filter(|n| state.file_write(&format!("s{n}")).is_some())
+            .count();
+        assert_eq!(filed, 10);
     }
 
     #[test]

@@ -9,8 +9,9 @@ use latch::StoreKey;
 /// | `{prefix}s:{hex store key}` | hash | one session; TTL = its `expires_at` |
 /// | `{prefix}u:{user id}` | sorted set | that user's store keys, scored by `expires_at`; TTL = highest score |
 /// | `{prefix}expiry` | sorted set | every session's store key scored by `expires_at`, for `purge_expired` |
+/// | `{prefix}probe:{random hex}` | string | the read cache's check of the server, when it connects; deleted at once (TTL 60 s) |
 ///
-/// The `s:` and `u:` tags keep the three families apart whatever the user id is.
+/// The `s:` and `u:` tags keep the families apart whatever the user id is.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     prefix: String,
@@ -43,6 +44,13 @@ impl Keys {
     pub(crate) fn expiry(&self) -> String {
         format!("{}expiry", self.prefix)
     }
+
+    /// A fresh throwaway key for the read cache's probe of the server (random,
+    /// so that app instances starting together do not share one).
+    pub(crate) fn probe(&self) -> String {
+        let random = latch::SessionId::generate().store_key().to_hex();
+        format!("{}probe:{}", self.prefix, &random[..16])
+    }
 }
 
 #[cfg(test)]
@@ -56,5 +64,7 @@ mod tests {
         assert_eq!(keys.session(&key), format!("app:s:{}", "ab".repeat(32)));
         assert_eq!(keys.user("alice@example.com"), "app:u:alice@example.com");
         assert_eq!(keys.expiry(), "app:expiry");
+        assert!(keys.probe().starts_with("app:probe:"));
+        assert_ne!(keys.probe(), keys.probe());
     }
 }

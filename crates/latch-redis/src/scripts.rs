@@ -17,6 +17,11 @@ pub(crate) static CREATE: LazyLock<Script> =
 pub(crate) static SAVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/save.lua")));
 
+/// Write a throwaway key and read it back: the read cache's check that the
+/// server keeps tracking keys a script read (see `cache.rs`). Replies `1`.
+pub(crate) static PROBE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/probe.lua")));
+
 /// Refresh `seen`/`exp` and the TTL of an existing session. Replies [`TouchReply`].
 pub(crate) static TOUCH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/touch.lua")));

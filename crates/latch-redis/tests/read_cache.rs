@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,6 +119,138 @@ async fn this_stores_own_writes_are_read_back_at_once() {
         assert!(store.delete(&key).await.unwrap());
         assert_eq!(store.load(&key).await.unwrap(), None);
     }
+}
+
+/// A save goes through the cache's own connection and what it wrote is
+/// served without a round trip; Redis still tracks the key afterwards, so
+/// another instance's later write and delete reach this cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_session_is_served_from_memory_and_others_writes_still_reach_it() {
+    let url = common::redis_url();
+    let prefix = common::unique_prefix("cache-save");
+    let Some(a) = cached_store(&url, &prefix, ReadCache::default()).await else {
+        return;
+    };
+    let Some(b) = cached_store(&url, &prefix, ReadCache::default()).await else {
+        return;
+    };
+    let key = SessionId::generate().store_key();
+    assert!(a.create(&key, &record(1)).await.unwrap());
+    assert_eq!(a.load(&key).await.unwrap().unwrap().version, 1);
+    let mut saved = record(2);
+    saved
+        .data
+        .insert("cart".into(), serde_json::json!({"items": [1, 2.5, "x"]}));
+    saved.user_id = Some(common::unique_user());
+    assert_eq!(
+        a.save(&key, &saved, 1).await.unwrap(),
+        latch::SaveOutcome::Saved
+    );
+    let before = a.read_cache_stats().unwrap();
+    let read = a.load(&key).await.unwrap().unwrap();
+    let after = a.read_cache_stats().unwrap();
+    assert_eq!(
+        read, saved,
+        "the cached record is what a read from Redis gives"
+    );
+    assert_eq!(after.hits, before.hits + 1, "{before:?} -> {after:?}");
+    assert_eq!(after.misses, before.misses);
+
+    // Instance B writes after A's save: A's cache must hear of it, which it
+    // does only if the save left the key tracked.
+    let mut newer = saved.clone();
+    newer.version = 3;
+    assert_eq!(
+        b.save(&key, &newer, 2).await.unwrap(),
+        latch::SaveOutcome::Saved
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while a.load(&key).await.unwrap().unwrap().version != 3 {
+        assert!(
+            Instant::now() < deadline,
+            "instance A still serves its own save after B's (the key was not tracked again)"
+        );
+    }
+    // And again after a save through A, for a delete through B.
+    let mut third = newer.clone();
+    third.version = 4;
+    assert_eq!(
+        a.save(&key, &third, 3).await.unwrap(),
+        latch::SaveOutcome::Saved
+    );
+    assert_eq!(a.load(&key).await.unwrap().unwrap().version, 4);
+    assert!(b.delete(&key).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while a.load(&key).await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "instance A still serves a session B deleted"
+        );
+    }
+    // A conflicting save keeps nothing: the next read goes to Redis.
+    let other = SessionId::generate().store_key();
+    assert!(a.create(&other, &record(1)).await.unwrap());
+    assert_eq!(
+        a.save(&other, &record(9), 5).await.unwrap(),
+        latch::SaveOutcome::Conflict
+    );
+    assert_eq!(a.load(&other).await.unwrap().unwrap().version, 1);
+}
+
+/// A save dropped on its way (the request was cancelled) after a read
+/// shared its ticket and kept the older record: no invalidation comes for
+/// the cache's own write, so the store must forget the key itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_save_leaves_no_older_record_behind() {
+    let url = common::redis_url();
+    let prefix = common::unique_prefix("cache-cancel");
+    let Some(store) = cached_store(&url, &prefix, ReadCache::default()).await else {
+        return;
+    };
+    let mut raw = common::raw(&url).await;
+    let hash = |key: &latch::StoreKey| format!("{prefix}s:{}", key.to_hex());
+    let mut waker = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut raced = 0;
+    for round in 0..20 {
+        let key = SessionId::generate().store_key();
+        assert!(store.create(&key, &record(1)).await.unwrap());
+        // With a user, the save first files the index entry (a round trip
+        // on the store's connection) before its script goes out.
+        let mut newer = record(2);
+        newer.user_id = Some(common::unique_user());
+        let mut save = Box::pin(store.save(&key, &newer, 1));
+        if save.as_mut().poll(&mut waker).is_ready() {
+            continue; // done within one poll: nothing to cancel this round
+        }
+        // A read while the save waits: it shares the save's ticket. It
+        // usually finds the older record (the case this test is after);
+        // rarely the save's script has already gone out within that poll.
+        if store.load(&key).await.unwrap().unwrap().version == 1 {
+            raced += 1;
+        }
+        // Let the index entry's reply come, so the script goes out, then
+        // cancel the save before its reply is handled.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = save.as_mut().poll(&mut waker);
+        drop(save);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let stored: Option<u64> = redis::cmd("HGET")
+            .arg(hash(&key))
+            .arg("ver")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let read = store.load(&key).await.unwrap().unwrap().version;
+        assert_eq!(
+            Some(read),
+            stored,
+            "round {round}: the cache kept an older record"
+        );
+    }
+    assert!(
+        raced >= 5,
+        "only {raced} of 20 rounds read before the save went out"
+    );
 }
 
 /// `POST /login` signs in as alice, `GET /me` names the user (or `nobody`),

@@ -2,7 +2,8 @@
 -- A missing key stays missing: a deleted or expired session is never brought back.
 -- KEYS[1]  the session hash
 -- ARGV     expected version, new version, record JSON, last_seen, expires_at,
---          TTL deadline [, user id]
+--          TTL deadline, '1' to read the key again once written (else '0')
+--          [, user id]
 -- Returns  {'gone'}, {'conflict'} or {'saved' [, previous user id]}
 -- Both fields in one read; a missing one reads as false.
 local stored = redis.call('HMGET', KEYS[1], 'ver', 'user')
@@ -13,8 +14,8 @@ end
 if current ~= ARGV[1] then
   return {'conflict'}
 end
-if ARGV[7] then
-  redis.call('HSET', KEYS[1], 'ver', ARGV[2], 'rec', ARGV[3], 'seen', ARGV[4], 'exp', ARGV[5], 'user', ARGV[7])
+if ARGV[8] then
+  redis.call('HSET', KEYS[1], 'ver', ARGV[2], 'rec', ARGV[3], 'seen', ARGV[4], 'exp', ARGV[5], 'user', ARGV[8])
 else
   redis.call('HSET', KEYS[1], 'ver', ARGV[2], 'rec', ARGV[3], 'seen', ARGV[4], 'exp', ARGV[5])
   if previous then
@@ -22,6 +23,13 @@ else
   end
 end
 redis.call('EXPIREAT', KEYS[1], ARGV[6])
+if ARGV[7] == '1' then
+  -- Sent by the read cache on its own connection (CLIENT TRACKING ... NOLOOP):
+  -- the write above took the key out of that connection's tracking, and this
+  -- read puts it back (Redis 7 tracks keys a script reads), so the next write
+  -- by anyone else still pushes an invalidation. See cache.rs.
+  redis.call('EXISTS', KEYS[1])
+end
 if previous then
   return {'saved', previous}
 end

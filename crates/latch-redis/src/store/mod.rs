@@ -181,14 +181,24 @@ impl SessionStore for RedisStore {
         record: &Record,
         expected_version: u64,
     ) -> Result<SaveOutcome> {
+        // With the read cache on, the save goes through the cache's tracking
+        // connection and what it wrote is kept (see cache.rs, rule 2).
+        let saving = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.saving(self.keys.session(key)));
         let saved = self
             .write(
                 "saving a session",
-                self.save_session(key, record, expected_version),
+                self.save_session(key, record, expected_version, saving.as_ref()),
             )
             .await;
-        self.forget(key);
-        saved
+        match (&saved, saving) {
+            (Ok((SaveOutcome::Saved, size)), Some(saving)) => saving.done(Some((record, *size))),
+            (_, Some(saving)) => saving.done(None),
+            (_, None) => self.forget(key),
+        }
+        saved.map(|(outcome, _)| outcome)
     }
 
     async fn touch(

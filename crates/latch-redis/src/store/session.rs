@@ -91,13 +91,18 @@ impl RedisStore {
         record_of(key, fields)
     }
 
+    /// Save through the store's connection, or through the read cache's
+    /// tracking connection under `through`. Also answers the size of the
+    /// stored record, for the cache.
     pub(super) async fn save_session(
         &self,
         key: &StoreKey,
         record: &Record,
         expected_version: u64,
-    ) -> Result<SaveOutcome> {
+        through: Option<&cache::Saving>,
+    ) -> Result<(SaveOutcome, usize)> {
         let rec = fields::encode(record)?;
+        let size = rec.len();
         if let Some(user) = &record.user_id {
             // Before the write: the session exists, so from the moment it belongs
             // to `user` it must be findable in that user's index.
@@ -110,15 +115,32 @@ impl RedisStore {
             .arg(rec)
             .arg(record.last_seen)
             .arg(record.expires_at)
-            .arg(fields::deadline(record.expires_at));
+            .arg(fields::deadline(record.expires_at))
+            // On the tracking connection, read the key again once written.
+            .arg(if through.is_some() { "1" } else { "0" });
         if let Some(user) = &record.user_id {
             invocation.arg(user);
         }
         let save = async {
-            invocation
-                .invoke_async::<SaveReply>(&mut self.conn.clone())
-                .await
-                .context("saving a session")
+            let Some(ticket) = through.map(|saving| &saving.ticket) else {
+                return invocation
+                    .invoke_async::<SaveReply>(&mut self.conn.clone())
+                    .await
+                    .context("saving a session");
+            };
+            let reply = invocation
+                .invoke_async::<SaveReply>(&mut ticket.conn.clone())
+                .await;
+            if let (Err(e), Some(cache)) = (&reply, &self.cache) {
+                if e.is_unrecoverable_error() {
+                    // As for a read: the tracking connection is gone, whether
+                    // or not it said so. The save is not retried elsewhere
+                    // (it may have been applied): it fails like any save
+                    // whose connection broke.
+                    cache.lost(ticket);
+                }
+            }
+            reply.context("saving a session")
         };
         // The expiry entry is filed together with the write (one round trip on
         // the multiplexed connection) rather than after it: purge checks every
@@ -129,14 +151,14 @@ impl RedisStore {
             SaveReply::Gone => {
                 // Take back the entry just filed for a session that is gone.
                 self.expiry_remove(&[key.to_hex()]).await?;
-                Ok(SaveOutcome::Gone)
+                Ok((SaveOutcome::Gone, size))
             }
-            SaveReply::Conflict => Ok(SaveOutcome::Conflict),
+            SaveReply::Conflict => Ok((SaveOutcome::Conflict, size)),
             SaveReply::Saved { previous } => {
                 if let Some(old) = previous.filter(|p| record.user_id.as_deref() != Some(p)) {
                     self.index_remove(&old, &[key.to_hex()]).await?;
                 }
-                Ok(SaveOutcome::Saved)
+                Ok((SaveOutcome::Saved, size))
             }
         }
     }
