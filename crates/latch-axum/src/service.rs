@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::response::{IntoResponse, Response};
+use http::header::Entry;
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, USER_AGENT, VARY};
 use http::{HeaderMap, HeaderValue, Request};
 use latch::{Finished, RawRequest, SessionManager};
@@ -220,6 +221,9 @@ fn respond(response: Response, finished: latch::Result<Finished>) -> Response {
 /// Put the session's headers on the handler's response.
 fn apply(mut response: Response, finished: Finished) -> Response {
     let headers = response.headers_mut();
+    // Room for everything added below at once: one growth of the map at
+    // most, rather than one per header.
+    headers.reserve(finished.headers.len() + finished.other_cookies.len() + 3);
     for (name, value) in &finished.headers {
         match HeaderValue::from_str(value) {
             Ok(value) => {
@@ -234,8 +238,10 @@ fn apply(mut response: Response, finished: Finished) -> Response {
     // A page that shows a signed-in user's data must not be kept by any
     // cache (a shared one, or the browser's for "back" after sign-out), unless
     // the handler decided its caching itself.
-    if finished.signed_in && !headers.contains_key(CACHE_CONTROL) {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if finished.signed_in {
+        if let Entry::Vacant(entry) = headers.entry(CACHE_CONTROL) {
+            entry.insert(HeaderValue::from_static("no-store"));
+        }
     }
     let cookies = finished
         .set_cookie
@@ -255,27 +261,43 @@ fn apply(mut response: Response, finished: Finished) -> Response {
         any = true;
     }
     if any {
-        let headers = response.headers_mut();
-        let already_no_store = headers.get_all(CACHE_CONTROL).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.to_ascii_lowercase().contains("no-store"))
-        });
-        if !already_no_store {
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // A response that sets a cookie is never stored by a cache, whatever
+        // the handler chose.
+        match response.headers_mut().entry(CACHE_CONTROL) {
+            Entry::Occupied(mut entry) => {
+                let no_store = entry.iter().any(|v| {
+                    v.to_str()
+                        .is_ok_and(|s| s.to_ascii_lowercase().contains("no-store"))
+                });
+                if !no_store {
+                    entry.insert(HeaderValue::from_static("no-store"));
+                }
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(HeaderValue::from_static("no-store"));
+            }
         }
     }
     response
 }
 
+/// Add `Vary: Cookie` unless a `Vary` value already covers it (one lookup).
 fn add_vary_cookie(headers: &mut HeaderMap) {
-    let present = headers.get_all(VARY).iter().any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("cookie"))
-        })
-    });
-    if !present {
-        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    match headers.entry(VARY) {
+        Entry::Occupied(mut entry) => {
+            let present = entry.iter().any(|v| {
+                v.to_str().is_ok_and(|s| {
+                    s.split(',')
+                        .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("cookie"))
+                })
+            });
+            if !present {
+                entry.append(HeaderValue::from_static("Cookie"));
+            }
+        }
+        Entry::Vacant(entry) => {
+            entry.insert(HeaderValue::from_static("Cookie"));
+        }
     }
 }
 

@@ -85,7 +85,10 @@ use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
 ///   the heartbeat asks for its `ROLE`). A server that is not a master is
 ///   refused when the store connects.
 ///
-/// Needs Redis 6 or later (RESP3). Both bounds hold at once: a client who
+/// Needs Redis 6 or later (RESP3). On Redis 7 or later (checked when the
+/// cache connects), a save made by this instance is kept as written, so the
+/// next read of that session needs no round trip either; the save then goes
+/// through the cache's own connection. Both bounds hold at once: a client who
 /// makes many large sessions cannot make the cache grow past `max_bytes`
 /// (counted as the stored records' sizes; their in-memory form is a small
 /// multiple of that), and a record larger than an eighth of `max_bytes` is

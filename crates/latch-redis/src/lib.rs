@@ -110,7 +110,10 @@
 //! later, one server only). What it promises, each proved by a test in
 //! `tests/read_cache.rs`:
 //! - this instance's own writes (saves, logouts, revocations, "sign out
-//!   everywhere") are seen by every request that starts after them;
+//!   everywhere") are seen by every request that starts after them; a save
+//!   is kept in the cache as written (on Redis 7 or later, which a probe
+//!   checks when the cache connects), so the next read costs no round trip,
+//!   and another instance's write after it still reaches the cache;
 //! - another instance's write is seen here once Redis's invalidation message
 //!   arrives: two app instances on one loopback Redis, 100 logouts on one,
 //!   the other took the old cookie on none of its next requests;
