@@ -100,6 +100,13 @@ pub struct Args {
     #[arg(long, env = "LATCH_ENCRYPT_AT_REST")]
     pub encrypt_at_rest: bool,
 
+    /// With a single Redis server (`redis://` or `rediss://`): keep sessions
+    /// read or saved by this process in memory, kept correct by Redis's
+    /// invalidations (RESP3 client tracking), so most requests need no
+    /// round trip to read their session.
+    #[arg(long, env = "LATCH_REDIS_READ_CACHE")]
+    pub redis_read_cache: bool,
+
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "LATCH_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -263,6 +270,8 @@ pub struct Settings {
     pub trusted_proxies: latch_axum::TrustedProxies,
     /// Sessions encrypted in their store.
     pub encrypt_at_rest: bool,
+    /// The Redis store's local read cache.
+    pub redis_read_cache: bool,
     /// The `Host` names served (empty: any).
     pub allowed_hosts: Vec<String>,
     /// Serve HTTPS from this certificate.
@@ -324,6 +333,12 @@ impl Settings {
         if args.store_timeout_ms == 0 {
             bail!("--store-timeout-ms must be at least 1");
         }
+        if args.redis_read_cache && !matches!(&store, StoreSpec::Redis(_)) {
+            bail!(
+                "--redis-read-cache needs --store redis://HOST:PORT/ (one Redis server); \
+                 leave it off for other stores"
+            );
+        }
         Ok(Self {
             listen: args.listen,
             store,
@@ -338,6 +353,7 @@ impl Settings {
             insecure_dev_mode: args.insecure_dev_mode,
             behind_tls_proxy: args.behind_tls_proxy,
             encrypt_at_rest: args.encrypt_at_rest,
+            redis_read_cache: args.redis_read_cache,
             trusted_proxies: latch_axum::TrustedProxies::new(&args.trusted_proxies)
                 .map_err(|e| anyhow::anyhow!("--trusted-proxy: {e}"))?,
             tls,
@@ -490,6 +506,21 @@ mod tests {
         }
         let zero = Args::try_parse_from(["latch-demo", "--remember-idle-timeout", "0"]).unwrap();
         assert!(Settings::from_args(&zero).is_err());
+    }
+
+    #[test]
+    fn the_redis_read_cache_needs_a_redis_store() {
+        let args = Args::try_parse_from(["latch-demo", "--redis-read-cache"]).unwrap();
+        let err = Settings::from_args(&args).unwrap_err().to_string();
+        assert!(err.contains("--store redis://"), "{err}");
+        let args = Args::try_parse_from([
+            "latch-demo",
+            "--store",
+            "redis://127.0.0.1:6379/",
+            "--redis-read-cache",
+        ])
+        .unwrap();
+        assert!(Settings::from_args(&args).unwrap().redis_read_cache);
     }
 
     #[test]

@@ -19,8 +19,8 @@ use crate::users::Users;
 const MEMORY_STORE_SESSIONS: usize = 100_000;
 
 /// The store behind `spec`, for server-side kinds.
-async fn open_store(spec: &StoreSpec) -> anyhow::Result<Option<Arc<dyn SessionStore>>> {
-    Ok(Some(match spec {
+async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn SessionStore>>> {
+    Ok(Some(match &settings.store {
         StoreSpec::Sqlite(path) => {
             ensure_parent(path)?;
             Arc::new(SqliteStore::open(path)?)
@@ -28,6 +28,12 @@ async fn open_store(spec: &StoreSpec) -> anyhow::Result<Option<Arc<dyn SessionSt
         // Bounded, so an anonymous flood gets 503s rather than the process
         // running out of memory (about 1 KiB to 64 KiB a session).
         StoreSpec::Memory => Arc::new(MemoryStore::with_max_sessions(MEMORY_STORE_SESSIONS)),
+        StoreSpec::Redis(url) if settings.redis_read_cache => Arc::new(
+            latch_redis::RedisStore::builder(url)
+                .read_cache(latch_redis::ReadCache::default())
+                .connect()
+                .await?,
+        ),
         StoreSpec::Redis(url) => Arc::new(latch_redis::RedisStore::connect(url).await?),
         StoreSpec::Postgres(url) => Arc::new(latch_postgres::PostgresStore::connect(url).await?),
         StoreSpec::CookieSigned | StoreSpec::CookieEncrypted => return Ok(None),
@@ -72,7 +78,7 @@ async fn manager_and_counters(
     // Loaded (and checked) whatever the store, so a weak key is refused at
     // start-up and switching to cookie sessions keeps the same key.
     let keys = Keyring::new(crate::keys::load_or_generate(&settings.key_file())?);
-    let (builder, counters) = match open_store(&settings.store).await? {
+    let (builder, counters) = match open_store(settings).await? {
         // The devices page lists and ends a user's sessions.
         // Keys: forms shown before sign-in keep their CSRF secret in a
         // signed cookie instead of a stored session per visitor.

@@ -1,5 +1,6 @@
 //! Two demo processes sharing one Redis: a session made on one works on the
-//! other, and a revoke on one is refused by the other on the next request.
+//! other, and a revoke on one is refused by the other on the next request;
+//! with and without the Redis read cache (`--redis-read-cache`).
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::io::{BufRead, BufReader};
@@ -21,10 +22,11 @@ impl Drop for Node {
     }
 }
 
-fn start(redis: &str, data: &Path) -> Node {
+fn start(redis: &str, data: &Path, extra: &[&str]) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_latch-demo"))
         .args(["--listen", "127.0.0.1:0", "--store", redis, "--data-dir"])
         .arg(data)
+        .args(extra)
         .env_remove("LATCH_SECRET_KEY")
         .stdout(Stdio::piped())
         .spawn()
@@ -129,6 +131,17 @@ impl Browser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_sessions_through_redis() {
+    share_sessions("plain", &[]).await;
+}
+
+/// The same with both nodes caching sessions: node two must not serve the
+/// revoked phone session from its cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_caching_nodes_share_sessions_and_revocations() {
+    share_sessions("cached", &["--redis-read-cache"]).await;
+}
+
+async fn share_sessions(tag: &str, extra: &[&str]) {
     let redis =
         std::env::var("LATCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     if let Err(e) =
@@ -138,11 +151,11 @@ async fn two_nodes_share_sessions_through_redis() {
         return;
     }
     let data: PathBuf =
-        std::env::temp_dir().join(format!("latch-two-nodes-{}", std::process::id()));
+        std::env::temp_dir().join(format!("latch-two-nodes-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     // Both nodes share the users database (SQLite, WAL) and the Redis store.
-    let one = start(&redis, &data);
-    let two = start(&redis, &data);
+    let one = start(&redis, &data, extra);
+    let two = start(&redis, &data, extra);
     let http = Client::builder()
         .redirect(redirect::Policy::none())
         .build()
@@ -183,6 +196,11 @@ async fn two_nodes_share_sessions_through_redis() {
     assert_eq!(login, StatusCode::SEE_OTHER);
     assert_eq!(
         phone.get(&http, &format!("{}/api/me", one.base)).await.0,
+        StatusCode::OK
+    );
+    // Node two has read (and, caching, keeps) the phone's session.
+    assert_eq!(
+        phone.get(&http, &format!("{}/api/me", two.base)).await.0,
         StatusCode::OK
     );
 
