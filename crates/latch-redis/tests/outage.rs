@@ -216,3 +216,45 @@ async fn connecting_to_a_down_server_fails_fast() {
     assert!(err.is_unavailable());
     assert!(started.elapsed() < FAIL_FAST, "{:?}", started.elapsed());
 }
+
+/// A connection the server drops (its idle `timeout`, a proxy, `CLIENT
+/// KILL`) costs no failed read: the read is sent again on the connection the
+/// driver opens anew. Found by a black-box attack: the first request after
+/// each kill got a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_costs_no_failed_read() {
+    let Some(server) = private_redis() else {
+        return;
+    };
+    let store = RedisStore::builder(server.url())
+        .prefix("dropped:")
+        .connect()
+        .await
+        .unwrap();
+    let key = SessionId::generate().store_key();
+    let mut record = latch::Record::new(common::wall_now());
+    record.expires_at = common::wall_now() + 600;
+    record.version = 1;
+    assert!(store.create(&key, &record).await.unwrap());
+    let mut raw = common::raw(&server.url()).await;
+    for round in 0..5 {
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .arg("SKIPME")
+            .arg("yes")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(
+            killed >= 1,
+            "round {round}: no connection of the store was killed"
+        );
+        let loaded = store.load(&key).await;
+        assert!(
+            matches!(&loaded, Ok(Some(r)) if r.version == 1),
+            "round {round}: {loaded:?}"
+        );
+    }
+}

@@ -84,11 +84,21 @@ impl RedisStore {
     }
 
     /// Read a session through the store's own connection.
+    ///
+    /// A read is safe to repeat, so one that finds its connection dropped
+    /// (killed by the server's idle `timeout`, a proxy, `CLIENT KILL`) is
+    /// sent once more, on the connection the driver opens again: the request
+    /// behind it gets its session, not a 503. Writes are not repeated (one
+    /// may have been applied before the connection dropped).
     async fn read_direct(&self, key: &StoreKey, redis_key: &str) -> Result<Option<Record>> {
-        let fields = cache::read_session(&mut self.conn.clone(), redis_key)
-            .await
-            .context("loading a session")?;
-        record_of(key, fields)
+        let mut fields = cache::read_session(&mut self.conn.clone(), redis_key).await;
+        if fields
+            .as_ref()
+            .is_err_and(redis::RedisError::is_connection_dropped)
+        {
+            fields = cache::read_session(&mut self.conn.clone(), redis_key).await;
+        }
+        record_of(key, fields.context("loading a session")?)
     }
 
     /// Save through the store's connection, or through the read cache's
