@@ -232,10 +232,7 @@ async fn a_dropped_connection_costs_no_failed_read() {
         .await
         .unwrap();
     let key = SessionId::generate().store_key();
-    let mut record = latch::Record::new(common::wall_now());
-    record.expires_at = common::wall_now() + 600;
-    record.version = 1;
-    assert!(store.create(&key, &record).await.unwrap());
+    assert!(store.create(&key, &common::live_record(1)).await.unwrap());
     let mut raw = common::raw(&server.url()).await;
     for round in 0..5 {
         let killed: i64 = redis::cmd("CLIENT")

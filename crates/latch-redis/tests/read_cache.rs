@@ -40,10 +40,7 @@ fn private_redis() -> Option<PrivateRedis> {
 
 /// A live record at version `version`.
 fn record(version: u64) -> Record {
-    let mut record = Record::new(common::wall_now());
-    record.expires_at = common::wall_now() + 600;
-    record.version = version;
-    record
+    common::live_record(version)
 }
 
 /// Poll `cond` every millisecond for up to 2 s.

@@ -57,6 +57,14 @@ pub fn wall_now() -> i64 {
         .as_secs() as i64
 }
 
+/// A record at `version` that lives ten minutes from now.
+pub fn live_record(version: u64) -> latch::Record {
+    let mut record = latch::Record::new(wall_now());
+    record.expires_at = wall_now() + 600;
+    record.version = version;
+    record
+}
+
 /// Write a session through `store` and read it back: the connection works
 /// both ways.
 pub async fn one_round_trip(store: &RedisStore) {
