@@ -15,7 +15,7 @@ N2=12000
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 mkdir -p "$OUT"
-CASES="${CASES:-bare:rw bare:none bare-layer:none latch-signed:none latch-memory:rw latch-memory:ro latch-memory:new latch-memory:none latch-signed:rw latch-encrypted:rw latch-encrypted-gcm:rw latch-sqlite:rw latch-redis:rw latch-redis:ro latch-redis-cached:ro ts-memory:rw ts-memory:new ts-redis:rw ts-redis:ro extra-signed:rw floor-signed:rw latch-signed:new extra-signed:new floor-signed:new latch-encrypted:new extra-private:new floor-encrypted:new ts-memory:ro latch-signed:ro extra-signed:ro floor-signed:ro latch-encrypted:ro extra-private:ro floor-encrypted:ro floor-memory:rw floor-memory:ro floor-memory:new floor-redis:ro latch-sqlite:ro floor-sqlite:ro latch-redis:new floor-redis:new latch-redis-cached:rw256 floor-redis:rw256}"
+CASES="${CASES:-bare:rw bare:none bare-layer:none latch-signed:none latch-memory:rw latch-memory:ro latch-memory:new latch-memory:none latch-signed:rw latch-encrypted:rw latch-encrypted-gcm:rw latch-sqlite:rw latch-redis:rw latch-redis:ro latch-redis-cached:ro ts-memory:rw ts-memory:new ts-redis:rw ts-redis:ro extra-signed:rw floor-signed:rw latch-signed:new extra-signed:new floor-signed:new latch-encrypted:new extra-private:new floor-encrypted:new latch-encrypted-gcm:new floor-encrypted-gcm:new ts-memory:ro latch-signed:ro extra-signed:ro floor-signed:ro latch-encrypted:ro extra-private:ro floor-encrypted:ro floor-memory:rw floor-memory:ro floor-memory:new floor-redis:ro latch-sqlite:ro floor-sqlite:ro latch-redis:new floor-redis:new latch-redis-cached:rw256 floor-redis:rw256}"
 
 total_ir() {
     # The "summary:" line of a callgrind output file is the total instruction count.

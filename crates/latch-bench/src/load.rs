@@ -427,6 +427,7 @@ pub fn verdict(row: &Row, rows: &[Row]) -> Option<Verdict> {
     let floor = match row.config.as_str() {
         "latch-signed" => Some("floor-signed"),
         "latch-encrypted" => Some("floor-encrypted"),
+        "latch-encrypted-gcm" => Some("floor-encrypted-gcm"),
         "latch-memory" => Some("floor-memory"),
         "latch-redis" => Some("floor-redis"),
         "latch-sqlite" => Some("floor-sqlite"),

@@ -61,6 +61,8 @@ pub enum Config {
     FloorSigned,
     /// The floor of `latch-encrypted` (XChaCha20-Poly1305).
     FloorEncrypted,
+    /// The floor of `latch-encrypted-gcm` (AES-256-GCM).
+    FloorEncryptedGcm,
     /// The floor of `latch-memory`: handlers calling `MemoryStore` themselves
     /// (see `apps/store_floor.rs`).
     FloorMemory,
@@ -72,7 +74,7 @@ pub enum Config {
 
 impl Config {
     /// Every configuration, in table order.
-    pub const ALL: [Config; 23] = [
+    pub const ALL: [Config; 24] = [
         Config::Bare,
         Config::BareLayer,
         Config::LatchSigned,
@@ -93,6 +95,7 @@ impl Config {
         Config::ExtraPrivate,
         Config::FloorSigned,
         Config::FloorEncrypted,
+        Config::FloorEncryptedGcm,
         Config::FloorMemory,
         Config::FloorRedis,
         Config::FloorSqlite,
@@ -121,6 +124,7 @@ impl Config {
             Config::ExtraPrivate => "extra-private",
             Config::FloorSigned => "floor-signed",
             Config::FloorEncrypted => "floor-encrypted",
+            Config::FloorEncryptedGcm => "floor-encrypted-gcm",
             Config::FloorMemory => "floor-memory",
             Config::FloorRedis => "floor-redis",
             Config::FloorSqlite => "floor-sqlite",
@@ -255,6 +259,7 @@ pub async fn router(config: Config, env: &Env, cell: usize) -> anyhow::Result<Ro
         Config::ExtraPrivate => extra::private(),
         Config::FloorSigned => floor::signed(),
         Config::FloorEncrypted => floor::sealed(),
+        Config::FloorEncryptedGcm => floor::sealed_gcm(),
         Config::FloorMemory => store_floor::router(Arc::new(::latch::MemoryStore::new())),
         Config::FloorRedis => store_floor::router(Arc::new(
             latch_redis::RedisStore::builder(&env.redis_url)
