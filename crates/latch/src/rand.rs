@@ -152,13 +152,16 @@ impl NonceSource {
     /// The nonce for `seed` and the message: a function of all three.
     ///
     /// The PRF reads `len(aad) | aad | zeros to a whole block | seed |
-    /// len(plain) | plain`. The lengths make the encoding unambiguous (the
-    /// padding's length follows from `len(aad)`), so no two different
-    /// messages feed it the same bytes.
+    /// plain`. The encoding is unambiguous, so no two different messages
+    /// feed it the same bytes: `len(aad)` fixes where the associated data
+    /// and its padding end, the seed has a fixed length, and the plaintext
+    /// is the rest (HMAC takes input of any length; SHA-256's own padding
+    /// encodes the total). An earlier version also wrote `len(plain)`: it
+    /// added nothing, and its 8 bytes pushed a small session's input (seed
+    /// and a 30-byte payload) into a second SHA-256 block.
     fn derive(&self, seed: &[u8; NONCE_SEED], nonce: &mut [u8], aad: &[u8], plain: &[u8]) {
         let mut prf = self.with_aad(aad);
         prf.update(seed);
-        prf.update(&(plain.len() as u64).to_be_bytes());
         prf.update(plain);
         let out = prf.finalize().into_bytes();
         nonce.copy_from_slice(&out[..nonce.len()]);
@@ -258,6 +261,9 @@ mod tests {
         assert_ne!(base, nonce(b"nam", b"eplain"), "boundaries");
         // Zeros that look like padding are still part of the message.
         assert_ne!(base, nonce(b"name\0", b"plain"), "padding");
+        // A plaintext that is a prefix of another is another message.
+        assert_ne!(base, nonce(b"name", b"plain\0"), "trailing zero");
+        assert_ne!(base, nonce(b"name", b"plai"), "prefix");
         // The same message under the same seed: the same nonce, so the same
         // ciphertext, which reveals only that the two are equal.
         assert_eq!(base, nonce(b"name", b"plain"));

@@ -137,6 +137,26 @@ async fn absolute_timeout_enforced_even_when_active() {
 }
 
 #[tokio::test]
+async fn a_slow_handler_stamps_the_session_with_the_requests_start() {
+    // One clock reading per request, when the session loads: a handler that
+    // runs long can only make its session expire sooner, never later.
+    for kind in KINDS {
+        let clock = ManualClock::new(T0);
+        let m = manager(kind, Keyring::new(SecretKey::generate()), &clock);
+        let s = m.start(std::iter::empty(), Default::default());
+        s.insert("n", 1).await.unwrap();
+        clock.advance(600);
+        let cookie = value_of(&m.finish(&s).await.unwrap().set_cookie.unwrap());
+        // Idle for 1800 s counted from T0, when the request loaded its
+        // session, not from T0 + 600, when it finished.
+        clock.set(T0 + 1799);
+        assert_eq!(read(&m, &cookie, "n").await.0, Some(1), "{kind:?}");
+        clock.set(T0 + 1800);
+        assert_eq!(read(&m, &cookie, "n").await.0, None, "{kind:?}");
+    }
+}
+
+#[tokio::test]
 async fn reads_refresh_the_cookie_once_per_touch_interval() {
     let clock = ManualClock::new(T0);
     let m = manager(Kind::Signed, Keyring::new(SecretKey::generate()), &clock);

@@ -378,10 +378,11 @@ impl BindingAnswer {
 }
 
 /// What the current request proves about its session's device binding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceStatus {
     /// The session is not device-bound (DBSC off, a browser without it, or
     /// registration not done yet).
+    #[default]
     Unbound,
     /// The session is device-bound and this request carried a live bound
     /// cookie: the device proved its key at `proved_at`.

@@ -251,7 +251,9 @@ impl Engine {
             }
         };
         match found {
-            Some(loaded) if self.check_binding(state, &loaded, now) => state.loaded_from(loaded),
+            Some(loaded) if self.check_binding(state, &loaded, now) => {
+                state.loaded_from(loaded, now);
+            }
             // A device-bound session without its bound cookie: served as a
             // visitor without a session, and no removal cookie, so the real
             // device's cookie stays for its refresh.
@@ -302,7 +304,7 @@ impl Engine {
         if !state.is_loaded() {
             return Ok(Finished::default());
         }
-        let now = self.now();
+        let now = state.now();
         let before = Before::of(state);
         let set_cookie = self.backend.finish(self, state, now).await?;
         self.finished(state, before, set_cookie, now)
@@ -315,7 +317,7 @@ impl Engine {
         if !state.is_loaded() {
             return Some(Ok(Finished::default()));
         }
-        let now = self.now();
+        let now = state.now();
         let before = Before::of(state);
         let set_cookie = match self.backend.finish_now(self, state, now)? {
             Ok(set_cookie) => set_cookie,
@@ -351,7 +353,10 @@ impl Engine {
     /// [`Session::save`]: crate::Session::save
     pub(crate) async fn save_now(self: &Arc<Self>, state: &mut State) -> Result<()> {
         match &self.backend {
-            Backend::Store(stored) => stored.save_now(self, state, self.now()).await,
+            Backend::Store(stored) => {
+                let now = state.now();
+                stored.save_now(self, state, now).await
+            }
             Backend::Cookie(_) => Ok(()),
         }
     }

@@ -172,6 +172,9 @@ pub(crate) struct State {
     /// The request's input (its cookies and client facts), kept to the end.
     input: Option<Input>,
     loaded: bool,
+    /// When the session was loaded: the request's one reading of the clock,
+    /// used again when it finishes (see [`State::now`]).
+    now: UnixTime,
     origin: Origin,
     record: RecordCell,
     ops: Vec<Op>,
@@ -180,24 +183,40 @@ pub(crate) struct State {
     reissue: bool,
     /// A cookie arrived but was refused: tell the browser to drop it.
     refused_cookie: bool,
-    /// The CSRF secret of a visitor without a stored session.
-    pre_csrf: Option<PreSessionCsrf>,
     /// A fresh session was stored by this request.
     created: bool,
+    /// Whether loading checks a device-bound session's bound cookie (not on
+    /// the registration and refresh paths, which prove the device instead).
+    check_binding: bool,
+    /// What few requests use, made on first use: every request moves its
+    /// state (into the session's `Arc`, through the futures that hold it),
+    /// and these parts would add a quarter to what is moved.
+    rare: Option<Box<Rare>>,
+}
+
+/// The parts of a request's state that few requests use.
+#[derive(Default)]
+struct Rare {
+    /// The CSRF secret of a visitor without a stored session.
+    pre_csrf: Option<PreSessionCsrf>,
     /// Saved before the end of the request ([`Session::save`]): the
     /// `Set-Cookie` a creation made, whether the cookie's lifetime changed,
     /// and whether the session turned out gone.
     ///
     /// [`Session::save`]: crate::Session::save
     early: EarlySave,
-    /// Whether loading checks a device-bound session's bound cookie (not on
-    /// the registration and refresh paths, which prove the device instead).
-    check_binding: bool,
     /// What this request proved about the session's device binding.
     device: DeviceStatus,
     /// Response headers of latch's own (a DBSC registration).
     headers: Vec<(&'static str, String)>,
 }
+
+/// What a request that saved nothing early reads.
+static NO_EARLY_SAVE: EarlySave = EarlySave {
+    set_cookie: None,
+    resend: false,
+    gone: false,
+};
 
 /// What an early save ([`Session::save`](crate::Session::save)) leaves for
 /// the end of the request.
@@ -214,6 +233,7 @@ impl State {
         Self {
             input: Some(input),
             loaded: false,
+            now: 0,
             origin: Origin::Fresh,
             record: RecordCell::Owned(Record::new(0)),
             ops: Vec::new(),
@@ -221,13 +241,15 @@ impl State {
             touch_due: false,
             reissue: false,
             refused_cookie: false,
-            pre_csrf: None,
             created: false,
-            early: EarlySave::default(),
             check_binding: true,
-            device: DeviceStatus::Unbound,
-            headers: Vec::new(),
+            rare: None,
         }
+    }
+
+    /// The rarely used parts, made now if this is their first use.
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_default()
     }
 
     /// Whether the session has been loaded (a handler used it).
@@ -247,8 +269,9 @@ impl State {
         self.refused_cookie = true;
     }
 
-    /// The session was found: use it.
-    pub(crate) fn loaded_from(&mut self, loaded: Loaded) {
+    /// The session was found at `now`: use it.
+    pub(crate) fn loaded_from(&mut self, loaded: Loaded, now: UnixTime) {
+        self.now = now;
         self.origin = loaded.origin;
         self.record = loaded.record;
         self.touch_due = loaded.touch_due;
@@ -264,9 +287,19 @@ impl State {
             record.user_agent = meta.user_agent;
             record.ip = meta.ip;
         }
+        self.now = now;
         self.origin = Origin::Fresh;
         self.record = RecordCell::Owned(record);
         self.loaded = true;
+    }
+
+    /// The time this request's session times are taken at: when it was
+    /// loaded. One clock reading per request (each costs about 30 ns, a
+    /// tenth of what a cookie session's whole engine costs); a handler that
+    /// runs for longer stamps the session with its start, which can only
+    /// make the session expire sooner, never later.
+    pub(crate) fn now(&self) -> UnixTime {
+        self.now
     }
 
     /// The record as this request sees it.
@@ -385,12 +418,12 @@ impl State {
 
     /// The pre-session CSRF secret, if one is in play.
     pub(crate) fn pre_csrf(&self) -> Option<&PreSessionCsrf> {
-        self.pre_csrf.as_ref()
+        self.rare.as_ref()?.pre_csrf.as_ref()
     }
 
     /// Keep `csrf` as this request's pre-session CSRF secret.
     pub(crate) fn set_pre_csrf(&mut self, csrf: PreSessionCsrf) {
-        self.pre_csrf = Some(csrf);
+        self.rare_mut().pre_csrf = Some(csrf);
     }
 
     /// Note that this request stored the fresh session.
@@ -405,12 +438,25 @@ impl State {
         self.origin = Origin::Stored { id, key };
         self.ops.clear();
         self.created = true;
-        self.early.set_cookie = Some(set_cookie);
+        self.rare_mut().early.set_cookie = Some(set_cookie);
     }
 
     /// What an early save left for the end of the request.
-    pub(crate) fn early(&mut self) -> &mut EarlySave {
-        &mut self.early
+    pub(crate) fn early(&self) -> &EarlySave {
+        self.rare
+            .as_ref()
+            .map_or(&NO_EARLY_SAVE, |rare| &rare.early)
+    }
+
+    /// What an early save leaves for the end of the request, to change.
+    pub(crate) fn early_mut(&mut self) -> &mut EarlySave {
+        &mut self.rare_mut().early
+    }
+
+    /// The `Set-Cookie` of a session created by an early save, taken to be
+    /// sent.
+    pub(crate) fn take_early_cookie(&mut self) -> Option<String> {
+        self.rare.as_mut()?.early.set_cookie.take()
     }
 
     /// Whether this request stored the fresh session.
@@ -430,22 +476,27 @@ impl State {
 
     /// Note what this request proved about its device binding.
     pub(crate) fn set_device(&mut self, status: DeviceStatus) {
-        self.device = status;
+        self.rare_mut().device = status;
     }
 
     /// What this request proved about its device binding.
     pub(crate) fn device(&self) -> DeviceStatus {
-        self.device
+        self.rare
+            .as_ref()
+            .map_or(DeviceStatus::Unbound, |rare| rare.device)
     }
 
     /// Send `name: value` with the response.
     pub(crate) fn add_header(&mut self, name: &'static str, value: String) {
-        self.headers.push((name, value));
+        self.rare_mut().headers.push((name, value));
     }
 
     /// Take the response headers of latch's own.
     pub(crate) fn take_headers(&mut self) -> Vec<(&'static str, String)> {
-        std::mem::take(&mut self.headers)
+        self.rare
+            .as_mut()
+            .map(|rare| std::mem::take(&mut rare.headers))
+            .unwrap_or_default()
     }
 
     /// The record, to finish a session (stamp times, write latch's entries).

@@ -290,9 +290,9 @@ impl StoreBackend {
         engine.check_record_size(state.record())?;
         let remember_changed = remember_changed(state);
         if save::save(engine, &self.store, &key, state, now).await? {
-            state.early().resend |= remember_changed;
+            state.early_mut().resend |= remember_changed;
         } else {
-            state.early().gone = true;
+            state.early_mut().gone = true;
         }
         Ok(())
     }
@@ -308,7 +308,7 @@ impl StoreBackend {
         key: &StoreKey,
         now: UnixTime,
     ) -> Result<Option<String>> {
-        if let Some(created) = state.early().set_cookie.take() {
+        if let Some(created) = state.take_early_cookie() {
             // Created by an early save; anything changed since is saved now.
             if state.changed() {
                 engine.check_record_size(state.record())?;

@@ -86,8 +86,10 @@ fn to_value<T: Serialize>(value: T) -> Result<Value> {
     })
 }
 
-fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
-    serde_json::from_value(value).map_err(|e| {
+/// `value` as a `T`, read in place (`&Value` is a serde deserializer), so
+/// a read copies only what `T` keeps.
+fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T> {
+    T::deserialize(value).map_err(|e| {
         Error::new(
             ErrorKind::Serialization,
             "session value has an unexpected type",
@@ -179,7 +181,7 @@ impl Session {
     /// ```
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let state = self.loaded().await?;
-        state.get(key).cloned().map(from_value).transpose()
+        state.get(key).map(from_value).transpose()
     }
 
     /// Store `value` under `key`, replacing any previous value.
@@ -272,14 +274,14 @@ impl Session {
         let op = Op::Update(
             key.to_owned(),
             Arc::new(move |old: Option<&Value>| {
-                let old = old.cloned().map(from_value::<T>).transpose()?;
+                let old = old.map(from_value::<T>).transpose()?;
                 shared.prepare_value(to_value(f(old))?)
             }),
         );
         let mut state = self.loaded().await?;
         state.push(op)?;
         // OK to index: `push` just inserted the key.
-        from_value(state.get(key).cloned().unwrap_or_default())
+        from_value(state.get(key).unwrap_or(&Value::Null))
     }
 
     /// Like [`update`](Self::update), for a change that is not always
@@ -325,7 +327,7 @@ impl Session {
         let op = Op::Update(
             key.to_owned(),
             Arc::new(move |old: Option<&Value>| {
-                let old = old.cloned().map(from_value::<T>).transpose()?;
+                let old = old.map(from_value::<T>).transpose()?;
                 let new = f(old).ok_or_else(|| {
                     Error::new(
                         ErrorKind::UpdateRefused,
@@ -341,7 +343,7 @@ impl Session {
         let mut state = self.loaded().await?;
         state.push(op)?;
         // OK to index: `push` just inserted the key.
-        from_value(state.get(key).cloned().unwrap_or_default())
+        from_value(state.get(key).unwrap_or(&Value::Null))
     }
 
     /// Write this request's changes now, instead of when the response goes
