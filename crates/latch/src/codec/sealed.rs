@@ -2,13 +2,19 @@
 //! purpose and format version are the associated data. Nothing is compressed
 //! before encryption, so the ciphertext length leaks no more than the data's length.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aes_gcm::Aes256Gcm;
 use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::{AeadInPlace as _, KeyInit};
 
-use super::{CookieCodec, Opened, Rejected, decode_value, encode_value, read_time, with_context};
+use sha2::{Digest as _, Sha256};
+
+use super::{
+    CookieCodec, Opened, Rejected, decode_value, encode_value, read_time, with_context,
+    write_context,
+};
 use crate::error::{Error, ErrorKind};
 use crate::key::{Keyring, Purpose};
 use crate::rand::NonceSource;
@@ -40,7 +46,20 @@ pub enum Aead {
 }
 
 impl Aead {
+    /// The current layout's version byte: the associated data is a 16-byte
+    /// digest of the context ([`ContextDigest`]).
     fn version(self) -> u8 {
+        match self {
+            Aead::XChaCha20Poly1305 => 5,
+            Aead::Aes256Gcm => 6,
+        }
+    }
+
+    /// The first layout's version byte: the whole context (57 bytes for the
+    /// default cookie name) as associated data, four blocks of Poly1305 or
+    /// GHASH per seal and open where the digest takes one. Still opened, and
+    /// re-issued in the current layout ([`Opened::outdated`]).
+    fn first_version(self) -> u8 {
         match self {
             Aead::XChaCha20Poly1305 => 2,
             Aead::Aes256Gcm => 3,
@@ -90,11 +109,32 @@ impl Cipher {
 /// Both AEADs' tag length.
 const TAG_LEN: usize = 16;
 
+/// The current layout's associated data: the first 16 bytes of SHA-256 over
+/// the context (length-prefixed purpose label and cookie name, and the
+/// version byte; see `write_context`), one block of the AEAD's
+/// authenticator. The digest binds the same things the whole context did;
+/// the context is the server's own configuration, so no client chooses what
+/// is hashed, and finding another context with the same 128-bit digest is a
+/// second preimage of SHA-256.
+type ContextDigest = [u8; 16];
+
+fn context_digest(name: &str, version: u8) -> ContextDigest {
+    let mut hash = Sha256::new();
+    write_context(Purpose::COOKIE_ENCRYPTION.label(), name, version, |b| {
+        hash.update(b);
+    });
+    let mut digest = [0; 16];
+    digest.copy_from_slice(&hash.finalize()[..16]);
+    digest
+}
+
 /// The encrypted-cookie codec.
 ///
 /// Layout (then base64url): `version(1) | nonce | ciphertext-with-tag`, where the
-/// plaintext is `issued_at(8) | payload` and the associated data is
-/// `label | cookie name | version`.
+/// plaintext is `issued_at(8) | payload` and the associated data is the first
+/// 16 bytes of SHA-256 over `label | cookie name | version` (each name
+/// length-prefixed). Values of the first layout, whose associated data was
+/// that context itself, still open and are re-issued in this one.
 ///
 /// # Example
 /// ```
@@ -113,6 +153,9 @@ pub struct SealedCodec {
     /// Nonces for the current key: pooled randomness hedged with the message.
     nonces: NonceSource,
     sealed: AtomicU64,
+    /// The associated data for the first cookie name this codec saw (nearly
+    /// always the only one), computed once.
+    digest: OnceLock<(Box<str>, ContextDigest)>,
 }
 
 impl std::fmt::Debug for SealedCodec {
@@ -145,6 +188,20 @@ impl SealedCodec {
             ciphers,
             nonces,
             sealed: AtomicU64::new(0),
+            digest: OnceLock::new(),
+        }
+    }
+
+    /// The current layout's associated data for cookie `name`.
+    fn digest(&self, name: &str) -> ContextDigest {
+        let version = self.aead.version();
+        let (first, digest) = self
+            .digest
+            .get_or_init(|| (name.into(), context_digest(name, version)));
+        if **first == *name {
+            *digest
+        } else {
+            context_digest(name, version)
         }
     }
 
@@ -174,34 +231,40 @@ impl CookieCodec for SealedCodec {
         out.extend_from_slice(payload);
         let (head, plain) = out.split_at_mut(start);
         let nonce = &mut head[1..];
-        let tag = with_context(Purpose::COOKIE_ENCRYPTION.label(), name, version, |aad| {
-            self.nonces.fill(nonce, aad, plain);
-            self.ciphers[0].seal(nonce, aad, plain)
-        })
-        .ok_or_else(|| Error::new(ErrorKind::InvalidConfig, "AEAD encryption failed"))?;
+        let aad = self.digest(name);
+        self.nonces.fill(nonce, &aad, plain);
+        let tag = self.ciphers[0]
+            .seal(nonce, &aad, plain)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidConfig, "AEAD encryption failed"))?;
         out.extend_from_slice(&tag);
         Ok(encode_value(&out))
     }
 
     fn open(&self, name: &str, value: &str) -> Result<Opened, Rejected> {
         let mut bytes = decode_value(name, value)?;
-        let version = self.aead.version();
         let start = 1 + self.aead.nonce_len();
         // version + nonce + issued_at + tag
         if bytes.len() < start + 8 + TAG_LEN {
             return Err(Rejected("truncated"));
         }
-        if bytes[0] != version {
+        let version = bytes[0];
+        let current = version == self.aead.version();
+        if !current && version != self.aead.first_version() {
             return Err(Rejected("unknown version"));
         }
         let (head, rest) = bytes.split_at_mut(start);
         let nonce = &head[1..];
         let (sealed, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
-        let key_index = with_context(Purpose::COOKIE_ENCRYPTION.label(), name, version, |aad| {
+        let mut open_with = |aad: &[u8]| {
             self.ciphers
                 .iter()
                 .position(|c| c.open(nonce, aad, sealed, tag))
-        })
+        };
+        let key_index = if current {
+            open_with(&self.digest(name))
+        } else {
+            with_context(Purpose::COOKIE_ENCRYPTION.label(), name, version, open_with)
+        }
         .ok_or(Rejected("bad tag"))?;
         let issued_at = read_time(&bytes[start..start + 8])?;
         // The payload is what lies between issue time and tag: cut the
@@ -212,7 +275,96 @@ impl CookieCodec for SealedCodec {
             issued_at,
             payload: bytes,
             key_index,
-            outdated: false,
+            outdated: !current,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+    use crate::key::SecretKey;
+
+    const NAME: &str = "__Host-session";
+    const AEADS: [Aead; 2] = [Aead::XChaCha20Poly1305, Aead::Aes256Gcm];
+
+    fn codec(aead: Aead) -> SealedCodec {
+        SealedCodec::new(&Keyring::new(SecretKey::generate()), aead)
+    }
+
+    /// A value as the first layout sealed it: the whole context as the
+    /// associated data.
+    fn seal_first_layout(codec: &SealedCodec, issued_at: UnixTime, payload: &[u8]) -> String {
+        let version = codec.aead.first_version();
+        let start = 1 + codec.aead.nonce_len();
+        let mut out = vec![version];
+        out.resize(start, 0);
+        crate::rand::fill(&mut out[1..start]);
+        out.extend_from_slice(&issued_at.to_be_bytes());
+        out.extend_from_slice(payload);
+        let (head, plain) = out.split_at_mut(start);
+        let label = Purpose::COOKIE_ENCRYPTION.label();
+        let tag = with_context(label, NAME, version, |aad| {
+            codec.ciphers[0].seal(&head[1..], aad, plain)
+        })
+        .expect("sealing");
+        out.extend_from_slice(&tag);
+        encode_value(&out)
+    }
+
+    #[test]
+    fn values_in_the_first_layout_still_open_and_are_marked_for_reissue() {
+        for aead in AEADS {
+            let codec = codec(aead);
+            let old = seal_first_layout(&codec, 1_700_000_000, b"{\"d\":{}}");
+            let opened = codec.open(NAME, &old).expect("a first-layout value opens");
+            assert_eq!(opened.payload, b"{\"d\":{}}", "{aead:?}");
+            assert_eq!(opened.issued_at, 1_700_000_000);
+            assert!(opened.outdated, "{aead:?}: not marked for re-issue");
+            let new = codec.seal(NAME, 1_700_000_000, b"{\"d\":{}}").unwrap();
+            let opened = codec.open(NAME, &new).unwrap();
+            assert!(!opened.outdated, "{aead:?}");
+            assert_eq!(opened.payload, b"{\"d\":{}}");
+        }
+    }
+
+    #[test]
+    fn the_layout_byte_cannot_be_swapped() {
+        for aead in AEADS {
+            let codec = codec(aead);
+            for (value, other) in [
+                (codec.seal(NAME, 5, b"x").unwrap(), aead.first_version()),
+                (seal_first_layout(&codec, 5, b"x"), aead.version()),
+            ] {
+                assert!(codec.open(NAME, &value).is_ok());
+                let mut bytes = URL_SAFE_NO_PAD.decode(&value).unwrap();
+                bytes[0] = other;
+                let swapped = URL_SAFE_NO_PAD.encode(&bytes);
+                assert_eq!(
+                    codec.open(NAME, &swapped).unwrap_err().reason(),
+                    "bad tag",
+                    "{aead:?}: version {other} opened another layout's value"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn both_layouts_bind_the_cookie_name() {
+        for aead in AEADS {
+            let codec = codec(aead);
+            // The first name seen has its digest kept; others are computed
+            // each time, and must bind just as well.
+            let main = codec.seal(NAME, 5, b"x").unwrap();
+            let other = codec.seal("other", 5, b"x").unwrap();
+            assert_eq!(codec.open("other", &other).unwrap().payload, b"x");
+            assert!(codec.open("other", &main).is_err(), "{aead:?}");
+            assert!(codec.open(NAME, &other).is_err(), "{aead:?}");
+            let old = seal_first_layout(&codec, 5, b"x");
+            assert!(codec.open("other", &old).is_err(), "{aead:?}");
+        }
     }
 }
