@@ -224,32 +224,63 @@ impl Engine {
     /// Every kind of bad cookie ends the same way: a fresh session and a
     /// removal cookie. Only store failures are errors (and leave the request's
     /// input in place, so a later call tries again with the same cookie).
+    /// Callers try [`load_now`](Self::load_now) first.
     pub(crate) async fn load(&self, state: &mut State) -> Result<()> {
         let now = self.now();
+        let found = match self.incoming(state) {
+            Some(value) => {
+                let found = self.backend.open(self, &value, now).await?;
+                refuse_unopened(state, &found);
+                found
+            }
+            None => None,
+        };
+        self.settle_load(state, found, now);
+        Ok(())
+    }
+
+    /// [`load`](Self::load) without waiting, when loading needs no store (no
+    /// cookie, a cookie session that is not revocable, a store that keeps
+    /// its records in this process); `None`, with nothing done, when it does.
+    ///
+    /// Kept apart so that the future of every method that loads a session
+    /// (and of every handler that awaits one) holds no store lookup's state:
+    /// the waiting path is boxed by its caller.
+    pub(crate) fn load_now(&self, state: &mut State) -> Option<Result<()>> {
+        let now = self.now();
+        let found = match self.incoming(state) {
+            Some(value) => match self.backend.open_now(self, &value, now)? {
+                Ok(found) => {
+                    refuse_unopened(state, &found);
+                    found
+                }
+                Err(err) => return Some(Err(err)),
+            },
+            None => None,
+        };
+        self.settle_load(state, found, now);
+        Some(Ok(()))
+    }
+
+    /// The request's session cookie, if it sent exactly one; two or more are
+    /// refused (which one would the browser mean?).
+    fn incoming(&self, state: &mut State) -> Option<String> {
         let incoming = state.input().map_or(IncomingCookie::Absent, |input| {
             input.incoming(self.cookie.name())
         });
-        let found = match incoming {
+        match incoming {
             IncomingCookie::Absent => None,
             IncomingCookie::Duplicate => {
                 self.note_rejected("duplicate session cookies in one request");
                 state.refuse_cookie();
                 None
             }
-            IncomingCookie::One(value) => {
-                // Opening with a store lookup is boxed: its future is large,
-                // and inline it would make every future that loads a session
-                // (every handler's) as large, even where no store is asked.
-                let found = match self.backend.open_now(self, &value, now) {
-                    Some(found) => found?,
-                    None => Box::pin(self.backend.open(self, &value, now)).await?,
-                };
-                if found.is_none() {
-                    state.refuse_cookie();
-                }
-                found
-            }
-        };
+            IncomingCookie::One(value) => Some(value),
+        }
+    }
+
+    /// Use what loading `found` at `now`, or start a fresh session.
+    fn settle_load(&self, state: &mut State, found: Option<Loaded>, now: UnixTime) {
         match found {
             Some(loaded) if self.check_binding(state, &loaded, now) => {
                 state.loaded_from(loaded, now);
@@ -259,7 +290,6 @@ impl Engine {
             // device's cookie stays for its refresh.
             Some(_) | None => state.started_fresh(now),
         }
-        Ok(())
     }
 
     /// Whether `record` may be used at `now`: both deadlines under the policy
@@ -491,6 +521,14 @@ impl Engine {
             // Let request handling in between batches.
             tokio::task::yield_now().await;
         }
+    }
+}
+
+/// A session cookie that did not open (forged, expired, unknown): the
+/// response takes it back.
+fn refuse_unopened(state: &mut State, found: &Option<Loaded>) {
+    if found.is_none() {
+        state.refuse_cookie();
     }
 }
 

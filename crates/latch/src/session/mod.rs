@@ -144,7 +144,13 @@ impl Session {
     async fn loaded(&self) -> Result<MutexGuard<'_, State>> {
         let mut state = self.state.lock().await;
         if !state.is_loaded() {
-            self.engine.load(&mut state).await?;
+            match self.engine.load_now(&mut state) {
+                Some(loaded) => loaded?,
+                // Boxed: a store lookup's future is large, and inline it
+                // would make every future that loads a session (every
+                // handler's) as large, even where no store is asked.
+                None => Box::pin(self.engine.load(&mut state)).await?,
+            }
         }
         Ok(state)
     }
