@@ -53,8 +53,14 @@ use crate::time::UnixTime;
 /// ```
 #[derive(Clone)]
 pub struct Session {
+    /// One allocation per request, and one reference count to move per clone.
+    inner: Arc<Shared>,
+}
+
+/// What every clone of a request's session shares.
+struct Shared {
     engine: Arc<Engine>,
-    state: Arc<Mutex<State>>,
+    state: Mutex<State>,
 }
 
 impl std::fmt::Debug for Session {
@@ -101,19 +107,21 @@ fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T> {
 impl Session {
     pub(crate) fn new(engine: Arc<Engine>, state: State) -> Self {
         Self {
-            engine,
-            state: Arc::new(Mutex::new(state)),
+            inner: Arc::new(Shared {
+                engine,
+                state: Mutex::new(state),
+            }),
         }
     }
 
     /// The request's state, for the end of the request.
     pub(crate) async fn lock_state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().await
+        self.inner.state.lock().await
     }
 
     /// The request's state if no other task holds it now.
     pub(crate) fn try_lock_state(&self) -> Option<MutexGuard<'_, State>> {
-        self.state.try_lock()
+        self.inner.state.try_lock()
     }
 
     /// Whether no method has used this session yet: nothing was loaded, so
@@ -135,21 +143,22 @@ impl Session {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_untouched(&self) -> bool {
-        self.state
+        self.inner
+            .state
             .try_lock()
             .is_some_and(|state| !state.is_loaded())
     }
 
     /// Lock the state, loading the session first if this is the first access.
     async fn loaded(&self) -> Result<MutexGuard<'_, State>> {
-        let mut state = self.state.lock().await;
+        let mut state = self.inner.state.lock().await;
         if !state.is_loaded() {
-            match self.engine.load_now(&mut state) {
+            match self.inner.engine.load_now(&mut state) {
                 Some(loaded) => loaded?,
                 // Boxed: a store lookup's future is large, and inline it
                 // would make every future that loads a session (every
                 // handler's) as large, even where no store is asked.
-                None => Box::pin(self.engine.load(&mut state)).await?,
+                None => Box::pin(self.inner.engine.load(&mut state)).await?,
             }
         }
         Ok(state)
@@ -197,8 +206,8 @@ impl Session {
     /// `_latch.` (or one the session format reserves), or
     /// [`ErrorKind::Serialization`].
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
-        self.engine.check_key(key)?;
-        let value = self.engine.prepare_value(to_value(value)?)?;
+        self.inner.engine.check_key(key)?;
+        let value = self.inner.engine.prepare_value(to_value(value)?)?;
         self.loaded().await?.push(Op::Insert(key.to_owned(), value))
     }
 
@@ -221,7 +230,7 @@ impl Session {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub async fn remove(&self, key: &str) -> Result<bool> {
-        self.engine.check_key(key)?;
+        self.inner.engine.check_key(key)?;
         let mut state = self.loaded().await?;
         let present = state.get(key).is_some();
         if present {
@@ -275,8 +284,8 @@ impl Session {
         T: Serialize + DeserializeOwned,
         F: Fn(Option<T>) -> T + Send + Sync + 'static,
     {
-        self.engine.check_key(key)?;
-        let shared = Arc::clone(&self.engine);
+        self.inner.engine.check_key(key)?;
+        let shared = Arc::clone(&self.inner.engine);
         let op = Op::Update(
             key.to_owned(),
             Arc::new(move |old: Option<&Value>| {
@@ -327,8 +336,8 @@ impl Session {
         T: Serialize + DeserializeOwned,
         F: Fn(Option<T>) -> Option<T> + Send + Sync + 'static,
     {
-        self.engine.check_key(key)?;
-        let shared = Arc::clone(&self.engine);
+        self.inner.engine.check_key(key)?;
+        let shared = Arc::clone(&self.inner.engine);
         let owned_key = key.to_owned();
         let op = Op::Update(
             key.to_owned(),
@@ -400,7 +409,7 @@ impl Session {
     /// ```
     pub async fn save(&self) -> Result<()> {
         let mut state = self.loaded().await?;
-        self.engine.save_now(&mut state).await
+        self.inner.engine.save_now(&mut state).await
     }
 
     /// Give the session a new ID, keep its data, and kill the old ID in the store.
@@ -494,7 +503,7 @@ impl Session {
         }
         // A visitor without a stored session: the secret travels in a signed
         // cookie of its own, and nothing is stored (with keys configured).
-        if let Some(secret) = self.engine.pre_session_csrf(&mut state, true) {
+        if let Some(secret) = self.inner.engine.pre_session_csrf(&mut state, true) {
             return csrf::mask(&secret).ok_or_else(|| {
                 Error::new(ErrorKind::Serialization, "a CSRF secret did not decode")
             });
@@ -527,7 +536,7 @@ impl Session {
             .map(str::to_owned);
         let secret = match stored {
             Some(secret) => Some(secret),
-            None => self.engine.pre_session_csrf(&mut state, false),
+            None => self.inner.engine.pre_session_csrf(&mut state, false),
         };
         Ok(secret.is_some_and(|secret| csrf::verify(&secret, submitted)))
     }
@@ -653,7 +662,7 @@ impl Session {
     /// ```
     pub async fn facts(&self) -> Result<SessionFacts> {
         let state = self.loaded().await?;
-        let policy = self.engine.expiry();
+        let policy = self.inner.engine.expiry();
         let record = state.record();
         Ok(SessionFacts {
             created_at: record.created_at,
@@ -743,7 +752,7 @@ impl Session {
         let Some(user) = self.user_id().await? else {
             return Ok(Vec::new());
         };
-        self.engine.list_by_user(&user).await
+        self.inner.engine.list_by_user(&user).await
     }
 
     /// End one of the signed-in user's sessions, found by its store key. Keys that
@@ -756,7 +765,7 @@ impl Session {
         if !devices.iter().any(|d| &d.key == key) {
             return Ok(false);
         }
-        self.engine.delete_key(key).await
+        self.inner.engine.delete_key(key).await
     }
 
     /// End every session of the signed-in user but this one; returns how many
@@ -775,7 +784,8 @@ impl Session {
         let Some(user) = state.record().user_id.clone() else {
             return Ok(0);
         };
-        self.engine
+        self.inner
+            .engine
             .sign_out_everywhere_else(&mut state, &user)
             .await
     }
