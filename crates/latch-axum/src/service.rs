@@ -67,12 +67,12 @@ where
             proxies: Arc::clone(&self.proxies),
             session: OnceCell::new(),
         };
-        // Take the service that poll_ready readied; leave a fresh clone behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Called here, on the service `poll_ready` readied: the inner future
+        // owns what it needs, so no clone of the service is taken (one
+        // allocation per request for an axum route).
         ResponseFuture {
             state: FutureState::Handler {
-                future: SLOT.scope(slot, inner.call(req)),
+                future: SLOT.scope(slot, self.inner.call(req)),
             },
         }
     }
