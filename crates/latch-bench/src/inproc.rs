@@ -57,7 +57,13 @@ pub fn run(args: &InprocArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let app = apps::router(config, &env, 0).await?;
+        // Routes made ready once, as `axum::serve` does for each connection
+        // (`Router::with_state`). Without it, a router whose handlers have no
+        // state of their own turns each handler into a route again, layers
+        // included, on every request: work the load benchmark's server does
+        // once per connection, and which the configurations that call
+        // `with_state` themselves (the jars, the floors) never paid here.
+        let app = apps::router(config, &env, 0).await?.with_state(());
         let cookie = if mode == Mode::New {
             None
         } else {
