@@ -43,6 +43,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::lock::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -54,9 +55,17 @@ use crate::time::{Clock, SystemClock, UnixTime, secs};
 /// The data key holding a counter's count.
 const COUNT_KEY: &str = "n";
 
-/// How often a counter is re-read and re-written when other requests change
+/// How often a counter is re-read and re-written when other processes change
 /// it at the same moment, before the attempt is refused as throttled.
 const MAX_ATTEMPTS: u32 = 16;
+
+/// Locks that take this process's attempts on one counter in turn (a
+/// counter uses the lane its key falls in). Without them, a burst of
+/// parallel attempts from one client (a page's requests, many users behind
+/// one NAT) raced each other's compare-and-swap, and the losers of
+/// `MAX_ATTEMPTS` races were refused far below the limit. Only other
+/// processes sharing the store can make a save conflict now.
+const LANES: usize = 64;
 
 /// How long a store call may take before the attempt fails (as a store
 /// outage, so adapters answer 503).
@@ -94,6 +103,7 @@ pub struct Throttle {
     window: Duration,
     store: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
+    lanes: Arc<[Mutex<()>]>,
 }
 
 impl Throttle {
@@ -122,6 +132,7 @@ impl Throttle {
             window,
             store,
             clock: Arc::new(SystemClock),
+            lanes: (0..LANES).map(|_| Mutex::new(())).collect(),
         })
     }
 
@@ -130,6 +141,11 @@ impl Throttle {
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
+    }
+
+    /// The lock that takes this process's attempts on counter `key` in turn.
+    fn lane(&self, key: &StoreKey) -> &Mutex<()> {
+        &self.lanes[usize::from(key.as_bytes()[0]) % self.lanes.len()]
     }
 
     fn key(&self, subject: &str) -> StoreKey {
@@ -149,6 +165,7 @@ impl Throttle {
     /// then refuse the attempt (fail closed) with a 503.
     pub async fn hit(&self, subject: &str) -> Result<Verdict> {
         let key = self.key(subject);
+        let _turn = self.lane(&key).lock().await;
         for _ in 0..MAX_ATTEMPTS {
             let now = self.clock.now();
             let current = self.timed(self.store.load(&key)).await?;
@@ -199,6 +216,7 @@ impl Throttle {
     /// A store failure or timeout.
     pub async fn release(&self, subject: &str) -> Result<()> {
         let key = self.key(subject);
+        let _turn = self.lane(&key).lock().await;
         for _ in 0..MAX_ATTEMPTS {
             let Some(counter) = self.timed(self.store.load(&key)).await? else {
                 return Ok(());
@@ -318,6 +336,73 @@ mod tests {
         assert!(!other.hit("a").await.expect("hit").is_throttled());
         t.forgive("a").await.expect("forgive");
         assert!(!t.hit("a").await.expect("hit").is_throttled());
+    }
+
+    /// A memory store that lets other tasks run before each call, so that
+    /// parallel attempts interleave between reading and writing a counter.
+    #[derive(Debug, Default)]
+    struct Yielding(MemoryStore);
+
+    #[async_trait::async_trait]
+    impl SessionStore for Yielding {
+        async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+            tokio::task::yield_now().await;
+            self.0.create(key, record).await
+        }
+        async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
+            tokio::task::yield_now().await;
+            self.0.load(key).await
+        }
+        async fn save(
+            &self,
+            key: &StoreKey,
+            record: &Record,
+            expected: u64,
+        ) -> Result<SaveOutcome> {
+            tokio::task::yield_now().await;
+            self.0.save(key, record, expected).await
+        }
+        async fn touch(
+            &self,
+            key: &StoreKey,
+            user: Option<&str>,
+            last_seen: UnixTime,
+            expires_at: UnixTime,
+        ) -> Result<bool> {
+            self.0.touch(key, user, last_seen, expires_at).await
+        }
+        async fn delete(&self, key: &StoreKey) -> Result<bool> {
+            self.0.delete(key).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_parallel_attempts_is_refused_only_past_the_limit() {
+        // What the black-box attack saw: 30 parallel requests from one
+        // address, far below the limit, and some refused.
+        let clock = ManualClock::new(1_000);
+        let t = Throttle::new(
+            "t",
+            40,
+            Duration::from_secs(60),
+            Arc::new(Yielding::default()),
+        )
+        .expect("valid")
+        .with_clock(clock.clone());
+        let burst = |n| futures_util::future::join_all((0..n).map(|_| t.hit("a")));
+        let first = burst(30).await;
+        assert!(
+            first
+                .iter()
+                .all(|v| !v.as_ref().expect("hit").is_throttled()),
+            "refused below the limit"
+        );
+        let second = burst(30).await;
+        let allowed = second
+            .iter()
+            .filter(|v| !v.as_ref().expect("hit").is_throttled())
+            .count();
+        assert_eq!(allowed, 10, "exactly the limit in all");
     }
 
     #[tokio::test]
