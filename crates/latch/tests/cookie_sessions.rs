@@ -157,6 +157,25 @@ async fn a_slow_handler_stamps_the_session_with_the_requests_start() {
 }
 
 #[tokio::test]
+async fn the_idle_deadline_reported_never_passes_the_absolute_one() {
+    // Found by the black-box attack: near the end of its absolute lifetime,
+    // an active session reported an idle deadline after its absolute one.
+    let clock = ManualClock::new(T0);
+    let m = manager(Kind::Signed, Keyring::new(SecretKey::generate()), &clock);
+    let mut cookie = write(&m, None, "n", 1).await;
+    // Active every 20 minutes until 10 minutes before the absolute end,
+    // where the idle timeout (30 minutes) reaches past it.
+    while clock.now() + 1200 < T0 + 12 * 3600 {
+        clock.advance(1200);
+        cookie = write(&m, Some(&cookie), "n", 1).await;
+    }
+    assert!(clock.now() + 1800 > T0 + 12 * 3600);
+    let facts = start(&m, &cookie).facts().await.unwrap();
+    assert_eq!(facts.absolute_expires_at, T0 + 12 * 3600);
+    assert_eq!(facts.idle_expires_at, facts.absolute_expires_at);
+}
+
+#[tokio::test]
 async fn reads_refresh_the_cookie_once_per_touch_interval() {
     let clock = ManualClock::new(T0);
     let m = manager(Kind::Signed, Keyring::new(SecretKey::generate()), &clock);

@@ -76,7 +76,8 @@ pub struct SessionFacts {
     pub created_at: UnixTime,
     /// When it was last seen (as of the start of this request).
     pub last_seen: UnixTime,
-    /// When it expires if left idle.
+    /// When it expires if left idle: the idle deadline, or the absolute one
+    /// when that comes first.
     pub idle_expires_at: UnixTime,
     /// When it expires however active it is.
     pub absolute_expires_at: UnixTime,
@@ -664,11 +665,12 @@ impl Session {
         let state = self.loaded().await?;
         let policy = self.inner.engine.expiry();
         let record = state.record();
+        let absolute = record.absolute_deadline(policy);
         Ok(SessionFacts {
             created_at: record.created_at,
             last_seen: record.last_seen,
-            idle_expires_at: record.idle_deadline(policy),
-            absolute_expires_at: record.absolute_deadline(policy),
+            idle_expires_at: record.idle_deadline(policy).min(absolute),
+            absolute_expires_at: absolute,
             remember: record.remember,
             is_new: state.is_fresh(),
         })
