@@ -300,8 +300,15 @@ impl Settings {
                  --remember-absolute-timeout must each be at least 1 second"
             );
         }
-        if args.header_timeout == 0 || args.body_timeout == 0 {
-            bail!("--header-timeout and --body-timeout must be at least 1 second");
+        let limit = 3600;
+        if ![args.header_timeout, args.body_timeout]
+            .iter()
+            .all(|t| (1..=limit).contains(t))
+        {
+            bail!(
+                "--header-timeout and --body-timeout must be between 1 and {limit} seconds \
+                 (they bound how long a slow client may hold a connection)"
+            );
         }
         if args.max_connections == Some(0)
             || args.max_connections_per_client == 0
@@ -506,6 +513,28 @@ mod tests {
         }
         let zero = Args::try_parse_from(["latch-demo", "--remember-idle-timeout", "0"]).unwrap();
         assert!(Settings::from_args(&zero).is_err());
+    }
+
+    #[test]
+    fn client_timeouts_are_bounded() {
+        // Found by the black-box attack: a body timeout of u64::MAX was
+        // taken, and every other timeout flag is range-checked.
+        for (flag, value, ok) in [
+            ("--body-timeout", "18446744073709551615", false),
+            ("--header-timeout", "3601", false),
+            ("--body-timeout", "0", false),
+            ("--header-timeout", "3600", true),
+            ("--body-timeout", "1", true),
+        ] {
+            let args = Args::try_parse_from(["latch-demo", flag, value]).unwrap();
+            match Settings::from_args(&args) {
+                Ok(_) => assert!(ok, "{flag} {value} was taken"),
+                Err(err) => {
+                    assert!(!ok, "{flag} {value} was refused: {err}");
+                    assert!(err.to_string().contains("between 1 and 3600"), "{err}");
+                }
+            }
+        }
     }
 
     #[test]
