@@ -143,9 +143,13 @@ impl Throttle {
         self
     }
 
-    /// The lock that takes this process's attempts on counter `key` in turn.
-    fn lane(&self, key: &StoreKey) -> &Mutex<()> {
-        &self.lanes[usize::from(key.as_bytes()[0]) % self.lanes.len()]
+    /// This attempt's turn on counter `key`, waited for no longer than one
+    /// store call: behind a store that hangs, queued attempts fail within two
+    /// store timeouts (a 503) instead of each waiting for all the calls
+    /// before it.
+    async fn turn(&self, key: &StoreKey) -> Result<futures_util::lock::MutexGuard<'_, ()>> {
+        let lane = &self.lanes[usize::from(key.as_bytes()[0]) % self.lanes.len()];
+        self.timed(async { Ok(lane.lock().await) }).await
     }
 
     fn key(&self, subject: &str) -> StoreKey {
@@ -165,7 +169,7 @@ impl Throttle {
     /// then refuse the attempt (fail closed) with a 503.
     pub async fn hit(&self, subject: &str) -> Result<Verdict> {
         let key = self.key(subject);
-        let _turn = self.lane(&key).lock().await;
+        let _turn = self.turn(&key).await?;
         for _ in 0..MAX_ATTEMPTS {
             let now = self.clock.now();
             let current = self.timed(self.store.load(&key)).await?;
@@ -216,7 +220,7 @@ impl Throttle {
     /// A store failure or timeout.
     pub async fn release(&self, subject: &str) -> Result<()> {
         let key = self.key(subject);
-        let _turn = self.lane(&key).lock().await;
+        let _turn = self.turn(&key).await?;
         for _ in 0..MAX_ATTEMPTS {
             let Some(counter) = self.timed(self.store.load(&key)).await? else {
                 return Ok(());
@@ -403,6 +407,55 @@ mod tests {
             .filter(|v| !v.as_ref().expect("hit").is_throttled())
             .count();
         assert_eq!(allowed, 10, "exactly the limit in all");
+    }
+
+    /// A store whose every call hangs.
+    #[derive(Debug)]
+    struct Hanging;
+
+    #[async_trait::async_trait]
+    impl SessionStore for Hanging {
+        async fn create(&self, _: &StoreKey, _: &Record) -> Result<bool> {
+            std::future::pending().await
+        }
+        async fn load(&self, _: &StoreKey) -> Result<Option<Record>> {
+            std::future::pending().await
+        }
+        async fn save(&self, _: &StoreKey, _: &Record, _: u64) -> Result<SaveOutcome> {
+            std::future::pending().await
+        }
+        async fn touch(
+            &self,
+            _: &StoreKey,
+            _: Option<&str>,
+            _: UnixTime,
+            _: UnixTime,
+        ) -> Result<bool> {
+            std::future::pending().await
+        }
+        async fn delete(&self, _: &StoreKey) -> Result<bool> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn attempts_queued_behind_a_hanging_store_fail_together() {
+        // Taking turns must not turn one store timeout into one per
+        // attempt queued: six attempts fail within two timeouts (a wait for
+        // the turn, then at most one store call: 4 s), not one after another
+        // (12 s).
+        let t = Throttle::new("t", 40, Duration::from_secs(60), Arc::new(Hanging)).expect("valid");
+        let started = std::time::Instant::now();
+        let all = futures_util::future::join_all((0..6).map(|_| t.hit("a"))).await;
+        for verdict in all {
+            let err = verdict.expect_err("a hanging store is an error");
+            assert_eq!(*err.kind(), ErrorKind::StoreTimeout);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(7),
+            "queued attempts waited {:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
