@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aes_gcm::{Aes256Gcm, Nonce as GcmNonce};
+use aes_gcm::Aes256Gcm;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
@@ -26,8 +26,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload as AeadPayload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, KeyInit, Nonce as AeadNonce, Payload as AeadPayload};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -88,37 +88,8 @@ impl Codec {
                 mac.update(&out);
                 out.extend_from_slice(&mac.finalize().into_bytes());
             }
-            Codec::Sealed(aead) => {
-                let nonce = pooled_nonce();
-                let header: [u8; HEADER] = out[..HEADER].try_into().expect("header length");
-                let sealed = aead
-                    .encrypt(
-                        XNonce::from_slice(&nonce),
-                        AeadPayload {
-                            msg: payload,
-                            aad: &header,
-                        },
-                    )
-                    .expect("sealing cannot fail");
-                out.extend_from_slice(&nonce);
-                out.extend_from_slice(&sealed);
-            }
-            Codec::SealedGcm(aead) => {
-                let nonce = pooled_nonce();
-                let nonce = &nonce[..GCM_NONCE];
-                let header: [u8; HEADER] = out[..HEADER].try_into().expect("header length");
-                let sealed = aead
-                    .encrypt(
-                        GcmNonce::from_slice(nonce),
-                        AeadPayload {
-                            msg: payload,
-                            aad: &header,
-                        },
-                    )
-                    .expect("sealing cannot fail");
-                out.extend_from_slice(nonce);
-                out.extend_from_slice(&sealed);
-            }
+            Codec::Sealed(aead) => seal_with(aead, NONCE, payload, &mut out),
+            Codec::SealedGcm(aead) => seal_with(aead.as_ref(), GCM_NONCE, payload, &mut out),
         }
         out
     }
@@ -139,30 +110,44 @@ impl Codec {
                 mac.verify_slice(tag).ok()?;
                 Some(body[HEADER..].to_vec())
             }
-            Codec::Sealed(aead) => {
-                let nonce = bytes.get(HEADER..HEADER + NONCE)?;
-                aead.decrypt(
-                    XNonce::from_slice(nonce),
-                    AeadPayload {
-                        msg: &bytes[HEADER + NONCE..],
-                        aad: &bytes[..HEADER],
-                    },
-                )
-                .ok()
-            }
-            Codec::SealedGcm(aead) => {
-                let nonce = bytes.get(HEADER..HEADER + GCM_NONCE)?;
-                aead.decrypt(
-                    GcmNonce::from_slice(nonce),
-                    AeadPayload {
-                        msg: &bytes[HEADER + GCM_NONCE..],
-                        aad: &bytes[..HEADER],
-                    },
-                )
-                .ok()
-            }
+            Codec::Sealed(aead) => open_with(aead, NONCE, bytes),
+            Codec::SealedGcm(aead) => open_with(aead.as_ref(), GCM_NONCE, bytes),
         }
     }
+}
+
+/// Seal `payload` under `aead` with a pooled nonce of `nonce_len` bytes,
+/// the header already in `out` as associated data; append nonce and
+/// ciphertext.
+fn seal_with<A: Aead>(aead: &A, nonce_len: usize, payload: &[u8], out: &mut Vec<u8>) {
+    let nonce = pooled_nonce();
+    let nonce = &nonce[..nonce_len];
+    let header: [u8; HEADER] = out[..HEADER].try_into().expect("header length");
+    let sealed = aead
+        .encrypt(
+            AeadNonce::<A>::from_slice(nonce),
+            AeadPayload {
+                msg: payload,
+                aad: &header,
+            },
+        )
+        .expect("sealing cannot fail");
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(&sealed);
+}
+
+/// The plaintext of `bytes` (header, nonce of `nonce_len` bytes,
+/// ciphertext) under `aead`, if authentic.
+fn open_with<A: Aead>(aead: &A, nonce_len: usize, bytes: &[u8]) -> Option<Vec<u8>> {
+    let nonce = bytes.get(HEADER..HEADER + nonce_len)?;
+    aead.decrypt(
+        AeadNonce::<A>::from_slice(nonce),
+        AeadPayload {
+            msg: &bytes[HEADER + nonce_len..],
+            aad: &bytes[..HEADER],
+        },
+    )
+    .ok()
 }
 
 /// 24 bytes from this thread's pool of OS randomness, refilled 4 KiB at a time.

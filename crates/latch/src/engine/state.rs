@@ -294,8 +294,8 @@ impl State {
     }
 
     /// The time this request's session times are taken at: when it was
-    /// loaded. One clock reading per request (each costs about 30 ns, a
-    /// tenth of what a cookie session's whole engine costs); a handler that
+    /// loaded. One clock reading per request (each costs about 30 ns on the
+    /// benchmark machine); a handler that
     /// runs for longer stamps the session with its start, which can only
     /// make the session expire sooner, never later.
     pub(crate) fn now(&self) -> UnixTime {
