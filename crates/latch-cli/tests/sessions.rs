@@ -342,6 +342,60 @@ async fn redis_round_trip() {
     redis_cleanup(&url, &prefix).await;
 }
 
+/// A write that extends a Redis session leaves its expiry-index entry where it
+/// was, so the entry comes due before the session does: `purge --dry-run`
+/// must check each due entry against its session and not count a session
+/// that lives on, and `purge` must leave it alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_purge_counts_only_sessions_expired() {
+    let prefix = format!("{}:", unique("latch-cli-extended"));
+    let url = redis_url();
+    let store = match latch_redis::RedisStore::builder(&url)
+        .prefix(&prefix)
+        .connect()
+        .await
+    {
+        Ok(store) => store,
+        Err(e) => {
+            let _: Option<()> =
+                latch_conformance::skip_or_fail("Redis", &format!("LATCH_REDIS_URL: {e}"));
+            return;
+        }
+    };
+    let key = SessionId::generate().store_key();
+    let mut record = latch::Record::new(now());
+    record.expires_at = now() + 2;
+    assert!(store.create(&key, &record).await.unwrap());
+    record.version = 1;
+    record.expires_at = now() + 600;
+    assert_eq!(
+        store.save(&key, &record, 0).await.unwrap(),
+        latch::SaveOutcome::Saved
+    );
+    // Until the entry filed at creation is due.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let f = Fixture {
+        store: Arc::new(store),
+        args: vec![
+            "--store".into(),
+            url.clone(),
+            "--redis-prefix".into(),
+            prefix.clone(),
+        ],
+        ttl: true,
+    };
+    assert_eq!(
+        f.cli_json(&["purge", "--dry-run"]),
+        json!({"dry_run": true, "expired": 0, "purged": 0})
+    );
+    assert_eq!(
+        f.cli_json(&["purge"]),
+        json!({"dry_run": false, "expired": 0, "purged": 0, "batches": 1})
+    );
+    assert!(f.store.load(&key).await.unwrap().is_some());
+    redis_cleanup(&url, &prefix).await;
+}
+
 /// `latch sessions --store rediss://...?cacert=...&cert=...&key=...` against a
 /// private Redis that requires mutual TLS (T1: every tool that takes a store
 /// URL takes the TLS forms).

@@ -64,7 +64,7 @@
 //! |---|---|---|---|
 //! | `latch:s:{hex store key}` | hash | `ver` (version), `rec` (the `Record` as JSON), `seen`, `exp`, `user` | `EXPIREAT expires_at` |
 //! | `latch:u:{user id}` | sorted set | the user's hex store keys, scored by `expires_at` | its highest score |
-//! | `latch:expiry` | sorted set | every session's hex store key, scored by `expires_at` plus the fraction of a second at which it was filed (so entries filed later sort later, which keeps `ZADD` cheap); due at `now` when the score is below `now + 1` ([`expiry_due_before`]) | none; trimmed by `purge_expired` |
+//! | `latch:expiry` | sorted set | every session's hex store key, scored by an expiry no later than the session's, plus the fraction of a second at which it was filed (so entries filed later sort later, which keeps `ZADD` cheap); due at `now` when the score is below `now + 1` ([`expiry_due_before`]) | none; trimmed by `purge_expired` |
 //!
 //! `touch` rewrites only `seen`, `exp` and the TTL, never the data or version.
 //! A session created with an `expires_at` already past is deleted by Redis at
@@ -89,9 +89,14 @@
 //!   caller's `now` whose TTL has not fired yet, removes the entries of sessions
 //!   whose TTL did, and counts both. Run it periodically (for example with
 //!   `SessionManager::purge_expired`) so that index stays small.
+//! - a session's `latch:expiry` entry is filed when it is created. A save or
+//!   touch that extends the session leaves the entry where it was (so a write
+//!   costs no index command); purge finds such an entry early, sees the session
+//!   live, does not count it, and moves the entry to the session's expiry. A
+//!   write that moves the expiry sooner lowers the entry (`ZADD LT`).
 //!
 //! `latch:expiry` is one key, so in a cluster it lives on one node and takes
-//! one extra `ZADD` per write. A prefix containing a `{hash tag}` would put
+//! one extra `ZADD` per created session. A prefix containing a `{hash tag}` would put
 //! every key in one slot: possible, but it defeats the cluster's sharding.
 //!
 //! ## Failures

@@ -45,8 +45,12 @@ pub(crate) enum SaveReply {
     Gone,
     /// The stored version was another one.
     Conflict,
-    /// Written; `previous` is the user id the session had before.
-    Saved { previous: Option<String> },
+    /// Written; `previous` is the user id the session had before, and
+    /// `sooner` says the new expiry is earlier than the stored one.
+    Saved {
+        previous: Option<String>,
+        sooner: bool,
+    },
 }
 
 /// What [`TOUCH`] did.
@@ -54,8 +58,9 @@ pub(crate) enum SaveReply {
 pub(crate) enum TouchReply {
     /// No session under the key.
     Gone,
-    /// Refreshed; `user` is the session's user id.
-    Touched { user: Option<String> },
+    /// Refreshed; `user` is the session's user id, and `sooner` says the new
+    /// expiry is earlier than the stored one.
+    Touched { user: Option<String>, sooner: bool },
 }
 
 /// What [`DELETE`] did.
@@ -99,7 +104,14 @@ impl FromRedisValue for SaveReply {
         match tagged(v)? {
             (tag, _) if tag == "gone" => Ok(Self::Gone),
             (tag, _) if tag == "conflict" => Ok(Self::Conflict),
-            (tag, previous) if tag == "saved" => Ok(Self::Saved { previous }),
+            (tag, previous) if tag == "saved" => Ok(Self::Saved {
+                previous,
+                sooner: false,
+            }),
+            (tag, previous) if tag == "saved-sooner" => Ok(Self::Saved {
+                previous,
+                sooner: true,
+            }),
             (tag, _) => Err(unexpected(&tag)),
         }
     }
@@ -109,7 +121,11 @@ impl FromRedisValue for TouchReply {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
         match tagged(v)? {
             (tag, _) if tag == "gone" => Ok(Self::Gone),
-            (tag, user) if tag == "touched" => Ok(Self::Touched { user }),
+            (tag, user) if tag == "touched" => Ok(Self::Touched {
+                user,
+                sooner: false,
+            }),
+            (tag, user) if tag == "touched-sooner" => Ok(Self::Touched { user, sooner: true }),
             (tag, _) => Err(unexpected(&tag)),
         }
     }
@@ -158,12 +174,23 @@ mod tests {
         assert_eq!(
             SaveReply::from_redis_value(reply(&["saved", "alice"])).unwrap(),
             SaveReply::Saved {
-                previous: Some("alice".into())
+                previous: Some("alice".into()),
+                sooner: false
             }
         );
         assert_eq!(
-            SaveReply::from_redis_value(reply(&["saved"])).unwrap(),
-            SaveReply::Saved { previous: None }
+            SaveReply::from_redis_value(reply(&["saved-sooner"])).unwrap(),
+            SaveReply::Saved {
+                previous: None,
+                sooner: true
+            }
+        );
+        assert_eq!(
+            TouchReply::from_redis_value(reply(&["touched-sooner", "bob"])).unwrap(),
+            TouchReply::Touched {
+                user: Some("bob".into()),
+                sooner: true
+            }
         );
         assert_eq!(
             PurgeReply::from_redis_value(reply(&["live", "1800000000"])).unwrap(),

@@ -373,3 +373,114 @@ async fn purge_goes_by_the_deadline_to_the_second() {
     }
     assert!(f.members(&expiry).await.is_empty());
 }
+
+impl Fixture {
+    /// Save the session under `key` with a new expiry, as the engine does on a
+    /// write (a new version over the stored one).
+    async fn save_until(&self, key: &StoreKey, expires_at: i64) {
+        let mut record = self.store.load(key).await.unwrap().unwrap();
+        let expected = record.version;
+        record.version += 1;
+        record.expires_at = expires_at;
+        let outcome = self.store.save(key, &record, expected).await.unwrap();
+        assert_eq!(outcome, latch::SaveOutcome::Saved);
+    }
+}
+
+/// Saves and touches that extend a session leave its expiry entry where it
+/// was (one command fewer per write): the entry comes due early, and purge
+/// then finds the session live, leaves it alone, does not count it, and
+/// moves the entry to the real expiry, so the session is purged at exactly
+/// that expiry and no sooner.
+#[tokio::test]
+async fn purge_keeps_sessions_that_saves_and_touches_extended() {
+    let Some(mut f) = fixture("purge-extended").await else {
+        return;
+    };
+    let user = common::unique_user();
+    // Far enough ahead that Redis's own TTL does not fire during the test.
+    let now = common::wall_now() + 3600;
+    let saved = f.session(None, now + 100).await;
+    let touched = f.session(Some(&user), now + 100).await;
+    for step in 1..=3 {
+        f.save_until(&saved, now + 100 + step * 100).await;
+        assert!(
+            f.store
+                .touch(&touched, Some(&user), now, now + 100 + step * 100)
+                .await
+                .unwrap()
+        );
+    }
+    let purge = f.store.expired_deletion().unwrap();
+    assert_eq!(purge.purge_expired(now + 200, 10).await.unwrap(), 0);
+    for key in [&saved, &touched] {
+        assert!(f.store.load(key).await.unwrap().is_some());
+    }
+    let expiry = format!("{}expiry", f.prefix);
+    for key in [&saved, &touched] {
+        let score: f64 = redis::cmd("ZSCORE")
+            .arg(&expiry)
+            .arg(key.to_hex())
+            .query_async(&mut f.raw)
+            .await
+            .unwrap();
+        assert_eq!(score.floor() as i64, now + 400, "the entry was not moved");
+    }
+    assert_eq!(purge.purge_expired(now + 399, 10).await.unwrap(), 0);
+    assert_eq!(purge.purge_expired(now + 400, 10).await.unwrap(), 2);
+    assert!(f.members(&expiry).await.is_empty());
+    assert!(f.members(&f.index_key(&user)).await.is_empty());
+}
+
+/// A save or touch that moves a session's expiry *sooner* lowers its entry,
+/// so purge still finds the session once it is expired.
+#[tokio::test]
+async fn purge_finds_sessions_that_saves_and_touches_shortened() {
+    let Some(f) = fixture("purge-shortened").await else {
+        return;
+    };
+    let now = common::wall_now() + 3600;
+    let saved = f.session(None, now + 600).await;
+    let touched = f.session(None, now + 600).await;
+    f.save_until(&saved, now + 300).await;
+    assert!(f.store.touch(&touched, None, now, now + 300).await.unwrap());
+    let purge = f.store.expired_deletion().unwrap();
+    assert_eq!(purge.purge_expired(now + 299, 10).await.unwrap(), 0);
+    assert_eq!(purge.purge_expired(now + 300, 10).await.unwrap(), 2);
+    for key in [&saved, &touched] {
+        assert!(f.store.load(key).await.unwrap().is_none());
+    }
+}
+
+/// Entries of live sessions that came due early do not cut a batch short:
+/// callers loop until a call removes fewer than its limit, so a call must
+/// read past them and remove its limit while expired sessions remain.
+#[tokio::test]
+async fn a_purge_batch_reads_past_entries_of_sessions_still_live() {
+    let Some(f) = fixture("purge-batch").await else {
+        return;
+    };
+    let now = common::wall_now() + 3600;
+    // Filed at now+100, sorted first, but extended to now+1000.
+    let mut extended = Vec::new();
+    for _ in 0..5 {
+        let key = f.session(None, now + 100).await;
+        f.save_until(&key, now + 1000).await;
+        extended.push(key);
+    }
+    let expired = [
+        f.session(None, now + 200).await,
+        f.session(None, now + 200).await,
+        f.session(None, now + 200).await,
+    ];
+    let purge = f.store.expired_deletion().unwrap();
+    assert_eq!(purge.purge_expired(now + 300, 2).await.unwrap(), 2);
+    assert_eq!(purge.purge_expired(now + 300, 2).await.unwrap(), 1);
+    assert_eq!(purge.purge_expired(now + 300, 2).await.unwrap(), 0);
+    for key in &expired {
+        assert!(f.store.load(key).await.unwrap().is_none());
+    }
+    for key in &extended {
+        assert!(f.store.load(key).await.unwrap().is_some());
+    }
+}

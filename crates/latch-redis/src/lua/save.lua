@@ -4,9 +4,11 @@
 -- ARGV     expected version, new version, record JSON, last_seen, expires_at,
 --          TTL deadline, '1' to read the key again once written (else '0')
 --          [, user id]
--- Returns  {'gone'}, {'conflict'} or {'saved' [, previous user id]}
--- Both fields in one read; a missing one reads as false.
-local stored = redis.call('HMGET', KEYS[1], 'ver', 'user')
+-- Returns  {'gone'}, {'conflict'}, or {'saved' [, previous user id]}, where
+--          the tag is 'saved-sooner' instead when the new expires_at is earlier
+--          than the stored one (the store then lowers the expiry-index entry).
+-- The three fields in one read; a missing one reads as false.
+local stored = redis.call('HMGET', KEYS[1], 'ver', 'user', 'exp')
 local current, previous = stored[1], stored[2]
 if not current then
   return {'gone'}
@@ -30,7 +32,12 @@ if ARGV[7] == '1' then
   -- by anyone else still pushes an invalidation. See cache.rs.
   redis.call('EXISTS', KEYS[1])
 end
-if previous then
-  return {'saved', previous}
+-- A hash without a readable 'exp' (not written by latch) counts as sooner.
+local tag, old = 'saved', tonumber(stored[3])
+if not old or tonumber(ARGV[5]) < old then
+  tag = 'saved-sooner'
 end
-return {'saved'}
+if previous then
+  return {tag, previous}
+end
+return {tag}

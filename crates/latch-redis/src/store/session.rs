@@ -12,8 +12,14 @@
 //!   behind the session's new expiry; and after the write under the stored
 //!   user, when another request changed the user since that load.
 //!
-//! The expiry index is looser: `create`, `save` and `touch` file the new expiry
-//! alongside the write, and purge re-checks each entry against its session.
+//! The expiry index is looser: an entry's score is never *later* than its
+//! session's expiry, so purge finds every expired session, but it may be
+//! earlier. `create` files the entry alongside the write; `save` and `touch`
+//! leave it alone when they move the expiry later (the usual case, one command
+//! fewer per write), and lower it after the write when they move the expiry
+//! sooner. Purge re-checks each entry it meets against its session and moves
+//! the entry of a session that lives on to that session's real expiry
+//! (`purge.rs`).
 //!
 //! When an index command fails the operation reports an error. A create that
 //! fails that way is not acknowledged, so nobody holds the new session's ID.
@@ -152,19 +158,14 @@ impl RedisStore {
             }
             reply.context("saving a session")
         };
-        // The expiry entry is filed together with the write (one round trip on
-        // the multiplexed connection) rather than after it: purge checks every
-        // entry it meets against the session itself, so an entry filed for a
-        // save that then conflicts is harmless (the winner files the same key).
-        let (reply, ()) = try_join(save, self.expiry_add(key, record.expires_at)).await?;
-        match reply {
-            SaveReply::Gone => {
-                // Take back the entry just filed for a session that is gone.
-                self.expiry_remove(&[key.to_hex()]).await?;
-                Ok((SaveOutcome::Gone, size))
-            }
+        match save.await? {
+            SaveReply::Gone => Ok((SaveOutcome::Gone, size)),
             SaveReply::Conflict => Ok((SaveOutcome::Conflict, size)),
-            SaveReply::Saved { previous } => {
+            SaveReply::Saved { previous, sooner } => {
+                if sooner {
+                    // The entry may now be later than the session's expiry.
+                    self.expiry_lower(key, record.expires_at).await?;
+                }
                 if let Some(old) = previous.filter(|p| record.user_id.as_deref() != Some(p)) {
                     self.index_remove(&old, &[key.to_hex()]).await?;
                 }
@@ -187,25 +188,25 @@ impl RedisStore {
             // the session lives on, hidden from "sign out everywhere".
             self.index_add(user, key, expires_at).await?;
         }
-        let touch = async {
-            scripts::TOUCH
-                .key(self.keys.session(key))
-                .arg(last_seen)
-                .arg(expires_at)
-                .arg(fields::deadline(expires_at))
-                .invoke_async::<TouchReply>(&mut self.conn.clone())
-                .await
-                .context("touching a session")
-        };
-        // The expiry entry goes out with the write, as in save.
-        let (reply, ()) = try_join(touch, self.expiry_add(key, expires_at)).await?;
+        let reply = scripts::TOUCH
+            .key(self.keys.session(key))
+            .arg(last_seen)
+            .arg(expires_at)
+            .arg(fields::deadline(expires_at))
+            .invoke_async::<TouchReply>(&mut self.conn.clone())
+            .await
+            .context("touching a session")?;
         match reply {
             TouchReply::Gone => {
                 // Take back what was just filed for a session that is gone.
                 self.unfile(key, user_hint).await?;
                 Ok(false)
             }
-            TouchReply::Touched { user } => {
+            TouchReply::Touched { user, sooner } => {
+                if sooner {
+                    // As in save: the entry may now be later than the expiry.
+                    self.expiry_lower(key, expires_at).await?;
+                }
                 // The stored user differs from the hint only when another
                 // request changed it since the caller's load: file it under the
                 // stored user too (after the write: only the script knew it).

@@ -190,19 +190,37 @@ impl RedisInventory {
         Ok(rows)
     }
 
-    /// Entries of the expiry index due at `now`: what `purge_expired` removes
-    /// and counts (sessions Redis already dropped by TTL included).
+    /// What `purge_expired(now, ..)` would remove and count: the sessions
+    /// named by expiry-index entries due at `now` that are gone (dropped by
+    /// their TTL) or expired at `now`. An entry can come due before its session
+    /// does (a save that extends a session leaves the entry where it was), so
+    /// the entries alone overcount: each is checked against its session.
     pub async fn purgeable(&self, now: UnixTime) -> anyhow::Result<u64> {
-        let mut count = redis::cmd("ZCOUNT");
-        count
-            .arg(format!("{}expiry", self.prefix))
+        let mut due = redis::cmd("ZRANGEBYSCORE");
+        due.arg(format!("{}expiry", self.prefix))
             .arg("-inf")
             .arg(latch_redis::expiry_due_before(now));
-        match &self.router {
-            Router::Server(conn) => count.query_async(&mut conn.clone()).await,
-            Router::Cluster(conn) => count.query_async(&mut conn.clone()).await,
+        let due: Vec<String> = match &self.router {
+            Router::Server(conn) => due.query_async(&mut conn.clone()).await,
+            Router::Cluster(conn) => due.query_async(&mut conn.clone()).await,
         }
-        .context("reading the expiry index")
+        .context("reading the expiry index")?;
+        let due: BTreeSet<StoreKey> = due.iter().filter_map(|m| StoreKey::from_hex(m)).collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let live: BTreeSet<StoreKey> = self
+            .sessions(&["exp"])
+            .await?
+            .into_iter()
+            .filter(|(_, fields)| {
+                let exp = fields.first().cloned().flatten();
+                exp.and_then(|e| e.parse::<UnixTime>().ok())
+                    .is_some_and(|exp| exp > now)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        Ok(due.difference(&live).count() as u64)
     }
 
     /// `fields` of every session hash under the prefix, on every node. `SCAN`
