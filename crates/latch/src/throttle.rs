@@ -43,7 +43,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::lock::Mutex;
+use std::collections::HashMap;
+
+use futures_util::lock::{Mutex, OwnedMutexGuard};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -58,14 +60,6 @@ const COUNT_KEY: &str = "n";
 /// How often a counter is re-read and re-written when other processes change
 /// it at the same moment, before the attempt is refused as throttled.
 const MAX_ATTEMPTS: u32 = 16;
-
-/// Locks that take this process's attempts on one counter in turn (a
-/// counter uses the lane its key falls in). Without them, a burst of
-/// parallel attempts from one client (a page's requests, many users behind
-/// one NAT) raced each other's compare-and-swap, and the losers of
-/// `MAX_ATTEMPTS` races were refused far below the limit. Only other
-/// processes sharing the store can make a save conflict now.
-const LANES: usize = 64;
 
 /// How long a store call may take before the attempt fails (as a store
 /// outage, so adapters answer 503).
@@ -93,6 +87,83 @@ impl Verdict {
     }
 }
 
+/// This process's attempts on one counter, taken in turn.
+///
+/// Without turns, a burst of parallel attempts from one client (a page's
+/// requests, many users behind one NAT) raced each other's compare-and-swap,
+/// and the losers of `MAX_ATTEMPTS` races were refused far below the limit;
+/// with them, only other processes sharing the store can make a save
+/// conflict. There is one lock per counter in use, not a fixed set of lanes:
+/// with lanes, anyone could pick subjects whose counters share a victim's
+/// lane (the keys are unkeyed hashes) and keep the victim's attempts waiting
+/// until they failed. A counter's lock is dropped with its last attempt, so
+/// the map holds only counters with attempts in flight.
+#[derive(Debug, Default)]
+struct Turns {
+    locks: std::sync::Mutex<Locks>,
+}
+
+/// Each counter in use: its lock, and how many attempts wait for or hold it.
+type Locks = HashMap<StoreKey, (Arc<Mutex<()>>, usize)>;
+
+impl Turns {
+    /// Wait for the turn on `key`. Dropping the future while it waits gives
+    /// up the place in line and, for the last one, the lock.
+    async fn take(self: &Arc<Self>, key: &StoreKey) -> Turn {
+        let lock = {
+            let mut map = self.map();
+            let (lock, users) = map.entry(*key).or_default();
+            *users += 1;
+            Arc::clone(lock)
+        };
+        let place = Place {
+            turns: Arc::clone(self),
+            key: *key,
+        };
+        Turn {
+            _guard: lock.lock_owned().await,
+            _place: place,
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, Locks> {
+        // Nothing panics while holding it; a poisoned map is still consistent.
+        self.locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    #[cfg(test)]
+    fn in_use(&self) -> usize {
+        self.map().len()
+    }
+}
+
+/// An attempt's place in line for one counter's lock.
+struct Place {
+    turns: Arc<Turns>,
+    key: StoreKey,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut map = self.turns.map();
+        if let Some((_, users)) = map.get_mut(&self.key) {
+            *users -= 1;
+            if *users == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// An attempt's turn on one counter; the next attempt's comes when it drops.
+struct Turn {
+    // Fields drop in order: the lock is released before the place is given up.
+    _guard: OwnedMutexGuard<()>,
+    _place: Place,
+}
+
 /// Counts attempts per subject in fixed windows, in a shared store.
 ///
 /// Cheap to clone. See the [module documentation](self).
@@ -103,7 +174,7 @@ pub struct Throttle {
     window: Duration,
     store: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
-    lanes: Arc<[Mutex<()>]>,
+    turns: Arc<Turns>,
 }
 
 impl Throttle {
@@ -132,7 +203,7 @@ impl Throttle {
             window,
             store,
             clock: Arc::new(SystemClock),
-            lanes: (0..LANES).map(|_| Mutex::new(())).collect(),
+            turns: Arc::default(),
         })
     }
 
@@ -147,9 +218,8 @@ impl Throttle {
     /// store call: behind a store that hangs, queued attempts fail within two
     /// store timeouts (a 503) instead of each waiting for all the calls
     /// before it.
-    async fn turn(&self, key: &StoreKey) -> Result<futures_util::lock::MutexGuard<'_, ()>> {
-        let lane = &self.lanes[usize::from(key.as_bytes()[0]) % self.lanes.len()];
-        self.timed(async { Ok(lane.lock().await) }).await
+    async fn turn(&self, key: &StoreKey) -> Result<Turn> {
+        self.timed(async { Ok(self.turns.take(key).await) }).await
     }
 
     fn key(&self, subject: &str) -> StoreKey {
@@ -456,6 +526,124 @@ mod tests {
             "queued attempts waited {:?}",
             started.elapsed()
         );
+    }
+
+    /// A store that hangs on every counter but one, which it keeps in memory.
+    #[derive(Debug)]
+    struct HangingBut(StoreKey, MemoryStore);
+
+    #[async_trait::async_trait]
+    impl SessionStore for HangingBut {
+        async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+            if *key != self.0 {
+                std::future::pending::<()>().await;
+            }
+            self.1.create(key, record).await
+        }
+        async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
+            if *key != self.0 {
+                std::future::pending::<()>().await;
+            }
+            self.1.load(key).await
+        }
+        async fn save(&self, key: &StoreKey, record: &Record, version: u64) -> Result<SaveOutcome> {
+            self.1.save(key, record, version).await
+        }
+        async fn touch(
+            &self,
+            key: &StoreKey,
+            user: Option<&str>,
+            seen: UnixTime,
+            expires: UnixTime,
+        ) -> Result<bool> {
+            self.1.touch(key, user, seen, expires).await
+        }
+        async fn delete(&self, key: &StoreKey) -> Result<bool> {
+            self.1.delete(key).await
+        }
+    }
+
+    #[tokio::test]
+    async fn attempts_on_other_subjects_never_hold_up_a_subjects_turn() {
+        // The attack on the fixed lanes this replaced: subjects picked so that
+        // their counters fell in the victim's lane (the first key byte mod 64),
+        // their attempts stuck behind a slow store, kept the victim's attempt
+        // waiting until it failed with a store timeout (a 503).
+        let probe = Throttle::new(
+            "sign-in",
+            5,
+            Duration::from_secs(60),
+            Arc::new(MemoryStore::new()),
+        )
+        .expect("valid");
+        let victim = probe.key("victim");
+        let lane = |key: &StoreKey| key.as_bytes()[0] % 64;
+        let attackers: Vec<String> = (0..)
+            .map(|i| format!("attacker-{i}"))
+            .filter(|s| lane(&probe.key(s)) == lane(&victim))
+            .take(8)
+            .collect();
+        let store = Arc::new(HangingBut(victim, MemoryStore::new()));
+        let t = Throttle::new("sign-in", 5, Duration::from_secs(60), store).expect("valid");
+        let flood: Vec<_> = attackers
+            .iter()
+            .map(|s| {
+                let (t, s) = (t.clone(), s.clone());
+                tokio::spawn(async move { t.hit(&s).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        let verdict = tokio::time::timeout(Duration::from_millis(500), t.hit("victim"))
+            .await
+            .expect("the victim's attempt waited behind other subjects'")
+            .expect("hit");
+        assert_eq!(verdict, Verdict::Allowed { remaining: 4 });
+        for attempt in flood {
+            attempt.abort();
+            assert!(attempt.await.expect_err("aborted").is_cancelled());
+        }
+        assert_eq!(
+            t.turns.in_use(),
+            0,
+            "a counter's lock outlived its attempts"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_counters_lock_goes_with_its_last_attempt_even_one_given_up() {
+        let store = Arc::new(HangingBut(
+            StoreKey::from_bytes([0; 32]),
+            MemoryStore::new(),
+        ));
+        let t = Throttle::new("t", 5, Duration::from_secs(60), store).expect("valid");
+        // One attempt holds the turn (its store call hangs), two wait for it;
+        // all three are given up (a client that went away).
+        let attempts: Vec<_> = (0..3)
+            .map(|_| {
+                let t = t.clone();
+                tokio::spawn(async move { t.hit("a").await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert_eq!(t.turns.in_use(), 1);
+        for attempt in attempts {
+            attempt.abort();
+            assert!(attempt.await.expect_err("aborted").is_cancelled());
+        }
+        assert_eq!(t.turns.in_use(), 0);
+        // Attempts that finish leave nothing behind either.
+        let mem = Throttle::new(
+            "t",
+            5,
+            Duration::from_secs(60),
+            Arc::new(MemoryStore::new()),
+        )
+        .expect("valid");
+        futures_util::future::join_all(
+            (0..10).map(|i| mem.hit(if i % 2 == 0 { "a" } else { "b" })),
+        )
+        .await;
+        assert_eq!(mem.turns.in_use(), 0);
     }
 
     #[tokio::test]
