@@ -18,6 +18,13 @@ use crate::users::Users;
 /// The most sessions `--store memory` holds.
 const MEMORY_STORE_SESSIONS: usize = 100_000;
 
+/// The most throttling counters `--store memory` holds, in a store of their
+/// own: counters in the sessions' store could fill it, and then nobody got a
+/// session (one outsider did that with sign-in attempts from ever new
+/// addresses). Full, it refuses what it counts (sign-ins, sign-ups, new
+/// sessions: 503, failing closed); sessions already made carry on.
+const MEMORY_STORE_COUNTERS: usize = 100_000;
+
 /// The store behind `spec`, for server-side kinds.
 async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn SessionStore>>> {
     Ok(Some(match &settings.store {
@@ -100,7 +107,12 @@ async fn manager_and_counters(
                 }
                 None => builder,
             };
-            (builder, store)
+            let counters: Arc<dyn SessionStore> = if settings.store == StoreSpec::Memory {
+                Arc::new(MemoryStore::with_max_sessions(MEMORY_STORE_COUNTERS))
+            } else {
+                store
+            };
+            (builder, counters)
         }
         None if settings.encrypt_at_rest => anyhow::bail!(
             "--encrypt-at-rest applies to server-side stores (sqlite, memory, redis, postgres); \
@@ -139,17 +151,25 @@ pub async fn users(settings: &Settings) -> anyhow::Result<Users> {
     }
 }
 
-/// The router for `settings`, plus the purge task that must live as long.
+/// The router for `settings`, plus the purge tasks that must live as long.
 ///
 /// # Errors
 /// As [`manager`] and [`users`].
-pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Option<latch::PurgeTask>)> {
+pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Vec<latch::PurgeTask>)> {
     let (manager, counters) = manager_and_counters(settings).await?;
     let users = users(settings).await?;
-    let limits = Limits::new(counters, settings.new_sessions_per_client)?;
+    let limits = Limits::new(Arc::clone(&counters), settings.new_sessions_per_client)?;
     // Server-side sessions, or the revocation markers of cookie sessions (and
-    // expired throttling counters, which live beside them).
-    let purger = Some(manager.spawn_purger(Duration::from_secs(60), 1000));
+    // expired throttling counters, where they live beside them).
+    let every = Duration::from_secs(60);
+    let mut purgers = vec![manager.spawn_purger(every, 1000)];
+    if settings.store == StoreSpec::Memory {
+        // The counters have a store of their own.
+        let counters = latch::SessionManager::builder()
+            .shared_store(counters)
+            .build()?;
+        purgers.push(counters.spawn_purger(every, 1000));
+    }
     let state = AppState {
         users,
         manager,
@@ -169,7 +189,7 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Option<latch::P
     }
     Ok((
         crate::app::only_for_hosts(router, settings.allowed_hosts.clone()),
-        purger,
+        purgers,
     ))
 }
 
@@ -312,5 +332,50 @@ mod tests {
             Duration::from_secs(8)
         );
         assert!(manager.expiry().touch_every() < Duration::from_secs(5));
+    }
+
+    /// With `--store memory`, throttling counters live in a bounded store of
+    /// their own: counters filling the sessions' store had left every visitor
+    /// without a session (attack round nine). A full counter store refuses
+    /// counting (fail closed), and sessions are still made.
+    #[tokio::test]
+    async fn memory_sessions_do_not_share_their_room_with_throttling_counters() {
+        for (store, apart) in [("memory", true), ("sqlite", false)] {
+            let dir = std::env::temp_dir().join(format!(
+                "latch-demo-serve-{}-{}",
+                std::process::id(),
+                &latch::SessionId::generate().encode()[..8]
+            ));
+            let args = crate::config::Args::try_parse_from([
+                "latch-demo".as_ref(),
+                "--store".as_ref(),
+                store.as_ref(),
+                "--data-dir".as_ref(),
+                dir.as_os_str(),
+            ])
+            .unwrap();
+            let (manager, counters) = manager_and_counters(&Settings::from_args(&args).unwrap())
+                .await
+                .unwrap();
+            let sessions = manager.store().unwrap();
+            assert_eq!(!Arc::ptr_eq(sessions, &counters), apart, "{store}");
+            if apart {
+                // Fill the counters' store: counting fails, sessions go on.
+                let limits = Limits::new(Arc::clone(&counters), 10).unwrap();
+                let mut refused = false;
+                for i in 0..=MEMORY_STORE_COUNTERS as u32 {
+                    let client = std::net::IpAddr::from(std::net::Ipv4Addr::from(i));
+                    if limits.new_session(Some(client)).await.is_err() {
+                        refused = true;
+                        break;
+                    }
+                }
+                assert!(refused, "the counters' store is not bounded");
+                let session = manager.start(None, latch::RequestMeta::default());
+                session.insert("k", 1).await.unwrap();
+                assert!(manager.finish(&session).await.unwrap().set_cookie.is_some());
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }

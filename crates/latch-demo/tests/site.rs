@@ -18,7 +18,7 @@ use tower::ServiceExt;
 struct Site {
     app: Router,
     _dir: Arc<TempDir>,
-    _purger: Option<Arc<latch::PurgeTask>>,
+    _purger: Arc<Vec<latch::PurgeTask>>,
 }
 
 struct TempDir(PathBuf);
@@ -44,7 +44,7 @@ fn site() -> Site {
     Site {
         app: latch_demo::app::router(users, manager),
         _dir: Arc::new(TempDir(dir)),
-        _purger: None,
+        _purger: Arc::default(),
     }
 }
 
@@ -723,7 +723,7 @@ async fn served(store: &str, tag: &str) -> Site {
     Site {
         app,
         _dir: Arc::new(TempDir(dir)),
-        _purger: purger.map(Arc::new),
+        _purger: Arc::new(purger),
     }
 }
 
@@ -760,7 +760,7 @@ async fn postgres_store_holds_sessions_and_users() {
     let site = Site {
         app,
         _dir: Arc::new(TempDir(dir)),
-        _purger: None,
+        _purger: Arc::default(),
     };
     let user = format!(
         "pg{}",
@@ -1009,7 +1009,7 @@ async fn a9_files_the_demo_creates_are_owner_only() {
     let site = Site {
         app,
         _dir: Arc::new(TempDir(root)),
-        _purger: None,
+        _purger: Arc::default(),
     };
     Client::default().signup(&site, "perm").await;
     let mode = |name: &str| {
@@ -1138,7 +1138,7 @@ async fn a3_sign_in_forms_store_nothing_and_work_during_a_store_outage() {
     let site = Site {
         app: latch_demo::app::router(users, manager),
         _dir: Arc::new(TempDir(dir)),
-        _purger: None,
+        _purger: Arc::default(),
     };
     Client::default().signup(&site, "fern").await;
     let rows = memory.len();
@@ -1212,7 +1212,7 @@ async fn the_served_demo_stores_nothing_for_forms_and_can_encrypt_at_rest() {
         let site = Site {
             app,
             _dir: Arc::new(TempDir(root)),
-            _purger: None,
+            _purger: Arc::default(),
         };
         let db = dir.join("latch-demo.db");
         for page in ["/login", "/signup"] {
@@ -1305,7 +1305,7 @@ async fn https_responses_carry_strict_transport_security() {
     let site = Site {
         app,
         _dir: Arc::new(TempDir(dir)),
-        _purger: None,
+        _purger: Arc::default(),
     };
     let r = Client::default().get(&site, "/login").await;
     assert_eq!(

@@ -282,6 +282,36 @@ impl Throttle {
         Ok(self.throttled(now.saturating_add(secs(self.window)), now))
     }
 
+    /// Whether an attempt by `subject` would be refused now, without counting
+    /// one and without writing anything: a caller that checks every throttle
+    /// an attempt goes through before [`hit`](Self::hit)ting any of them
+    /// stores nothing for attempts refused anyway (a flood of them from ever
+    /// new addresses at an account already locked must not leave a counter per
+    /// address behind).
+    ///
+    /// # Errors
+    /// A store failure or timeout.
+    pub async fn check(&self, subject: &str) -> Result<Verdict> {
+        let now = self.clock.now();
+        Ok(
+            match self.timed(self.store.load(&self.key(subject))).await? {
+                Some(counter) if counter.expires_at > now => {
+                    let count = count_of(&counter);
+                    if count >= self.limit {
+                        self.throttled(counter.expires_at, now)
+                    } else {
+                        Verdict::Allowed {
+                            remaining: self.limit - count,
+                        }
+                    }
+                }
+                _ => Verdict::Allowed {
+                    remaining: self.limit,
+                },
+            },
+        )
+    }
+
     /// Take back one attempt of `subject` counted by [`hit`](Self::hit) that
     /// did not happen after all (the server was too busy to check it): it
     /// must not count against the subject.
@@ -644,6 +674,39 @@ mod tests {
         )
         .await;
         assert_eq!(mem.turns.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn checking_counts_nothing_and_stores_nothing() {
+        let clock = ManualClock::new(1_000);
+        let (t, store) = throttle(&clock);
+        for _ in 0..5 {
+            assert_eq!(
+                t.check("a").await.expect("check"),
+                Verdict::Allowed { remaining: 3 }
+            );
+        }
+        assert!(store.is_empty(), "a check wrote a counter");
+        t.hit("a").await.expect("hit");
+        assert_eq!(
+            t.check("a").await.expect("check"),
+            Verdict::Allowed { remaining: 2 }
+        );
+        t.hit("a").await.expect("hit");
+        t.hit("a").await.expect("hit");
+        clock.advance(20);
+        assert_eq!(
+            t.check("a").await.expect("check"),
+            Verdict::Throttled {
+                retry_after: Duration::from_secs(40)
+            }
+        );
+        assert_eq!(store.len(), 1);
+        clock.advance(40);
+        assert_eq!(
+            t.check("a").await.expect("check"),
+            Verdict::Allowed { remaining: 3 }
+        );
     }
 
     #[tokio::test]
