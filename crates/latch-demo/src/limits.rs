@@ -114,6 +114,24 @@ impl Limits {
         Ok(wait(self.sign_up.hit(&client_subject(client)).await?))
     }
 
+    /// Take back a sign-up counted by [`sign_up`](Self::sign_up) that was
+    /// never made (every hasher was busy).
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn no_sign_up(&self, client: Option<IpAddr>) -> latch::Result<()> {
+        self.sign_up.release(&client_subject(client)).await
+    }
+
+    /// Take back a new session counted by [`new_session`](Self::new_session)
+    /// that the store did not make after all.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn no_new_session(&self, client: Option<IpAddr>) -> latch::Result<()> {
+        self.new_session.release(&client_subject(client)).await
+    }
+
     /// Count a new session made by `client`; `Some(wait)` when it must be
     /// refused.
     ///
@@ -193,6 +211,26 @@ mod tests {
             assert!(limits.attempt("vic", Some(client)).await.unwrap().is_some());
         }
         assert_eq!(store.len(), counters);
+    }
+
+    #[tokio::test]
+    async fn attempts_never_checked_leave_no_counters() {
+        // The flood of attack round nine: made-up accounts from ever new
+        // addresses while every hasher is busy (each answered 503 and taken
+        // back) had left two counters per request.
+        let store = Arc::new(latch::MemoryStore::new());
+        let limits = Limits::new(store.clone(), 10).unwrap();
+        for i in 0..500u32 {
+            let client = Some(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+            let account = format!("made-up-{i}");
+            assert_eq!(limits.attempt(&account, client).await.unwrap(), None);
+            limits.not_checked(&account, client).await.unwrap();
+            assert_eq!(limits.sign_up(client).await.unwrap(), None);
+            limits.no_sign_up(client).await.unwrap();
+            assert_eq!(limits.new_session(client).await.unwrap(), None);
+            limits.no_new_session(client).await.unwrap();
+        }
+        assert!(store.is_empty(), "{} counters left", store.len());
     }
 
     #[test]

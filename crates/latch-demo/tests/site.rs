@@ -1060,6 +1060,51 @@ async fn new_sessions_and_sign_ups_are_throttled_per_client() {
     assert!(reply.body.contains("Too many sign-ups"), "{}", reply.body);
 }
 
+/// Attack round 9: a new session the store refuses (full, here) is not
+/// counted against the client. Counted anyway, a flood from ever new
+/// addresses at a full store left a throttle counter per refused request
+/// behind, and the counters in turn filled their own store.
+#[tokio::test]
+async fn new_sessions_the_store_refuses_are_not_counted() {
+    use latch_demo::limits::{Limits, NEW_SESSIONS_PER_CLIENT};
+    let dir = std::env::temp_dir().join(format!(
+        "latch-demo-full-{}-{}",
+        std::process::id(),
+        &latch::SessionId::generate().store_key().to_hex()[..12]
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Room for about one session per shard: most new sessions are refused.
+    let manager = SessionManager::builder()
+        .store(MemoryStore::with_max_sessions(16))
+        .build()
+        .unwrap();
+    let counters = Arc::new(MemoryStore::new());
+    let state = latch_demo::state::AppState {
+        users: Users::open(&dir.join("users.db")).unwrap(),
+        manager,
+        limits: Limits::new(counters.clone(), NEW_SESSIONS_PER_CLIENT).unwrap(),
+        scheme: "http",
+        proxies: latch_axum::TrustedProxies::default(),
+    };
+    let site = Site {
+        app: latch_demo::app::router_with(state),
+        _dir: Arc::new(TempDir(dir)),
+        _purger: Arc::default(),
+    };
+    let (mut made, mut refused) = (0, 0);
+    for _ in 0..2 * NEW_SESSIONS_PER_CLIENT {
+        match put_scratch(&site, &mut Client::default(), "k", "v").await {
+            StatusCode::NO_CONTENT => made += 1,
+            StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+            other => panic!("{other}: a refused session was counted"),
+        }
+    }
+    assert!(
+        made <= 16 && refused >= NEW_SESSIONS_PER_CLIENT,
+        "{made} made, {refused} refused"
+    );
+}
+
 /// Attack round 2: a page on another name that resolves to the demo (DNS
 /// rebinding) cannot use it: on loopback the demo answers only `localhost`,
 /// `127.0.0.1` and `[::1]` (or the `--allowed-host` names), with any port.

@@ -316,6 +316,15 @@ impl Throttle {
     /// did not happen after all (the server was too busy to check it): it
     /// must not count against the subject.
     ///
+    /// A counter taken back to zero is deleted, so attempts that never
+    /// happened leave nothing behind: a flood of them from ever new subjects
+    /// (addresses, made-up account names) while every password hasher was
+    /// busy had left two zero counters per request, enough to fill a bounded
+    /// store in seconds. The delete is unconditional (stores have no
+    /// compare-and-delete): an attempt counted by another process between
+    /// this one's read and its delete is forgotten, an undercount of one
+    /// that needs two processes racing on one subject.
+    ///
     /// # Errors
     /// A store failure or timeout.
     pub async fn release(&self, subject: &str) -> Result<()> {
@@ -328,6 +337,9 @@ impl Throttle {
             let count = count_of(&counter);
             if count == 0 || counter.expires_at <= self.clock.now() {
                 return Ok(());
+            }
+            if count == 1 {
+                return self.timed(self.store.delete(&key)).await.map(drop);
             }
             let mut next = counter.clone();
             next.data.insert(COUNT_KEY.into(), (count - 1).into());
@@ -712,7 +724,7 @@ mod tests {
     #[tokio::test]
     async fn a_released_attempt_does_not_count() {
         let clock = ManualClock::new(1_000);
-        let (t, _) = throttle(&clock);
+        let (t, store) = throttle(&clock);
         for _ in 0..3 {
             t.hit("a").await.expect("hit");
             t.release("a").await.expect("release");
@@ -722,6 +734,22 @@ mod tests {
             Verdict::Allowed { remaining: 2 }
         );
         t.release("nobody").await.expect("nothing to release");
+        // Released attempts of many subjects leave no counter behind.
+        t.release("a").await.expect("release");
+        for i in 0..100 {
+            let subject = format!("s{i}");
+            t.hit(&subject).await.expect("hit");
+            t.release(&subject).await.expect("release");
+        }
+        assert!(store.is_empty(), "{} counters left", store.len());
+        // A counter with other attempts in it keeps them.
+        t.hit("b").await.expect("hit");
+        t.hit("b").await.expect("hit");
+        t.release("b").await.expect("release");
+        assert_eq!(
+            t.check("b").await.expect("check"),
+            Verdict::Allowed { remaining: 2 }
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

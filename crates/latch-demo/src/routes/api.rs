@@ -84,7 +84,8 @@ pub async fn put_scratch(
     }
     // A write without a session makes one: how many one client may make is
     // bounded, or an anonymous flood fills the store (A6).
-    if session.facts().await?.is_new {
+    let is_new = session.facts().await?.is_new;
+    if is_new {
         if let Some(wait) = app.limits.new_session(client).await? {
             let msg = json!({"error": "too many new sessions from this address; try again later"});
             let mut res = (StatusCode::TOO_MANY_REQUESTS, Json(msg)).into_response();
@@ -118,5 +119,15 @@ pub async fn put_scratch(
         }
     }
     stored?;
+    if is_new {
+        // Made here, not after the handler, so that a session the store
+        // refuses (full, or down) is not counted against the client: counted
+        // anyway, a flood from ever new addresses left a counter per refused
+        // request behind (attack round nine).
+        if let Err(err) = session.save().await {
+            app.limits.no_new_session(client).await?;
+            return Err(err.into());
+        }
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

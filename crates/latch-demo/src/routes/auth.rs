@@ -65,7 +65,17 @@ pub async fn signup(
     if let Some(wait) = app.limits.sign_up(client).await? {
         return too_many(&session, "Create an account", "/signup", "sign-ups", wait).await;
     }
-    match app.users.create(&form.username, &form.password).await? {
+    let created = app.users.create(&form.username, &form.password).await;
+    if created
+        .as_ref()
+        .is_err_and(|e| e.is::<crate::hashing::Busy>())
+    {
+        // Not made at all: as for a sign-in the server never checked, it
+        // must not count (and a counter per refused request from ever new
+        // addresses would pile up).
+        app.limits.no_sign_up(client).await?;
+    }
+    match created? {
         Ok(()) => {
             session.log_in(normalize(&form.username)).await?;
             session
