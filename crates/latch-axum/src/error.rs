@@ -4,6 +4,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use latch::ErrorKind;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A session failure as an HTTP answer.
 ///
@@ -47,6 +48,68 @@ impl std::error::Error for SessionError {
     }
 }
 
+/// A warning that can repeat once per request, logged at most once a second
+/// with how many were left out since: during an outage (or a flood while the
+/// store is full) a line per 503 filled the log's disk, 236 MB in 30 s in a
+/// black-box attack. For apps that log their own repeated 503s the same way.
+///
+/// Hand-written: what it needs is two atomics; the log-sampling crates around
+/// are built for whole subscribers, not one call site.
+///
+/// # Example
+/// ```
+/// use latch_axum::OncePerSecond;
+///
+/// static BUSY: OncePerSecond = OncePerSecond::new();
+/// if let Some(left_out) = BUSY.admit() {
+///     eprintln!("every worker is busy; answering 503 ({left_out} more since the last line)");
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct OncePerSecond {
+    /// The Unix second of the last line logged, plus one (0: none yet).
+    second: AtomicU64,
+    left_out: AtomicU64,
+}
+
+impl OncePerSecond {
+    /// Nothing logged yet.
+    pub const fn new() -> Self {
+        Self {
+            second: AtomicU64::new(0),
+            left_out: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` when this occurrence is to be logged, `n` being how many
+    /// were left out since the last one logged; `None` when it is left out.
+    pub fn admit(&self) -> Option<u64> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.admit_at(now)
+    }
+
+    fn admit_at(&self, unix_second: u64) -> Option<u64> {
+        let stamp = unix_second.saturating_add(1);
+        let last = self.second.load(Ordering::Relaxed);
+        if last != stamp
+            && self
+                .second
+                .compare_exchange(last, stamp, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            Some(self.left_out.swap(0, Ordering::Relaxed))
+        } else {
+            self.left_out.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// The store-outage warning, once a second at most.
+static STORE_UNAVAILABLE: OncePerSecond = OncePerSecond::new();
+
 /// The error and its causes on one line, for the log.
 fn chain(err: &latch::Error) -> String {
     let mut out = err.to_string();
@@ -62,7 +125,13 @@ fn chain(err: &latch::Error) -> String {
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
         let (status, body) = if self.0.is_unavailable() {
-            tracing::warn!(error = %chain(&self.0), "session store unavailable; answering 503");
+            if let Some(left_out) = STORE_UNAVAILABLE.admit() {
+                tracing::warn!(
+                    error = %chain(&self.0),
+                    left_out,
+                    "session store unavailable; answering 503 (left_out: as many more since the last line)"
+                );
+            }
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service temporarily unavailable; please try again shortly.\n".to_owned(),
@@ -109,5 +178,24 @@ impl IntoResponse for SessionError {
             headers.insert(RETRY_AFTER, http::HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OncePerSecond;
+
+    #[test]
+    fn a_repeated_warning_is_logged_once_a_second_with_what_was_left_out() {
+        let warning = OncePerSecond::new();
+        assert_eq!(warning.admit_at(100), Some(0));
+        for _ in 0..5000 {
+            assert_eq!(warning.admit_at(100), None);
+        }
+        assert_eq!(warning.admit_at(101), Some(5000));
+        assert_eq!(warning.admit_at(101), None);
+        assert_eq!(warning.admit_at(105), Some(1));
+        // The very first second of the epoch counts too.
+        assert_eq!(OncePerSecond::new().admit_at(0), Some(0));
     }
 }

@@ -37,7 +37,7 @@ mod service;
 pub mod testing;
 
 pub use client::{ClientIp, ForwardedHeader, TrustedProxies};
-pub use error::SessionError;
+pub use error::{OncePerSecond, SessionError};
 pub use extract::{Session, SignedIn};
 pub use layer::SessionLayer;
 pub use service::{ResponseFuture, SessionService};

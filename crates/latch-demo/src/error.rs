@@ -36,7 +36,15 @@ impl IntoResponse for AppError {
         match self {
             AppError::Session(e) => e.into_response(),
             AppError::Busy => {
-                tracing::warn!("every password hasher is busy; answering 503");
+                // Once a second at most: a flood makes one per request.
+                static BUSY: latch_axum::OncePerSecond = latch_axum::OncePerSecond::new();
+                if let Some(left_out) = BUSY.admit() {
+                    tracing::warn!(
+                        left_out,
+                        "every password hasher is busy; answering 503 (left_out: as many more \
+                         since the last line)"
+                    );
+                }
                 let mut res = (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Service busy: too many sign-ins at once. Try again in a moment.\n",
