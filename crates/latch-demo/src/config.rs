@@ -26,7 +26,9 @@ pub struct Args {
     pub listen: SocketAddr,
 
     /// Where sessions live: `sqlite[:PATH]`, `memory`, `redis://...`, `postgres://...`,
-    /// `cookie-signed` or `cookie-encrypted`.
+    /// `cookie-signed` or `cookie-encrypted`. `memory` holds at most 100,000
+    /// sessions, for trying things out: a client with a thousand addresses can
+    /// fill it, and new sessions then get 503 until the idle timeout ends them.
     #[arg(long, env = "LATCH_STORE", default_value = "sqlite")]
     pub store: String,
 
