@@ -162,12 +162,28 @@ fn matches(password: &str, stored: &str) -> bool {
 }
 
 /// Check the sign-up rules.
-fn validate(username: &str, password: &str) -> Result<(), SignupError> {
-    let name_ok = (3..=32).contains(&username.len())
+/// Whether a sign-in as `account` (normalized) with `password` could
+/// succeed at all: a name or a password length that no sign-up accepts can
+/// match no account, so the attempt is answered without counting or hashing.
+pub fn could_sign_in(account: &str, password: &str) -> bool {
+    name_ok(account) && password.chars().count() >= 8 && password.len() <= MAX_PASSWORD_BYTES
+}
+
+/// Whether `username` is 3 to 32 letters, digits, dots, dashes or underscores.
+fn name_ok(username: &str) -> bool {
+    (3..=32).contains(&username.len())
         && username
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !name_ok {
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// Whether `username` and `password` meet the sign-up rules (checked before
+/// anything is counted or hashed).
+///
+/// # Errors
+/// [`SignupError::Invalid`] with the rule broken.
+pub fn validate(username: &str, password: &str) -> Result<(), SignupError> {
+    if !name_ok(username) {
         return Err(SignupError::Invalid(
             "Usernames are 3 to 32 letters, digits, dots, dashes or underscores.",
         ));

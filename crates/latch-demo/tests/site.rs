@@ -910,6 +910,36 @@ async fn sign_in(site: &Site, c: &mut Client, user: &str, password: &str) -> Rep
 /// checked: after five attempts the right password is refused too, with a 429
 /// and `Retry-After`; other accounts are not affected; a successful sign-in
 /// forgives the account's count.
+/// Attack round 9: a sign-in that can match no account (a name or a password
+/// length no sign-up accepts) is answered 401 at once, without a throttle
+/// counter (a flood of them from ever new addresses left one each) and
+/// without counting against the client or the account.
+#[tokio::test]
+async fn sign_ins_that_can_match_no_account_are_not_counted() {
+    use latch_demo::limits::{PER_ACCOUNT, PER_CLIENT};
+    let site = site();
+    Client::default().signup(&site, "fern").await;
+    let mut guesser = Client::default();
+    let too_long = "x".repeat(latch_demo::users::MAX_PASSWORD_BYTES + 1);
+    for i in 0..2 * PER_CLIENT {
+        for (user, password) in [
+            ("fern", "short"),
+            ("fern", too_long.as_str()),
+            ("a b", "long enough"),
+        ] {
+            let reply = sign_in(&site, &mut guesser, user, password).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "attempt {i} as {user:?}"
+            );
+        }
+    }
+    const { assert!(PER_ACCOUNT < 2 * PER_CLIENT) };
+    let ok = sign_in(&site, &mut guesser, "fern", "correct horse").await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+}
+
 #[tokio::test]
 async fn a7_sign_in_attempts_are_throttled_per_account() {
     use latch_demo::limits::PER_ACCOUNT;
@@ -1058,6 +1088,19 @@ async fn new_sessions_and_sign_ups_are_throttled_per_client() {
     let reply = Client::default().signup(&site, "onemore").await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(reply.body.contains("Too many sign-ups"), "{}", reply.body);
+    // Sign-ups refused by the rules, before any hash, are not counted (attack
+    // round nine: a flood of them left a counter per address).
+    let site = self::site();
+    for i in 0..3 * SIGN_UPS_PER_CLIENT {
+        let reply = Client::default().signup(&site, "ab").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid sign-up {i}"
+        );
+    }
+    let reply = Client::default().signup(&site, "valid-after-all").await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
 }
 
 /// Attack round 9: a new session the store refuses (full, here) is not

@@ -62,10 +62,17 @@ pub async fn signup(
     session: Session,
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
-    if let Some(wait) = app.limits.sign_up(client).await? {
-        return too_many(&session, "Create an account", "/signup", "sign-ups", wait).await;
-    }
-    let created = app.users.create(&form.username, &form.password).await;
+    let created = if let Err(invalid) = crate::users::validate(&form.username, &form.password) {
+        // Refused before any hash, and not counted: counted, a flood of
+        // invalid sign-ups from ever new addresses left a counter each
+        // (15,000 a second, attack round nine).
+        Ok(Err(invalid))
+    } else {
+        if let Some(wait) = app.limits.sign_up(client).await? {
+            return too_many(&session, "Create an account", "/signup", "sign-ups", wait).await;
+        }
+        app.users.create(&form.username, &form.password).await
+    };
     if created
         .as_ref()
         .is_err_and(|e| e.is::<crate::hashing::Busy>())
@@ -150,10 +157,19 @@ pub async fn login(
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
     let account = normalize(&form.username);
-    if let Some(wait) = app.limits.attempt(&account, client).await? {
-        return too_many(&session, "Sign in", "/login", "sign-in attempts", wait).await;
+    // What can match no account is answered at once, without a counter (a
+    // flood of them from ever new addresses would leave one each) or a hash.
+    let possible = crate::users::could_sign_in(&account, &form.password);
+    if possible {
+        if let Some(wait) = app.limits.attempt(&account, client).await? {
+            return too_many(&session, "Sign in", "/login", "sign-in attempts", wait).await;
+        }
     }
-    let verified = app.users.verify(&account, &form.password).await;
+    let verified = if possible {
+        app.users.verify(&account, &form.password).await
+    } else {
+        Ok(false)
+    };
     if verified
         .as_ref()
         .is_err_and(|e| e.is::<crate::hashing::Busy>())
