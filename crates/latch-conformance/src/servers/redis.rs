@@ -48,15 +48,14 @@ impl PrivateRedis {
             .map_err(|e| format!("redis-server is not installed: {e}"))?;
         let port = free_port()?;
         let dir = temp_dir(&format!("redis-{port}"))?;
-        let mut server = Self {
+        let server = Self {
             child: None,
             port,
             dir,
             tls,
             extra,
         };
-        server.resume()?;
-        Ok(server)
+        server.first_start()
     }
 
     /// A plain server replicating `master`.
@@ -91,15 +90,34 @@ impl PrivateRedis {
         let port = free_port()?;
         let dir = temp_dir(&format!("redis-tls-{port}"))?;
         let certs = CertFiles::generate(&dir)?;
-        let mut server = Self {
+        let server = Self {
             child: None,
             port,
             dir,
             tls: Some(Tls::new(certs, require_client_cert)?),
             extra: Vec::new(),
         };
-        server.resume()?;
-        Ok(server)
+        server.first_start()
+    }
+
+    /// [`resume`](Self::resume) for the first time; when a port turns out to
+    /// be taken after all (by a process outside this one), try fresh ones.
+    fn first_start(mut self) -> Result<Self, String> {
+        let mut attempts = 0;
+        loop {
+            match self.resume() {
+                Ok(()) => return Ok(self),
+                Err(why) if why.contains("Address already in use") && attempts < 3 => {
+                    attempts += 1;
+                    self.kill();
+                    self.port = free_port()?;
+                    if let Some(tls) = &mut self.tls {
+                        tls.port = free_port()?;
+                    }
+                }
+                Err(why) => return Err(why),
+            }
+        }
     }
 
     /// The certificates of a [`start_tls`](Self::start_tls) server.
@@ -177,12 +195,32 @@ impl PrivateRedis {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.answers() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return Err(format!(
+                    "the private redis-server on port {} exited ({status}); the end of its log: {}",
+                    self.port,
+                    self.log_tail()
+                ));
+            }
             if Instant::now() > deadline {
-                return Err("the private redis-server did not answer within 10 s".into());
+                return Err(format!(
+                    "the private redis-server on port {} did not answer within 10 s; \
+                     the end of its log: {}",
+                    self.port,
+                    self.log_tail()
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(())
+    }
+
+    /// The last lines of the server's log, for an error message.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" | ")
     }
 
     /// SIGKILL: no shutdown, no final save; what was acknowledged is already in
@@ -253,5 +291,48 @@ impl Drop for PrivateRedis {
         let _ = self.thaw();
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PrivateRedis;
+
+    /// A server whose port was taken while it was down says so, with its
+    /// log, at once: not "did not answer" after a 10 s wait.
+    #[test]
+    fn a_taken_port_is_named_from_the_servers_log() {
+        let Some(mut server) = PrivateRedis::start()
+            .map_or_else(|why| crate::skip_or_fail("redis-server", &why), Some)
+        else {
+            return;
+        };
+        server.kill();
+        let _squatter = std::net::TcpListener::bind(("127.0.0.1", server.port())).unwrap();
+        let started = std::time::Instant::now();
+        let why = server.resume().unwrap_err();
+        assert!(why.contains("Address already in use"), "{why}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{why}"
+        );
+    }
+
+    /// Ports handed out are outside the kernel's ephemeral range and never
+    /// repeat within a process.
+    #[test]
+    fn free_ports_do_not_repeat_and_avoid_the_ephemeral_range() {
+        let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|r| r.split_whitespace().next()?.parse().ok())
+            .unwrap_or(32768);
+        let ports: Vec<u16> = (0..200)
+            .map(|_| super::super::free_port().unwrap())
+            .collect();
+        let distinct: std::collections::HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+        if low > 11_000 {
+            assert!(ports.iter().all(|&p| p < low), "{ports:?}");
+        }
     }
 }
