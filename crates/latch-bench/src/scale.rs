@@ -456,7 +456,7 @@ fn purge(
 }
 
 /// RSS growth per session of a `MemoryStore`, each N in a fresh child process.
-fn memory_per_session(sizes: &[u64]) -> anyhow::Result<Vec<(u64, u64, u64)>> {
+fn memory_per_session(sizes: &[u64]) -> anyhow::Result<Vec<Probe>> {
     let exe = std::env::current_exe()?;
     let mut out = Vec::new();
     for &n in sizes {
@@ -464,25 +464,44 @@ fn memory_per_session(sizes: &[u64]) -> anyhow::Result<Vec<(u64, u64, u64)>> {
             .args(["mem-probe", &n.to_string()])
             .output()?;
         let text = String::from_utf8_lossy(&o.stdout);
-        let (bytes, slowest) =
-            parse_probe(&text).with_context(|| format!("mem-probe {n} printed {text:?}"))?;
-        eprintln!("memory: {n} sessions grew RSS by {bytes} bytes");
-        out.push((n, bytes, slowest));
+        let probe =
+            parse_probe(n, &text).with_context(|| format!("mem-probe {n} printed {text:?}"))?;
+        eprintln!("memory: {n} sessions grew RSS by {} bytes", probe.bytes);
+        out.push(probe);
     }
     Ok(out)
 }
 
-fn parse_probe(text: &str) -> anyhow::Result<(u64, u64)> {
+/// What [`mem_probe`] measured for `n` sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Probe {
+    n: u64,
+    /// Resident-set growth.
+    bytes: u64,
+    /// The slowest single create, in µs.
+    slowest_us: u64,
+    /// All the time spent in creates that took over 100 µs, in µs: the
+    /// stalls a request behind the store's lock would wait out.
+    stalled_us: u64,
+}
+
+fn parse_probe(n: u64, text: &str) -> anyhow::Result<Probe> {
     let mut it = text.split_whitespace().map(str::parse::<u64>);
-    match (it.next(), it.next()) {
-        (Some(Ok(bytes)), Some(Ok(slowest))) => Ok((bytes, slowest)),
-        _ => bail!("expected two numbers"),
+    match (it.next(), it.next(), it.next()) {
+        (Some(Ok(bytes)), Some(Ok(slowest_us)), Some(Ok(stalled_us))) => Ok(Probe {
+            n,
+            bytes,
+            slowest_us,
+            stalled_us,
+        }),
+        _ => bail!("expected three numbers"),
     }
 }
 
 /// The child side of [`memory_per_session`]: create `n` sessions like the load
-/// benchmark's and print how many bytes the resident set grew and the
-/// slowest single `create` in microseconds.
+/// benchmark's and print how many bytes the resident set grew, the slowest
+/// single `create` and the time spent in creates over 100 µs, in
+/// microseconds.
 ///
 /// # Errors
 /// When /proc cannot be read.
@@ -492,18 +511,27 @@ pub fn mem_probe(n: u64) -> anyhow::Result<()> {
     let t = now();
     let record = fill::record(t, t + 86_400);
     let before = rss()?;
-    let slowest = rt.block_on(async {
-        let mut slowest = Duration::ZERO;
+    let (slowest, stalled) = rt.block_on(async {
+        let (mut slowest, mut stalled) = (Duration::ZERO, Duration::ZERO);
         for i in 0..n {
             let key = fill::id(fill::LIVE, i).store_key();
             let t = Instant::now();
             store.create(&key, &record).await?;
-            slowest = slowest.max(t.elapsed());
+            let took = t.elapsed();
+            slowest = slowest.max(took);
+            if took > Duration::from_micros(100) {
+                stalled += took;
+            }
         }
-        anyhow::Ok(slowest)
+        anyhow::Ok((slowest, stalled))
     })?;
     let after = rss()?;
-    println!("{} {}", after.saturating_sub(before), slowest.as_micros());
+    println!(
+        "{} {} {}",
+        after.saturating_sub(before),
+        slowest.as_micros(),
+        stalled.as_micros()
+    );
     drop(store);
     Ok(())
 }
@@ -577,17 +605,19 @@ fn purge_table(purges: &[Purge]) -> String {
     out
 }
 
-fn memory_table(memory: &[(u64, u64, u64)]) -> String {
+fn memory_table(memory: &[Probe]) -> String {
     let mut out = String::from(
-        "| MemoryStore sessions | RSS growth | bytes per session | slowest single create() |\n\
-         |---:|---:|---:|---:|\n",
+        "| MemoryStore sessions | RSS growth | bytes per session | slowest single create() | time in creates over 100 µs |\n\
+         |---:|---:|---:|---:|---:|\n",
     );
-    for &(n, bytes, slowest) in memory {
+    for p in memory {
         out.push_str(&format!(
-            "| {n} | {:.1} MiB | {:.0} | {} |\n",
-            bytes as f64 / 1048576.0,
-            bytes as f64 / n as f64,
-            fmt_us(slowest as f64)
+            "| {} | {:.1} MiB | {:.0} | {} | {} |\n",
+            p.n,
+            p.bytes as f64 / 1048576.0,
+            p.bytes as f64 / p.n as f64,
+            fmt_us(p.slowest_us as f64),
+            fmt_us(p.stalled_us as f64)
         ));
     }
     out
@@ -611,7 +641,7 @@ fn curves(points: &[Point], f: impl Fn(&[Sample]) -> f64) -> Vec<Series> {
     out
 }
 
-fn write_charts(dir: &Path, points: &[Point], memory: &[(u64, u64, u64)]) -> anyhow::Result<()> {
+fn write_charts(dir: &Path, points: &[Point], memory: &[Probe]) -> anyhow::Result<()> {
     let med = |v: &[Sample], g: fn(&Sample) -> f64| median(&v.iter().map(g).collect::<Vec<_>>());
     let rps = Chart {
         title: "Requests/s by sessions in the store".into(),
@@ -636,7 +666,7 @@ fn write_charts(dir: &Path, points: &[Point], memory: &[(u64, u64, u64)]) -> any
             name: "MemoryStore".into(),
             points: memory
                 .iter()
-                .map(|&(n, b, _)| (n as f64, b as f64 / 1048576.0))
+                .map(|p| (p.n as f64, p.bytes as f64 / 1048576.0))
                 .collect(),
         }],
     };
@@ -655,9 +685,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn probe_output_is_bytes_then_slowest_create() {
-        assert_eq!(parse_probe("1234 56\n").unwrap(), (1234, 56));
-        assert!(parse_probe("1234").is_err());
+    fn probe_output_is_bytes_then_slowest_create_then_stalls() {
+        assert_eq!(
+            parse_probe(10, "1234 56 789\n").unwrap(),
+            Probe {
+                n: 10,
+                bytes: 1234,
+                slowest_us: 56,
+                stalled_us: 789
+            }
+        );
+        assert!(parse_probe(10, "1234 56").is_err());
     }
 
     #[test]

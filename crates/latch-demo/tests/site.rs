@@ -1116,7 +1116,7 @@ async fn new_sessions_the_store_refuses_are_not_counted() {
         &latch::SessionId::generate().store_key().to_hex()[..12]
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    // Room for about one session per shard: most new sessions are refused.
+    // Room for 16 sessions: most new sessions are refused.
     let manager = SessionManager::builder()
         .store(MemoryStore::with_max_sessions(16))
         .build()

@@ -62,3 +62,73 @@ async fn records_handed_out_are_never_changed_in_place() {
         "the store copied what it was given"
     );
 }
+
+/// A bounded store holds exactly as many sessions as it was given room for,
+/// even with creates racing on several threads, and every way out of the
+/// store (delete, sign-out everywhere, purge) makes room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bounded_store_holds_exactly_its_limit_and_frees_room() {
+    use latch::{ExpiredDeletion as _, Record, SessionId, UserIndex as _};
+
+    const LIMIT: usize = 500;
+    let store = Arc::new(MemoryStore::with_max_sessions(LIMIT));
+    let racers: Vec<_> = (0..8)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut made = Vec::new();
+                for i in 0..200 {
+                    let key = SessionId::generate().store_key();
+                    let mut record = Record::new(1_000);
+                    // Half of each racer's sessions expire early, a quarter
+                    // belong to one user.
+                    record.expires_at = if i % 2 == 0 { 1_500 } else { 9_000 };
+                    if i % 4 == 1 {
+                        record.user_id = Some(format!("user-{n}"));
+                    }
+                    match store.create(&key, &record).await {
+                        Ok(true) => made.push(key),
+                        Ok(false) => panic!("a fresh ID was taken"),
+                        Err(e) => assert!(e.to_string().contains("full"), "{e}"),
+                    }
+                }
+                made
+            })
+        })
+        .collect();
+    let mut made = Vec::new();
+    for racer in racers {
+        made.extend(racer.await.unwrap());
+    }
+    assert_eq!(
+        made.len(),
+        LIMIT,
+        "8 x 200 creates against room for {LIMIT}"
+    );
+    assert_eq!(store.len(), LIMIT);
+    let one_more = SessionId::generate().store_key();
+    assert!(store.create(&one_more, &Record::new(1_000)).await.is_err());
+
+    assert!(store.delete(&made[0]).await.unwrap());
+    assert_eq!(store.len(), LIMIT - 1);
+    assert!(store.create(&one_more, &Record::new(1_000)).await.unwrap());
+    assert_eq!(store.len(), LIMIT);
+
+    let signed_out = store.delete_by_user("user-3", None).await.unwrap();
+    assert_eq!(store.len(), LIMIT - usize::try_from(signed_out).unwrap());
+    let purged = store.purge_expired(2_000, usize::MAX).await.unwrap();
+    assert!(purged > 0);
+    let left = LIMIT - usize::try_from(signed_out + purged).unwrap();
+    assert_eq!(store.len(), left);
+    // What the count says is what the store holds: exactly that many more fit.
+    for _ in 0..LIMIT - left {
+        let key = SessionId::generate().store_key();
+        assert!(store.create(&key, &Record::new(1_000)).await.unwrap());
+    }
+    assert!(
+        store
+            .create(&SessionId::generate().store_key(), &Record::new(1_000))
+            .await
+            .is_err()
+    );
+}
