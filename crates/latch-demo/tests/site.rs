@@ -863,6 +863,29 @@ async fn cookie_sessions_are_revocable_in_the_demo() {
     }
 }
 
+/// Attack round 10: revoking one device on a cookie store (which keeps no
+/// list of a user's sessions) answered 500; it is "no such device" now.
+#[tokio::test]
+async fn revoking_one_device_on_a_cookie_store_is_no_such_device() {
+    for store in ["cookie-signed", "cookie-encrypted"] {
+        let site = served(store, "revoke-one").await;
+        let mut a = Client::default();
+        a.signup(&site, "mira").await;
+        let key = "ab".repeat(32);
+        let r = a
+            .submit(&site, "/devices", "/devices/revoke", &[("key", &key)])
+            .await;
+        assert_eq!(
+            (r.status, r.location()),
+            (StatusCode::SEE_OTHER, "/devices"),
+            "{store}"
+        );
+        let page = a.get(&site, "/devices").await;
+        assert!(page.body.contains("No such device."), "{store}");
+        assert_eq!(a.me(&site).await, StatusCode::OK, "{store}");
+    }
+}
+
 /// C6, end to end as the attack of issue 11 ran it: a valid session cookie
 /// sent under `<U+00A0>__Host-session` (which browsers store as a different,
 /// unprefixed cookie that any page of the host can set) signs nobody in, and

@@ -172,6 +172,7 @@ pub struct RevokeForm {
 
 /// `POST /devices/revoke`: end one of the user's other sessions.
 pub async fn revoke_device(
+    State(app): State<Arc<AppState>>,
     session: Session,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, AppError> {
@@ -179,8 +180,10 @@ pub async fn revoke_device(
         return Ok(Redirect::to("/login").into_response());
     }
     let revoked = match StoreKey::from_hex(&form.key) {
-        Some(key) => session.revoke_device(&key).await?,
-        None => false,
+        // A cookie store keeps no list of a user's sessions: the devices page
+        // shows only this one, so no key names another device.
+        Some(key) if app.manager.store().is_some() => session.revoke_device(&key).await?,
+        _ => false,
     };
     let msg = if revoked {
         "That device is signed out."
