@@ -426,6 +426,33 @@ async fn flash_messages_are_read_once() {
     assert!(s.take_flashes().await.unwrap().is_empty());
 }
 
+/// Attack round 10: flash messages queued again and again (a script posting
+/// without loading a page) no longer pile up until the cookie outgrows 4 KB
+/// and every request fails: the newest [`latch::MAX_PENDING_FLASHES`] stay.
+#[tokio::test]
+async fn pending_flash_messages_are_bounded_and_the_newest_kept() {
+    let clock = ManualClock::new(T0);
+    let m = manager(Kind::Signed, Keyring::new(SecretKey::generate()), &clock);
+    let mut cookie: Option<String> = None;
+    for i in 0..100 {
+        let s = match &cookie {
+            Some(c) => start(&m, c),
+            None => m.start(std::iter::empty(), Default::default()),
+        };
+        s.flash("success", &format!("Signed out {i} other sessions."))
+            .await
+            .unwrap();
+        let done = m.finish(&s).await.unwrap();
+        cookie = Some(value_of(&done.set_cookie.unwrap()));
+    }
+    let cookie = cookie.unwrap();
+    let flashes = start(&m, &cookie).take_flashes().await.unwrap();
+    let expected: Vec<latch::Flash> = (100 - latch::MAX_PENDING_FLASHES..100)
+        .map(|i| latch::Flash::new("success", format!("Signed out {i} other sessions.")))
+        .collect();
+    assert_eq!(flashes, expected);
+}
+
 #[test]
 fn configuration_errors_are_refused_at_build() {
     let err = SessionManager::builder().build().unwrap_err();

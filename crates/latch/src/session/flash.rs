@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 /// The reserved data key that holds pending flash messages.
 pub(crate) const FLASH_KEY: &str = "_latch.flash";
 
+/// The most flash messages a session keeps pending; queueing one more drops
+/// the oldest. Without a bound, a client that posts again and again without
+/// loading a page in between piled them up until the session outgrew its size
+/// limit (a 4 KB cookie after about 40) and every request failed.
+pub const MAX_PENDING_FLASHES: usize = 10;
+
 /// A message for the user's next page, such as "Signed out.".
 ///
 /// # Example

@@ -13,7 +13,7 @@ use serde_json::Value;
 use futures_util::lock::{Mutex, MutexGuard};
 
 use flash::FLASH_KEY;
-pub use flash::Flash;
+pub use flash::{Flash, MAX_PENDING_FLASHES};
 
 use crate::csrf;
 use crate::engine::Engine;
@@ -610,7 +610,8 @@ impl Session {
         Ok(())
     }
 
-    /// Queue a flash message for the next page.
+    /// Queue a flash message for the next page. At most
+    /// [`MAX_PENDING_FLASHES`] are kept; one more drops the oldest.
     ///
     /// # Errors
     /// A store failure.
@@ -624,6 +625,8 @@ impl Session {
                     _ => Vec::new(),
                 };
                 list.push(flash.clone());
+                let over = list.len().saturating_sub(MAX_PENDING_FLASHES);
+                list.drain(..over);
                 Ok(Value::Array(list))
             }),
         );
