@@ -15,13 +15,16 @@ use latch_axum::csrf::CsrfLayer;
 pub use crate::error::AppError;
 pub use crate::state::AppState;
 
+use crate::known_browsers::KnownBrowsers;
 use crate::limits::{self, Limits};
 use crate::routes::{api, auth, pages};
 use crate::users::Users;
 
 /// The demo's routes with sessions and security headers, counting sign-in
 /// attempts in the session store (or, for cookie sessions, in memory: use
-/// [`router_with`] to share them between instances).
+/// [`router_with`] to share them between instances), and signing
+/// known-browser cookies with a key of its own, made here (use
+/// [`router_with`] to keep them valid across restarts).
 ///
 /// # Panics
 /// Never: the default limits are valid.
@@ -32,10 +35,15 @@ pub fn router(users: Users, manager: SessionManager) -> Router {
         .unwrap_or_else(|| Arc::new(latch::MemoryStore::new()));
     // OK because the default limits are above zero.
     let limits = Limits::new(store, limits::NEW_SESSIONS_PER_CLIENT).expect("valid default limits");
+    let keys = latch::Keyring::new(latch::SecretKey::generate());
+    let secure = manager.cookie_config().is_secure();
+    // OK because the fixed cookie names are valid.
+    let known_browsers = KnownBrowsers::new(&keys, secure).expect("valid cookie names");
     router_with(AppState {
         users,
         manager,
         limits,
+        known_browsers,
         scheme: "http",
         proxies: latch_axum::TrustedProxies::default(),
     })

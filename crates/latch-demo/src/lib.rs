@@ -11,6 +11,7 @@ pub mod error;
 pub mod hashing;
 pub mod html;
 pub mod keys;
+pub mod known_browsers;
 pub mod limits;
 pub mod listener;
 pub mod routes;

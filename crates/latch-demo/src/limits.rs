@@ -10,9 +10,16 @@ use std::time::Duration;
 use latch::SessionStore;
 use latch::throttle::{Throttle, Verdict};
 
+use crate::known_browsers::KnownBrowser;
+
 /// How many sign-in attempts one account gets per window. A successful
 /// sign-in forgives the account's attempts.
 pub const PER_ACCOUNT: u32 = 5;
+
+/// How many sign-in attempts one known browser gets per window for the
+/// account it knows, counted apart from the account's
+/// ([`crate::known_browsers`]): as strict, but strangers cannot spend them.
+pub const PER_KNOWN_BROWSER: u32 = PER_ACCOUNT;
 
 /// How many sign-in attempts one client address (an IPv6 /64) gets per window,
 /// whatever the accounts; successes count too, so a guesser with an account
@@ -35,6 +42,7 @@ pub const WINDOW: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone)]
 pub struct Limits {
     account: Throttle,
+    browser: Throttle,
     client: Throttle,
     sign_up: Throttle,
     new_session: Throttle,
@@ -50,15 +58,22 @@ impl Limits {
         let throttle = |name, limit| Throttle::new(name, limit, WINDOW, Arc::clone(&store));
         Ok(Self {
             account: throttle("demo/sign-in/account", PER_ACCOUNT)?,
+            browser: throttle("demo/sign-in/known-browser", PER_KNOWN_BROWSER)?,
             client: throttle("demo/sign-in/client", PER_CLIENT)?,
             sign_up: throttle("demo/sign-up/client", SIGN_UPS_PER_CLIENT)?,
             new_session: throttle("demo/new-session/client", new_sessions)?,
         })
     }
 
-    /// Count an attempt at `account` from `client`; `Some(wait)` when it must
-    /// be refused. A client over its limit is refused without counting
-    /// against the account, so one guesser cannot lock an account out.
+    /// Count an attempt at `account` from `client`, made by `browser` when
+    /// it is known for that account; `Some(wait)` when it must be refused.
+    ///
+    /// A client over its limit is refused without counting against the
+    /// account, so one guesser cannot lock an account out. A known browser's
+    /// attempts are counted against that browser instead of the account
+    /// (just as strictly), so strangers who spend the account's attempts,
+    /// from however many addresses, do not lock its owner out of the
+    /// browsers they signed in with (attack round ten).
     ///
     /// Both limits are checked before either is counted, so an attempt that
     /// is refused anyway writes nothing: a flood at an account already locked,
@@ -72,9 +87,13 @@ impl Limits {
         &self,
         account: &str,
         client: Option<IpAddr>,
+        browser: Option<&KnownBrowser>,
     ) -> latch::Result<Option<Duration>> {
-        let (client, account) = (client_subject(client), account.to_owned());
-        let both = [(&self.client, &client), (&self.account, &account)];
+        let client = client_subject(client);
+        let both = [
+            (&self.client, client.as_str()),
+            self.sign_in_counter(account, browser),
+        ];
         for (throttle, subject) in both {
             if let Some(retry_after) = wait(throttle.check(subject).await?) {
                 return Ok(Some(retry_after));
@@ -88,12 +107,18 @@ impl Limits {
         Ok(None)
     }
 
-    /// Forgive the account's attempts after a successful sign-in.
+    /// Forgive the attempts counted for a successful sign-in: the account's,
+    /// or the known browser's that made it.
     ///
     /// # Errors
     /// A store failure.
-    pub async fn succeeded(&self, account: &str) -> latch::Result<()> {
-        self.account.forgive(account).await
+    pub async fn succeeded(
+        &self,
+        account: &str,
+        browser: Option<&KnownBrowser>,
+    ) -> latch::Result<()> {
+        let (throttle, subject) = self.sign_in_counter(account, browser);
+        throttle.forgive(subject).await
     }
 
     /// Take back an attempt that was never checked (every hasher was busy):
@@ -101,9 +126,29 @@ impl Limits {
     ///
     /// # Errors
     /// A store failure.
-    pub async fn not_checked(&self, account: &str, client: Option<IpAddr>) -> latch::Result<()> {
-        self.account.release(account).await?;
+    pub async fn not_checked(
+        &self,
+        account: &str,
+        client: Option<IpAddr>,
+        browser: Option<&KnownBrowser>,
+    ) -> latch::Result<()> {
+        let (throttle, subject) = self.sign_in_counter(account, browser);
+        throttle.release(subject).await?;
         self.client.release(&client_subject(client)).await
+    }
+
+    /// The throttle and subject a sign-in at `account` is counted under
+    /// besides its client's: `browser`'s own when it is known, else the
+    /// account's, shared by every stranger.
+    fn sign_in_counter<'a>(
+        &'a self,
+        account: &'a str,
+        browser: Option<&'a KnownBrowser>,
+    ) -> (&'a Throttle, &'a str) {
+        match browser {
+            Some(known) => (&self.browser, known.subject.as_str()),
+            None => (&self.account, account),
+        }
     }
 
     /// Count a sign-up from `client`; `Some(wait)` when it must be refused.
@@ -189,10 +234,10 @@ mod tests {
         let limits = Limits::new(Arc::new(latch::MemoryStore::new()), 10).unwrap();
         let client = Some(IpAddr::from([10, 0, 0, 1]));
         for _ in 0..PER_ACCOUNT * 2 {
-            assert_eq!(limits.attempt("vic", client).await.unwrap(), None);
-            limits.not_checked("vic", client).await.unwrap();
+            assert_eq!(limits.attempt("vic", client, None).await.unwrap(), None);
+            limits.not_checked("vic", client, None).await.unwrap();
         }
-        assert_eq!(limits.attempt("vic", client).await.unwrap(), None);
+        assert_eq!(limits.attempt("vic", client, None).await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -201,14 +246,23 @@ mod tests {
         let limits = Limits::new(store.clone(), 10).unwrap();
         let first: IpAddr = "198.51.100.1".parse().unwrap();
         for _ in 0..PER_ACCOUNT {
-            assert_eq!(limits.attempt("vic", Some(first)).await.unwrap(), None);
+            assert_eq!(
+                limits.attempt("vic", Some(first), None).await.unwrap(),
+                None
+            );
         }
         let counters = store.len();
         // The account is locked: attempts from a thousand new addresses are
         // refused without a counter for any of them.
         for i in 0..1000u32 {
             let client = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            assert!(limits.attempt("vic", Some(client)).await.unwrap().is_some());
+            assert!(
+                limits
+                    .attempt("vic", Some(client), None)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
         }
         assert_eq!(store.len(), counters);
     }
@@ -223,14 +277,58 @@ mod tests {
         for i in 0..500u32 {
             let client = Some(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
             let account = format!("made-up-{i}");
-            assert_eq!(limits.attempt(&account, client).await.unwrap(), None);
-            limits.not_checked(&account, client).await.unwrap();
+            assert_eq!(limits.attempt(&account, client, None).await.unwrap(), None);
+            limits.not_checked(&account, client, None).await.unwrap();
             assert_eq!(limits.sign_up(client).await.unwrap(), None);
             limits.no_sign_up(client).await.unwrap();
             assert_eq!(limits.new_session(client).await.unwrap(), None);
             limits.no_new_session(client).await.unwrap();
         }
         assert!(store.is_empty(), "{} counters left", store.len());
+    }
+
+    #[tokio::test]
+    async fn a_known_browser_has_attempts_of_its_own() {
+        // Attack round ten: strangers spent the account's attempts and its
+        // owner's right password was refused from every address.
+        let limits = Limits::new(Arc::new(latch::MemoryStore::new()), 10).unwrap();
+        let owner = KnownBrowser {
+            subject: "owner's browser".to_owned(),
+        };
+        let at = |i: u32| Some(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+        for i in 0..PER_ACCOUNT {
+            assert_eq!(limits.attempt("vic", at(i), None).await.unwrap(), None);
+        }
+        assert!(limits.attempt("vic", at(99), None).await.unwrap().is_some());
+        // The owner's browser is not held up, and its attempts are capped too.
+        for _ in 0..PER_KNOWN_BROWSER {
+            let made = limits.attempt("vic", at(100), Some(&owner)).await.unwrap();
+            assert_eq!(made, None);
+        }
+        let refused = limits.attempt("vic", at(100), Some(&owner)).await.unwrap();
+        assert!(refused.is_some(), "a known browser guessed without limit");
+        // Its success, or an attempt never checked, forgives its count alone.
+        limits.succeeded("vic", Some(&owner)).await.unwrap();
+        assert!(
+            limits
+                .attempt("vic", at(101), None)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let made = limits.attempt("vic", at(100), Some(&owner)).await.unwrap();
+        assert_eq!(made, None);
+        limits
+            .not_checked("vic", at(100), Some(&owner))
+            .await
+            .unwrap();
+        let other = KnownBrowser {
+            subject: "another browser".to_owned(),
+        };
+        assert_eq!(
+            limits.attempt("vic", at(102), Some(&other)).await.unwrap(),
+            None
+        );
     }
 
     #[test]

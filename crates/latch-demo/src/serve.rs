@@ -12,6 +12,7 @@ use latch_sqlite::SqliteStore;
 
 use crate::app::AppState;
 use crate::config::{Settings, StoreSpec, ensure_parent};
+use crate::known_browsers::KnownBrowsers;
 use crate::limits::Limits;
 use crate::users::Users;
 
@@ -61,7 +62,7 @@ pub async fn manager(settings: &Settings) -> anyhow::Result<SessionManager> {
 /// sessions the SQLite file that holds their revocation markers.
 async fn manager_and_counters(
     settings: &Settings,
-) -> anyhow::Result<(SessionManager, Arc<dyn SessionStore>)> {
+) -> anyhow::Result<(SessionManager, Arc<dyn SessionStore>, Keyring)> {
     let shortest_idle = settings.idle.min(settings.remember_idle);
     let expiry = Expiry::default()
         .idle(settings.idle)
@@ -95,7 +96,7 @@ async fn manager_and_counters(
                 .require_user_index()
                 .keys(keys.clone());
             let builder = if settings.encrypt_at_rest {
-                builder.encrypt_at_rest(keys)
+                builder.encrypt_at_rest(keys.clone())
             } else {
                 builder
             };
@@ -128,15 +129,15 @@ async fn manager_and_counters(
             let markers: Arc<dyn SessionStore> = Arc::new(SqliteStore::open(&users_db)?);
             let builder = builder.revocation_store(Arc::clone(&markers));
             let builder = if settings.store == StoreSpec::CookieSigned {
-                builder.signed_cookies(keys)
+                builder.signed_cookies(keys.clone())
             } else {
-                builder.encrypted_cookies(keys, Aead::default())
+                builder.encrypted_cookies(keys.clone(), Aead::default())
             };
             (builder, markers)
         }
     };
     let manager = builder.build().context("session configuration refused")?;
-    Ok((manager, counters))
+    Ok((manager, counters, keys))
 }
 
 /// The users table for `settings`.
@@ -156,7 +157,7 @@ pub async fn users(settings: &Settings) -> anyhow::Result<Users> {
 /// # Errors
 /// As [`manager`] and [`users`].
 pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Vec<latch::PurgeTask>)> {
-    let (manager, counters) = manager_and_counters(settings).await?;
+    let (manager, counters, keys) = manager_and_counters(settings).await?;
     let users = users(settings).await?;
     let limits = Limits::new(Arc::clone(&counters), settings.new_sessions_per_client)?;
     // Server-side sessions, or the revocation markers of cookie sessions (and
@@ -170,10 +171,12 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Vec<latch::Purg
             .build()?;
         purgers.push(counters.spawn_purger(every, 1000));
     }
+    let known_browsers = KnownBrowsers::new(&keys, !settings.insecure_dev_mode)?;
     let state = AppState {
         users,
         manager,
         limits,
+        known_browsers,
         scheme: settings.public_scheme(),
         proxies: settings.trusted_proxies.clone(),
     };
@@ -354,7 +357,7 @@ mod tests {
                 dir.as_os_str(),
             ])
             .unwrap();
-            let (manager, counters) = manager_and_counters(&Settings::from_args(&args).unwrap())
+            let (manager, counters, _) = manager_and_counters(&Settings::from_args(&args).unwrap())
                 .await
                 .unwrap();
             let sessions = manager.store().unwrap();

@@ -2,6 +2,7 @@
 
 use latch::SessionManager;
 
+use crate::known_browsers::KnownBrowsers;
 use crate::limits::Limits;
 use crate::users::Users;
 
@@ -14,6 +15,9 @@ pub struct AppState {
     pub manager: SessionManager,
     /// Throttling (sign-in, sign-up, new sessions).
     pub limits: Limits,
+    /// Browsers accounts signed in from, whose sign-in attempts are counted
+    /// apart from strangers' (A7).
+    pub known_browsers: KnownBrowsers,
     /// The scheme browsers reach the demo by (`http`, or `https` behind a TLS
     /// proxy or when it serves TLS itself): cross-site checks require it.
     pub scheme: &'static str,

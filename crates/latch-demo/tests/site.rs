@@ -898,8 +898,13 @@ async fn c6_a_planted_cookie_with_a_unicode_space_before_the_name_is_ignored() {
     victim.signup(&site, "victim").await;
     let mut attacker = Client::default();
     attacker.signup(&site, "attacker").await;
-    let real = victim.cookie.clone().unwrap();
-    let planted_value = attacker.cookie.clone().unwrap();
+    let session_pair = |c: &Client| {
+        let jar = c.cookie.clone().unwrap();
+        let pair = jar.split("; ").find(|p| p.starts_with("__Host-session="));
+        pair.unwrap().to_owned()
+    };
+    let real = session_pair(&victim);
+    let planted_value = session_pair(&attacker);
     let planted_value = planted_value.split_once('=').unwrap().1;
     for space in ["\u{a0}", "\u{2000}", "\u{3000}", "\u{85}", "\u{2028}"] {
         let planted = format!("{space}__Host-session={planted_value}");
@@ -994,6 +999,85 @@ async fn a7_sign_in_attempts_are_throttled_per_account() {
         StatusCode::TOO_MANY_REQUESTS,
         "case does not escape"
     );
+}
+
+/// A7, attack round ten: anyone who knew a username spent the account's five
+/// attempts per window, and the owner's right password then got 429 from
+/// every address. A browser the account signed in from carries a signed
+/// known-browser cookie, and its attempts are counted apart from strangers':
+/// the owner signs in from it while strangers are locked out, its own
+/// guesses are capped as strictly, and a cookie that is forged, moved to
+/// another account or missing buys nothing.
+#[tokio::test]
+async fn a7_strangers_cannot_lock_an_owner_out_of_their_known_browser() {
+    use latch_demo::limits::{PER_ACCOUNT, PER_KNOWN_BROWSER};
+    let site = site();
+    let mut owner = Client::default();
+    let signed_up = owner.signup(&site, "gina").await;
+    let known = signed_up
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("__Host-known-browser="))
+        .expect("sign-up makes the browser known");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(known.contains(attribute), "{known} lacks {attribute}");
+    }
+    Client::default().signup(&site, "hank").await;
+    let token = owner.get(&site, "/").await.csrf();
+    owner
+        .post(&site, "/logout", &[("csrf_token", &token)])
+        .await;
+    assert_eq!(owner.me(&site).await, StatusCode::UNAUTHORIZED);
+
+    // The attack: strangers spend the account's attempts.
+    let mut stranger = Client::default();
+    for i in 0..PER_ACCOUNT {
+        let reply = sign_in(&site, &mut stranger, "gina", "a wrong guess").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let locked = sign_in(&site, &mut Client::default(), "gina", "correct horse").await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "strangers");
+
+    // The owner's browser still signs in, and stays known.
+    let reply = sign_in(&site, &mut owner, "GINA", "correct horse").await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(owner.me(&site).await, StatusCode::OK);
+    let token = owner.get(&site, "/").await.csrf();
+    owner
+        .post(&site, "/logout", &[("csrf_token", &token)])
+        .await;
+
+    // Its cookie, tampered with or presented for another account, is a
+    // stranger's: hank's attempts are spent too, and gina's cookie does not
+    // escape that.
+    let jar = owner.cookie.clone().unwrap();
+    let mut tampered = Client {
+        cookie: Some(jar.replacen("__Host-known-browser=", "__Host-known-browser=A", 1)),
+    };
+    let reply = sign_in(&site, &mut tampered, "gina", "correct horse").await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "tampered");
+    for _ in 0..PER_ACCOUNT {
+        sign_in(&site, &mut Client::default(), "hank", "a wrong guess").await;
+    }
+    let mut moved = Client {
+        cookie: Some(jar.clone()),
+    };
+    let reply = sign_in(&site, &mut moved, "hank", "correct horse").await;
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "another account"
+    );
+
+    // The known browser's own guesses are capped as strictly.
+    for i in 0..PER_KNOWN_BROWSER {
+        let reply = sign_in(&site, &mut owner, "gina", "a wrong guess").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "own guess {i}");
+    }
+    let reply = sign_in(&site, &mut owner, "gina", "correct horse").await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "own guesses");
 }
 
 /// A7: one client address gets a bounded number of attempts whatever the
@@ -1149,6 +1233,11 @@ async fn new_sessions_the_store_refuses_are_not_counted() {
         users: Users::open(&dir.join("users.db")).unwrap(),
         manager,
         limits: Limits::new(counters.clone(), NEW_SESSIONS_PER_CLIENT).unwrap(),
+        known_browsers: latch_demo::known_browsers::KnownBrowsers::new(
+            &latch::Keyring::new(latch::SecretKey::generate()),
+            true,
+        )
+        .unwrap(),
         scheme: "http",
         proxies: latch_axum::TrustedProxies::default(),
     };

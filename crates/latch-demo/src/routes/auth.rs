@@ -5,7 +5,8 @@ use std::sync::Arc;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use latch::{Clock as _, SystemClock};
 use latch_axum::{ClientIp, Session};
 use serde::Deserialize;
 
@@ -84,11 +85,12 @@ pub async fn signup(
     }
     match created? {
         Ok(()) => {
-            session.log_in(normalize(&form.username)).await?;
+            let account = normalize(&form.username);
+            session.log_in(&account).await?;
             session
                 .flash("success", "Welcome! Your account is ready.")
                 .await?;
-            Ok(Redirect::to("/").into_response())
+            known_from_now_on(&app, &account, Redirect::to("/").into_response())
         }
         Err(SignupError::Taken) => {
             let msg = "That username is taken; choose another.";
@@ -149,19 +151,26 @@ pub async fn login_form(
 /// `POST /login`: count the attempt (A7), check the password, then
 /// regenerate the session ID (S3). A failure is a 401 with the form again,
 /// saying nothing about which part was wrong; too many attempts are a 429
-/// with `Retry-After`, before any password is hashed.
+/// with `Retry-After`, before any password is hashed. A browser the account
+/// signed in from before is counted apart from strangers
+/// ([`crate::known_browsers`]).
 pub async fn login(
     State(app): State<Arc<AppState>>,
     ClientIp(client): ClientIp,
+    headers: HeaderMap,
     session: Session,
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
     let account = normalize(&form.username);
+    let browser = app
+        .known_browsers
+        .recognise(&headers, &account, SystemClock.now());
+    let browser = browser.as_ref();
     // What can match no account is answered at once, without a counter (a
     // flood of them from ever new addresses would leave one each) or a hash.
     let possible = crate::users::could_sign_in(&account, &form.password);
     if possible {
-        if let Some(wait) = app.limits.attempt(&account, client).await? {
+        if let Some(wait) = app.limits.attempt(&account, client, browser).await? {
             return too_many(&session, "Sign in", "/login", "sign-in attempts", wait).await;
         }
     }
@@ -176,7 +185,7 @@ pub async fn login(
     {
         // Not checked at all: must not count towards a lockout (a flood that
         // starves the hashers would otherwise lock the victim out).
-        app.limits.not_checked(&account, client).await?;
+        app.limits.not_checked(&account, client, browser).await?;
     }
     if !verified? {
         let msg = "Wrong username or password.";
@@ -189,13 +198,26 @@ pub async fn login(
         )
         .await;
     }
-    app.limits.succeeded(&account).await?;
+    app.limits.succeeded(&account, browser).await?;
     session.log_in(&account).await?;
     session
         .set_remember(form.remember.as_deref() == Some("on"))
         .await?;
     session.flash("success", "Signed in.").await?;
-    Ok(Redirect::to("/").into_response())
+    known_from_now_on(&app, &account, Redirect::to("/").into_response())
+}
+
+/// `response` with the cookie that makes this browser known for `account`
+/// (signed in just now), renewed on every sign-in.
+fn known_from_now_on(
+    app: &AppState,
+    account: &str,
+    mut response: Response,
+) -> Result<Response, AppError> {
+    let cookie = app.known_browsers.cookie_for(account, SystemClock.now())?;
+    let cookie = HeaderValue::try_from(cookie).map_err(anyhow::Error::from)?;
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
 }
 
 /// `POST /logout`: delete the session and expire the cookie (E2).
