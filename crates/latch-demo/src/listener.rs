@@ -11,15 +11,17 @@
 //! files), and one client address holds at most `max_per_client` of them; a
 //! connection over a limit is closed as soon as it is accepted, so it holds
 //! nothing. When every place is taken, a newcomer gets the place of the
-//! oldest connection of the client that holds the most (see
-//! `Counts::admit`).
+//! oldest connection of the client that holds the most or, when no client
+//! holds more than the newcomer would, of the connection that has waited
+//! longest on its client (for a request head, a body, or to read a response):
+//! see `Counts::admit`.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -69,28 +71,78 @@ pub fn open_files_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// Open connections, in all and per client, each with the handle that
-/// closes it.
-#[derive(Default)]
+/// How long a connection must have waited on its client before a newcomer
+/// may take its place when no client holds more places than the newcomer
+/// would: an honest request head or body arrives within milliseconds, and a
+/// browser's idle kept-alive connection is cheap to open again.
+const DISPLACEABLE_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a client that had a connection displaced for waiting may not
+/// displace another's.
+const DISPLACED_FOR: Duration = Duration::from_secs(10);
+
+/// Open connections, in all and per client, each with its handle.
 struct Counts {
     open: Mutex<Open>,
+    /// What connections' waiting times count from.
+    epoch: Instant,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Self {
+            open: Mutex::default(),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 #[derive(Default)]
 struct Open {
     total: usize,
     /// Each client's connections, oldest first.
-    per_client: HashMap<IpAddr, VecDeque<(u64, Arc<Notify>)>>,
+    per_client: HashMap<IpAddr, VecDeque<(u64, Arc<Conn>)>>,
     next_id: u64,
+    /// Clients that lately had a connection displaced for waiting, and when
+    /// (after the epoch): see [`Open::displaced_lately`].
+    displaced: HashMap<IpAddr, Duration>,
 }
 
-/// A connection's place in [`Counts`], given back when dropped; `evicted`
-/// fires when a newcomer took its place.
+/// An open connection as [`Counts`] sees it: what closes it, and since when
+/// it waits on its client.
+struct Conn {
+    evicted: Notify,
+    /// Milliseconds after [`Counts::epoch`] since which the connection has
+    /// waited on its client (for a request head or body, or to take a
+    /// response), or [`Conn::NOT_WAITING`] while the server works for it.
+    waiting_since: AtomicU64,
+    epoch: Instant,
+}
+
+impl Conn {
+    const NOT_WAITING: u64 = u64::MAX;
+
+    /// From now on the connection waits on its client.
+    fn waits(&self) {
+        let now = self.epoch.elapsed().as_millis();
+        let now = u64::try_from(now).unwrap_or(Self::NOT_WAITING - 1);
+        self.waiting_since.store(now, Ordering::Relaxed);
+    }
+
+    /// The client has sent what the server needs; the server works.
+    fn works(&self) {
+        self.waiting_since
+            .store(Self::NOT_WAITING, Ordering::Relaxed);
+    }
+}
+
+/// A connection's place in [`Counts`], given back when dropped; its
+/// `evicted` fires when a newcomer took its place.
 struct Admitted {
     counts: Arc<Counts>,
     client: IpAddr,
     id: u64,
-    evicted: Arc<Notify>,
+    conn: Arc<Conn>,
 }
 
 impl Counts {
@@ -101,7 +153,12 @@ impl Counts {
     /// than the newcomer: otherwise a handful of addresses at their per-client
     /// limit (17 x 64 > 1024) kept everyone else out for as long as they
     /// renewed their slow connections (attack round 4). Clients at par are
-    /// never made to take turns.
+    /// never made to take turns for their busy connections; instead the
+    /// connection that has waited longest on its client, for at least
+    /// [`DISPLACEABLE_AFTER`], makes room, unless the newcomer's own client
+    /// was displaced so within [`DISPLACED_FOR`]: otherwise about 1,100
+    /// addresses holding one stalled body or idle connection each kept
+    /// everyone else out (attack round ten).
     fn admit(self: &Arc<Self>, ip: IpAddr, limits: &ConnLimits) -> Option<Admitted> {
         let client = client_network(ip);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
@@ -115,38 +172,100 @@ impl Counts {
                 .iter()
                 .map(|(c, conns)| (*c, conns.len()))
                 .max_by_key(|(_, n)| *n)?;
-            if most <= mine + 1 {
-                return None;
-            }
-            open.remove_oldest(heaviest)?.notify_one();
+            let displaced = if most > mine + 1 {
+                open.remove_oldest(heaviest)
+            } else {
+                let now = self.epoch.elapsed();
+                if open.displaced_lately(client, now) {
+                    return None;
+                }
+                let since = now.checked_sub(DISPLACEABLE_AFTER);
+                let since = since.and_then(|d| u64::try_from(d.as_millis()).ok());
+                let (displaced, whose) = since.and_then(|s| open.remove_longest_waiting(s))?;
+                open.note_displaced(whose, now, limits.max_connections);
+                Some(displaced)
+            };
+            displaced?.evicted.notify_one();
         }
         let id = open.next_id;
         open.next_id += 1;
         open.total += 1;
-        let evicted = Arc::new(Notify::new());
+        let conn = Arc::new(Conn {
+            evicted: Notify::new(),
+            waiting_since: AtomicU64::new(Conn::NOT_WAITING),
+            epoch: self.epoch,
+        });
+        conn.waits();
         open.per_client
             .entry(client)
             .or_default()
-            .push_back((id, Arc::clone(&evicted)));
+            .push_back((id, Arc::clone(&conn)));
         Some(Admitted {
             counts: Arc::clone(self),
             client,
             id,
-            evicted,
+            conn,
         })
     }
 }
 
 impl Open {
     /// Take `client`'s oldest connection off the books; its handle.
-    fn remove_oldest(&mut self, client: IpAddr) -> Option<Arc<Notify>> {
+    fn remove_oldest(&mut self, client: IpAddr) -> Option<Arc<Conn>> {
         let conns = self.per_client.get_mut(&client)?;
-        let (_, evict) = conns.pop_front()?;
+        let (_, conn) = conns.pop_front()?;
         if conns.is_empty() {
             self.per_client.remove(&client);
         }
         self.total -= 1;
-        Some(evict)
+        Some(conn)
+    }
+
+    /// Whether `client` had a connection displaced for waiting within the
+    /// last [`DISPLACED_FOR`] (`now` after the epoch): such a client may
+    /// take a free place but not displace anyone, so addresses that take
+    /// turns holding every place cannot keep all of them too fresh to
+    /// displace (each address displaces at most once per period).
+    fn displaced_lately(&self, client: IpAddr, now: Duration) -> bool {
+        self.displaced
+            .get(&client)
+            .is_some_and(|at| now.saturating_sub(*at) < DISPLACED_FOR)
+    }
+
+    /// Remember that `client` had a connection displaced at `now`, forgetting
+    /// what is older than [`DISPLACED_FOR`] once more clients than four
+    /// times the places are remembered (a place is displaced at most once a
+    /// second per address, so the list stays bounded).
+    fn note_displaced(&mut self, client: IpAddr, now: Duration, places: usize) {
+        if self.displaced.len() >= places.saturating_mul(4).max(64) {
+            self.displaced
+                .retain(|_, at| now.saturating_sub(*at) < DISPLACED_FOR);
+        }
+        self.displaced.insert(client, now);
+    }
+
+    /// Take the connection that has waited longest on its client off the
+    /// books, if it has waited since `since` (milliseconds after the
+    /// epoch) or longer; its handle and client. Runs only when every place
+    /// is taken, over at most `max_connections` entries.
+    fn remove_longest_waiting(&mut self, since: u64) -> Option<(Arc<Conn>, IpAddr)> {
+        let (client, at, _) = self
+            .per_client
+            .iter()
+            .flat_map(|(client, conns)| {
+                conns.iter().enumerate().map(move |(at, (_, conn))| {
+                    (*client, at, conn.waiting_since.load(Ordering::Relaxed))
+                })
+            })
+            .filter(|(_, _, waiting)| *waiting <= since)
+            .min_by_key(|(_, _, waiting)| *waiting)?;
+        let conns = self.per_client.get_mut(&client)?;
+        let (_, conn) = conns.remove(at)?;
+        if conns.is_empty() {
+            self.per_client.remove(&client);
+        }
+        self.total -= 1;
+        Some((conn, client))
     }
 }
 
@@ -210,19 +329,31 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let body_timeout = limits.body_timeout;
+        let conn = Arc::clone(&admitted.conn);
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            // The head is in: the connection waits on its client again only
+            // for a body, until the body is in, and once the response is
+            // ready (for the client to take it, then send its next request).
+            if http_body::Body::is_end_stream(req.body()) {
+                conn.works();
+            } else {
+                conn.waits();
+            }
             let expired = Arc::new(AtomicBool::new(false));
-            let deadline = |body| Deadline::new(body, body_timeout, Arc::clone(&expired));
+            let deadline =
+                |body| Deadline::new(body, body_timeout, Arc::clone(&expired), Arc::clone(&conn));
             let mut req = req.map(|body| axum::body::Body::new(deadline(body)));
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
             let mut router = router.clone();
             let refused = ill_framed(&req);
+            let conn = Arc::clone(&conn);
             async move {
                 if let Some(why) = refused {
                     return Ok(closing(http::StatusCode::BAD_REQUEST, why));
                 }
                 let response = tower_service::Service::call(&mut router, req).await;
                 let response = response.unwrap_or_else(|never| match never {});
+                conn.waits();
                 // The handler saw a failed body read, which its extractor
                 // calls a 400; the client was too slow, which is a 408.
                 if expired.load(Ordering::Relaxed) {
@@ -236,7 +367,7 @@ pub async fn serve(
         let tls = tls.clone();
         let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            let evicted = Arc::clone(&admitted.evicted);
+            let conn = Arc::clone(&admitted.conn);
             let served = async move {
                 match tls {
                     None => {
@@ -263,7 +394,7 @@ pub async fn serve(
                 ended = served => if let Err(e) = ended {
                     tracing::debug!("connection ended: {e}");
                 },
-                () = evicted.notified() => {
+                () = conn.evicted.notified() => {
                     tracing::debug!(client = %addr.ip(), "server full; closed this client's oldest connection for a newcomer");
                 }
             }
@@ -322,22 +453,24 @@ pin_project_lite::pin_project! {
     /// A request body that must arrive whole within its deadline: past it,
     /// reading fails and `expired` is set (the request is answered 408 and the
     /// connection closed), so a client cannot hold a connection by trickling a
-    /// body.
+    /// body. Once it is in, its connection no longer waits on the client.
     struct Deadline<B> {
         #[pin]
         body: B,
         #[pin]
         sleep: tokio::time::Sleep,
         expired: Arc<AtomicBool>,
+        conn: Arc<Conn>,
     }
 }
 
 impl<B> Deadline<B> {
-    fn new(body: B, within: Duration, expired: Arc<AtomicBool>) -> Self {
+    fn new(body: B, within: Duration, expired: Arc<AtomicBool>, conn: Arc<Conn>) -> Self {
         Self {
             body,
             sleep: tokio::time::sleep(within),
             expired,
+            conn,
         }
     }
 }
@@ -366,8 +499,11 @@ where
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        if let std::task::Poll::Ready(frame) = this.body.poll_frame(cx) {
+        let mut this = self.project();
+        if let std::task::Poll::Ready(frame) = this.body.as_mut().poll_frame(cx) {
+            if frame.is_none() || this.body.is_end_stream() {
+                this.conn.works();
+            }
             return std::task::Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         match this.sleep.poll(cx) {
@@ -435,7 +571,7 @@ mod tests {
         let n = counts.admit(newcomer, &limits).expect("a place made");
         // A stored permit makes `notified` ready at its first poll.
         async fn fired(a: &Admitted) -> bool {
-            tokio::time::timeout(Duration::ZERO, a.evicted.notified())
+            tokio::time::timeout(Duration::ZERO, a.conn.evicted.notified())
                 .await
                 .is_ok()
         }
@@ -460,6 +596,65 @@ mod tests {
             "no one heavier"
         );
         drop(n);
+        assert_eq!(counts.open.lock().expect("lock").total, 3);
+    }
+
+    /// Attack round ten: about 1,100 addresses, each holding one stalled
+    /// body or idle connection, took every place, and as no client held more
+    /// than another, newcomers were refused. Now the connection that has
+    /// waited longest on its client (at least `DISPLACEABLE_AFTER`) makes
+    /// room; one the server is working for never does.
+    #[tokio::test]
+    async fn when_full_at_par_the_connection_waiting_longest_makes_room() {
+        let limits = ConnLimits {
+            header_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(1),
+            max_connections: 3,
+            max_per_client: 3,
+        };
+        let counts = Arc::new(Counts {
+            open: Mutex::default(),
+            epoch: Instant::now() - Duration::from_secs(60),
+        });
+        let at = |i: u8| IpAddr::from([10, 0, 0, i]);
+        let stalled = counts.admit(at(1), &limits).expect("first");
+        let working = counts.admit(at(2), &limits).expect("second");
+        let idle = counts.admit(at(3), &limits).expect("third");
+        stalled.conn.waiting_since.store(1_000, Ordering::Relaxed);
+        working.conn.works();
+        idle.conn.waiting_since.store(30_000, Ordering::Relaxed);
+        async fn fired(a: &Admitted) -> bool {
+            tokio::time::timeout(Duration::ZERO, a.conn.evicted.notified())
+                .await
+                .is_ok()
+        }
+        let d = counts
+            .admit(at(4), &limits)
+            .expect("the longest waiting goes");
+        assert!(
+            fired(&stalled).await,
+            "the stalled body's connection closes"
+        );
+        assert!(!fired(&idle).await && !fired(&working).await, "only one");
+        let _e = counts
+            .admit(at(5), &limits)
+            .expect("the idle one goes next");
+        assert!(fired(&idle).await);
+        // A client displaced lately displaces no one (for DISPLACED_FOR),
+        // so addresses taking turns cannot keep every place fresh.
+        d.conn.waiting_since.store(2_000, Ordering::Relaxed);
+        assert!(counts.admit(at(1), &limits).is_none(), "displaced lately");
+        assert!(!fired(&d).await);
+        let _f = counts.admit(at(7), &limits).expect("a newcomer may");
+        assert!(fired(&d).await);
+        // Left: one the server works for, and two that just came: refused.
+        assert!(counts.admit(at(6), &limits).is_none(), "none waited long");
+        working.conn.waits();
+        assert!(
+            counts.admit(at(6), &limits).is_none(),
+            "not for a second yet"
+        );
+        assert!(!fired(&working).await);
         assert_eq!(counts.open.lock().expect("lock").total, 3);
     }
 

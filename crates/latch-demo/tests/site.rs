@@ -52,6 +52,8 @@ fn site() -> Site {
 #[derive(Clone, Default)]
 struct Client {
     cookie: Option<String>,
+    /// The address the site sees (none: the in-process default, "unknown").
+    peer: Option<std::net::SocketAddr>,
 }
 
 struct Reply {
@@ -76,6 +78,10 @@ impl Client {
     async fn send(&mut self, site: &Site, req: http::request::Builder, body: Body) -> Reply {
         let req = match &self.cookie {
             Some(c) => req.header(header::COOKIE, c),
+            None => req,
+        };
+        let req = match self.peer {
+            Some(peer) => req.extension(axum::extract::ConnectInfo(peer)),
             None => req,
         };
         let res = site
@@ -243,6 +249,7 @@ async fn sign_in_regenerates_the_session_id() {
     assert_eq!(c.me(&site).await, StatusCode::OK);
     let mut fixated = Client {
         cookie: Some(before),
+        peer: None,
     };
     assert_eq!(
         fixated.me(&site).await,
@@ -367,6 +374,7 @@ async fn sign_out_kills_the_session_and_a_replay_is_refused() {
     );
     let mut replay = Client {
         cookie: Some(cookie),
+        peer: None,
     };
     assert_eq!(replay.me(&site).await, StatusCode::UNAUTHORIZED);
     let profile = replay.get(&site, "/profile").await;
@@ -845,7 +853,10 @@ async fn cookie_sessions_are_revocable_in_the_demo() {
             StatusCode::OK,
             "{store}: this device signed out"
         );
-        let mut replay = Client { cookie: copy };
+        let mut replay = Client {
+            cookie: copy,
+            peer: None,
+        };
         assert_eq!(
             replay.me(&site).await,
             StatusCode::UNAUTHORIZED,
@@ -854,7 +865,10 @@ async fn cookie_sessions_are_revocable_in_the_demo() {
         let fresh = a.cookie.clone();
         let token = a.get(&site, "/").await.csrf();
         a.post(&site, "/logout", &[("csrf_token", &token)]).await;
-        let mut replay = Client { cookie: fresh };
+        let mut replay = Client {
+            cookie: fresh,
+            peer: None,
+        };
         assert_eq!(
             replay.me(&site).await,
             StatusCode::UNAUTHORIZED,
@@ -910,11 +924,13 @@ async fn c6_a_planted_cookie_with_a_unicode_space_before_the_name_is_ignored() {
         let planted = format!("{space}__Host-session={planted_value}");
         let mut alone = Client {
             cookie: Some(planted.clone()),
+            peer: None,
         };
         assert_eq!(alone.me(&site).await, StatusCode::UNAUTHORIZED, "{space:?}");
         for header in [format!("{planted}; {real}"), format!("{real}; {planted}")] {
             let mut both = Client {
                 cookie: Some(header),
+                peer: None,
             };
             let reply = both.get(&site, "/api/me").await;
             assert_eq!(reply.status, StatusCode::OK, "{space:?}");
@@ -1055,6 +1071,7 @@ async fn a7_strangers_cannot_lock_an_owner_out_of_their_known_browser() {
     let jar = owner.cookie.clone().unwrap();
     let mut tampered = Client {
         cookie: Some(jar.replacen("__Host-known-browser=", "__Host-known-browser=A", 1)),
+        peer: None,
     };
     let reply = sign_in(&site, &mut tampered, "gina", "correct horse").await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "tampered");
@@ -1063,6 +1080,7 @@ async fn a7_strangers_cannot_lock_an_owner_out_of_their_known_browser() {
     }
     let mut moved = Client {
         cookie: Some(jar.clone()),
+        peer: None,
     };
     let reply = sign_in(&site, &mut moved, "hank", "correct horse").await;
     assert_eq!(
@@ -1078,6 +1096,73 @@ async fn a7_strangers_cannot_lock_an_owner_out_of_their_known_browser() {
     }
     let reply = sign_in(&site, &mut owner, "gina", "correct horse").await;
     assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "own guesses");
+}
+
+/// Attack round ten: one account signed in 152 times with "remember me" and
+/// kept every session, to fill a bounded store. A sign-in past
+/// `MAX_SESSIONS_PER_ACCOUNT` ends the account's sessions used longest ago;
+/// the others, and other accounts', go on.
+#[tokio::test]
+async fn an_accounts_sessions_are_capped_and_the_longest_unused_end() {
+    use latch_demo::routes::auth::MAX_SESSIONS_PER_ACCOUNT;
+    let dir = std::env::temp_dir().join(format!(
+        "latch-demo-test-cap-{}-{}",
+        std::process::id(),
+        &latch::SessionId::generate().store_key().to_hex()[..12]
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let clock = latch::ManualClock::new(1_800_000_000);
+    let manager = SessionManager::builder()
+        .store(MemoryStore::new())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let site = Site {
+        app: latch_demo::app::router(Users::open(&dir.join("users.db")).unwrap(), manager),
+        _dir: Arc::new(TempDir(dir)),
+        _purger: Arc::default(),
+    };
+    let mut other = Client::default();
+    other.signup(&site, "judy").await;
+    let mut first = Client::default();
+    first.signup(&site, "ivan").await;
+    let mut devices = vec![first];
+    let extra = 3;
+    for i in 1..MAX_SESSIONS_PER_ACCOUNT + extra {
+        // Each from an address of its own (an address gets 20 sign-ins per
+        // window) and a second after the last, so "used longest ago" is
+        // the order of sign-in.
+        clock.advance(1);
+        let peer = std::net::SocketAddr::from(([10, 0, 0, u8::try_from(i).unwrap()], 5000));
+        let mut device = Client {
+            cookie: None,
+            peer: Some(peer),
+        };
+        let reply = sign_in(&site, &mut device, "ivan", "correct horse").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SEE_OTHER,
+            "sign-in {i}: {}",
+            reply.body
+        );
+        devices.push(device);
+    }
+    let alive: Vec<bool> = {
+        let mut alive = Vec::new();
+        for device in &mut devices {
+            alive.push(device.me(&site).await == StatusCode::OK);
+        }
+        alive
+    };
+    let expected: Vec<bool> = (0..devices.len()).map(|i| i >= extra).collect();
+    assert_eq!(alive, expected, "sessions ended past the cap");
+    assert_eq!(other.me(&site).await, StatusCode::OK, "another account's");
+    let listed = devices.last_mut().unwrap().get(&site, "/devices").await;
+    assert_eq!(
+        listed.body.matches("action=\"/devices/revoke\"").count(),
+        MAX_SESSIONS_PER_ACCOUNT - 1,
+        "every other session is listed with a revoke button"
+    );
 }
 
 /// A7: one client address gets a bounded number of attempts whatever the
@@ -1478,6 +1563,7 @@ async fn the_demo_binds_sessions_to_the_device() {
         .join("; ");
     let mut thief = Client {
         cookie: Some(session_only),
+        peer: None,
     };
     assert_eq!(thief.me(&site).await, StatusCode::UNAUTHORIZED);
     assert_eq!(c.me(&site).await, StatusCode::OK);

@@ -6,7 +6,7 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use latch::{Clock as _, SystemClock};
+use latch::{Clock as _, ErrorKind, SystemClock};
 use latch_axum::{ClientIp, Session};
 use serde::Deserialize;
 
@@ -200,11 +200,39 @@ pub async fn login(
     }
     app.limits.succeeded(&account, browser).await?;
     session.log_in(&account).await?;
+    end_sessions_past_the_cap(&session).await?;
     session
         .set_remember(form.remember.as_deref() == Some("on"))
         .await?;
     session.flash("success", "Signed in.").await?;
     known_from_now_on(&app, &account, Redirect::to("/").into_response())
+}
+
+/// How many sessions one account may have at once. A sign-in beyond that
+/// ends the account's sessions used longest ago, so that one account
+/// signing in again and again ("remember me" lasts 30 days) cannot fill a
+/// bounded store (attack round ten kept 152 on one account).
+pub const MAX_SESSIONS_PER_ACCOUNT: usize = 20;
+
+/// End the signed-in account's other sessions used longest ago, leaving
+/// room for this one within [`MAX_SESSIONS_PER_ACCOUNT`]. Cookie sessions
+/// have no list to bound (and take no room on the server).
+async fn end_sessions_past_the_cap(session: &Session) -> Result<(), AppError> {
+    let devices = match session.devices().await {
+        Ok(list) => list,
+        Err(e) if e.kind() == &ErrorKind::InvalidConfig => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let this = session.store_key().await?;
+    let mut others: Vec<_> = devices.iter().filter(|d| Some(d.key) != this).collect();
+    let Some(over) = (others.len() + 1).checked_sub(MAX_SESSIONS_PER_ACCOUNT) else {
+        return Ok(());
+    };
+    others.sort_by_key(|d| (d.last_seen, d.created_at));
+    for oldest in &others[..over] {
+        session.revoke_device(&oldest.key).await?;
+    }
+    Ok(())
 }
 
 /// `response` with the cookie that makes this browser known for `account`
