@@ -71,11 +71,15 @@ pub fn open_files_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// How long a connection must have waited on its client before a newcomer
-/// may take its place when no client holds more places than the newcomer
-/// would: an honest request head or body arrives within milliseconds, and a
-/// browser's idle kept-alive connection is cheap to open again.
-const DISPLACEABLE_AFTER: Duration = Duration::from_secs(1);
+/// How long a request body may take before a newcomer may take its
+/// connection's place, when no client holds more places than the newcomer
+/// would, if it arrives slower than [`MIN_BODY_RATE`]: the demo's bodies
+/// (forms, 1 KiB of JSON) arrive in one packet.
+const SLOW_BODY_AFTER: Duration = Duration::from_secs(1);
+
+/// Bytes per second below which a body that has taken [`SLOW_BODY_AFTER`]
+/// is slow (Apache's `mod_reqtimeout` uses the same minimum rate).
+const MIN_BODY_RATE: u64 = 500;
 
 /// How long a client that had a connection displaced for waiting may not
 /// displace another's.
@@ -108,31 +112,75 @@ struct Open {
     displaced: HashMap<IpAddr, Duration>,
 }
 
-/// An open connection as [`Counts`] sees it: what closes it, and since when
-/// it waits on its client.
+/// An open connection as [`Counts`] sees it: what closes it, and what it
+/// waits for. The fields are read without a lock by a newcomer looking for
+/// a place, so they may be a moment out of date: a heuristic, never a
+/// safety property.
 struct Conn {
     evicted: Notify,
     /// Milliseconds after [`Counts::epoch`] since which the connection has
-    /// waited on its client (for a request head or body, or to take a
-    /// response), or [`Conn::NOT_WAITING`] while the server works for it.
-    waiting_since: AtomicU64,
+    /// been idle (a new connection, or one kept alive after a response,
+    /// which waits for a request head or for the client to read), or since
+    /// which its request's body has been arriving, or [`Conn::WORKING`]
+    /// while the server works on a request.
+    since: AtomicU64,
+    /// Whether `since` counts a body arriving (not idleness).
+    in_body: AtomicBool,
+    /// Body bytes received since `since`.
+    body_bytes: AtomicU64,
     epoch: Instant,
 }
 
 impl Conn {
-    const NOT_WAITING: u64 = u64::MAX;
+    const WORKING: u64 = u64::MAX;
 
-    /// From now on the connection waits on its client.
-    fn waits(&self) {
-        let now = self.epoch.elapsed().as_millis();
-        let now = u64::try_from(now).unwrap_or(Self::NOT_WAITING - 1);
-        self.waiting_since.store(now, Ordering::Relaxed);
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(Self::WORKING - 1)
+    }
+
+    /// From now on the connection is idle: it waits for a request, or for
+    /// the client to read a response.
+    fn idles(&self) {
+        self.in_body.store(false, Ordering::Relaxed);
+        self.since.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// From now on a request body is arriving.
+    fn receives_body(&self) {
+        self.body_bytes.store(0, Ordering::Relaxed);
+        self.in_body.store(true, Ordering::Relaxed);
+        self.since.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// `n` more bytes of the body arrived.
+    fn received(&self, n: usize) {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        self.body_bytes.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The client has sent what the server needs; the server works.
     fn works(&self) {
-        self.waiting_since
-            .store(Self::NOT_WAITING, Ordering::Relaxed);
+        self.since.store(Self::WORKING, Ordering::Relaxed);
+    }
+
+    /// Since when (milliseconds after the epoch) this connection may make
+    /// room for a newcomer at `now`: since it went idle, or since its body
+    /// began when that body has taken [`SLOW_BODY_AFTER`] and arrives slower
+    /// than [`MIN_BODY_RATE`]; `None` while the server works for it or its
+    /// body arrives at a decent pace.
+    fn displaceable_since(&self, now: u64) -> Option<u64> {
+        let since = self.since.load(Ordering::Relaxed);
+        if since == Self::WORKING {
+            return None;
+        }
+        if !self.in_body.load(Ordering::Relaxed) {
+            return Some(since);
+        }
+        let took = now.saturating_sub(since);
+        let slow_after = u64::try_from(SLOW_BODY_AFTER.as_millis()).unwrap_or(u64::MAX);
+        let bytes = self.body_bytes.load(Ordering::Relaxed);
+        let slow = took >= slow_after && bytes.saturating_mul(1000) < MIN_BODY_RATE * took;
+        slow.then_some(since)
     }
 }
 
@@ -153,12 +201,14 @@ impl Counts {
     /// than the newcomer: otherwise a handful of addresses at their per-client
     /// limit (17 x 64 > 1024) kept everyone else out for as long as they
     /// renewed their slow connections (attack round 4). Clients at par are
-    /// never made to take turns for their busy connections; instead the
-    /// connection that has waited longest on its client, for at least
-    /// [`DISPLACEABLE_AFTER`], makes room, unless the newcomer's own client
-    /// was displaced so within [`DISPLACED_FOR`]: otherwise about 1,100
-    /// addresses holding one stalled body or idle connection each kept
-    /// everyone else out (attack round ten).
+    /// never made to take turns for the connections the server works for;
+    /// instead the connection idle longest, or with the slowest body (see
+    /// [`Conn::displaceable_since`]), makes room, unless the newcomer's own
+    /// client was displaced so within [`DISPLACED_FOR`]: otherwise about
+    /// 1,100 addresses holding one stalled body or idle connection each kept
+    /// everyone else out (attack round ten), and so did addresses sending a
+    /// small request every 0.9 s on kept-alive connections (its second
+    /// attack).
     fn admit(self: &Arc<Self>, ip: IpAddr, limits: &ConnLimits) -> Option<Admitted> {
         let client = client_network(ip);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
@@ -179,9 +229,8 @@ impl Counts {
                 if open.displaced_lately(client, now) {
                     return None;
                 }
-                let since = now.checked_sub(DISPLACEABLE_AFTER);
-                let since = since.and_then(|d| u64::try_from(d.as_millis()).ok());
-                let (displaced, whose) = since.and_then(|s| open.remove_longest_waiting(s))?;
+                let now_ms = u64::try_from(now.as_millis()).unwrap_or(Conn::WORKING - 1);
+                let (displaced, whose) = open.remove_longest_waiting(now_ms)?;
                 open.note_displaced(whose, now, limits.max_connections);
                 Some(displaced)
             };
@@ -192,10 +241,12 @@ impl Counts {
         open.total += 1;
         let conn = Arc::new(Conn {
             evicted: Notify::new(),
-            waiting_since: AtomicU64::new(Conn::NOT_WAITING),
+            since: AtomicU64::new(Conn::WORKING),
+            in_body: AtomicBool::new(false),
+            body_bytes: AtomicU64::new(0),
             epoch: self.epoch,
         });
-        conn.waits();
+        conn.idles();
         open.per_client
             .entry(client)
             .or_default()
@@ -244,21 +295,20 @@ impl Open {
         self.displaced.insert(client, now);
     }
 
-    /// Take the connection that has waited longest on its client off the
-    /// books, if it has waited since `since` (milliseconds after the
-    /// epoch) or longer; its handle and client. Runs only when every place
-    /// is taken, over at most `max_connections` entries.
-    fn remove_longest_waiting(&mut self, since: u64) -> Option<(Arc<Conn>, IpAddr)> {
+    /// Take the connection that may make room at `now` (milliseconds after
+    /// the epoch) and has been idle or receiving a slow body the longest off
+    /// the books; its handle and client. Runs only when every place is
+    /// taken, over at most `max_connections` entries.
+    fn remove_longest_waiting(&mut self, now: u64) -> Option<(Arc<Conn>, IpAddr)> {
         let (client, at, _) = self
             .per_client
             .iter()
             .flat_map(|(client, conns)| {
-                conns.iter().enumerate().map(move |(at, (_, conn))| {
-                    (*client, at, conn.waiting_since.load(Ordering::Relaxed))
+                conns.iter().enumerate().filter_map(move |(at, (_, conn))| {
+                    Some((*client, at, conn.displaceable_since(now)?))
                 })
             })
-            .filter(|(_, _, waiting)| *waiting <= since)
-            .min_by_key(|(_, _, waiting)| *waiting)?;
+            .min_by_key(|(_, _, since)| *since)?;
         let conns = self.per_client.get_mut(&client)?;
         let (_, conn) = conns.remove(at)?;
         if conns.is_empty() {
@@ -331,13 +381,13 @@ pub async fn serve(
         let body_timeout = limits.body_timeout;
         let conn = Arc::clone(&admitted.conn);
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            // The head is in: the connection waits on its client again only
-            // for a body, until the body is in, and once the response is
-            // ready (for the client to take it, then send its next request).
+            // The head is in: the server works, but for a body still to
+            // come; once the response is ready the connection is idle (the
+            // client takes the response, then may send another request).
             if http_body::Body::is_end_stream(req.body()) {
                 conn.works();
             } else {
-                conn.waits();
+                conn.receives_body();
             }
             let expired = Arc::new(AtomicBool::new(false));
             let deadline =
@@ -353,7 +403,7 @@ pub async fn serve(
                 }
                 let response = tower_service::Service::call(&mut router, req).await;
                 let response = response.unwrap_or_else(|never| match never {});
-                conn.waits();
+                conn.idles();
                 // The handler saw a failed body read, which its extractor
                 // calls a 400; the client was too slow, which is a 408.
                 if expired.load(Ordering::Relaxed) {
@@ -501,6 +551,10 @@ where
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
         if let std::task::Poll::Ready(frame) = this.body.as_mut().poll_frame(cx) {
+            if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(|f| f.data_ref())) {
+                this.conn
+                    .received(data.map_or(0, hyper::body::Buf::remaining));
+            }
             if frame.is_none() || this.body.is_end_stream() {
                 this.conn.works();
             }
@@ -539,10 +593,15 @@ mod tests {
         let counts = Arc::new(Counts::default());
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
-        let a1 = counts.admit(a, &limits).expect("first");
-        let _a2 = counts.admit(a, &limits).expect("second");
+        // Each connection at work (an idle one could make room).
+        let working = |ip| {
+            let admitted = counts.admit(ip, &limits);
+            admitted.inspect(|a| a.conn.works())
+        };
+        let a1 = working(a).expect("first");
+        let _a2 = working(a).expect("second");
         assert!(counts.admit(a, &limits).is_none(), "third from one client");
-        let _b1 = counts.admit(b, &limits).expect("another client");
+        let _b1 = working(b).expect("another client");
         // Full, and b would hold as many as a: no eviction, refused.
         assert!(counts.admit(b, &limits).is_none(), "over the total");
         drop(a1);
@@ -564,11 +623,14 @@ mod tests {
         let heavy: IpAddr = [10, 0, 0, 1].into();
         let light: IpAddr = [10, 0, 0, 2].into();
         let newcomer: IpAddr = [10, 0, 0, 3].into();
-        let h: Vec<Admitted> = (0..3)
-            .map(|_| counts.admit(heavy, &limits).expect("heavy"))
-            .collect();
-        let _l = counts.admit(light, &limits).expect("light");
-        let n = counts.admit(newcomer, &limits).expect("a place made");
+        // Each connection at work (an idle one could make room).
+        let working = |ip| {
+            let admitted = counts.admit(ip, &limits);
+            admitted.inspect(|a| a.conn.works())
+        };
+        let h: Vec<Admitted> = (0..3).map(|_| working(heavy).expect("heavy")).collect();
+        let _l = working(light).expect("light");
+        let n = working(newcomer).expect("a place made");
         // A stored permit makes `notified` ready at its first poll.
         async fn fired(a: &Admitted) -> bool {
             tokio::time::timeout(Duration::ZERO, a.conn.evicted.notified())
@@ -588,9 +650,7 @@ mod tests {
         // Now heavy holds 2, light 1, newcomer 1: a second newcomer displaces
         // heavy again, but a client at par with the heaviest is refused.
         let second: IpAddr = [10, 0, 0, 4].into();
-        let _s = counts
-            .admit(second, &limits)
-            .expect("heavy still holds the most");
+        let _s = working(second).expect("heavy still holds the most");
         assert!(
             counts.admit([10, 0, 0, 5].into(), &limits).is_none(),
             "no one heavier"
@@ -601,61 +661,59 @@ mod tests {
 
     /// Attack round ten: about 1,100 addresses, each holding one stalled
     /// body or idle connection, took every place, and as no client held more
-    /// than another, newcomers were refused. Now the connection that has
-    /// waited longest on its client (at least `DISPLACEABLE_AFTER`) makes
-    /// room; one the server is working for never does.
+    /// than another, newcomers were refused. Now the connection idle
+    /// longest, or with the slowest body, makes room; one the server is
+    /// working for, or whose body arrives at a decent pace, never does; and
+    /// a client displaced so displaces no one for a while.
     #[tokio::test]
-    async fn when_full_at_par_the_connection_waiting_longest_makes_room() {
+    async fn when_full_at_par_the_connection_idle_longest_or_slowest_makes_room() {
         let limits = ConnLimits {
             header_timeout: Duration::from_secs(1),
             body_timeout: Duration::from_secs(1),
-            max_connections: 3,
-            max_per_client: 3,
+            max_connections: 4,
+            max_per_client: 4,
         };
         let counts = Arc::new(Counts {
             open: Mutex::default(),
             epoch: Instant::now() - Duration::from_secs(60),
         });
         let at = |i: u8| IpAddr::from([10, 0, 0, i]);
-        let stalled = counts.admit(at(1), &limits).expect("first");
-        let working = counts.admit(at(2), &limits).expect("second");
-        let idle = counts.admit(at(3), &limits).expect("third");
-        stalled.conn.waiting_since.store(1_000, Ordering::Relaxed);
+        let place = |i| counts.admit(at(i), &limits).expect("a place");
+        let (stalled, uploading, working, idle) = (place(1), place(2), place(3), place(4));
+        // Bodies that began 50 s ago: one has 10 bytes, the other 50 KB.
+        for (conn, bytes) in [(&stalled.conn, 10), (&uploading.conn, 50_000)] {
+            conn.receives_body();
+            conn.since.fetch_sub(50_000, Ordering::Relaxed);
+            conn.received(bytes);
+        }
         working.conn.works();
-        idle.conn.waiting_since.store(30_000, Ordering::Relaxed);
+        idle.conn.idles();
+        idle.conn.since.fetch_sub(10_000, Ordering::Relaxed);
         async fn fired(a: &Admitted) -> bool {
             tokio::time::timeout(Duration::ZERO, a.conn.evicted.notified())
                 .await
                 .is_ok()
         }
-        let d = counts
-            .admit(at(4), &limits)
-            .expect("the longest waiting goes");
-        assert!(
-            fired(&stalled).await,
-            "the stalled body's connection closes"
-        );
-        assert!(!fired(&idle).await && !fired(&working).await, "only one");
-        let _e = counts
-            .admit(at(5), &limits)
-            .expect("the idle one goes next");
-        assert!(fired(&idle).await);
-        // A client displaced lately displaces no one (for DISPLACED_FOR),
-        // so addresses taking turns cannot keep every place fresh.
-        d.conn.waiting_since.store(2_000, Ordering::Relaxed);
+        let d = place(5);
+        assert!(fired(&stalled).await, "the slow body makes room first");
+        assert!(!fired(&idle).await, "only one");
+        let e = place(6);
+        assert!(fired(&idle).await, "then the connection idle longest");
+        // A client displaced lately displaces no one, so addresses taking
+        // turns cannot keep every place.
         assert!(counts.admit(at(1), &limits).is_none(), "displaced lately");
-        assert!(!fired(&d).await);
-        let _f = counts.admit(at(7), &limits).expect("a newcomer may");
-        assert!(fired(&d).await);
-        // Left: one the server works for, and two that just came: refused.
-        assert!(counts.admit(at(6), &limits).is_none(), "none waited long");
-        working.conn.waits();
-        assert!(
-            counts.admit(at(6), &limits).is_none(),
-            "not for a second yet"
-        );
-        assert!(!fired(&working).await);
-        assert_eq!(counts.open.lock().expect("lock").total, 3);
+        // Newcomers are idle until they send a request: the longest idle goes.
+        d.conn.since.fetch_sub(1_000, Ordering::Relaxed);
+        let _f = place(7);
+        assert!(fired(&d).await && !fired(&e).await);
+        // Left: a decent upload, a request being worked on, and two idle
+        // newcomers; once both newcomers send requests, no one makes room.
+        e.conn.works();
+        let g = place(8);
+        g.conn.works();
+        assert!(counts.admit(at(9), &limits).is_none(), "no one to displace");
+        assert!(!fired(&uploading).await && !fired(&working).await);
+        assert_eq!(counts.open.lock().expect("lock").total, 4);
     }
 
     #[test]
