@@ -126,6 +126,8 @@ struct Conn {
     since: AtomicU64,
     /// Whether `since` counts a body arriving (not idleness).
     in_body: AtomicBool,
+    /// Whether a request was answered on this connection.
+    served: AtomicBool,
     /// Body bytes received since `since`.
     body_bytes: AtomicU64,
     epoch: Instant,
@@ -231,7 +233,15 @@ impl Counts {
                 }
                 let now_ms = u64::try_from(now.as_millis()).unwrap_or(Conn::WORKING - 1);
                 let (displaced, whose) = open.remove_longest_waiting(now_ms)?;
-                open.note_displaced(whose, now, limits.max_connections);
+                // A kept-alive connection that was answered is an honest
+                // client's as often as not (the second attack of round ten
+                // barred them this way): only a connection that never got a
+                // request through, or a slow body, bars its client.
+                let honest = displaced.served.load(Ordering::Relaxed)
+                    && !displaced.in_body.load(Ordering::Relaxed);
+                if !honest {
+                    open.note_displaced(whose, now, limits.max_connections);
+                }
                 Some(displaced)
             };
             displaced?.evicted.notify_one();
@@ -244,6 +254,7 @@ impl Counts {
             since: AtomicU64::new(Conn::WORKING),
             in_body: AtomicBool::new(false),
             body_bytes: AtomicU64::new(0),
+            served: AtomicBool::new(false),
             epoch: self.epoch,
         });
         conn.idles();
@@ -403,6 +414,7 @@ pub async fn serve(
                 }
                 let response = tower_service::Service::call(&mut router, req).await;
                 let response = response.unwrap_or_else(|never| match never {});
+                conn.served.store(true, Ordering::Relaxed);
                 conn.idles();
                 // The handler saw a failed body read, which its extractor
                 // calls a 400; the client was too slow, which is a 408.
@@ -687,6 +699,7 @@ mod tests {
             conn.received(bytes);
         }
         working.conn.works();
+        idle.conn.served.store(true, Ordering::Relaxed);
         idle.conn.idles();
         idle.conn.since.fetch_sub(10_000, Ordering::Relaxed);
         async fn fired(a: &Admitted) -> bool {
@@ -700,8 +713,17 @@ mod tests {
         let e = place(6);
         assert!(fired(&idle).await, "then the connection idle longest");
         // A client displaced lately displaces no one, so addresses taking
-        // turns cannot keep every place.
+        // turns cannot keep every place; but an answered kept-alive
+        // connection is an honest client's as often as not, and bars no one.
         assert!(counts.admit(at(1), &limits).is_none(), "displaced lately");
+        assert!(
+            !counts
+                .open
+                .lock()
+                .expect("lock")
+                .displaced
+                .contains_key(&at(4))
+        );
         // Newcomers are idle until they send a request: the longest idle goes.
         d.conn.since.fetch_sub(1_000, Ordering::Relaxed);
         let _f = place(7);
