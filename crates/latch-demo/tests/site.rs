@@ -29,18 +29,29 @@ impl Drop for TempDir {
     }
 }
 
-fn site() -> Site {
-    let dir = std::env::temp_dir().join(format!(
-        "latch-demo-test-{}-{}",
+/// A path no other test (or run) uses, under the system's temporary folder.
+fn unique_dir(tag: &str) -> PathBuf {
+    let random = latch::SessionId::generate().store_key().to_hex();
+    std::env::temp_dir().join(format!(
+        "latch-demo-{tag}-{}-{}",
         std::process::id(),
-        &latch::SessionId::generate().store_key().to_hex()[..12]
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let users = Users::open(&dir.join("users.db")).unwrap();
+        &random[..12]
+    ))
+}
+
+fn site() -> Site {
     let manager = SessionManager::builder()
         .store(MemoryStore::new())
         .build()
         .unwrap();
+    site_with(manager)
+}
+
+/// The demo's routes on `manager`, with users in a fresh folder.
+fn site_with(manager: SessionManager) -> Site {
+    let dir = unique_dir("test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = Users::open(&dir.join("users.db")).unwrap();
     Site {
         app: latch_demo::app::router(users, manager),
         _dir: Arc::new(TempDir(dir)),
@@ -721,11 +732,7 @@ async fn pages_carry_security_headers() {
 /// The demo as `latch-demo --store store` serves it, in a fresh data
 /// directory named after `tag`.
 async fn served(store: &str, tag: &str) -> Site {
-    let dir = std::env::temp_dir().join(format!(
-        "latch-demo-{tag}-{}-{}",
-        std::process::id(),
-        &latch::SessionId::generate().store_key().to_hex()[..8]
-    ));
+    let dir = unique_dir(tag);
     let settings = latch_demo::config::Settings::from_args(&demo_args(store, &dir)).unwrap();
     let (app, purger) = latch_demo::serve::app(&settings).await.unwrap();
     Site {
@@ -1105,23 +1112,13 @@ async fn a7_strangers_cannot_lock_an_owner_out_of_their_known_browser() {
 #[tokio::test]
 async fn an_accounts_sessions_are_capped_and_the_longest_unused_end() {
     use latch_demo::routes::auth::MAX_SESSIONS_PER_ACCOUNT;
-    let dir = std::env::temp_dir().join(format!(
-        "latch-demo-test-cap-{}-{}",
-        std::process::id(),
-        &latch::SessionId::generate().store_key().to_hex()[..12]
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
     let clock = latch::ManualClock::new(1_800_000_000);
     let manager = SessionManager::builder()
         .store(MemoryStore::new())
         .clock(clock.clone())
         .build()
         .unwrap();
-    let site = Site {
-        app: latch_demo::app::router(Users::open(&dir.join("users.db")).unwrap(), manager),
-        _dir: Arc::new(TempDir(dir)),
-        _purger: Arc::default(),
-    };
+    let site = site_with(manager);
     let mut other = Client::default();
     other.signup(&site, "judy").await;
     let mut first = Client::default();
@@ -1220,11 +1217,7 @@ async fn usernames_are_case_insensitive_and_long_passwords_say_so() {
 #[tokio::test]
 async fn a9_files_the_demo_creates_are_owner_only() {
     use std::os::unix::fs::PermissionsExt as _;
-    let root = std::env::temp_dir().join(format!(
-        "latch-demo-perms-{}-{}",
-        std::process::id(),
-        &latch::SessionId::generate().store_key().to_hex()[..8]
-    ));
+    let root = unique_dir("perms");
     let dir = root.join("data");
     let settings = latch_demo::config::Settings::from_args(&demo_args("sqlite", &dir)).unwrap();
     let (app, _purger) = latch_demo::serve::app(&settings).await.unwrap();
@@ -1302,11 +1295,7 @@ async fn new_sessions_and_sign_ups_are_throttled_per_client() {
 #[tokio::test]
 async fn new_sessions_the_store_refuses_are_not_counted() {
     use latch_demo::limits::{Limits, NEW_SESSIONS_PER_CLIENT};
-    let dir = std::env::temp_dir().join(format!(
-        "latch-demo-full-{}-{}",
-        std::process::id(),
-        &latch::SessionId::generate().store_key().to_hex()[..12]
-    ));
+    let dir = unique_dir("full");
     std::fs::create_dir_all(&dir).unwrap();
     // Room for 16 sessions: most new sessions are refused.
     let manager = SessionManager::builder()
@@ -1408,11 +1397,7 @@ async fn a3_sign_in_forms_store_nothing_and_work_during_a_store_outage() {
     use latch_conformance::faults::Gated;
     let memory = Arc::new(MemoryStore::new());
     let store = Arc::new(Gated::new(memory.clone(), Down::default()));
-    let dir = std::env::temp_dir().join(format!(
-        "latch-demo-a3-{}-{}",
-        std::process::id(),
-        &latch::SessionId::generate().store_key().to_hex()[..8]
-    ));
+    let dir = unique_dir("a3");
     std::fs::create_dir_all(&dir).unwrap();
     let users = Users::open(&dir.join("users.db")).unwrap();
     let manager = SessionManager::builder()
@@ -1484,11 +1469,7 @@ fn session_rows(db: &std::path::Path) -> Vec<String> {
 #[tokio::test]
 async fn the_served_demo_stores_nothing_for_forms_and_can_encrypt_at_rest() {
     for encrypt in [false, true] {
-        let root = std::env::temp_dir().join(format!(
-            "latch-demo-served-{}-{}",
-            std::process::id(),
-            &latch::SessionId::generate().store_key().to_hex()[..8]
-        ));
+        let root = unique_dir("served");
         let dir = root.join("data");
         let mut args = demo_args("sqlite", &dir);
         args.encrypt_at_rest = encrypt;
