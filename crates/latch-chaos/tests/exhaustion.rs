@@ -401,6 +401,32 @@ async fn a8_many_addresses_with_one_slow_connection_each_cannot_fill_every_place
     assert!(demo.panics().is_empty(), "{:?}", demo.panics());
 }
 
+/// A request head announcing an 8,000-byte body, and its first byte; sent
+/// again every 150 ms, its bytes trickle the body at about 830 bytes a
+/// second.
+const TRICKLED_BODY: &str = "PUT /api/scratch/a HTTP/1.1\r\nHost: localhost\r\n\
+                             content-type: application/json\r\ncontent-length: 8000\r\n\r\n{";
+
+/// A8, attack round eleven: a body counted as slow only under 500 bytes a
+/// second, so 64 addresses trickling theirs just faster (about 35 KB/s in
+/// all) kept every place of a 64-place demo, and 0 of 60 ordinary requests
+/// got through. The bar is now 16 KiB a second over a connection's bodies:
+/// here 64 addresses trickle at about 830 bytes a second each on 64 places,
+/// and `/healthz` from another address answers every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a8_bodies_trickled_just_over_a_low_rate_cannot_fill_every_place() {
+    let (demo, addr) = demo_with_places("exhaust-trickle", "64", "16");
+    let every = Some(Duration::from_millis(150));
+    let trickling = (1..=64u8).map(|n| (IpAddr::from([127, 0, 46, n]), TRICKLED_BODY, every));
+    let attack = hold_connections(addr, trickling.collect(), 1);
+    let (ok, failed) = healthz_while_held(&demo, attack).await;
+    println!(
+        "/healthz with 64 addresses trickling bodies into 64 places: {ok} answered, {failed} failed"
+    );
+    assert_eq!(failed, 0, "{ok} answered, {failed} failed");
+    assert!(demo.panics().is_empty(), "{:?}", demo.panics());
+}
+
 /// Attack round 4: the served demo refuses requests whose framing does not
 /// say which site they are for: HTTP/1.1 without `Host`, and a request line
 /// naming another authority than `Host` (absolute form). HTTP/1.0 without
