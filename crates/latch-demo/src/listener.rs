@@ -88,6 +88,14 @@ const SLOW_BODY_AFTER: Duration = Duration::from_secs(1);
 /// body ends at its limit and the next one starts its count afresh.
 const MIN_BODY_RATE: u64 = 16 * 1024;
 
+/// How long a body must have been arriving before, when every place is
+/// taken and no connection is idle or judged slow, it may make room if it
+/// arrives slower than [`MIN_BODY_RATE`] so far: otherwise connections that
+/// sent a body's first byte, waited 0.9 s and started again on a fresh
+/// connection, each too young to judge, kept every place (attack round
+/// twelve). An honest body of the demo's arrives within this.
+const YOUNG_BODY_AFTER: Duration = Duration::from_millis(100);
+
 /// How long a client that had a connection displaced for waiting may not
 /// displace another's.
 const DISPLACED_FOR: Duration = Duration::from_secs(10);
@@ -187,25 +195,41 @@ impl Conn {
         self.since.store(Self::WORKING, Ordering::Relaxed);
     }
 
-    /// Since when (milliseconds after the epoch) this connection may make
-    /// room for a newcomer at `now`: since it went idle, or since its body
-    /// began when its bodies (this one and the connection's earlier ones)
-    /// have taken [`SLOW_BODY_AFTER`] in all and arrived slower than
-    /// [`MIN_BODY_RATE`]; `None` while the server works for it or its bodies
-    /// arrive at a decent pace.
-    fn displaceable_since(&self, now: u64) -> Option<u64> {
+    /// Whether, and how readily, this connection may make room for a
+    /// newcomer at `now`: `Some((rank, since))`, lowest rank first and, within
+    /// a rank, the earliest `since` (when it went idle or its body began,
+    /// milliseconds after the epoch); `None` while the server works for it
+    /// or its bodies arrive at a decent pace. Rank 0: silent, open for
+    /// [`YOUNG_BODY_AFTER`] without a request, or bodies (this one and the
+    /// connection's earlier ones) that have taken [`SLOW_BODY_AFTER`] in all
+    /// and arrived slower than [`MIN_BODY_RATE`]. Rank 1: a body too young to
+    /// judge that has taken [`YOUNG_BODY_AFTER`] and arrived slower so far.
+    /// Rank 2: kept alive after an answer, as browsers keep theirs (closing
+    /// one costs its client a new connection, where an attacker's young body
+    /// would have stayed: attack round twelve), or just opened.
+    fn displaceable_since(&self, now: u64) -> Option<(u8, u64)> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let since = self.since.load(Ordering::Relaxed);
         if since == Self::WORKING {
             return None;
         }
         if !self.in_body.load(Ordering::Relaxed) {
-            return Some(since);
+            let silent = !self.served.load(Ordering::Relaxed)
+                && now.saturating_sub(since) >= ms(YOUNG_BODY_AFTER);
+            return Some((if silent { 0 } else { 2 }, since));
         }
         let took = now.saturating_sub(since) + self.body_ms_before.load(Ordering::Relaxed);
-        let slow_after = u64::try_from(SLOW_BODY_AFTER.as_millis()).unwrap_or(u64::MAX);
         let bytes = self.body_bytes.load(Ordering::Relaxed);
-        let slow = took >= slow_after && bytes.saturating_mul(1000) < MIN_BODY_RATE * took;
-        slow.then_some(since)
+        if bytes.saturating_mul(1000) >= MIN_BODY_RATE * took {
+            return None;
+        }
+        if took >= ms(SLOW_BODY_AFTER) {
+            Some((0, since))
+        } else if took >= ms(YOUNG_BODY_AFTER) {
+            Some((1, since))
+        } else {
+            None
+        }
     }
 }
 
@@ -320,8 +344,8 @@ impl Open {
 
     /// Remember that `client` had a connection displaced at `now`, forgetting
     /// what is older than [`DISPLACED_FOR`] once more clients than four
-    /// times the places are remembered (a place is displaced at most once a
-    /// second per address, so the list stays bounded).
+    /// times the places are remembered (so the list holds at most the
+    /// clients displaced within one period, each once).
     fn note_displaced(&mut self, client: IpAddr, now: Duration, places: usize) {
         if self.displaced.len() >= places.saturating_mul(4).max(64) {
             self.displaced
@@ -822,6 +846,67 @@ mod tests {
             conn.displaceable_since(conn.now()).is_some(),
             "slow over its bodies"
         );
+    }
+
+    /// Attack round twelve: connections that sent a body's first byte,
+    /// waited 0.9 s and started again on a fresh connection were each too
+    /// young to judge, and held every place (2 to 30 of 60 ordinary requests
+    /// answered). When no connection is idle or judged slow, a body that has
+    /// taken 100 ms and arrived slower than the bar so far makes room, the
+    /// oldest first; a body younger than that, or arriving fast, never does.
+    #[tokio::test]
+    async fn when_nothing_else_can_make_room_a_young_slow_body_does() {
+        let limits = ConnLimits {
+            header_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(1),
+            max_connections: 4,
+            max_per_client: 4,
+        };
+        let counts = Arc::new(Counts {
+            open: Mutex::default(),
+            epoch: Instant::now() - Duration::from_secs(60),
+        });
+        let at = |i: u8| IpAddr::from([10, 0, 0, i]);
+        let place = |i| counts.admit(at(i), &limits).expect("a place");
+        let (older, younger, fast, working) = (place(1), place(2), place(3), place(4));
+        for (conn, began_ms, bytes) in [
+            (&older.conn, 900, 1),
+            (&younger.conn, 400, 1),
+            (&fast.conn, 900, 100_000),
+        ] {
+            conn.receives_body();
+            conn.since.fetch_sub(began_ms, Ordering::Relaxed);
+            conn.received(bytes);
+        }
+        working.conn.works();
+        let now = older.conn.now();
+        assert_eq!(
+            older.conn.displaceable_since(now).map(|(rank, _)| rank),
+            Some(1)
+        );
+        assert!(fast.conn.displaceable_since(now).is_none(), "arriving fast");
+        async fn fired(a: &Admitted) -> bool {
+            tokio::time::timeout(Duration::ZERO, a.conn.evicted.notified())
+                .await
+                .is_ok()
+        }
+        let newcomer = place(5);
+        assert!(fired(&older).await, "the oldest young slow body makes room");
+        assert!(!fired(&younger).await && !fired(&fast).await && !fired(&working).await);
+        assert!(
+            counts.admit(at(1), &limits).is_none(),
+            "its client is barred a while"
+        );
+        // A connection silent for 100 ms goes before any young body.
+        newcomer.conn.since.fetch_sub(200, Ordering::Relaxed);
+        let next = place(6);
+        assert!(fired(&newcomer).await && !fired(&younger).await);
+        // A body younger than 100 ms is left alone: with the others at work
+        // or arriving fast, no one makes room.
+        next.conn.works();
+        younger.conn.receives_body();
+        assert!(counts.admit(at(7), &limits).is_none(), "no one to displace");
+        assert!(!fired(&younger).await);
     }
 
     #[test]
