@@ -642,6 +642,30 @@ where
 mod tests {
     use super::*;
 
+    /// Four places, four per client, and counts whose clock began a minute
+    /// ago (so tests can date connections back).
+    fn four_places() -> (ConnLimits, Arc<Counts>) {
+        let limits = ConnLimits {
+            header_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(1),
+            max_connections: 4,
+            max_per_client: 4,
+        };
+        let counts = Arc::new(Counts {
+            open: Mutex::default(),
+            epoch: Instant::now() - Duration::from_secs(60),
+        });
+        (limits, counts)
+    }
+
+    /// Whether `a` was told to close for a newcomer (a stored permit makes
+    /// `notified` ready at its first poll).
+    async fn fired(a: &Admitted) -> bool {
+        tokio::time::timeout(Duration::ZERO, a.conn.evicted.notified())
+            .await
+            .is_ok()
+    }
+
     #[test]
     fn admission_counts_per_client_and_in_all_and_gives_back() {
         let limits = ConnLimits {
@@ -691,12 +715,6 @@ mod tests {
         let h: Vec<Admitted> = (0..3).map(|_| working(heavy).expect("heavy")).collect();
         let _l = working(light).expect("light");
         let n = working(newcomer).expect("a place made");
-        // A stored permit makes `notified` ready at its first poll.
-        async fn fired(a: &Admitted) -> bool {
-            tokio::time::timeout(Duration::ZERO, a.conn.evicted.notified())
-                .await
-                .is_ok()
-        }
         assert!(
             fired(&h[0]).await,
             "the heavy client's oldest connection closes"
@@ -727,16 +745,7 @@ mod tests {
     /// a client displaced so displaces no one for a while.
     #[tokio::test]
     async fn when_full_at_par_the_connection_idle_longest_or_slowest_makes_room() {
-        let limits = ConnLimits {
-            header_timeout: Duration::from_secs(1),
-            body_timeout: Duration::from_secs(1),
-            max_connections: 4,
-            max_per_client: 4,
-        };
-        let counts = Arc::new(Counts {
-            open: Mutex::default(),
-            epoch: Instant::now() - Duration::from_secs(60),
-        });
+        let (limits, counts) = four_places();
         let at = |i: u8| IpAddr::from([10, 0, 0, i]);
         let place = |i| counts.admit(at(i), &limits).expect("a place");
         let (stalled, uploading, working, idle) = (place(1), place(2), place(3), place(4));
@@ -751,11 +760,6 @@ mod tests {
         idle.conn.served.store(true, Ordering::Relaxed);
         idle.conn.idles();
         idle.conn.since.fetch_sub(10_000, Ordering::Relaxed);
-        async fn fired(a: &Admitted) -> bool {
-            tokio::time::timeout(Duration::ZERO, a.conn.evicted.notified())
-                .await
-                .is_ok()
-        }
         let d = place(5);
         assert!(fired(&stalled).await, "the slow body makes room first");
         assert!(!fired(&idle).await, "only one");
@@ -856,16 +860,7 @@ mod tests {
     /// oldest first; a body younger than that, or arriving fast, never does.
     #[tokio::test]
     async fn when_nothing_else_can_make_room_a_young_slow_body_does() {
-        let limits = ConnLimits {
-            header_timeout: Duration::from_secs(1),
-            body_timeout: Duration::from_secs(1),
-            max_connections: 4,
-            max_per_client: 4,
-        };
-        let counts = Arc::new(Counts {
-            open: Mutex::default(),
-            epoch: Instant::now() - Duration::from_secs(60),
-        });
+        let (limits, counts) = four_places();
         let at = |i: u8| IpAddr::from([10, 0, 0, i]);
         let place = |i| counts.admit(at(i), &limits).expect("a place");
         let (older, younger, fast, working) = (place(1), place(2), place(3), place(4));
@@ -885,11 +880,6 @@ mod tests {
             Some(1)
         );
         assert!(fast.conn.displaceable_since(now).is_none(), "arriving fast");
-        async fn fired(a: &Admitted) -> bool {
-            tokio::time::timeout(Duration::ZERO, a.conn.evicted.notified())
-                .await
-                .is_ok()
-        }
         let newcomer = place(5);
         assert!(fired(&older).await, "the oldest young slow body makes room");
         assert!(!fired(&younger).await && !fired(&fast).await && !fired(&working).await);
