@@ -1,37 +1,67 @@
-//! Password hashing on a fixed set of threads, with a bounded queue (A7).
+//! Password hashing on a fixed set of threads, taking clients in turn (A7).
 //!
 //! Argon2id takes 19 MiB and tens of milliseconds per hash on purpose. Run on
 //! tokio's blocking pool, as many hashes ran at once as requests arrived (up
 //! to 512 threads), and the allocator kept what each thread had used: 200
 //! concurrent wrong passwords left the demo at 11.4 GB of memory. Here a fixed
 //! number of worker threads hash, so at most that many hashes (and allocator
-//! arenas) exist at once; a request that finds the queue full, or whose job
-//! waited past the deadline, is refused at once with [`Busy`] (a 503), and a
-//! job whose request went away is skipped.
+//! arenas) exist at once.
+//!
+//! The jobs wait in one queue per client network (an IPv4 address or an IPv6
+//! /64, as for every other limit), and the threads take those queues in turn,
+//! one job each. A single first-come queue let whoever retried fastest hold
+//! every place in it: 64 addresses sending wrong passwords as fast as they
+//! were answered (about 5,000 requests/s) kept an honest sign-in at a 503 in
+//! 4 of 4 tries (attack round twelve). Taken in turn, a newcomer waits behind
+//! at most one job per other client, however fast those clients send: about
+//! `clients x hash time / threads`.
+//!
+//! A request is refused at once with [`Busy`] (a 503) when its client already
+//! has [`PER_CLIENT`] jobs waiting or running, or every place in the queue is
+//! taken; a job that waited past the deadline is refused without being
+//! hashed, and so is one whose request went away.
 
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+/// Jobs one client network may have waiting or running at once: a few
+/// people behind one NAT signing in together, not a flood's worth.
+pub const PER_CLIENT: usize = 4;
+
 /// The password hashing threads of the demo.
 #[derive(Clone)]
 pub struct Hashers {
-    queue: SyncSender<Job>,
+    inner: Arc<Handle>,
+}
+
+/// Dropped with the last [`Hashers`]: tells the threads to stop.
+struct Handle {
+    shared: Arc<Shared>,
     max_wait: Duration,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
+    }
 }
 
 impl std::fmt::Debug for Hashers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hashers")
-            .field("max_wait", &self.max_wait)
+            .field("max_wait", &self.inner.max_wait)
             .finish_non_exhaustive()
     }
 }
 
-/// The hashers are all busy and the queue is full, or a job waited too long:
-/// answer 503 and let the client try again.
+/// The hashers are all busy: the client has as many jobs as it may, the
+/// queue is full, or a job waited too long. Answer 503 and let the client
+/// try again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
 
@@ -43,9 +73,86 @@ impl std::fmt::Display for Busy {
 
 impl std::error::Error for Busy {}
 
+/// Who a job is for: a client network, or `None` when the address is not
+/// known (all such requests share one turn).
+type Client = Option<IpAddr>;
+
 struct Job {
+    client: Client,
     queued: Instant,
     work: Box<dyn FnOnce(bool) + Send>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding the lock left the queue consistent (every
+        // change to it is a single step), so carry on.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Clients with a job waiting, in the order the threads take them.
+    turns: VecDeque<Client>,
+    /// Each such client's waiting jobs, oldest first.
+    waiting: HashMap<Client, VecDeque<Job>>,
+    /// Jobs waiting or running, per client.
+    held: HashMap<Client, usize>,
+    /// Jobs waiting, all clients.
+    len: usize,
+    /// At most that many jobs wait.
+    capacity: usize,
+    closed: bool,
+}
+
+impl Queue {
+    /// Queue `job`, or give it back when its client holds [`PER_CLIENT`]
+    /// jobs or the queue is full.
+    fn push(&mut self, job: Job) -> Result<(), Job> {
+        let held = self.held.get(&job.client).copied().unwrap_or(0);
+        if held >= PER_CLIENT || self.len >= self.capacity || self.closed {
+            return Err(job);
+        }
+        self.held.insert(job.client, held + 1);
+        self.len += 1;
+        let jobs = self.waiting.entry(job.client).or_default();
+        if jobs.is_empty() {
+            self.turns.push_back(job.client);
+        }
+        jobs.push_back(job);
+        Ok(())
+    }
+
+    /// The oldest job of the client whose turn it is; that client goes to
+    /// the back of the line if it has more.
+    fn pop(&mut self) -> Option<Job> {
+        let client = self.turns.pop_front()?;
+        let jobs = self.waiting.get_mut(&client)?;
+        let job = jobs.pop_front()?;
+        if jobs.is_empty() {
+            self.waiting.remove(&client);
+        } else {
+            self.turns.push_back(client);
+        }
+        self.len -= 1;
+        Some(job)
+    }
+
+    /// A job of `client` is over (run or skipped).
+    fn done(&mut self, client: Client) {
+        if let Some(held) = self.held.get_mut(&client) {
+            *held -= 1;
+            if *held == 0 {
+                self.held.remove(&client);
+            }
+        }
+    }
 }
 
 impl Hashers {
@@ -55,41 +162,52 @@ impl Hashers {
     /// # Errors
     /// When a thread cannot be started.
     pub fn new(threads: usize, queue: usize, max_wait: Duration) -> anyhow::Result<Self> {
-        let (tx, rx) = sync_channel::<Job>(queue);
-        let rx = Arc::new(Mutex::new(rx));
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                capacity: queue,
+                ..Queue::default()
+            }),
+            ready: Condvar::new(),
+        });
         for i in 0..threads.max(1) {
-            let rx = Arc::clone(&rx);
+            let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name(format!("latch-demo-hash-{i}"))
-                .spawn(move || work(&rx, max_wait))?;
+                .spawn(move || work(&shared, max_wait))?;
         }
         Ok(Self {
-            queue: tx,
-            max_wait,
+            inner: Arc::new(Handle { shared, max_wait }),
         })
     }
 
-    /// One thread per core, a queue of eight jobs per thread, two seconds'
-    /// wait at most: at most one 19 MiB hash per core at any time.
+    /// One thread per core, room for 256 waiting jobs per thread (each holds
+    /// a password of at most 1 KiB and a stored hash), five seconds' wait at
+    /// most: at most one 19 MiB hash per core at any time, and an honest
+    /// sign-in gets through while fewer than about `cores x 5 s / hash time`
+    /// clients flood (a few hundred here; see security.md A7).
     ///
     /// # Errors
     /// When a thread cannot be started.
     pub fn for_this_machine() -> anyhow::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        Self::new(cores, cores * 8, Duration::from_secs(2))
+        Self::new(cores, cores * 256, Duration::from_secs(5))
     }
 
-    /// Run `f` on a hashing thread.
+    /// Run `f` on a hashing thread, in `client`'s turn (`client` is the
+    /// request's address; it is counted by its network, see
+    /// [`client_network`](crate::limits::client_network)).
     ///
     /// # Errors
-    /// [`Busy`] when the queue is full, the job waited past the deadline, or
-    /// the threads are gone.
+    /// [`Busy`] when the client already has [`PER_CLIENT`] jobs, the queue is
+    /// full, the job waited past the deadline, or the threads are gone.
     pub async fn run<T: Send + 'static>(
         &self,
+        client: Option<IpAddr>,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Busy> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
+            client: client.map(crate::limits::client_network),
             queued: Instant::now(),
             work: Box::new(move |expired| {
                 // Nobody waits any more (the client left) or too late: skip
@@ -99,24 +217,34 @@ impl Hashers {
                 }
             }),
         };
-        match self.queue.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => return Err(Busy),
+        let shared = &self.inner.shared;
+        if shared.lock().push(job).is_err() {
+            return Err(Busy);
         }
+        shared.ready.notify_one();
         answer.await.map_err(|_| Busy)
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>, max_wait: Duration) {
+fn work(shared: &Shared, max_wait: Duration) {
     loop {
         let job = {
-            let jobs = jobs.lock().unwrap_or_else(|p| p.into_inner());
-            jobs.recv()
+            let mut queue = shared.lock();
+            loop {
+                if queue.closed {
+                    return; // every handle dropped: the app is gone
+                }
+                if let Some(job) = queue.pop() {
+                    break job;
+                }
+                queue = shared.ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+            }
         };
-        let Ok(job) = job else {
-            return; // every sender dropped: the app is gone
-        };
-        (job.work)(job.queued.elapsed() > max_wait);
+        let client = job.client;
+        // A panicking hash must still give its client's place back.
+        let run = std::panic::AssertUnwindSafe(|| (job.work)(job.queued.elapsed() > max_wait));
+        let _ = std::panic::catch_unwind(run);
+        shared.lock().done(client);
     }
 }
 
@@ -124,18 +252,52 @@ fn work(jobs: &Mutex<Receiver<Job>>, max_wait: Duration) {
 mod tests {
     use super::*;
 
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    fn ip(n: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([192, 0, 2, n]))
+    }
+
+    /// Jobs waiting or running for everyone, as the threads see them.
+    fn held(hashers: &Hashers) -> usize {
+        hashers.inner.shared.lock().held.values().sum()
+    }
+
+    /// Start `f` as `client`'s job and return once it is queued (or refused),
+    /// so jobs queue in the order they are started here.
+    async fn queued<T: Send + 'static>(
+        hashers: &Hashers,
+        client: Option<IpAddr>,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> tokio::task::JoinHandle<Result<T, Busy>> {
+        let before = held(hashers);
+        let h = hashers.clone();
+        let task = tokio::spawn(async move { h.run(client, f).await });
+        while held(hashers) == before && !task.is_finished() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        task
+    }
+
+    /// A job that holds the only thread until `release` is sent.
+    fn blocker() -> (std::sync::mpsc::Sender<()>, impl FnOnce() + Send + 'static) {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        (release, move || {
+            let _ = wait.recv();
+        })
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_is_refused_at_once_and_nothing_runs_beyond_the_threads() {
         let hashers = Hashers::new(1, 2, Duration::from_secs(10)).expect("threads");
-        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..10)
-            .map(|_| {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..10u8)
+            .map(|i| {
                 let (hashers, running, most) = (hashers.clone(), running.clone(), most.clone());
                 tokio::spawn(async move {
                     hashers
-                        .run(move || {
-                            use std::sync::atomic::Ordering::SeqCst;
+                        .run(ip(i), move || {
                             let now = running.fetch_add(1, SeqCst) + 1;
                             most.fetch_max(now, SeqCst);
                             std::thread::sleep(Duration::from_millis(100));
@@ -153,7 +315,7 @@ mod tests {
                 Err(Busy) => busy += 1,
             }
         }
-        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(most.load(SeqCst), 1);
         assert!(busy >= 10 - 3, "{busy} refused, {done} done");
         assert!(done >= 1);
     }
@@ -161,10 +323,77 @@ mod tests {
     #[tokio::test]
     async fn a_job_that_waited_too_long_is_refused() {
         let hashers = Hashers::new(1, 4, Duration::from_millis(50)).expect("threads");
-        let slow = hashers.run(|| std::thread::sleep(Duration::from_millis(200)));
-        let late = hashers.run(|| ());
+        let slow = hashers.run(None, || std::thread::sleep(Duration::from_millis(200)));
+        let late = hashers.run(None, || ());
         let (slow, late) = tokio::join!(slow, late);
         assert_eq!(slow, Ok(()));
         assert_eq!(late, Err(Busy));
+    }
+
+    /// Attack round twelve: with one first-come queue, clients that retried
+    /// fastest held every place. Now three clients each queueing as many
+    /// jobs as they may cannot put a fourth behind more than one job each.
+    #[tokio::test]
+    async fn clients_are_taken_in_turn_so_floods_cannot_starve_a_newcomer() {
+        let hashers = Hashers::new(1, 64, Duration::from_secs(10)).expect("threads");
+        let (release, block) = blocker();
+        let first = queued(&hashers, ip(1), block).await;
+        while hashers.inner.shared.lock().len > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await; // the thread took it
+        }
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for flooder in 1..=3 {
+            let already = usize::from(flooder == 1);
+            for _ in already..PER_CLIENT {
+                let order = Arc::clone(&order);
+                let job = move || order.lock().unwrap().push(flooder);
+                tasks.push(queued(&hashers, ip(flooder), job).await);
+            }
+        }
+        let order_ = Arc::clone(&order);
+        let newcomer = queued(&hashers, ip(9), move || order_.lock().unwrap().push(9)).await;
+        release.send(()).unwrap();
+        assert_eq!(newcomer.await.unwrap(), Ok(()));
+        assert_eq!(first.await.unwrap(), Ok(()));
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Ok(()));
+        }
+        let order = order.lock().unwrap().clone();
+        let place = order.iter().position(|&c| c == 9).unwrap();
+        // First come, first served, it would have run last (12th).
+        assert!(place <= 3, "the newcomer ran {}th: {order:?}", place + 1);
+        assert_eq!(order.len(), 3 * PER_CLIENT - 1 + 1);
+    }
+
+    #[tokio::test]
+    async fn a_client_past_its_share_is_refused_at_once_and_others_are_not() {
+        let hashers = Hashers::new(1, 64, Duration::from_secs(10)).expect("threads");
+        let (release, block) = blocker();
+        let mut tasks = vec![queued(&hashers, ip(1), block).await];
+        for _ in 1..PER_CLIENT {
+            tasks.push(queued(&hashers, ip(1), || ()).await);
+        }
+        let over = hashers.run(ip(1), || ());
+        let over = tokio::time::timeout(Duration::from_secs(1), over).await;
+        assert_eq!(over, Ok(Err(Busy)), "refused at once, not queued");
+        // The same /64 is the same client; another network is not.
+        let v6 = |last: u16| Some(IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]));
+        for n in 0..PER_CLIENT as u16 {
+            tasks.push(queued(&hashers, v6(n), || ()).await);
+        }
+        let over = hashers.run(v6(999), || ());
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(1), over).await,
+            Ok(Err(Busy))
+        );
+        let other = queued(&hashers, ip(2), || ()).await;
+        release.send(()).unwrap();
+        assert_eq!(other.await.unwrap(), Ok(()));
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Ok(()));
+        }
+        assert_eq!(held(&hashers), 0, "every place given back");
+        assert_eq!(hashers.run(ip(1), || 7).await, Ok(7));
     }
 }

@@ -1,5 +1,6 @@
 //! Demo users: names and Argon2id password hashes in SQLite.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -334,7 +335,8 @@ impl Users {
     }
 
     /// Create a user, its name normalized (see [`normalize`]);
-    /// `Err(SignupError)` for a taken name or bad input.
+    /// `Err(SignupError)` for a taken name or bad input. The hash waits its
+    /// turn with `client`'s other requests ([`Hashers::run`]).
     ///
     /// # Errors
     /// The outer error is a database failure, or
@@ -343,12 +345,13 @@ impl Users {
         &self,
         username: &str,
         password: &str,
+        client: Option<IpAddr>,
     ) -> anyhow::Result<Result<(), SignupError>> {
         if let Err(e) = validate(username, password) {
             return Ok(Err(e));
         }
         let password = password.to_owned();
-        let hashed = self.hashers.run(move || hash(&password)).await??;
+        let hashed = self.hashers.run(client, move || hash(&password)).await??;
         Ok(if self.insert(&normalize(username), hashed).await? {
             Ok(())
         } else {
@@ -357,12 +360,18 @@ impl Users {
     }
 
     /// Whether `password` is `username`'s (any case). Takes the same time for
-    /// an unknown user as for a wrong password.
+    /// an unknown user as for a wrong password. The hash waits its turn with
+    /// `client`'s other requests ([`Hashers::run`]).
     ///
     /// # Errors
     /// A database failure, or [`Busy`](crate::hashing::Busy) when every
     /// hasher is taken.
-    pub async fn verify(&self, username: &str, password: &str) -> anyhow::Result<bool> {
+    pub async fn verify(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> anyhow::Result<bool> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(false); // no such password can have been set
         }
@@ -372,7 +381,7 @@ impl Users {
         let password = password.to_owned();
         let ok = self
             .hashers
-            .run(move || matches(&password, &hashed))
+            .run(client, move || matches(&password, &hashed))
             .await?;
         Ok(exists && ok)
     }

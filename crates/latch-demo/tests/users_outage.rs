@@ -19,18 +19,29 @@ async fn a_hung_postgres_fails_user_queries_in_bounded_time() {
     };
     let users = Users::open_postgres(&server.url()).await.unwrap();
     users
-        .create("ann", "correct horse battery")
+        .create("ann", "correct horse battery", None)
         .await
         .unwrap()
         .unwrap();
-    assert!(users.verify("ann", "correct horse battery").await.unwrap());
+    assert!(
+        users
+            .verify("ann", "correct horse battery", None)
+            .await
+            .unwrap()
+    );
 
     server.freeze().unwrap();
     for attempt in ["verify", "create"] {
         let started = Instant::now();
         let failed = match attempt {
-            "verify" => users.verify("ann", "correct horse battery").await.is_err(),
-            _ => users.create("bob", "correct horse battery").await.is_err(),
+            "verify" => users
+                .verify("ann", "correct horse battery", None)
+                .await
+                .is_err(),
+            _ => users
+                .create("bob", "correct horse battery", None)
+                .await
+                .is_err(),
         };
         let took = started.elapsed();
         assert!(failed, "{attempt} succeeded against a frozen server");
@@ -44,7 +55,7 @@ async fn a_hung_postgres_fails_user_queries_in_bounded_time() {
     // Back: the pool replaces what the freeze left behind.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match users.verify("ann", "correct horse battery").await {
+        match users.verify("ann", "correct horse battery", None).await {
             Ok(ok) => {
                 assert!(ok);
                 break;

@@ -72,7 +72,9 @@ pub async fn signup(
         if let Some(wait) = app.limits.sign_up(client).await? {
             return too_many(&session, "Create an account", "/signup", "sign-ups", wait).await;
         }
-        app.users.create(&form.username, &form.password).await
+        app.users
+            .create(&form.username, &form.password, client)
+            .await
     };
     if created
         .as_ref()
@@ -175,7 +177,7 @@ pub async fn login(
         }
     }
     let verified = if possible {
-        app.users.verify(&account, &form.password).await
+        app.users.verify(&account, &form.password, client).await
     } else {
         Ok(false)
     };
