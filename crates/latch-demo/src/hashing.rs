@@ -12,14 +12,24 @@
 //! one job each. A single first-come queue let whoever retried fastest hold
 //! every place in it: 64 addresses sending wrong passwords as fast as they
 //! were answered (about 5,000 requests/s) kept an honest sign-in at a 503 in
-//! 4 of 4 tries (attack round twelve). Taken in turn, a newcomer waits behind
-//! at most one job per other client, however fast those clients send: about
-//! `clients x hash time / threads`.
+//! 4 of 4 tries (attack round twelve). Taken in turn, a client waits behind
+//! at most one job per other client, however fast those clients send.
+//!
+//! Two more rules, from the attack on that (round thirteen), where 160
+//! addresses keeping 4 sign-ins each in flight held every place of the queue
+//! and a newcomer got a 503 at once:
+//! - A client that had fewer than [`FEW_HASHES`] hashes in the last five
+//!   minutes (someone signing up, then in) is taken before the clients that
+//!   had more (a flood, whose every address gets 20 checked passwords per
+//!   five minutes). To keep newcomers waiting, a flood must bring fresh
+//!   addresses as fast as the threads hash, not merely many addresses.
+//! - When the queue is full, a client with fewer waiting jobs takes the place
+//!   of the newest job of the client with the most (which is refused).
 //!
 //! A request is refused at once with [`Busy`] (a 503) when its client already
-//! has [`PER_CLIENT`] jobs waiting or running, or every place in the queue is
-//! taken; a job that waited past the deadline is refused without being
-//! hashed, and so is one whose request went away.
+//! has [`PER_CLIENT`] jobs waiting or running, or the queue is full of
+//! clients with one job each; a job that waited past the deadline is refused
+//! without being hashed, and so is one whose request went away.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -96,55 +106,154 @@ impl Shared {
     }
 }
 
-#[derive(Default)]
+/// How long a client's hashes count towards [`FEW_HASHES`]: the sign-in
+/// throttle's window.
+const RECENT: Duration = Duration::from_secs(300);
+
+/// Clients that had fewer hashes than this within [`RECENT`] are taken
+/// before the others: a sign-up, a sign-in and one mistyped password.
+pub const FEW_HASHES: u32 = 3;
+
 struct Queue {
-    /// Clients with a job waiting, in the order the threads take them.
-    turns: VecDeque<Client>,
-    /// Each such client's waiting jobs, oldest first.
+    /// Clients with a job waiting and fewer than [`FEW_HASHES`] hashes
+    /// lately, in the order the threads take them.
+    first: VecDeque<Client>,
+    /// The other clients with a job waiting, taken in turn when `first` is
+    /// empty.
+    then: VecDeque<Client>,
+    /// Each waiting client's jobs, oldest first.
     waiting: HashMap<Client, VecDeque<Job>>,
     /// Jobs waiting or running, per client.
     held: HashMap<Client, usize>,
+    /// Hashes each client had lately: how many, counted since when. Entries
+    /// come only from hashes run, so there are at most as many as the
+    /// threads hash in [`RECENT`]; old ones are swept out as it grows.
+    recent: HashMap<Client, (u32, Instant)>,
+    /// Sweep `recent` when it reaches this size.
+    sweep_at: usize,
     /// Jobs waiting, all clients.
     len: usize,
     /// At most that many jobs wait.
     capacity: usize,
+    /// A job that waited longer is skipped.
+    max_wait: Duration,
     closed: bool,
 }
 
 impl Queue {
+    fn new(capacity: usize, max_wait: Duration) -> Self {
+        Self {
+            first: VecDeque::new(),
+            then: VecDeque::new(),
+            waiting: HashMap::new(),
+            held: HashMap::new(),
+            recent: HashMap::new(),
+            sweep_at: 1024,
+            len: 0,
+            capacity,
+            max_wait,
+            closed: false,
+        }
+    }
+
     /// Queue `job`, or give it back when its client holds [`PER_CLIENT`]
-    /// jobs or the queue is full.
-    fn push(&mut self, job: Job) -> Result<(), Job> {
+    /// jobs, or the queue is full and no client holds more waiting jobs than
+    /// this one would.
+    fn push(&mut self, job: Job, now: Instant) -> Result<(), Job> {
         let held = self.held.get(&job.client).copied().unwrap_or(0);
-        if held >= PER_CLIENT || self.len >= self.capacity || self.closed {
+        if held >= PER_CLIENT || self.closed {
+            return Err(job);
+        }
+        if self.len >= self.capacity && !self.make_room(job.client) {
             return Err(job);
         }
         self.held.insert(job.client, held + 1);
         self.len += 1;
-        let jobs = self.waiting.entry(job.client).or_default();
-        if jobs.is_empty() {
-            self.turns.push_back(job.client);
-        }
+        let client = job.client;
+        let jobs = self.waiting.entry(client).or_default();
         jobs.push_back(job);
+        if jobs.len() == 1 {
+            self.line_up(client, now);
+        }
         Ok(())
     }
 
-    /// The oldest job of the client whose turn it is; that client goes to
-    /// the back of the line if it has more.
-    fn pop(&mut self) -> Option<Job> {
-        let client = self.turns.pop_front()?;
-        let jobs = self.waiting.get_mut(&client)?;
-        let job = jobs.pop_front()?;
-        if jobs.is_empty() {
-            self.waiting.remove(&client);
-        } else {
-            self.turns.push_back(client);
+    /// The queue is full: refuse the newest waiting job of the client with
+    /// the most waiting, if that is more than `client` would have with one
+    /// more. A full queue refused every newcomer at once: 160 addresses
+    /// keeping 4 sign-ins each in flight held all 512 places (attack round
+    /// thirteen).
+    fn make_room(&mut self, client: Client) -> bool {
+        let own = self.waiting.get(&client).map_or(0, VecDeque::len);
+        let Some((&greedy, most)) = self
+            .waiting
+            .iter()
+            .map(|(c, jobs)| (c, jobs.len()))
+            .max_by_key(|&(_, n)| n)
+        else {
+            return false;
+        };
+        if most <= own + 1 {
+            return false;
         }
+        // Dropped, the job's reply goes with it: its request gets `Busy`.
+        let refused = self.waiting.get_mut(&greedy).and_then(VecDeque::pop_back);
+        drop(refused);
         self.len -= 1;
-        Some(job)
+        self.done(greedy);
+        true
     }
 
-    /// A job of `client` is over (run or skipped).
+    /// Put `client` at the back of its line: `first` while it had fewer than
+    /// [`FEW_HASHES`] hashes lately.
+    fn line_up(&mut self, client: Client, now: Instant) {
+        let hashed = match self.recent.get(&client) {
+            Some(&(n, since)) if now.duration_since(since) < RECENT => n,
+            _ => 0,
+        };
+        if hashed < FEW_HASHES {
+            self.first.push_back(client);
+        } else {
+            self.then.push_back(client);
+        }
+    }
+
+    /// The oldest job of the client whose turn it is, and whether it waited
+    /// too long; that client lines up again if it has more.
+    fn pop(&mut self, now: Instant) -> Option<(Job, bool)> {
+        let client = self.first.pop_front().or_else(|| self.then.pop_front())?;
+        let jobs = self.waiting.get_mut(&client)?;
+        let job = jobs.pop_front()?;
+        let more = !jobs.is_empty();
+        if !more {
+            self.waiting.remove(&client);
+        }
+        self.len -= 1;
+        let expired = now.duration_since(job.queued) > self.max_wait;
+        if !expired {
+            self.hashed(client, now);
+        }
+        if more {
+            self.line_up(client, now);
+        }
+        Some((job, expired))
+    }
+
+    /// Count a hash for `client`.
+    fn hashed(&mut self, client: Client, now: Instant) {
+        if self.recent.len() >= self.sweep_at {
+            self.recent
+                .retain(|_, &mut (_, since)| now.duration_since(since) < RECENT);
+            self.sweep_at = (self.recent.len() * 2).max(1024);
+        }
+        let entry = self.recent.entry(client).or_insert((0, now));
+        if now.duration_since(entry.1) >= RECENT {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+
+    /// A job of `client` is over (run, skipped or refused).
     fn done(&mut self, client: Client) {
         if let Some(held) = self.held.get_mut(&client) {
             *held -= 1;
@@ -163,17 +272,14 @@ impl Hashers {
     /// When a thread cannot be started.
     pub fn new(threads: usize, queue: usize, max_wait: Duration) -> anyhow::Result<Self> {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                capacity: queue,
-                ..Queue::default()
-            }),
+            queue: Mutex::new(Queue::new(queue, max_wait)),
             ready: Condvar::new(),
         });
         for i in 0..threads.max(1) {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name(format!("latch-demo-hash-{i}"))
-                .spawn(move || work(&shared, max_wait))?;
+                .spawn(move || work(&shared))?;
         }
         Ok(Self {
             inner: Arc::new(Handle { shared, max_wait }),
@@ -182,9 +288,8 @@ impl Hashers {
 
     /// One thread per core, room for 256 waiting jobs per thread (each holds
     /// a password of at most 1 KiB and a stored hash), five seconds' wait at
-    /// most: at most one 19 MiB hash per core at any time, and an honest
-    /// sign-in gets through while fewer than about `cores x 5 s / hash time`
-    /// clients flood (a few hundred here; see security.md A7).
+    /// most: at most one 19 MiB hash per core at any time (see security.md
+    /// A7 for what a flood needs to keep a newcomer out).
     ///
     /// # Errors
     /// When a thread cannot be started.
@@ -218,7 +323,7 @@ impl Hashers {
             }),
         };
         let shared = &self.inner.shared;
-        if shared.lock().push(job).is_err() {
+        if shared.lock().push(job, Instant::now()).is_err() {
             return Err(Busy);
         }
         shared.ready.notify_one();
@@ -226,23 +331,23 @@ impl Hashers {
     }
 }
 
-fn work(shared: &Shared, max_wait: Duration) {
+fn work(shared: &Shared) {
     loop {
-        let job = {
+        let (job, expired) = {
             let mut queue = shared.lock();
             loop {
                 if queue.closed {
                     return; // every handle dropped: the app is gone
                 }
-                if let Some(job) = queue.pop() {
-                    break job;
+                if let Some(next) = queue.pop(Instant::now()) {
+                    break next;
                 }
                 queue = shared.ready.wait(queue).unwrap_or_else(|p| p.into_inner());
             }
         };
         let client = job.client;
         // A panicking hash must still give its client's place back.
-        let run = std::panic::AssertUnwindSafe(|| (job.work)(job.queued.elapsed() > max_wait));
+        let run = std::panic::AssertUnwindSafe(|| (job.work)(expired));
         let _ = std::panic::catch_unwind(run);
         shared.lock().done(client);
     }
@@ -270,10 +375,15 @@ mod tests {
         client: Option<IpAddr>,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> tokio::task::JoinHandle<Result<T, Busy>> {
-        let before = held(hashers);
+        let of = |hashers: &Hashers| {
+            let queue = hashers.inner.shared.lock();
+            let client = client.map(crate::limits::client_network);
+            (queue.held.get(&client).copied(), queue.len)
+        };
+        let before = of(hashers);
         let h = hashers.clone();
         let task = tokio::spawn(async move { h.run(client, f).await });
-        while held(hashers) == before && !task.is_finished() {
+        while of(hashers) == before && !task.is_finished() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         task
@@ -395,5 +505,88 @@ mod tests {
         }
         assert_eq!(held(&hashers), 0, "every place given back");
         assert_eq!(hashers.run(ip(1), || 7).await, Ok(7));
+    }
+
+    /// Attack round thirteen: 160 addresses keeping 4 jobs each held every
+    /// place, and a newcomer was refused at once. Now the newcomer takes the
+    /// place of the newest job of the client with the most waiting, until
+    /// every client has one.
+    #[tokio::test]
+    async fn a_full_queue_makes_room_for_a_client_with_fewer_waiting_jobs() {
+        let hashers = Hashers::new(1, 3, Duration::from_secs(10)).expect("threads");
+        let (release, block) = blocker();
+        let a1 = queued(&hashers, ip(1), block).await;
+        while hashers.inner.shared.lock().len > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await; // the thread took it
+        }
+        let mut a = Vec::new();
+        for _ in 1..PER_CLIENT {
+            a.push(queued(&hashers, ip(1), || ()).await);
+        }
+        let b = queued(&hashers, ip(2), || ()).await;
+        let c = queued(&hashers, ip(3), || ()).await;
+        // Now one waiting job each: nobody has more to give up.
+        let d = tokio::time::timeout(Duration::from_secs(1), hashers.run(ip(4), || ())).await;
+        assert_eq!(d, Ok(Err(Busy)), "refused at once");
+        let b2 = tokio::time::timeout(Duration::from_secs(1), hashers.run(ip(2), || ())).await;
+        assert_eq!(
+            b2,
+            Ok(Err(Busy)),
+            "a client with one waiting takes nobody's place"
+        );
+        release.send(()).unwrap();
+        let mut answers = Vec::new();
+        for t in a {
+            answers.push(t.await.unwrap());
+        }
+        // The newest two of 1's waiting jobs made room for 2 and 3.
+        assert_eq!(answers, [Ok(()), Err(Busy), Err(Busy)]);
+        assert_eq!(a1.await.unwrap(), Ok(()));
+        assert_eq!(b.await.unwrap(), Ok(()));
+        assert_eq!(c.await.unwrap(), Ok(()));
+        assert_eq!(held(&hashers), 0, "every place given back");
+    }
+
+    /// Attack round thirteen, the other half: with clients merely taken in
+    /// turn, enough addresses each keeping a job queued made a newcomer wait
+    /// past the deadline. A client with fewer than `FEW_HASHES` hashes lately
+    /// goes before clients that had more, whatever they have queued.
+    #[tokio::test]
+    async fn clients_with_few_recent_hashes_go_before_the_rest() {
+        let hashers = Hashers::new(1, 64, Duration::from_secs(10)).expect("threads");
+        for flooder in 1..=3 {
+            for _ in 0..FEW_HASHES {
+                assert_eq!(hashers.run(ip(flooder), || ()).await, Ok(()));
+            }
+        }
+        let (release, block) = blocker();
+        let first = queued(&hashers, ip(8), block).await;
+        while hashers.inner.shared.lock().len > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await; // the thread took it
+        }
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for flooder in 1..=3 {
+            for _ in 0..PER_CLIENT {
+                let order = Arc::clone(&order);
+                let job = move || order.lock().unwrap().push(flooder);
+                tasks.push(queued(&hashers, ip(flooder), job).await);
+            }
+        }
+        let mut newcomers = Vec::new();
+        for newcomer in [9, 10] {
+            let order = Arc::clone(&order);
+            let job = move || order.lock().unwrap().push(newcomer);
+            newcomers.push(queued(&hashers, ip(newcomer), job).await);
+        }
+        release.send(()).unwrap();
+        for t in newcomers.into_iter().chain(tasks) {
+            assert_eq!(t.await.unwrap(), Ok(()));
+        }
+        assert_eq!(first.await.unwrap(), Ok(()));
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order[..2], [9, 10], "the newcomers went first: {order:?}");
+        // The rest in turn, one job each.
+        assert_eq!(order[2..5], [1, 2, 3], "{order:?}");
     }
 }
