@@ -162,6 +162,13 @@ pub struct Args {
     /// proxy.
     #[arg(long, env = "LATCH_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64)]
     pub max_connections_per_client: usize,
+
+    /// Sign-ups and sign-ins that may wait at once for a password hash
+    /// (default: 256 per core). Each holds its request open; past it, a
+    /// client with fewer waiting (or fewer recent hashes) takes the place of
+    /// one with more, or gets a 503.
+    #[arg(long, env = "LATCH_HASH_QUEUE")]
+    pub hash_queue: Option<usize>,
 }
 
 /// Where sessions are kept.
@@ -262,6 +269,8 @@ pub struct Settings {
     pub conn_limits: ConnLimits,
     /// New sessions per client address per 5 minutes.
     pub new_sessions_per_client: u32,
+    /// Jobs that may wait for a password hash, if not the default.
+    pub hash_queue: Option<usize>,
     /// Store call timeout.
     pub store_timeout: Duration,
     /// Plain-http development mode.
@@ -315,10 +324,11 @@ impl Settings {
         if args.max_connections == Some(0)
             || args.max_connections_per_client == 0
             || args.new_sessions_per_client == 0
+            || args.hash_queue == Some(0)
         {
             bail!(
-                "--max-connections, --max-connections-per-client and --new-sessions-per-client \
-                 must be at least 1"
+                "--max-connections, --max-connections-per-client, --new-sessions-per-client \
+                 and --hash-queue must be at least 1"
             );
         }
         let defaults = ConnLimits::default();
@@ -358,6 +368,7 @@ impl Settings {
             remember_absolute: Duration::from_secs(args.remember_absolute_timeout),
             conn_limits,
             new_sessions_per_client: args.new_sessions_per_client,
+            hash_queue: args.hash_queue,
             store_timeout: Duration::from_millis(args.store_timeout_ms),
             insecure_dev_mode: args.insecure_dev_mode,
             behind_tls_proxy: args.behind_tls_proxy,

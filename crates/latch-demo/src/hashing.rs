@@ -24,12 +24,16 @@
 //!   five minutes). To keep newcomers waiting, a flood must bring fresh
 //!   addresses as fast as the threads hash, not merely many addresses.
 //! - When the queue is full, a client with fewer waiting jobs takes the place
-//!   of the newest job of the client with the most (which is refused).
+//!   of the newest job of the client with the most (which is refused); and
+//!   a client with few hashes lately takes the place of a job of a client
+//!   with more (560 addresses keeping one sign-in each waiting filled the
+//!   queue with clients of one job each).
 //!
 //! A request is refused at once with [`Busy`] (a 503) when its client already
-//! has [`PER_CLIENT`] jobs waiting or running, or the queue is full of
-//! clients with one job each; a job that waited past the deadline is refused
-//! without being hashed, and so is one whose request went away.
+//! has [`PER_CLIENT`] jobs waiting or running, or the queue is full and
+//! nobody waiting holds more than it is due; a job that waited past the
+//! deadline is refused without being hashed, and so is one whose request went
+//! away.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -164,7 +168,7 @@ impl Queue {
         if held >= PER_CLIENT || self.closed {
             return Err(job);
         }
-        if self.len >= self.capacity && !self.make_room(job.client) {
+        if self.len >= self.capacity && !self.make_room(job.client, now) {
             return Err(job);
         }
         self.held.insert(job.client, held + 1);
@@ -178,40 +182,59 @@ impl Queue {
         Ok(())
     }
 
-    /// The queue is full: refuse the newest waiting job of the client with
-    /// the most waiting, if that is more than `client` would have with one
-    /// more. A full queue refused every newcomer at once: 160 addresses
-    /// keeping 4 sign-ins each in flight held all 512 places (attack round
-    /// thirteen).
-    fn make_room(&mut self, client: Client) -> bool {
+    /// The queue is full: refuse a waiting job to make room for one of
+    /// `client`'s, if someone holds more than it is due. A full queue refused
+    /// every newcomer at once: 160 addresses keeping 4 sign-ins each in
+    /// flight held all 512 places, and then 560 addresses keeping one each
+    /// (attack round thirteen). So:
+    /// - the newest job of the client with the most waiting goes, if that is
+    ///   more than `client` would have with one more;
+    /// - otherwise, for a client with few hashes lately, the newest job of a
+    ///   client that had more (the last to line up in `then`);
+    /// - otherwise nobody makes room.
+    fn make_room(&mut self, client: Client, now: Instant) -> bool {
         let own = self.waiting.get(&client).map_or(0, VecDeque::len);
-        let Some((&greedy, most)) = self
+        let greediest = self
             .waiting
             .iter()
-            .map(|(c, jobs)| (c, jobs.len()))
-            .max_by_key(|&(_, n)| n)
-        else {
+            .map(|(&c, jobs)| (c, jobs.len()))
+            .max_by_key(|&(_, n)| n);
+        let victim = match greediest {
+            Some((greedy, most)) if most > own + 1 => greedy,
+            _ if self.hashed_lately(client, now) < FEW_HASHES => match self.then.back() {
+                Some(&busy) => busy,
+                None => return false,
+            },
+            _ => return false,
+        };
+        let Some(jobs) = self.waiting.get_mut(&victim) else {
             return false;
         };
-        if most <= own + 1 {
-            return false;
-        }
         // Dropped, the job's reply goes with it: its request gets `Busy`.
-        let refused = self.waiting.get_mut(&greedy).and_then(VecDeque::pop_back);
-        drop(refused);
+        drop(jobs.pop_back());
+        if jobs.is_empty() {
+            self.waiting.remove(&victim);
+            // It waits in one line or the other, once.
+            self.first.retain(|&c| c != victim);
+            self.then.retain(|&c| c != victim);
+        }
         self.len -= 1;
-        self.done(greedy);
+        self.done(victim);
         true
+    }
+
+    /// How many hashes `client` had within [`RECENT`].
+    fn hashed_lately(&self, client: Client, now: Instant) -> u32 {
+        match self.recent.get(&client) {
+            Some(&(n, since)) if now.duration_since(since) < RECENT => n,
+            _ => 0,
+        }
     }
 
     /// Put `client` at the back of its line: `first` while it had fewer than
     /// [`FEW_HASHES`] hashes lately.
     fn line_up(&mut self, client: Client, now: Instant) {
-        let hashed = match self.recent.get(&client) {
-            Some(&(n, since)) if now.duration_since(since) < RECENT => n,
-            _ => 0,
-        };
-        if hashed < FEW_HASHES {
+        if self.hashed_lately(client, now) < FEW_HASHES {
             self.first.push_back(client);
         } else {
             self.then.push_back(client);
@@ -221,8 +244,14 @@ impl Queue {
     /// The oldest job of the client whose turn it is, and whether it waited
     /// too long; that client lines up again if it has more.
     fn pop(&mut self, now: Instant) -> Option<(Job, bool)> {
-        let client = self.first.pop_front().or_else(|| self.then.pop_front())?;
-        let jobs = self.waiting.get_mut(&client)?;
+        let (client, jobs) = loop {
+            let client = self.first.pop_front().or_else(|| self.then.pop_front())?;
+            // Every client in a line has jobs waiting; skip one that does
+            // not, rather than stop the thread.
+            if let Some(jobs) = self.waiting.get_mut(&client).filter(|j| !j.is_empty()) {
+                break (client, jobs);
+            }
+        };
         let job = jobs.pop_front()?;
         let more = !jobs.is_empty();
         if !more {
@@ -295,7 +324,17 @@ impl Hashers {
     /// When a thread cannot be started.
     pub fn for_this_machine() -> anyhow::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        Self::new(cores, cores * 256, Duration::from_secs(5))
+        Self::with_queue(cores * 256)
+    }
+
+    /// [`for_this_machine`](Self::for_this_machine) with room for `jobs`
+    /// waiting jobs.
+    ///
+    /// # Errors
+    /// When a thread cannot be started.
+    pub fn with_queue(jobs: usize) -> anyhow::Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Self::new(cores, jobs, Duration::from_secs(5))
     }
 
     /// Run `f` on a hashing thread, in `client`'s turn (`client` is the
@@ -588,5 +627,45 @@ mod tests {
         assert_eq!(order[..2], [9, 10], "the newcomers went first: {order:?}");
         // The rest in turn, one job each.
         assert_eq!(order[2..5], [1, 2, 3], "{order:?}");
+    }
+
+    /// Attack round thirteen, second try: 560 addresses keeping exactly one
+    /// sign-in each waiting filled the queue with clients of one job each,
+    /// so nobody had more to give up and every newcomer was refused. A
+    /// client with few hashes lately takes the place of a job of one that
+    /// had more; one that had more does not.
+    #[tokio::test]
+    async fn a_full_queue_of_busy_clients_makes_room_for_a_newcomer() {
+        let hashers = Hashers::new(1, 2, Duration::from_secs(10)).expect("threads");
+        for busy in 1..=3 {
+            for _ in 0..FEW_HASHES {
+                assert_eq!(hashers.run(ip(busy), || ()).await, Ok(()));
+            }
+        }
+        let (release, block) = blocker();
+        let first = queued(&hashers, ip(8), block).await;
+        while hashers.inner.shared.lock().len > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await; // the thread took it
+        }
+        let one = queued(&hashers, ip(1), || 1).await;
+        let two = queued(&hashers, ip(2), || 2).await;
+        let refused = |c| tokio::time::timeout(Duration::from_secs(1), hashers.run(ip(c), || 0));
+        // Full of clients with one job each: another busy one is refused...
+        assert_eq!(refused(3).await, Ok(Err(Busy)));
+        // ...newcomers are not, while a busy client has a job waiting.
+        let nine = queued(&hashers, ip(9), || 9).await;
+        let ten = queued(&hashers, ip(10), || 10).await;
+        let answer = |t| async { tokio::time::timeout(Duration::from_secs(1), t).await };
+        let two = answer(two).await.expect("answered at once").unwrap();
+        assert_eq!(two, Err(Busy), "the last busy one to queue made room");
+        let one = answer(one).await.expect("answered at once").unwrap();
+        assert_eq!(one, Err(Busy));
+        // Only newcomers wait now: the next one is refused.
+        assert_eq!(refused(11).await, Ok(Err(Busy)));
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(()));
+        assert_eq!(nine.await.unwrap(), Ok(9));
+        assert_eq!(ten.await.unwrap(), Ok(10));
+        assert_eq!(held(&hashers), 0, "every place given back");
     }
 }

@@ -145,10 +145,14 @@ async fn manager_and_counters(
 /// # Errors
 /// When the database cannot be opened.
 pub async fn users(settings: &Settings) -> anyhow::Result<Users> {
-    match (&settings.store, settings.users_db()) {
-        (StoreSpec::Postgres(url), _) => Users::open_postgres(url).await,
-        (_, Some(path)) => Users::open(&path),
+    let users = match (&settings.store, settings.users_db()) {
+        (StoreSpec::Postgres(url), _) => Users::open_postgres(url).await?,
+        (_, Some(path)) => Users::open(&path)?,
         (_, None) => anyhow::bail!("no place for users: give --store sqlite or postgres://..."),
+    };
+    match settings.hash_queue {
+        Some(jobs) => users.with_hash_queue(jobs),
+        None => Ok(users),
     }
 }
 

@@ -234,6 +234,18 @@ impl Users {
         })
     }
 
+    /// The same users, their passwords hashed behind a queue of `jobs`
+    /// (instead of 256 per core; see [`Hashers::for_this_machine`]).
+    ///
+    /// # Errors
+    /// When a hashing thread cannot be started.
+    pub fn with_hash_queue(self, jobs: usize) -> anyhow::Result<Self> {
+        Ok(Self {
+            hashers: Hashers::with_queue(jobs)?,
+            ..self
+        })
+    }
+
     /// Open the users table in the SQLite file at `path` (created if needed).
     ///
     /// # Errors
