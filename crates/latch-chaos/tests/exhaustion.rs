@@ -154,6 +154,16 @@ async fn a7_a_hashing_queue_full_of_one_job_per_address_still_takes_a_newcomer()
     newcomers_through_a_flood_of_wrong_passwords("exhaust-hashers-one", &args, 96, 1).await;
 }
 
+/// [`client::forms`] from the loopback address `ip`.
+fn forms_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::from(ip))
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 /// The demo (`--store memory` and `args`) under a flood of wrong passwords
 /// from `addresses` addresses with `lanes` requests in flight each, sent again
 /// as soon as answered, until every address has had about three checked
@@ -179,12 +189,7 @@ async fn newcomers_through_a_flood_of_wrong_passwords(
     for n in 0..addresses {
         for lane in 0..lanes {
             let (stop, counts, base) = (stop.clone(), counts.clone(), demo.base.clone());
-            let http = reqwest::Client::builder()
-                .local_address(IpAddr::from([127, 0, 48, n]))
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap();
+            let http = forms_from([127, 0, 48, n]);
             attackers.push(tokio::spawn(async move {
                 for i in 0.. {
                     if stop.load(Relaxed) {
@@ -214,12 +219,7 @@ async fn newcomers_through_a_flood_of_wrong_passwords(
     let (checked_before, refused_before) = (counts[0].load(Relaxed), counts[1].load(Relaxed));
     let mut honest = Vec::new();
     for round in 0..3 {
-        let http = reqwest::Client::builder()
-            .local_address(IpAddr::from([127, 0, 49, round]))
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
+        let http = forms_from([127, 0, 49, round]);
         let user = format!("newcomer{round}");
         let fields = [("username", user.as_str()), ("password", PASSWORD)];
         for page in ["/signup", "/login"] {

@@ -428,12 +428,33 @@ mod tests {
         task
     }
 
-    /// A job that holds the only thread until `release` is sent.
-    fn blocker() -> (std::sync::mpsc::Sender<()>, impl FnOnce() + Send + 'static) {
+    /// Hold the only thread with a job of `client` until the sender is
+    /// used; returns once the thread has taken it.
+    async fn occupy(
+        hashers: &Hashers,
+        client: Option<IpAddr>,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<(), Busy>>,
+    ) {
         let (release, wait) = std::sync::mpsc::channel::<()>();
-        (release, move || {
+        let task = queued(hashers, client, move || {
             let _ = wait.recv();
         })
+        .await;
+        while hashers.inner.shared.lock().len > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        (release, task)
+    }
+
+    /// Give each of `clients` the hashes that take it out of the first line.
+    async fn make_busy(hashers: &Hashers, clients: std::ops::RangeInclusive<u8>) {
+        for client in clients {
+            for _ in 0..FEW_HASHES {
+                assert_eq!(hashers.run(ip(client), || ()).await, Ok(()));
+            }
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,11 +506,7 @@ mod tests {
     #[tokio::test]
     async fn clients_are_taken_in_turn_so_floods_cannot_starve_a_newcomer() {
         let hashers = Hashers::new(1, 64, Duration::from_secs(10)).expect("threads");
-        let (release, block) = blocker();
-        let first = queued(&hashers, ip(1), block).await;
-        while hashers.inner.shared.lock().len > 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await; // the thread took it
-        }
+        let (release, first) = occupy(&hashers, ip(1)).await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for flooder in 1..=3 {
@@ -518,8 +535,8 @@ mod tests {
     #[tokio::test]
     async fn a_client_past_its_share_is_refused_at_once_and_others_are_not() {
         let hashers = Hashers::new(1, 64, Duration::from_secs(10)).expect("threads");
-        let (release, block) = blocker();
-        let mut tasks = vec![queued(&hashers, ip(1), block).await];
+        let (release, first) = occupy(&hashers, ip(1)).await;
+        let mut tasks = vec![first];
         for _ in 1..PER_CLIENT {
             tasks.push(queued(&hashers, ip(1), || ()).await);
         }
@@ -553,11 +570,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_makes_room_for_a_client_with_fewer_waiting_jobs() {
         let hashers = Hashers::new(1, 3, Duration::from_secs(10)).expect("threads");
-        let (release, block) = blocker();
-        let a1 = queued(&hashers, ip(1), block).await;
-        while hashers.inner.shared.lock().len > 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await; // the thread took it
-        }
+        let (release, a1) = occupy(&hashers, ip(1)).await;
         let mut a = Vec::new();
         for _ in 1..PER_CLIENT {
             a.push(queued(&hashers, ip(1), || ()).await);
@@ -593,16 +606,8 @@ mod tests {
     #[tokio::test]
     async fn clients_with_few_recent_hashes_go_before_the_rest() {
         let hashers = Hashers::new(1, 64, Duration::from_secs(10)).expect("threads");
-        for flooder in 1..=3 {
-            for _ in 0..FEW_HASHES {
-                assert_eq!(hashers.run(ip(flooder), || ()).await, Ok(()));
-            }
-        }
-        let (release, block) = blocker();
-        let first = queued(&hashers, ip(8), block).await;
-        while hashers.inner.shared.lock().len > 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await; // the thread took it
-        }
+        make_busy(&hashers, 1..=3).await;
+        let (release, first) = occupy(&hashers, ip(8)).await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for flooder in 1..=3 {
@@ -637,16 +642,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_of_busy_clients_makes_room_for_a_newcomer() {
         let hashers = Hashers::new(1, 2, Duration::from_secs(10)).expect("threads");
-        for busy in 1..=3 {
-            for _ in 0..FEW_HASHES {
-                assert_eq!(hashers.run(ip(busy), || ()).await, Ok(()));
-            }
-        }
-        let (release, block) = blocker();
-        let first = queued(&hashers, ip(8), block).await;
-        while hashers.inner.shared.lock().len > 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await; // the thread took it
-        }
+        make_busy(&hashers, 1..=3).await;
+        let (release, first) = occupy(&hashers, ip(8)).await;
         let one = queued(&hashers, ip(1), || 1).await;
         let two = queued(&hashers, ip(2), || 2).await;
         let refused = |c| tokio::time::timeout(Duration::from_secs(1), hashers.run(ip(c), || 0));
