@@ -21,13 +21,14 @@
 //! - A client that had fewer than [`FEW_HASHES`] hashes in the last five
 //!   minutes (someone signing up, then in) is taken before the clients that
 //!   had more (a flood, whose every address gets 20 checked passwords per
-//!   five minutes). To keep newcomers waiting, a flood must bring fresh
-//!   addresses as fast as the threads hash, not merely many addresses.
+//!   five minutes), and one that had none before one that had one or two.
+//!   To keep newcomers waiting, a flood must bring fresh addresses about as
+//!   fast as the threads hash, not merely many addresses.
 //! - When the queue is full, a client with fewer waiting jobs takes the place
 //!   of the newest job of the client with the most (which is refused); and
-//!   a client with few hashes lately takes the place of a job of a client
-//!   with more (560 addresses keeping one sign-in each waiting filled the
-//!   queue with clients of one job each).
+//!   a client takes the place of a job of a client with more hashes lately
+//!   (560 addresses keeping one sign-in each waiting filled the queue with
+//!   clients of one job each).
 //!
 //! A request is refused at once with [`Busy`] (a 503) when its client already
 //! has [`PER_CLIENT`] jobs waiting or running, or the queue is full and
@@ -115,16 +116,19 @@ impl Shared {
 const RECENT: Duration = Duration::from_secs(300);
 
 /// Clients that had fewer hashes than this within [`RECENT`] are taken
-/// before the others: a sign-up, a sign-in and one mistyped password.
+/// before the others, and the fewer the sooner: a sign-up, a sign-in and
+/// one mistyped password.
 pub const FEW_HASHES: u32 = 3;
 
+/// One line per count of recent hashes below [`FEW_HASHES`], and one for the
+/// rest.
+const LINES: usize = FEW_HASHES as usize + 1;
+
 struct Queue {
-    /// Clients with a job waiting and fewer than [`FEW_HASHES`] hashes
-    /// lately, in the order the threads take them.
-    first: VecDeque<Client>,
-    /// The other clients with a job waiting, taken in turn when `first` is
-    /// empty.
-    then: VecDeque<Client>,
+    /// Clients with a job waiting, in lines by the hashes they had lately
+    /// (0, 1, 2, then [`FEW_HASHES`] or more), each in the order the threads
+    /// take them; a line is taken only when those before it are empty.
+    lines: [VecDeque<Client>; LINES],
     /// Each waiting client's jobs, oldest first.
     waiting: HashMap<Client, VecDeque<Job>>,
     /// Jobs waiting or running, per client.
@@ -147,8 +151,7 @@ struct Queue {
 impl Queue {
     fn new(capacity: usize, max_wait: Duration) -> Self {
         Self {
-            first: VecDeque::new(),
-            then: VecDeque::new(),
+            lines: Default::default(),
             waiting: HashMap::new(),
             held: HashMap::new(),
             recent: HashMap::new(),
@@ -189,8 +192,9 @@ impl Queue {
     /// (attack round thirteen). So:
     /// - the newest job of the client with the most waiting goes, if that is
     ///   more than `client` would have with one more;
-    /// - otherwise, for a client with few hashes lately, the newest job of a
-    ///   client that had more (the last to line up in `then`);
+    /// - otherwise the newest job of the client last to line up in the
+    ///   furthest line behind `client`'s (a client that had more hashes
+    ///   lately);
     /// - otherwise nobody makes room.
     fn make_room(&mut self, client: Client, now: Instant) -> bool {
         let own = self.waiting.get(&client).map_or(0, VecDeque::len);
@@ -201,11 +205,14 @@ impl Queue {
             .max_by_key(|&(_, n)| n);
         let victim = match greediest {
             Some((greedy, most)) if most > own + 1 => greedy,
-            _ if self.hashed_lately(client, now) < FEW_HASHES => match self.then.back() {
-                Some(&busy) => busy,
-                None => return false,
-            },
-            _ => return false,
+            _ => {
+                let own_line = self.line_of(client, now);
+                let behind = self.lines[own_line + 1..].iter().rev();
+                match behind.filter_map(VecDeque::back).next() {
+                    Some(&busier) => busier,
+                    None => return false,
+                }
+            }
         };
         let Some(jobs) = self.waiting.get_mut(&victim) else {
             return false;
@@ -215,37 +222,36 @@ impl Queue {
         if jobs.is_empty() {
             self.waiting.remove(&victim);
             // It waits in one line or the other, once.
-            self.first.retain(|&c| c != victim);
-            self.then.retain(|&c| c != victim);
+            for line in &mut self.lines {
+                line.retain(|&c| c != victim);
+            }
         }
         self.len -= 1;
         self.done(victim);
         true
     }
 
-    /// How many hashes `client` had within [`RECENT`].
-    fn hashed_lately(&self, client: Client, now: Instant) -> u32 {
-        match self.recent.get(&client) {
+    /// The line of `client`: the hashes it had within [`RECENT`], up to
+    /// [`FEW_HASHES`].
+    fn line_of(&self, client: Client, now: Instant) -> usize {
+        let hashed = match self.recent.get(&client) {
             Some(&(n, since)) if now.duration_since(since) < RECENT => n,
             _ => 0,
-        }
+        };
+        hashed.min(FEW_HASHES) as usize
     }
 
-    /// Put `client` at the back of its line: `first` while it had fewer than
-    /// [`FEW_HASHES`] hashes lately.
+    /// Put `client` at the back of its line.
     fn line_up(&mut self, client: Client, now: Instant) {
-        if self.hashed_lately(client, now) < FEW_HASHES {
-            self.first.push_back(client);
-        } else {
-            self.then.push_back(client);
-        }
+        let line = self.line_of(client, now);
+        self.lines[line].push_back(client);
     }
 
     /// The oldest job of the client whose turn it is, and whether it waited
     /// too long; that client lines up again if it has more.
     fn pop(&mut self, now: Instant) -> Option<(Job, bool)> {
         let (client, jobs) = loop {
-            let client = self.first.pop_front().or_else(|| self.then.pop_front())?;
+            let client = self.lines.iter_mut().find_map(VecDeque::pop_front)?;
             // Every client in a line has jobs waiting; skip one that does
             // not, rather than stop the thread.
             if let Some(jobs) = self.waiting.get_mut(&client).filter(|j| !j.is_empty()) {
@@ -570,14 +576,15 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_makes_room_for_a_client_with_fewer_waiting_jobs() {
         let hashers = Hashers::new(1, 3, Duration::from_secs(10)).expect("threads");
-        let (release, a1) = occupy(&hashers, ip(1)).await;
+        let (release, running) = occupy(&hashers, ip(8)).await;
         let mut a = Vec::new();
-        for _ in 1..PER_CLIENT {
+        for _ in 0..3 {
             a.push(queued(&hashers, ip(1), || ()).await);
         }
         let b = queued(&hashers, ip(2), || ()).await;
         let c = queued(&hashers, ip(3), || ()).await;
-        // Now one waiting job each: nobody has more to give up.
+        // Now one waiting job each, and no hashes yet: nobody has more to
+        // give up.
         let d = tokio::time::timeout(Duration::from_secs(1), hashers.run(ip(4), || ())).await;
         assert_eq!(d, Ok(Err(Busy)), "refused at once");
         let b2 = tokio::time::timeout(Duration::from_secs(1), hashers.run(ip(2), || ())).await;
@@ -593,7 +600,7 @@ mod tests {
         }
         // The newest two of 1's waiting jobs made room for 2 and 3.
         assert_eq!(answers, [Ok(()), Err(Busy), Err(Busy)]);
-        assert_eq!(a1.await.unwrap(), Ok(()));
+        assert_eq!(running.await.unwrap(), Ok(()));
         assert_eq!(b.await.unwrap(), Ok(()));
         assert_eq!(c.await.unwrap(), Ok(()));
         assert_eq!(held(&hashers), 0, "every place given back");
@@ -664,5 +671,41 @@ mod tests {
         assert_eq!(nine.await.unwrap(), Ok(9));
         assert_eq!(ten.await.unwrap(), Ok(10));
         assert_eq!(held(&hashers), 0, "every place given back");
+    }
+
+    /// Within the clients that had few hashes lately, the fewer go first and
+    /// may take the place of the more: a flood's fresh addresses lose their
+    /// head start after one hash each, not three.
+    #[tokio::test]
+    async fn the_fewer_recent_hashes_the_sooner_a_client_is_taken() {
+        let hashers = Hashers::new(1, 3, Duration::from_secs(10)).expect("threads");
+        for (client, hashes) in [(1, 2), (2, 1)] {
+            for _ in 0..hashes {
+                assert_eq!(hashers.run(ip(client), || ()).await, Ok(()));
+            }
+        }
+        let (release, running) = occupy(&hashers, ip(8)).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for client in [1, 2, 3] {
+            let order = Arc::clone(&order);
+            let job = move || order.lock().unwrap().push(client);
+            tasks.push(queued(&hashers, ip(client), job).await);
+        }
+        // Full: a client with no hashes takes the place of the one with two.
+        let order_ = Arc::clone(&order);
+        let four = queued(&hashers, ip(4), move || order_.lock().unwrap().push(4)).await;
+        release.send(()).unwrap();
+        assert_eq!(running.await.unwrap(), Ok(()));
+        let answers: Vec<_> = {
+            let mut answers = Vec::new();
+            for t in tasks {
+                answers.push(t.await.unwrap());
+            }
+            answers
+        };
+        assert_eq!(answers, [Err(Busy), Ok(()), Ok(())]);
+        assert_eq!(four.await.unwrap(), Ok(()));
+        assert_eq!(*order.lock().unwrap(), [3, 4, 2], "none before one hash");
     }
 }
