@@ -115,7 +115,7 @@ impl Shared {
 /// throttle's window.
 const RECENT: Duration = Duration::from_secs(300);
 
-/// Clients that had fewer hashes than this within [`RECENT`] are taken
+/// Clients that had fewer hashes than this in the last five minutes are taken
 /// before the others, and the fewer the sooner: a sign-up, a sign-in and
 /// one mistyped password.
 pub const FEW_HASHES: u32 = 3;
