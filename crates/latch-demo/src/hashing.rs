@@ -454,6 +454,22 @@ mod tests {
         (release, task)
     }
 
+    /// The clients whose jobs ran, in the order they ran.
+    type Order = Arc<Mutex<Vec<u8>>>;
+
+    /// [`queued`] a job of `client` that writes it down in `order`.
+    async fn queued_in(
+        hashers: &Hashers,
+        order: &Order,
+        client: u8,
+    ) -> tokio::task::JoinHandle<Result<(), Busy>> {
+        let order = Arc::clone(order);
+        queued(hashers, ip(client), move || {
+            order.lock().unwrap().push(client)
+        })
+        .await
+    }
+
     /// Give each of `clients` the hashes that take it out of the first line.
     async fn make_busy(hashers: &Hashers, clients: std::ops::RangeInclusive<u8>) {
         for client in clients {
@@ -513,18 +529,15 @@ mod tests {
     async fn clients_are_taken_in_turn_so_floods_cannot_starve_a_newcomer() {
         let hashers = Hashers::new(1, 64, Duration::from_secs(10)).expect("threads");
         let (release, first) = occupy(&hashers, ip(1)).await;
-        let order = Arc::new(Mutex::new(Vec::new()));
+        let order = Order::default();
         let mut tasks = Vec::new();
         for flooder in 1..=3 {
             let already = usize::from(flooder == 1);
             for _ in already..PER_CLIENT {
-                let order = Arc::clone(&order);
-                let job = move || order.lock().unwrap().push(flooder);
-                tasks.push(queued(&hashers, ip(flooder), job).await);
+                tasks.push(queued_in(&hashers, &order, flooder).await);
             }
         }
-        let order_ = Arc::clone(&order);
-        let newcomer = queued(&hashers, ip(9), move || order_.lock().unwrap().push(9)).await;
+        let newcomer = queued_in(&hashers, &order, 9).await;
         release.send(()).unwrap();
         assert_eq!(newcomer.await.unwrap(), Ok(()));
         assert_eq!(first.await.unwrap(), Ok(()));
@@ -615,20 +628,16 @@ mod tests {
         let hashers = Hashers::new(1, 64, Duration::from_secs(10)).expect("threads");
         make_busy(&hashers, 1..=3).await;
         let (release, first) = occupy(&hashers, ip(8)).await;
-        let order = Arc::new(Mutex::new(Vec::new()));
+        let order = Order::default();
         let mut tasks = Vec::new();
         for flooder in 1..=3 {
             for _ in 0..PER_CLIENT {
-                let order = Arc::clone(&order);
-                let job = move || order.lock().unwrap().push(flooder);
-                tasks.push(queued(&hashers, ip(flooder), job).await);
+                tasks.push(queued_in(&hashers, &order, flooder).await);
             }
         }
         let mut newcomers = Vec::new();
         for newcomer in [9, 10] {
-            let order = Arc::clone(&order);
-            let job = move || order.lock().unwrap().push(newcomer);
-            newcomers.push(queued(&hashers, ip(newcomer), job).await);
+            newcomers.push(queued_in(&hashers, &order, newcomer).await);
         }
         release.send(()).unwrap();
         for t in newcomers.into_iter().chain(tasks) {
@@ -685,16 +694,13 @@ mod tests {
             }
         }
         let (release, running) = occupy(&hashers, ip(8)).await;
-        let order = Arc::new(Mutex::new(Vec::new()));
+        let order = Order::default();
         let mut tasks = Vec::new();
         for client in [1, 2, 3] {
-            let order = Arc::clone(&order);
-            let job = move || order.lock().unwrap().push(client);
-            tasks.push(queued(&hashers, ip(client), job).await);
+            tasks.push(queued_in(&hashers, &order, client).await);
         }
         // Full: a client with no hashes takes the place of the one with two.
-        let order_ = Arc::clone(&order);
-        let four = queued(&hashers, ip(4), move || order_.lock().unwrap().push(4)).await;
+        let four = queued_in(&hashers, &order, 4).await;
         release.send(()).unwrap();
         assert_eq!(running.await.unwrap(), Ok(()));
         let answers: Vec<_> = {
