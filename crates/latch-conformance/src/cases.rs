@@ -526,6 +526,113 @@ pub async fn delete_by_user_keeps_current(store: Store) {
     );
 }
 
+/// E4: "sign out everywhere else" deletes nothing once the session it keeps
+/// is gone (another device's sign-out ended it): the later of two sign-outs
+/// must not end the earlier one's device too. A kept session that is not
+/// (yet) the user's, as when a session signs in during the request, still
+/// counts as there.
+pub async fn sign_out_elsewhere_needs_the_kept_session(store: Store) {
+    let alice = unique_user();
+    let (laptop, phone, tablet) = (key(), key(), key());
+    for k in [&laptop, &phone, &tablet] {
+        assert!(
+            store
+                .create(k, &record(Some(&alice), T0 + 600))
+                .await
+                .expect("create")
+        );
+    }
+    let users = index(&store);
+    assert_eq!(
+        users
+            .delete_by_user(&alice, Some(&laptop))
+            .await
+            .expect("delete"),
+        2
+    );
+    // The phone's request loaded its session before the laptop's sign-out.
+    assert_eq!(
+        users
+            .delete_by_user(&alice, Some(&phone))
+            .await
+            .expect("delete"),
+        0,
+        "the phone's session is gone: it ends no other"
+    );
+    assert!(
+        store.load(&laptop).await.expect("load").is_some(),
+        "the laptop, which signed out the others first, stays signed in"
+    );
+    assert_eq!(
+        users
+            .delete_by_user(&alice, Some(&key()))
+            .await
+            .expect("delete"),
+        0,
+        "a kept session that never existed"
+    );
+    assert!(store.load(&laptop).await.expect("load").is_some());
+
+    // An anonymous session signing in as alice is still stored as nobody's.
+    let signing_in = key();
+    assert!(
+        store
+            .create(&signing_in, &record(None, T0 + 600))
+            .await
+            .expect("create")
+    );
+    assert_eq!(
+        users
+            .delete_by_user(&alice, Some(&signing_in))
+            .await
+            .expect("delete"),
+        1
+    );
+    assert!(store.load(&laptop).await.expect("load").is_none());
+    assert!(store.load(&signing_in).await.expect("load").is_some());
+}
+
+/// E4: two devices of one user signing out everywhere else at the same
+/// moment: one of them stays signed in (as if they came one after the
+/// other), never neither.
+pub async fn racing_sign_outs_elsewhere_leave_one_session(store: Store) {
+    for round in 0..16 {
+        let alice = unique_user();
+        let (laptop, phone, tablet) = (key(), key(), key());
+        for k in [&laptop, &phone, &tablet] {
+            assert!(
+                store
+                    .create(k, &record(Some(&alice), T0 + 600))
+                    .await
+                    .expect("create")
+            );
+        }
+        let (a, b) = {
+            let (s1, s2) = (store.clone(), store.clone());
+            let (u1, u2) = (alice.clone(), alice.clone());
+            let first =
+                tokio::spawn(async move { index(&s1).delete_by_user(&u1, Some(&laptop)).await });
+            let second =
+                tokio::spawn(async move { index(&s2).delete_by_user(&u2, Some(&phone)).await });
+            (
+                first.await.expect("task").expect("delete"),
+                second.await.expect("task").expect("delete"),
+            )
+        };
+        let left = [
+            store.load(&laptop).await.expect("load").is_some(),
+            store.load(&phone).await.expect("load").is_some(),
+        ];
+        assert_eq!(
+            left.iter().filter(|&&l| l).count(),
+            1,
+            "round {round}: laptop and phone left {left:?} (deleted {a} and {b})"
+        );
+        assert_eq!(a + b, 2, "round {round}: the tablet and one of the two");
+        assert!(store.load(&tablet).await.expect("load").is_none());
+    }
+}
+
 /// A4: purge deletes expired sessions only, at most `limit` per call.
 pub async fn purge_removes_only_expired_in_batches(store: Store) {
     // Far-past expiry times so other cases' rows sharing the store are not counted.
@@ -933,6 +1040,58 @@ pub async fn devices_list_and_revoke_through_sessions(store: Store) {
         !anonymous(cookies[0].clone()).await,
         "current device signed out too"
     );
+}
+
+/// E4 through the `Session` API: a device whose request loaded its session
+/// before another device signed out everywhere else cannot then end that
+/// device too; and a session that signs in and signs out everywhere else in
+/// one request ends the user's other sessions (its own is stored under its
+/// old, anonymous owner until the request ends).
+pub async fn sign_out_elsewhere_through_sessions(store: Store) {
+    let (manager, _clock) = manager(&store);
+    let user = unique_user();
+    let mut cookies = Vec::new();
+    for _ in 0..2 {
+        let u = user.clone();
+        let set = request(&manager, None, |s| async move {
+            s.log_in(u).await.expect("log in");
+        })
+        .await
+        .expect("cookie");
+        cookies.push(cookie_value(&set));
+    }
+    let signed_in = |c: String| {
+        let manager = manager.clone();
+        async move {
+            let s = start_with(&manager, &c);
+            s.user_id().await.expect("user").is_some()
+        }
+    };
+
+    let phone = start_with(&manager, &cookies[1]);
+    assert!(phone.user_id().await.expect("user").is_some(), "loaded");
+    let laptop = start_with(&manager, &cookies[0]);
+    assert_eq!(laptop.sign_out_everywhere_else().await.expect("laptop"), 1);
+    manager.finish(&laptop).await.expect("finish");
+    assert_eq!(
+        phone.sign_out_everywhere_else().await.expect("phone"),
+        0,
+        "the phone's own session was already ended"
+    );
+    let _ = manager.finish(&phone).await;
+    assert!(signed_in(cookies[0].clone()).await, "the laptop stays in");
+    assert!(!signed_in(cookies[1].clone()).await, "the phone is out");
+
+    let visitor = new_session(&manager).await;
+    let u = user.clone();
+    let set = request(&manager, Some(&visitor), |s| async move {
+        s.log_in(u).await.expect("log in");
+        assert_eq!(s.sign_out_everywhere_else().await.expect("others"), 1);
+    })
+    .await
+    .expect("a signed-in cookie");
+    assert!(signed_in(cookie_value(&set)).await, "the new sign-in stays");
+    assert!(!signed_in(cookies[0].clone()).await, "the laptop is out");
 }
 
 /// The devices list shows the browser and address that signed in, not those

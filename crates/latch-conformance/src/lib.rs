@@ -53,6 +53,8 @@ macro_rules! store_conformance {
             list_by_user_lists_live_sessions_of_that_user_only,
             user_change_moves_index_entry,
             delete_by_user_keeps_current,
+            sign_out_elsewhere_needs_the_kept_session,
+            racing_sign_outs_elsewhere_leave_one_session,
             purge_removes_only_expired_in_batches,
             records_over_the_size_limit_are_refused,
             concurrent_writers_of_distinct_keys_all_kept,
@@ -65,6 +67,7 @@ macro_rules! store_conformance {
             idle_and_absolute_expiry_to_the_second,
             anonymous_reads_create_nothing,
             devices_list_and_revoke_through_sessions,
+            sign_out_elsewhere_through_sessions,
             sign_in_records_its_client,
             device_binding_round_trips
         );
@@ -158,6 +161,14 @@ pub async fn run_all(store: cases::Store, except: &[&str]) {
             cases::delete_by_user_keeps_current(store.clone()).boxed(),
         ),
         (
+            "sign_out_elsewhere_needs_the_kept_session",
+            cases::sign_out_elsewhere_needs_the_kept_session(store.clone()).boxed(),
+        ),
+        (
+            "racing_sign_outs_elsewhere_leave_one_session",
+            cases::racing_sign_outs_elsewhere_leave_one_session(store.clone()).boxed(),
+        ),
+        (
             "purge_removes_only_expired_in_batches",
             cases::purge_removes_only_expired_in_batches(store.clone()).boxed(),
         ),
@@ -204,6 +215,10 @@ pub async fn run_all(store: cases::Store, except: &[&str]) {
         (
             "devices_list_and_revoke_through_sessions",
             cases::devices_list_and_revoke_through_sessions(store.clone()).boxed(),
+        ),
+        (
+            "sign_out_elsewhere_through_sessions",
+            cases::sign_out_elsewhere_through_sessions(store.clone()).boxed(),
         ),
         (
             "sign_in_records_its_client",

@@ -435,12 +435,15 @@ mod conformance {
         list_by_user_lists_live_sessions_of_that_user_only,
         user_change_moves_index_entry,
         delete_by_user_keeps_current,
+        sign_out_elsewhere_needs_the_kept_session,
+        racing_sign_outs_elsewhere_leave_one_session,
         purge_removes_only_expired_in_batches,
         records_over_the_size_limit_are_refused,
         regenerate_does_not_revive_an_ended_session,
         regenerate_keeps_changes_saved_meanwhile,
         idle_and_absolute_expiry_to_the_second,
         devices_list_and_revoke_through_sessions,
+        sign_out_elsewhere_through_sessions,
         sign_in_records_its_client,
     ]);
 }

@@ -50,6 +50,11 @@ pub(crate) struct Sql {
     pub(crate) delete: String,
     pub(crate) list_by_user: String,
     pub(crate) delete_by_user: String,
+    /// `delete_by_user` with a session to keep (`$2`): deletes only while
+    /// that session exists. The user's rows and the kept one are locked in
+    /// key order first, so two such statements for one user queue behind
+    /// each other (no deadlock), and the second sees the first's deletions.
+    pub(crate) delete_by_user_except: String,
     pub(crate) purge: String,
 }
 
@@ -85,8 +90,13 @@ impl Sql {
                  (data #>> '{{_latch.dbsc,d,proved}}')::bigint AS device_proved_at FROM {t} \
                  WHERE user_id = $1 AND expires_at > $2 ORDER BY last_seen DESC, key"
             ),
-            delete_by_user: format!(
-                "DELETE FROM {t} WHERE user_id = $1 AND key IS DISTINCT FROM $2"
+            delete_by_user: format!("DELETE FROM {t} WHERE user_id = $1"),
+            delete_by_user_except: format!(
+                "WITH locked AS (SELECT key, user_id FROM {t} \
+                 WHERE user_id = $1 OR key = $2 ORDER BY key FOR UPDATE) \
+                 DELETE FROM {t} WHERE key IN \
+                 (SELECT key FROM locked WHERE user_id = $1 AND key <> $2) \
+                 AND EXISTS (SELECT 1 FROM locked WHERE key = $2)"
             ),
             purge: purge(&t),
             migrations: qualify(MIGRATIONS),

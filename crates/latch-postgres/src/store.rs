@@ -224,13 +224,18 @@ impl latch::UserIndex for PostgresStore {
     }
 
     async fn delete_by_user(&self, user_id: &str, keep: Option<&StoreKey>) -> Result<u64> {
-        let keep = keep.map(|k| k.as_bytes().as_slice());
-        self.execute(
-            "deleting a user's sessions from PostgreSQL",
-            &self.sql.delete_by_user,
-            &[&user_id, &keep],
-        )
-        .await
+        let what = "deleting a user's sessions from PostgreSQL";
+        match keep {
+            None => {
+                self.execute(what, &self.sql.delete_by_user, &[&user_id])
+                    .await
+            }
+            Some(keep) => {
+                let keep = keep.as_bytes().as_slice();
+                self.execute(what, &self.sql.delete_by_user_except, &[&user_id, &keep])
+                    .await
+            }
+        }
     }
 }
 

@@ -9,9 +9,10 @@ use latch::StoreKey;
 /// | `{prefix}s:{hex store key}` | hash | one session; TTL = its `expires_at` |
 /// | `{prefix}u:{user id}` | sorted set | that user's store keys, scored by `expires_at`; TTL = highest score |
 /// | `{prefix}expiry` | sorted set | every session's store key scored by `expires_at`, for `purge_expired` |
+/// | `{prefix}o:{user id}` | string | a random token while one "sign out everywhere else" of that user runs; TTL = the operation timeout |
 /// | `{prefix}probe:{random hex}` | string | the read cache's check of the server, when it connects; deleted at once (TTL 60 s) |
 ///
-/// The `s:` and `u:` tags keep the families apart whatever the user id is.
+/// The `s:`, `u:` and `o:` tags keep the families apart whatever the user id is.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     prefix: String,
@@ -40,6 +41,11 @@ impl Keys {
         format!("{}u:{user}", self.prefix)
     }
 
+    /// The lock held while one "sign out everywhere else" of `user` runs.
+    pub(crate) fn sign_out_lock(&self, user: &str) -> String {
+        format!("{}o:{user}", self.prefix)
+    }
+
     /// The sorted set of every session by expiry, read by `purge_expired`.
     pub(crate) fn expiry(&self) -> String {
         format!("{}expiry", self.prefix)
@@ -64,6 +70,7 @@ mod tests {
         assert_eq!(keys.session(&key), format!("app:s:{}", "ab".repeat(32)));
         assert_eq!(keys.user("alice@example.com"), "app:u:alice@example.com");
         assert_eq!(keys.expiry(), "app:expiry");
+        assert_eq!(keys.sign_out_lock("alice"), "app:o:alice");
         assert!(keys.probe().starts_with("app:probe:"));
         assert_ne!(keys.probe(), keys.probe());
     }

@@ -34,6 +34,10 @@ pub(crate) static DELETE: LazyLock<Script> =
 pub(crate) static PURGE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/purge.lua")));
 
+/// Delete a lock if it still holds the caller's token. Replies `1`/`0`.
+pub(crate) static UNLOCK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/unlock.lua")));
+
 /// Add (or raise) an entry in a user's index and extend the index's TTL.
 pub(crate) static INDEX_ADD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/index_add.lua")));

@@ -395,10 +395,19 @@ impl latch::UserIndex for SqliteStore {
     async fn delete_by_user(&self, user_id: &str, keep: Option<&StoreKey>) -> latch::Result<u64> {
         let (user, keep) = (user_id.to_owned(), keep.copied());
         self.write("deleting a user's sessions", move |conn| {
-            let keep = keep.map(|k| k.as_bytes().to_vec()).unwrap_or_default();
-            let n = conn
-                .prepare_cached("DELETE FROM latch_sessions WHERE user_id = ?1 AND key != ?2")?
-                .execute(params![user, keep])?;
+            let n = match keep {
+                None => conn
+                    .prepare_cached("DELETE FROM latch_sessions WHERE user_id = ?1")?
+                    .execute(params![user])?,
+                // One statement, so checking the kept session and deleting
+                // the others is one write (see `UserIndex::delete_by_user`).
+                Some(keep) => conn
+                    .prepare_cached(
+                        "DELETE FROM latch_sessions WHERE user_id = ?1 AND key != ?2 \
+                         AND EXISTS (SELECT 1 FROM latch_sessions WHERE key = ?2)",
+                    )?
+                    .execute(params![user, keep.as_bytes().as_slice()])?,
+            };
             Ok(n as u64)
         })
         .await

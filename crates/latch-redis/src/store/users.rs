@@ -5,6 +5,8 @@
 //! here when met) or now belongs to another user (skipped; every session is
 //! loaded and its own user id checked before it is listed or deleted).
 
+use std::time::Duration;
+
 use futures_util::future::join_all;
 use latch::{Record, Result, SessionInfo, StoreKey, UnixTime};
 
@@ -44,7 +46,65 @@ impl RedisStore {
         Ok(live)
     }
 
+    /// Delete `user`'s sessions but `keep`; with `keep`, only while it
+    /// exists, one such call per user at a time (see the crate docs).
     pub(super) async fn delete_user(&self, user: &str, keep: Option<&StoreKey>) -> Result<u64> {
+        let Some(kept) = keep else {
+            return self.delete_user_sessions(user, None).await;
+        };
+        let token = self.lock_sign_out(user).await?;
+        let deleted = async {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(self.keys.session(kept))
+                .query_async(&mut self.conn.clone())
+                .await
+                .context("checking the session kept by a sign-out")?;
+            if !exists {
+                return Ok(0);
+            }
+            self.delete_user_sessions(user, keep).await
+        }
+        .await;
+        // A failed release leaves the lock to its expiry, which only delays
+        // this user's next sign-out elsewhere; the deletion's answer stands.
+        let _ = scripts::UNLOCK
+            .key(self.keys.sign_out_lock(user))
+            .arg(&token)
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await;
+        deleted
+    }
+
+    /// Take `user`'s sign-out lock, waiting for another holder; its token.
+    async fn lock_sign_out(&self, user: &str) -> Result<String> {
+        let lock = self.keys.sign_out_lock(user);
+        let token = latch::SessionId::generate().store_key().to_hex();
+        // No holder outlives the operation timeout (it is cancelled then),
+        // so neither need its lock; at least a second for a store with a
+        // very short timeout.
+        let ttl = self.operation_timeout.max(Duration::from_secs(1));
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        loop {
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(&lock)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut self.conn.clone())
+                .await
+                .context("taking a user's sign-out lock")?;
+            if taken.is_some() {
+                return Ok(token);
+            }
+            // Another device of this user is signing out everywhere else:
+            // its few commands take milliseconds (the caller's timeout
+            // bounds the wait).
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn delete_user_sessions(&self, user: &str, keep: Option<&StoreKey>) -> Result<u64> {
         let keep = keep.map(StoreKey::to_hex);
         let members: Vec<String> = self
             .index_members(&self.keys.user(user))

@@ -52,6 +52,10 @@ pub struct MemoryStore {
     count: AtomicUsize,
     /// The most sessions the store holds, if bounded.
     max_sessions: Option<usize>,
+    /// Held by `delete_by_user` with a session to keep, so that checking that
+    /// session and deleting the others, shard by shard, is one step for any
+    /// other such call (see [`UserIndex::delete_by_user`]).
+    signing_out: Mutex<()>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -139,6 +143,7 @@ impl Default for MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             count: AtomicUsize::new(0),
             max_sessions: None,
+            signing_out: Mutex::default(),
         }
     }
 }
@@ -198,7 +203,7 @@ impl MemoryStore {
     }
 }
 
-fn lock(shard: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+fn lock<T>(shard: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave the maps half-updated in a way
     // that matters more than losing the process's sessions: keep serving.
     shard
@@ -344,6 +349,12 @@ impl UserIndex for MemoryStore {
     }
 
     async fn delete_by_user(&self, user_id: &str, keep: Option<&StoreKey>) -> Result<u64> {
+        let _one_at_a_time = keep.map(|_| lock(&self.signing_out));
+        if let Some(keep) = keep {
+            if !self.shard(keep).sessions.contains_key(keep) {
+                return Ok(0);
+            }
+        }
         let mut deleted = 0;
         for shard in &self.shards {
             let mut inner = lock(shard);

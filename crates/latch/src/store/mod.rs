@@ -259,6 +259,17 @@ pub trait UserIndex: Send + Sync {
 
     /// Delete every session of `user_id` except `keep` (the current one, for "sign
     /// out everywhere else"); returns how many were deleted.
+    ///
+    /// With `keep`, the deletion happens only if a session under `keep` still
+    /// exists (whoever it belongs to: a session signing in during this request
+    /// is stored under its old owner until the request ends), checked
+    /// atomically with the deletion. So when two devices of one user sign out
+    /// everywhere else at the same moment, one of them goes first and the
+    /// other finds its own session gone and deletes nothing: one device stays
+    /// signed in, as if they had come one after the other, instead of each
+    /// ending the other. The conformance cases
+    /// `sign_out_elsewhere_needs_the_kept_session` and
+    /// `racing_sign_outs_elsewhere_leave_one_session` check it.
     async fn delete_by_user(&self, user_id: &str, keep: Option<&StoreKey>) -> Result<u64>;
 }
 
