@@ -633,6 +633,97 @@ pub async fn racing_sign_outs_elsewhere_leave_one_session(store: Store) {
     }
 }
 
+/// E4: revoking one device is the user's only, and needs the revoking
+/// device's own session: a device that another has just signed out
+/// everywhere else can revoke no one, so a revoke racing a sign-out
+/// elsewhere leaves one of the two devices in, never neither.
+pub async fn revoking_a_device_needs_the_revoking_session(store: Store) {
+    let (alice, bob) = (unique_user(), unique_user());
+    let (laptop, phone, tablet, bobs) = (key(), key(), key(), key());
+    for (k, user) in [
+        (&laptop, &alice),
+        (&phone, &alice),
+        (&tablet, &alice),
+        (&bobs, &bob),
+    ] {
+        assert!(
+            store
+                .create(k, &record(Some(user), T0 + 600))
+                .await
+                .expect("create")
+        );
+    }
+    let users = index(&store);
+    let revoke = |k: StoreKey, keep: StoreKey| {
+        let alice = alice.clone();
+        async move {
+            users
+                .delete_one_by_user(&alice, &k, Some(&keep))
+                .await
+                .expect("revoke")
+        }
+    };
+    assert!(!revoke(bobs, phone).await, "another user's session");
+    assert!(store.load(&bobs).await.expect("load").is_some());
+    assert!(revoke(laptop, phone).await);
+    assert!(store.load(&laptop).await.expect("load").is_none());
+    assert!(!revoke(laptop, phone).await, "already gone");
+    assert_eq!(
+        users
+            .delete_by_user(&alice, Some(&tablet))
+            .await
+            .expect("sign out elsewhere"),
+        1
+    );
+    assert!(
+        !revoke(tablet, phone).await,
+        "the phone was signed out: it revokes no one"
+    );
+    assert!(store.load(&tablet).await.expect("load").is_some());
+    assert!(
+        users
+            .delete_one_by_user(&alice, &tablet, None)
+            .await
+            .expect("revoke without a session to keep")
+    );
+
+    for round in 0..16 {
+        let alice = unique_user();
+        let (laptop, phone, tablet) = (key(), key(), key());
+        for k in [&laptop, &phone, &tablet] {
+            assert!(
+                store
+                    .create(k, &record(Some(&alice), T0 + 600))
+                    .await
+                    .expect("create")
+            );
+        }
+        let (s1, s2) = (store.clone(), store.clone());
+        let (u1, u2) = (alice.clone(), alice.clone());
+        let others =
+            tokio::spawn(async move { index(&s1).delete_by_user(&u1, Some(&laptop)).await });
+        let one = tokio::spawn(async move {
+            index(&s2)
+                .delete_one_by_user(&u2, &laptop, Some(&phone))
+                .await
+        });
+        let (others, one) = (
+            others.await.expect("task").expect("sign out elsewhere"),
+            one.await.expect("task").expect("revoke"),
+        );
+        let alive = |k: StoreKey| {
+            let store = store.clone();
+            async move { store.load(&k).await.expect("load").is_some() }
+        };
+        let (l, p, t) = (alive(laptop).await, alive(phone).await, alive(tablet).await);
+        assert!(
+            l != p,
+            "round {round}: laptop {l}, phone {p} (signed out {others}, revoked {one})"
+        );
+        assert_eq!(t, p, "round {round}: the tablet goes with the phone");
+    }
+}
+
 /// A4: purge deletes expired sessions only, at most `limit` per call.
 pub async fn purge_removes_only_expired_in_batches(store: Store) {
     // Far-past expiry times so other cases' rows sharing the store are not counted.
@@ -1044,7 +1135,7 @@ pub async fn devices_list_and_revoke_through_sessions(store: Store) {
 
 /// E4 through the `Session` API: a device whose request loaded its session
 /// before another device signed out everywhere else cannot then end that
-/// device too; and a session that signs in and signs out everywhere else in
+/// device too, by signing out everywhere else or by revoking it; and a session that signs in and signs out everywhere else in
 /// one request ends the user's other sessions (its own is stored under its
 /// old, anonymous owner until the request ends).
 pub async fn sign_out_elsewhere_through_sessions(store: Store) {
@@ -1077,6 +1168,11 @@ pub async fn sign_out_elsewhere_through_sessions(store: Store) {
         phone.sign_out_everywhere_else().await.expect("phone"),
         0,
         "the phone's own session was already ended"
+    );
+    let laptop_key = SessionId::parse(&cookies[0]).expect("id").store_key();
+    assert!(
+        !phone.revoke_device(&laptop_key).await.expect("revoke"),
+        "nor can it revoke the laptop"
     );
     let _ = manager.finish(&phone).await;
     assert!(signed_in(cookies[0].clone()).await, "the laptop stays in");

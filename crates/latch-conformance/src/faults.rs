@@ -33,7 +33,8 @@ pub enum Call {
     Delete,
     /// [`latch::UserIndex::list_by_user`]
     ListByUser,
-    /// [`latch::UserIndex::delete_by_user`]
+    /// [`latch::UserIndex::delete_by_user`] and
+    /// [`latch::UserIndex::delete_one_by_user`]
     DeleteByUser,
     /// [`latch::ExpiredDeletion::purge_expired`]
     PurgeExpired,
@@ -135,6 +136,17 @@ impl<G: Gate> latch::UserIndex for Gated<G> {
         self.gate.before(Call::DeleteByUser).await?;
         let index = self.inner.user_index().ok_or_else(no_index)?;
         index.delete_by_user(user, keep).await
+    }
+
+    async fn delete_one_by_user(
+        &self,
+        user: &str,
+        key: &StoreKey,
+        keep: Option<&StoreKey>,
+    ) -> latch::Result<bool> {
+        self.gate.before(Call::DeleteByUser).await?;
+        let index = self.inner.user_index().ok_or_else(no_index)?;
+        index.delete_one_by_user(user, key, keep).await
     }
 }
 

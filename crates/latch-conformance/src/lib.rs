@@ -55,6 +55,7 @@ macro_rules! store_conformance {
             delete_by_user_keeps_current,
             sign_out_elsewhere_needs_the_kept_session,
             racing_sign_outs_elsewhere_leave_one_session,
+            revoking_a_device_needs_the_revoking_session,
             purge_removes_only_expired_in_batches,
             records_over_the_size_limit_are_refused,
             concurrent_writers_of_distinct_keys_all_kept,
@@ -167,6 +168,10 @@ pub async fn run_all(store: cases::Store, except: &[&str]) {
         (
             "racing_sign_outs_elsewhere_leave_one_session",
             cases::racing_sign_outs_elsewhere_leave_one_session(store.clone()).boxed(),
+        ),
+        (
+            "revoking_a_device_needs_the_revoking_session",
+            cases::revoking_a_device_needs_the_revoking_session(store.clone()).boxed(),
         ),
         (
             "purge_removes_only_expired_in_batches",

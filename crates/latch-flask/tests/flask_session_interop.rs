@@ -437,6 +437,7 @@ mod conformance {
         delete_by_user_keeps_current,
         sign_out_elsewhere_needs_the_kept_session,
         racing_sign_outs_elsewhere_leave_one_session,
+        revoking_a_device_needs_the_revoking_session,
         purge_removes_only_expired_in_batches,
         records_over_the_size_limit_are_refused,
         regenerate_does_not_revive_an_ended_session,

@@ -55,6 +55,11 @@ pub(crate) struct Sql {
     /// key order first, so two such statements for one user queue behind
     /// each other (no deadlock), and the second sees the first's deletions.
     pub(crate) delete_by_user_except: String,
+    /// Delete `$2` if it is user `$1`'s.
+    pub(crate) delete_one_by_user: String,
+    /// `delete_one_by_user` only while session `$3` exists, under the same
+    /// locks as `delete_by_user_except`, so the two take turns.
+    pub(crate) delete_one_by_user_except: String,
     pub(crate) purge: String,
 }
 
@@ -97,6 +102,14 @@ impl Sql {
                  DELETE FROM {t} WHERE key IN \
                  (SELECT key FROM locked WHERE user_id = $1 AND key <> $2) \
                  AND EXISTS (SELECT 1 FROM locked WHERE key = $2)"
+            ),
+            delete_one_by_user: format!("DELETE FROM {t} WHERE key = $2 AND user_id = $1"),
+            delete_one_by_user_except: format!(
+                "WITH locked AS (SELECT key, user_id FROM {t} \
+                 WHERE user_id = $1 OR key = $3 ORDER BY key FOR UPDATE) \
+                 DELETE FROM {t} WHERE key = $2 AND key IN \
+                 (SELECT key FROM locked WHERE user_id = $1) \
+                 AND EXISTS (SELECT 1 FROM locked WHERE key = $3)"
             ),
             purge: purge(&t),
             migrations: qualify(MIGRATIONS),

@@ -237,6 +237,32 @@ impl latch::UserIndex for PostgresStore {
             }
         }
     }
+
+    async fn delete_one_by_user(
+        &self,
+        user_id: &str,
+        key: &StoreKey,
+        keep: Option<&StoreKey>,
+    ) -> Result<bool> {
+        let what = "revoking one of a user's sessions in PostgreSQL";
+        let key = key.as_bytes().as_slice();
+        let n = match keep {
+            None => {
+                self.execute(what, &self.sql.delete_one_by_user, &[&user_id, &key])
+                    .await?
+            }
+            Some(keep) => {
+                let keep = keep.as_bytes().as_slice();
+                self.execute(
+                    what,
+                    &self.sql.delete_one_by_user_except,
+                    &[&user_id, &key, &keep],
+                )
+                .await?
+            }
+        };
+        Ok(n > 0)
+    }
 }
 
 #[async_trait]

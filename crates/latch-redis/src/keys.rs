@@ -9,7 +9,7 @@ use latch::StoreKey;
 /// | `{prefix}s:{hex store key}` | hash | one session; TTL = its `expires_at` |
 /// | `{prefix}u:{user id}` | sorted set | that user's store keys, scored by `expires_at`; TTL = highest score |
 /// | `{prefix}expiry` | sorted set | every session's store key scored by `expires_at`, for `purge_expired` |
-/// | `{prefix}o:{user id}` | string | a random token while one "sign out everywhere else" of that user runs; TTL = the operation timeout |
+/// | `{prefix}o:{user id}` | string | a random token while one "sign out everywhere else" or device revocation of that user runs; TTL = the operation timeout |
 /// | `{prefix}probe:{random hex}` | string | the read cache's check of the server, when it connects; deleted at once (TTL 60 s) |
 ///
 /// The `s:`, `u:` and `o:` tags keep the families apart whatever the user id is.

@@ -65,7 +65,7 @@
 //! | `latch:s:{hex store key}` | hash | `ver` (version), `rec` (the `Record` as JSON), `seen`, `exp`, `user` | `EXPIREAT expires_at` |
 //! | `latch:u:{user id}` | sorted set | the user's hex store keys, scored by `expires_at` | its highest score |
 //! | `latch:expiry` | sorted set | every session's hex store key, scored by an expiry no later than the session's, plus the fraction of a second at which it was filed (so entries filed later sort later, which keeps `ZADD` cheap); due at `now` when the score is below `now + 1` ([`expiry_due_before`]) | none; trimmed by `purge_expired` |
-//! | `latch:o:{user id}` | string | a random token while one "sign out everywhere else" of that user runs (see below) | the store's operation timeout |
+//! | `latch:o:{user id}` | string | a random token while one "sign out everywhere else" or device revocation of that user runs (see below) | the store's operation timeout |
 //!
 //! `touch` rewrites only `seen`, `exp` and the TTL, never the data or version.
 //! A session created with an `expires_at` already past is deleted by Redis at
@@ -95,10 +95,11 @@
 //!   costs no index command); purge finds such an entry early, sees the session
 //!   live, does not count it, and moves the entry to the session's expiry. A
 //!   write that moves the expiry sooner lowers the entry (`ZADD LT`).
-//! - "sign out everywhere else" (`delete_by_user` with a session to keep)
-//!   deletes only while the kept session exists (see
-//!   [`latch::UserIndex::delete_by_user`]). The check and the deletions span
-//!   many keys, so two of them for one user take turns under a lock
+//! - "sign out everywhere else" (`delete_by_user` with a session to keep) and
+//!   revoking one device (`delete_one_by_user`) delete only while the
+//!   caller's own session exists (see [`latch::UserIndex::delete_by_user`]).
+//!   The check and the deletions span many keys, so such calls for one user
+//!   take turns under a lock
 //!   (`SET latch:o:{user} token NX PX`, released by a script that checks the
 //!   token; a caller that waits longer than the operation timeout fails like
 //!   any slow call, and a lock its holder could not release expires with that

@@ -412,6 +412,31 @@ impl latch::UserIndex for SqliteStore {
         })
         .await
     }
+
+    async fn delete_one_by_user(
+        &self,
+        user_id: &str,
+        key: &StoreKey,
+        keep: Option<&StoreKey>,
+    ) -> latch::Result<bool> {
+        let (user, key, keep) = (user_id.to_owned(), *key, keep.copied());
+        self.write("revoking one of a user's sessions", move |conn| {
+            let key = key.as_bytes().as_slice();
+            let n = match keep {
+                None => conn
+                    .prepare_cached("DELETE FROM latch_sessions WHERE key = ?1 AND user_id = ?2")?
+                    .execute(params![key, user])?,
+                Some(keep) => conn
+                    .prepare_cached(
+                        "DELETE FROM latch_sessions WHERE key = ?1 AND user_id = ?2 \
+                         AND EXISTS (SELECT 1 FROM latch_sessions WHERE key = ?3)",
+                    )?
+                    .execute(params![key, user, keep.as_bytes().as_slice()])?,
+            };
+            Ok(n > 0)
+        })
+        .await
+    }
 }
 
 #[async_trait]

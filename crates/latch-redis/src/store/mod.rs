@@ -261,6 +261,22 @@ impl latch::UserIndex for RedisStore {
         }
         deleted
     }
+
+    async fn delete_one_by_user(
+        &self,
+        user_id: &str,
+        key: &StoreKey,
+        keep: Option<&StoreKey>,
+    ) -> Result<bool> {
+        let deleted = self
+            .write(
+                "revoking one of a user's sessions",
+                self.delete_user_session(user_id, key, keep),
+            )
+            .await;
+        self.forget(key);
+        deleted
+    }
 }
 
 #[async_trait]

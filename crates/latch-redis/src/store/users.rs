@@ -49,30 +49,67 @@ impl RedisStore {
     /// Delete `user`'s sessions but `keep`; with `keep`, only while it
     /// exists, one such call per user at a time (see the crate docs).
     pub(super) async fn delete_user(&self, user: &str, keep: Option<&StoreKey>) -> Result<u64> {
-        let Some(kept) = keep else {
-            return self.delete_user_sessions(user, None).await;
+        match keep {
+            None => self.delete_user_sessions(user, None).await,
+            Some(kept) => {
+                self.while_kept(user, kept, 0, self.delete_user_sessions(user, keep))
+                    .await
+            }
+        }
+    }
+
+    /// Delete `key` if it is `user`'s; with `keep`, as [`Self::delete_user`].
+    pub(super) async fn delete_user_session(
+        &self,
+        user: &str,
+        key: &StoreKey,
+        keep: Option<&StoreKey>,
+    ) -> Result<bool> {
+        let delete = async {
+            match self.delete_script(key, Some(user)).await? {
+                DeleteReply::Deleted { user } => {
+                    self.unfile(key, user.as_deref()).await?;
+                    Ok(true)
+                }
+                DeleteReply::Gone | DeleteReply::Kept => Ok(false),
+            }
         };
+        match keep {
+            None => delete.await,
+            Some(kept) => self.while_kept(user, kept, false, delete).await,
+        }
+    }
+
+    /// Run `op` under `user`'s sign-out lock if the session under `kept`
+    /// exists; `otherwise` if it does not.
+    async fn while_kept<T>(
+        &self,
+        user: &str,
+        kept: &StoreKey,
+        otherwise: T,
+        op: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let token = self.lock_sign_out(user).await?;
-        let deleted = async {
+        let done = async {
             let exists: bool = redis::cmd("EXISTS")
                 .arg(self.keys.session(kept))
                 .query_async(&mut self.conn.clone())
                 .await
                 .context("checking the session kept by a sign-out")?;
             if !exists {
-                return Ok(0);
+                return Ok(otherwise);
             }
-            self.delete_user_sessions(user, keep).await
+            op.await
         }
         .await;
         // A failed release leaves the lock to its expiry, which only delays
-        // this user's next sign-out elsewhere; the deletion's answer stands.
+        // this user's next sign-out; the answer stands.
         let _ = scripts::UNLOCK
             .key(self.keys.sign_out_lock(user))
             .arg(&token)
             .invoke_async::<i64>(&mut self.conn.clone())
             .await;
-        deleted
+        done
     }
 
     /// Take `user`'s sign-out lock, waiting for another holder; its token.
@@ -84,6 +121,7 @@ impl RedisStore {
         // very short timeout.
         let ttl = self.operation_timeout.max(Duration::from_secs(1));
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let mut pause = Duration::from_millis(1);
         loop {
             let taken: Option<String> = redis::cmd("SET")
                 .arg(&lock)
@@ -99,8 +137,10 @@ impl RedisStore {
             }
             // Another device of this user is signing out everywhere else:
             // its few commands take milliseconds (the caller's timeout
-            // bounds the wait).
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            // bounds the wait). Backing off keeps many waiters of one user
+            // (a flood of sign-outs) from becoming a flood of `SET`s.
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(32));
         }
     }
 

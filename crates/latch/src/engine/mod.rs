@@ -470,10 +470,20 @@ impl Engine {
             .await
     }
 
-    /// Delete the session filed under `key`.
-    pub(crate) async fn delete_key(&self, key: &crate::id::StoreKey) -> Result<bool> {
-        let (store, _) = self.backend.user_index()?;
-        self.timed("deleting a session", store.delete(key)).await
+    /// Delete `user`'s session filed under `key`, only while `keep` (the
+    /// caller's own session) exists.
+    pub(crate) async fn revoke_device(
+        &self,
+        user: &str,
+        key: &crate::id::StoreKey,
+        keep: Option<&crate::id::StoreKey>,
+    ) -> Result<bool> {
+        let (_, index) = self.backend.user_index()?;
+        self.timed(
+            "deleting a session",
+            index.delete_one_by_user(user, key, keep),
+        )
+        .await
     }
 
     /// Refuse, at start-up, a configuration that cannot list a user's

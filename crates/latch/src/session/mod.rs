@@ -761,16 +761,22 @@ impl Session {
     }
 
     /// End one of the signed-in user's sessions, found by its store key. Keys that
-    /// belong to another user are ignored (returns `false`).
+    /// belong to another user are ignored (returns `false`), and so is every key
+    /// once this session itself has been ended (by another device's "sign out
+    /// everywhere else", checked atomically with the deletion: see
+    /// [`UserIndex::delete_one_by_user`](crate::UserIndex::delete_one_by_user)).
     ///
     /// # Errors
     /// A store failure, or cookie-only sessions.
     pub async fn revoke_device(&self, key: &StoreKey) -> Result<bool> {
-        let devices = self.devices().await?;
-        if !devices.iter().any(|d| &d.key == key) {
+        let state = self.loaded().await?;
+        let Some(user) = state.record().user_id.clone() else {
             return Ok(false);
-        }
-        self.inner.engine.delete_key(key).await
+        };
+        self.inner
+            .engine
+            .revoke_device(&user, key, state.stored_key().as_ref())
+            .await
     }
 
     /// End every session of the signed-in user but this one; returns how many

@@ -360,6 +360,21 @@ impl UserIndex for EncryptedStore {
         }
         Ok(deleted)
     }
+
+    async fn delete_one_by_user(
+        &self,
+        user_id: &str,
+        key: &StoreKey,
+        keep: Option<&StoreKey>,
+    ) -> Result<bool> {
+        let index = self.inner.user_index().ok_or_else(no_index)?;
+        for name in self.user_names(user_id) {
+            if index.delete_one_by_user(&name, key, keep).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 fn no_index() -> Error {

@@ -52,9 +52,9 @@ pub struct MemoryStore {
     count: AtomicUsize,
     /// The most sessions the store holds, if bounded.
     max_sessions: Option<usize>,
-    /// Held by `delete_by_user` with a session to keep, so that checking that
-    /// session and deleting the others, shard by shard, is one step for any
-    /// other such call (see [`UserIndex::delete_by_user`]).
+    /// Held by `delete_by_user` and `delete_one_by_user` with a session to
+    /// keep, so that checking that session and deleting, shard by shard, is
+    /// one step for any other such call (see [`UserIndex::delete_by_user`]).
     signing_out: Mutex<()>,
 }
 
@@ -368,6 +368,31 @@ impl UserIndex for MemoryStore {
             deleted += here;
         }
         Ok(deleted as u64)
+    }
+
+    async fn delete_one_by_user(
+        &self,
+        user_id: &str,
+        key: &StoreKey,
+        keep: Option<&StoreKey>,
+    ) -> Result<bool> {
+        let _one_at_a_time = keep.map(|_| lock(&self.signing_out));
+        if let Some(keep) = keep {
+            if !self.shard(keep).sessions.contains_key(keep) {
+                return Ok(false);
+            }
+        }
+        let mut inner = self.shard(key);
+        let theirs = inner
+            .sessions
+            .get(key)
+            .is_some_and(|r| r.user_id.as_deref() == Some(user_id));
+        let removed = theirs && inner.remove(key).is_some();
+        drop(inner);
+        if removed {
+            self.forget(1);
+        }
+        Ok(removed)
     }
 }
 

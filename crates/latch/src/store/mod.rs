@@ -271,6 +271,22 @@ pub trait UserIndex: Send + Sync {
     /// `sign_out_elsewhere_needs_the_kept_session` and
     /// `racing_sign_outs_elsewhere_leave_one_session` check it.
     async fn delete_by_user(&self, user_id: &str, keep: Option<&StoreKey>) -> Result<u64>;
+
+    /// Delete the session under `key` if it is one of `user_id`'s ("revoke
+    /// this device"); returns whether one was deleted. With `keep` (the
+    /// caller's own session), only while that session exists, checked
+    /// atomically with the deletion and in turn with
+    /// [`delete_by_user`](Self::delete_by_user): a device that another
+    /// device has just signed out can end no other, so a device revoking one
+    /// that is at that moment signing out everywhere else leaves one of the
+    /// two in, never neither. Conformance case
+    /// `revoking_a_device_needs_the_revoking_session`.
+    async fn delete_one_by_user(
+        &self,
+        user_id: &str,
+        key: &StoreKey,
+        keep: Option<&StoreKey>,
+    ) -> Result<bool>;
 }
 
 /// A store's deletion of expired sessions in batches, for the purge task. A
