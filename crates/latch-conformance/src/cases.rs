@@ -83,6 +83,35 @@ async fn new_session(manager: &SessionManager) -> String {
     cookie_value(&set)
 }
 
+/// `N` stored sessions of `user`, live until `T0 + 600`.
+async fn sessions_of<const N: usize>(store: &Store, user: &str) -> [StoreKey; N] {
+    let keys = [(); N].map(|()| key());
+    for k in &keys {
+        assert!(
+            store
+                .create(k, &record(Some(user), T0 + 600))
+                .await
+                .expect("create")
+        );
+    }
+    keys
+}
+
+/// Sign `user` in on `n` devices; their cookie values.
+async fn signed_in_devices(manager: &SessionManager, user: &str, n: usize) -> Vec<String> {
+    let mut cookies = Vec::new();
+    for _ in 0..n {
+        let u = user.to_owned();
+        let set = request(manager, None, |s| async move {
+            s.log_in(u).await.expect("log in");
+        })
+        .await
+        .expect("cookie");
+        cookies.push(cookie_value(&set));
+    }
+    cookies
+}
+
 /// S4: creating never overwrites an existing session.
 pub async fn create_never_overwrites(store: Store) {
     let k = key();
@@ -533,15 +562,7 @@ pub async fn delete_by_user_keeps_current(store: Store) {
 /// counts as there.
 pub async fn sign_out_elsewhere_needs_the_kept_session(store: Store) {
     let alice = unique_user();
-    let (laptop, phone, tablet) = (key(), key(), key());
-    for k in [&laptop, &phone, &tablet] {
-        assert!(
-            store
-                .create(k, &record(Some(&alice), T0 + 600))
-                .await
-                .expect("create")
-        );
-    }
+    let [laptop, phone, tablet] = sessions_of(&store, &alice).await;
     let users = index(&store);
     assert_eq!(
         users
@@ -550,6 +571,7 @@ pub async fn sign_out_elsewhere_needs_the_kept_session(store: Store) {
             .expect("delete"),
         2
     );
+    assert!(store.load(&tablet).await.expect("load").is_none());
     // The phone's request loaded its session before the laptop's sign-out.
     assert_eq!(
         users
@@ -598,15 +620,7 @@ pub async fn sign_out_elsewhere_needs_the_kept_session(store: Store) {
 pub async fn racing_sign_outs_elsewhere_leave_one_session(store: Store) {
     for round in 0..16 {
         let alice = unique_user();
-        let (laptop, phone, tablet) = (key(), key(), key());
-        for k in [&laptop, &phone, &tablet] {
-            assert!(
-                store
-                    .create(k, &record(Some(&alice), T0 + 600))
-                    .await
-                    .expect("create")
-            );
-        }
+        let [laptop, phone, tablet] = sessions_of(&store, &alice).await;
         let (a, b) = {
             let (s1, s2) = (store.clone(), store.clone());
             let (u1, u2) = (alice.clone(), alice.clone());
@@ -689,15 +703,7 @@ pub async fn revoking_a_device_needs_the_revoking_session(store: Store) {
 
     for round in 0..16 {
         let alice = unique_user();
-        let (laptop, phone, tablet) = (key(), key(), key());
-        for k in [&laptop, &phone, &tablet] {
-            assert!(
-                store
-                    .create(k, &record(Some(&alice), T0 + 600))
-                    .await
-                    .expect("create")
-            );
-        }
+        let [laptop, phone, tablet] = sessions_of(&store, &alice).await;
         let (s1, s2) = (store.clone(), store.clone());
         let (u1, u2) = (alice.clone(), alice.clone());
         let others =
@@ -1064,16 +1070,7 @@ pub async fn anonymous_reads_create_nothing(store: Store) {
 pub async fn devices_list_and_revoke_through_sessions(store: Store) {
     let (manager, _clock) = manager(&store);
     let user = unique_user();
-    let mut cookies = Vec::new();
-    for _ in 0..3 {
-        let u = user.clone();
-        let set = request(&manager, None, |s| async move {
-            s.log_in(u).await.expect("log in");
-        })
-        .await
-        .expect("cookie");
-        cookies.push(cookie_value(&set));
-    }
+    let cookies = signed_in_devices(&manager, &user, 3).await;
     let stranger = request(&manager, None, |s| async move {
         s.log_in(unique_user()).await.expect("log in");
     })
@@ -1135,22 +1132,14 @@ pub async fn devices_list_and_revoke_through_sessions(store: Store) {
 
 /// E4 through the `Session` API: a device whose request loaded its session
 /// before another device signed out everywhere else cannot then end that
-/// device too, by signing out everywhere else or by revoking it; and a session that signs in and signs out everywhere else in
-/// one request ends the user's other sessions (its own is stored under its
-/// old, anonymous owner until the request ends).
+/// device too, by signing out everywhere else or by revoking it; and a
+/// session that signs in and signs out everywhere else in one request ends
+/// the user's other sessions (its own is stored under its old, anonymous
+/// owner until the request ends).
 pub async fn sign_out_elsewhere_through_sessions(store: Store) {
     let (manager, _clock) = manager(&store);
     let user = unique_user();
-    let mut cookies = Vec::new();
-    for _ in 0..2 {
-        let u = user.clone();
-        let set = request(&manager, None, |s| async move {
-            s.log_in(u).await.expect("log in");
-        })
-        .await
-        .expect("cookie");
-        cookies.push(cookie_value(&set));
-    }
+    let cookies = signed_in_devices(&manager, &user, 2).await;
     let signed_in = |c: String| {
         let manager = manager.clone();
         async move {
