@@ -56,7 +56,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use id::{SessionId, StoreKey};
 pub use key::{Keyring, MIN_BITS, Purpose, SecretKey, Subkey};
 pub use manager::{DEFAULT_MAX_RECORD_BYTES, PurgeTask, SessionManager, SessionManagerBuilder};
-pub use record::{Data, Record};
+pub use record::{Data, DataIter, Record};
 pub use session::{Flash, MAX_PENDING_FLASHES, Session, SessionFacts};
 pub use store::{
     ExpiredDeletion, InProcess, MemoryStore, SaveOutcome, SessionInfo, SessionStore, UserIndex,

@@ -1,6 +1,5 @@
 //! The session record: what a store keeps for one session.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -11,11 +10,9 @@ use crate::time::{Expiry, UnixTime, secs};
 /// cookie-session ID and issue time); applications cannot set them.
 pub(crate) const RESERVED_PREFIX: &str = "_latch.";
 
-/// The data of one session, a map from string keys to JSON values.
-///
-/// Values are plain serde data: nothing in a session can rebuild code or arbitrary
-/// objects when read back.
-pub type Data = BTreeMap<String, serde_json::Value>;
+mod data;
+
+pub use data::{Data, Iter as DataIter};
 
 /// Everything a store keeps about one session.
 ///
