@@ -14,7 +14,11 @@
 //!   one SHA-256 of 32 bytes;
 //! - `format_encode` / `format_decode`: `LatchFormat<SignedCodec>` encode/decode of
 //!   a `Record` vs plain `serde_json` of the same data map (`bare`) and
-//!   `serde_json` plus one HMAC (`floor`).
+//!   `serde_json` plus one HMAC (`floor`);
+//! - `data_decode` / `data_clone` / `data_insert`: the session data map
+//!   (`latch::Data`, one sorted vector) vs the standard `BTreeMap` it replaced,
+//!   on the same entries: decoding its JSON, copying it, and one insert and
+//!   remove of a new key.
 //!
 //! Payloads: 100 B, 1 KiB and 2600 B; the last makes a cookie value of about
 //! 3.5 KiB (3468 characters for signed cookies), the largest size class that fits
@@ -229,9 +233,53 @@ fn format(c: &mut Criterion) {
     g.finish();
 }
 
+/// The session data map against the standard map it replaced, for the
+/// benchmark's small session (the counter alone) and the signed-in one of
+/// `record()` (seven keys).
+fn data(c: &mut Criterion) {
+    type Tree = std::collections::BTreeMap<String, serde_json::Value>;
+    let mut small = Record::new(0);
+    small.data.insert("n".into(), 41.into());
+    for (name, rec) in [("1key", small), ("7keys", record())] {
+        let json = serde_json::to_vec(&rec.data).expect("json");
+        let tree: Tree = serde_json::from_slice(&json).expect("json");
+        let mut g = c.benchmark_group("data_decode");
+        g.bench_function(BenchmarkId::new("latch", name), |b| {
+            b.iter(|| serde_json::from_slice::<latch::Data>(black_box(&json)).expect("json"));
+        });
+        g.bench_function(BenchmarkId::new("bare", name), |b| {
+            b.iter(|| serde_json::from_slice::<Tree>(black_box(&json)).expect("json"));
+        });
+        g.finish();
+        let mut g = c.benchmark_group("data_clone");
+        g.bench_function(BenchmarkId::new("latch", name), |b| {
+            b.iter(|| black_box(&rec.data).clone());
+        });
+        g.bench_function(BenchmarkId::new("bare", name), |b| {
+            b.iter(|| black_box(&tree).clone());
+        });
+        g.finish();
+        let mut g = c.benchmark_group("data_insert");
+        let (mut ours, mut theirs) = (rec.data.clone(), tree.clone());
+        g.bench_function(BenchmarkId::new("latch", name), |b| {
+            b.iter(|| {
+                ours.insert(black_box("m").to_owned(), 1.into());
+                ours.remove(black_box("m"))
+            });
+        });
+        g.bench_function(BenchmarkId::new("bare", name), |b| {
+            b.iter(|| {
+                theirs.insert(black_box("m").to_owned(), 1.into());
+                theirs.remove(black_box("m"))
+            });
+        });
+        g.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = sign_verify, seal_open_xchacha, seal_open_aesgcm, ids, format
+    targets = sign_verify, seal_open_xchacha, seal_open_aesgcm, ids, format, data
 }
 criterion_main!(benches);

@@ -18,6 +18,9 @@ use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+/// Up to this many entries, an insertion makes room for exactly one more.
+const EXACT_UP_TO: usize = 4;
+
 /// The data of one session, a map from string keys to JSON values, in key
 /// order.
 ///
@@ -138,17 +141,22 @@ impl Data {
     pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
         // Keys most often come in order (a decoded record, a map being
         // built): append without a search.
-        if self.entries.last().is_none_or(|(last, _)| *last < key) {
-            self.entries.push((key, value));
-            return None;
-        }
-        match self.find(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
-            Err(i) => {
-                self.entries.insert(i, (key, value));
-                None
+        let at = if self.entries.last().is_none_or(|(last, _)| *last < key) {
+            self.entries.len()
+        } else {
+            match self.find(&key) {
+                Ok(i) => return Some(std::mem::replace(&mut self.entries[i].1, value)),
+                Err(i) => i,
             }
+        };
+        // A vector's first growth makes room for four entries; most sessions
+        // hold one or two keys, and a store may keep them for their whole
+        // life, so a small map grows one entry at a time.
+        if self.entries.len() == self.entries.capacity() && self.entries.len() < EXACT_UP_TO {
+            self.entries.reserve_exact(1);
         }
+        self.entries.insert(at, (key, value));
+        None
     }
 
     /// Take the value under `key` out of the map.
@@ -175,6 +183,28 @@ impl Data {
     /// ```
     pub fn clear(&mut self) {
         self.entries.clear();
+    }
+
+    /// Give back the room kept for entries not yet inserted (a map grows
+    /// by doubling, so one that had a key inserted holds room for four).
+    /// latch calls it when it hands a record to a store that keeps it as it
+    /// is, such as [`MemoryStore`](crate::MemoryStore).
+    ///
+    /// # Example
+    /// ```
+    /// let mut data = latch::Data::new();
+    /// data.insert("a".into(), 1.into());
+    /// data.shrink_to_fit();
+    /// assert_eq!(data.len(), 1);
+    /// ```
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+    }
+
+    /// How many entries the map has room for without growing.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.capacity()
     }
 
     /// Keep only the entries for which `keep` says yes.
@@ -411,6 +441,18 @@ mod tests {
         assert_eq!(ours, Data::from(std));
         assert_eq!(ours["b"], 3);
         assert_eq!(ours.len(), 2);
+    }
+
+    #[test]
+    fn a_small_map_keeps_no_spare_room() {
+        let mut data = Data::new();
+        for (n, key) in ["b", "a", "c", "d"].into_iter().enumerate() {
+            data.insert(key.into(), json!(n));
+            assert_eq!(data.capacity(), n + 1, "after {key}");
+        }
+        // Past that, amortized growth.
+        data.insert("e".into(), json!(4));
+        assert!(data.capacity() >= 5);
     }
 
     #[test]

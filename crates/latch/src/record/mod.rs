@@ -168,10 +168,18 @@ impl RecordCell {
     /// The record as an `Arc`, to hand to a store; an owned one moves into
     /// it, so later reads and the store share one allocation.
     pub(crate) fn share(&mut self) -> Arc<Record> {
-        let shared = match std::mem::replace(self, Self::Owned(Record::new(0))) {
+        let mut shared = match std::mem::replace(self, Self::Owned(Record::new(0))) {
             Self::Owned(record) => Arc::new(record),
             Self::Shared(record) => record,
         };
+        // A shared record is never changed again, and a store may keep it
+        // for the session's whole life: room its data kept for more entries
+        // would be kept as long (a decoded one-key map holds room for four,
+        // 168 bytes). Maps built by inserting keep none (see
+        // `Data::insert`), so for them this is only a check.
+        if let Some(record) = Arc::get_mut(&mut shared) {
+            record.data.shrink_to_fit();
+        }
         *self = Self::Shared(Arc::clone(&shared));
         shared
     }
@@ -186,5 +194,25 @@ impl From<Record> for RecordCell {
 impl From<Arc<Record>> for RecordCell {
     fn from(record: Arc<Record>) -> Self {
         Self::Shared(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_handed_to_a_store_keeps_no_spare_room() {
+        // A decoded map grows as vectors do, by doubling.
+        let mut record = Record::new(0);
+        record.data = serde_json::from_str(r#"{"n":1}"#).unwrap();
+        assert!(record.data.capacity() > 1, "a decoded map keeps room");
+        let mut cell = RecordCell::from(record);
+        assert_eq!(cell.share().data.capacity(), 1);
+        // Changed after sharing (a copy), then shared again.
+        cell.make_mut().data.insert("m".into(), 2.into());
+        let shared = cell.share();
+        assert_eq!(shared.data.capacity(), shared.data.len());
+        assert_eq!(shared.data["m"], 2);
     }
 }
