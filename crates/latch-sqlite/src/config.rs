@@ -32,6 +32,8 @@ pub(crate) struct Config {
     pub(crate) sync: Synchronous,
     pub(crate) wal_limit: u64,
     pub(crate) readers: usize,
+    /// The most sessions the table may hold, if bounded.
+    pub(crate) max_sessions: Option<u64>,
 }
 
 impl Default for Config {
@@ -40,6 +42,7 @@ impl Default for Config {
             sync: Synchronous::default(),
             wal_limit: DEFAULT_WAL_LIMIT,
             readers: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
+            max_sessions: None,
         }
     }
 }

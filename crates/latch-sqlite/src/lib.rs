@@ -26,7 +26,9 @@
 //! `latch_sessions(key BLOB PRIMARY KEY, version, data TEXT (JSON), created_at,
 //! last_seen, expires_at, remember, user_id, user_agent, ip)`, indexed on
 //! `expires_at` (purging costs what expired) and on `user_id` (listing a user's
-//! devices costs what that user has).
+//! devices costs what that user has). `latch_session_count(n)` holds how many
+//! rows the table has, kept by triggers on insert and delete, for stores
+//! opened with a limit ([`SqliteStoreBuilder::max_sessions`]).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

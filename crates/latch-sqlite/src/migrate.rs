@@ -20,6 +20,17 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX latch_sessions_expires_at ON latch_sessions (expires_at);
     CREATE INDEX latch_sessions_user_id ON latch_sessions (user_id) WHERE user_id IS NOT NULL;",
+    // 2: how many sessions the table holds, kept by triggers in the same
+    // transaction as each insert and delete (whoever writes the file), so a
+    // store with a limit (`SqliteStoreBuilder::max_sessions`) checks it without
+    // counting the table, which costs a scan. A conflicting insert (`ON
+    // CONFLICT DO NOTHING`) fires no trigger.
+    "CREATE TABLE latch_session_count (n INTEGER NOT NULL);
+    INSERT INTO latch_session_count (n) SELECT count(*) FROM latch_sessions;
+    CREATE TRIGGER latch_sessions_count_insert AFTER INSERT ON latch_sessions
+        BEGIN UPDATE latch_session_count SET n = n + 1; END;
+    CREATE TRIGGER latch_sessions_count_delete AFTER DELETE ON latch_sessions
+        BEGIN UPDATE latch_session_count SET n = n - 1; END;",
 ];
 
 /// The schema version this build writes.

@@ -59,6 +59,7 @@ impl Pool {
             sync,
             wal_limit,
             readers,
+            max_sessions: _,
         } = config;
         let err = |e| {
             latch::Error::store(

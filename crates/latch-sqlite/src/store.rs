@@ -18,6 +18,9 @@ use crate::pool::Pool;
 pub struct SqliteStore {
     pool: Arc<Pool>,
     path: Arc<PathBuf>,
+    /// The most sessions the table may hold (see
+    /// [`SqliteStoreBuilder::max_sessions`]).
+    max_sessions: Option<i64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -58,16 +61,67 @@ impl SqliteStoreBuilder {
         self
     }
 
+    /// The most sessions the database may hold (default: no limit). Creating
+    /// one more fails with a store error (answered `503 Service Unavailable`
+    /// by latch-axum, as a store outage is) until a sign-out, a revocation or
+    /// a purge of expired sessions frees room. A backstop against filling the
+    /// disk with sessions (one per request without a cookie, if nothing else
+    /// limits them); limit how fast one client may start sessions as well,
+    /// so that a flood does not leave the site full for everyone else.
+    ///
+    /// The count is kept in the database by triggers, so every process
+    /// writing the file shares it; each process enforces the limit it was
+    /// opened with.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{Record, SessionId, SessionStore as _};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let dir = std::env::temp_dir().join(format!("latch-max-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let store = latch_sqlite::SqliteStore::builder(dir.join("s.db"))
+    ///     .max_sessions(1)
+    ///     .open()?;
+    /// let (a, b) = (SessionId::generate().store_key(), SessionId::generate().store_key());
+    /// assert!(store.create(&a, &Record::new(0)).await?);
+    /// let full = store.create(&b, &Record::new(0)).await.unwrap_err();
+    /// assert!(full.is_unavailable());
+    /// store.delete(&a).await?;
+    /// assert!(store.create(&b, &Record::new(0)).await?);
+    /// # std::fs::remove_dir_all(dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn max_sessions(mut self, max: u64) -> Self {
+        self.config.max_sessions = Some(max);
+        self
+    }
+
     /// Open (creating if needed, readable by its owner only) the database,
     /// switch it to WAL and apply any pending migrations.
     ///
     /// # Errors
-    /// As [`SqliteStore::open`].
+    /// As [`SqliteStore::open`], and [`latch::ErrorKind::InvalidConfig`] for
+    /// `max_sessions(0)`.
     pub fn open(self) -> latch::Result<SqliteStore> {
+        let max_sessions = match self.config.max_sessions {
+            None => None,
+            Some(0) => {
+                return Err(latch::Error::invalid_config(
+                    "max_sessions(0) would refuse every session: give a limit of at least 1, \
+                     or leave it out for no limit",
+                ));
+            }
+            Some(max) => Some(i64::try_from(max).unwrap_or(i64::MAX)),
+        };
         create_owner_only(&self.path)?;
         Ok(SqliteStore {
             pool: Arc::new(Pool::open(&self.path, self.config)?),
             path: Arc::new(self.path),
+            max_sessions,
         })
     }
 }
@@ -177,6 +231,67 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// `create` for a store of at most `max` sessions: the insert happens only
+    /// while the count is under it, in one statement, so concurrent creates
+    /// (from this process or another on the same file) cannot pass it.
+    async fn create_within(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        max: i64,
+    ) -> latch::Result<bool> {
+        let (key, record) = (*key, record.clone());
+        let made = self
+            .write("creating a session", move |conn| {
+                let tx = conn.transaction()?;
+                // The `WHERE` also keeps SQLite from reading `ON CONFLICT` as
+                // part of the `SELECT` (its documented parsing ambiguity).
+                let sql = format!(
+                    "INSERT INTO latch_sessions ({COLUMNS}) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
+                     WHERE (SELECT n FROM latch_session_count) < ?11 \
+                     ON CONFLICT (key) DO NOTHING"
+                );
+                let n = tx.prepare_cached(&sql)?.execute(params![
+                    key.as_bytes(),
+                    version(record.version),
+                    data_json(&record)?,
+                    record.created_at,
+                    record.last_seen,
+                    record.expires_at,
+                    record.remember,
+                    record.user_id,
+                    record.user_agent,
+                    record.ip,
+                    max,
+                ])?;
+                // Not made: either the key is taken (the create-if-absent
+                // answer) or the store is full. Asked in the same
+                // transaction, so no other writer changes the answer between.
+                let made = if n == 1 {
+                    Some(true)
+                } else if tx
+                    .prepare_cached("SELECT 1 FROM latch_sessions WHERE key = ?1")?
+                    .exists([key.as_bytes()])?
+                {
+                    Some(false)
+                } else {
+                    None
+                };
+                tx.commit()?;
+                Ok(made)
+            })
+            .await?;
+        made.ok_or_else(|| {
+            latch::Error::store_msg(format!(
+                "creating a session: the session database holds its limit of {max} sessions \
+                 (SqliteStoreBuilder::max_sessions)"
+            ))
+        })
+    }
+}
+
 /// Sets its flag when dropped: when the future awaiting a blocking task is
 /// dropped (a timeout), the task can see that nobody waits for it any more.
 struct Abandon(Arc<AtomicBool>);
@@ -252,6 +367,9 @@ fn version(v: u64) -> i64 {
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create(&self, key: &StoreKey, record: &Record) -> latch::Result<bool> {
+        if let Some(max) = self.max_sessions {
+            return self.create_within(key, record, max).await;
+        }
         let (key, record) = (*key, record.clone());
         self.write("creating a session", move |conn| {
             let sql = format!(

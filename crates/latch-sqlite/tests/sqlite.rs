@@ -46,7 +46,7 @@ fn database_is_in_wal_mode_with_current_schema() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((mode.as_str(), version), ("wal", 1));
+    assert_eq!((mode.as_str(), version), ("wal", 2));
     let indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'latch_sessions' ORDER BY name")
         .unwrap()
@@ -86,7 +86,7 @@ fn newer_schema_is_refused_with_a_clear_message() {
     let err = SqliteStore::open(dir.db()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the session database has schema version 99, newer than the 1 this build of \
+        "the session database has schema version 99, newer than the 2 this build of \
          latch-sqlite knows; upgrade latch or use another database file"
     );
 }
@@ -579,4 +579,162 @@ async fn a6_the_file_shrinks_back_after_a_purge() {
         std::fs::metadata(dir.db()).map_or(0, |m| m.len()) >> 10
     );
     assert!(after < full / 8, "{after} bytes left of {full}");
+}
+
+/// The count the triggers keep, and the table's own.
+fn counts(db: &std::path::Path) -> (i64, i64) {
+    let conn = Connection::open(db).unwrap();
+    let kept = conn
+        .query_row("SELECT n FROM latch_session_count", [], |r| r.get(0))
+        .unwrap();
+    let real = conn
+        .query_row("SELECT count(*) FROM latch_sessions", [], |r| r.get(0))
+        .unwrap();
+    (kept, real)
+}
+
+fn live(created_at: i64) -> Record {
+    let mut r = Record::new(created_at);
+    r.expires_at = i64::MAX / 2;
+    r
+}
+
+/// A disk-fill backstop: a store of at most 3 sessions holds exactly 3,
+/// refuses the 4th as a store error (503), still answers "taken" for a key
+/// that exists, and has room again after a delete, a user's sign-out
+/// everywhere, or a purge.
+#[tokio::test]
+async fn a_bounded_store_holds_exactly_its_limit_and_frees_room() {
+    let dir = TempDir::new("bounded");
+    let store = SqliteStore::builder(dir.db())
+        .max_sessions(3)
+        .open()
+        .unwrap();
+    let keys: Vec<_> = (0..6).map(|_| SessionId::generate().store_key()).collect();
+    for key in &keys[..3] {
+        assert!(store.create(key, &live(1)).await.unwrap());
+    }
+    let full = store.create(&keys[3], &live(1)).await.unwrap_err();
+    assert!(full.is_unavailable(), "{full}");
+    assert!(full.to_string().contains("limit of 3 sessions"), "{full}");
+    assert_eq!(
+        store.load(&keys[3]).await.unwrap(),
+        None,
+        "nothing half made"
+    );
+    assert!(
+        !store.create(&keys[0], &live(1)).await.unwrap(),
+        "an existing key is still answered as taken"
+    );
+    assert_eq!(counts(&dir.db()), (3, 3));
+
+    assert!(store.delete(&keys[0]).await.unwrap());
+    assert!(store.create(&keys[3], &live(1)).await.unwrap());
+    assert!(store.create(&keys[4], &live(1)).await.is_err());
+
+    // Two sessions of one user, signed out everywhere: room for two.
+    let mut ada = live(1);
+    ada.user_id = Some("ada".into());
+    let (a1, a2) = (
+        SessionId::generate().store_key(),
+        SessionId::generate().store_key(),
+    );
+    assert!(store.delete(&keys[1]).await.unwrap());
+    assert!(store.delete(&keys[2]).await.unwrap());
+    assert!(store.create(&a1, &ada).await.unwrap());
+    assert!(store.create(&a2, &ada).await.unwrap());
+    assert!(store.create(&keys[4], &live(1)).await.is_err());
+    use latch::UserIndex as _;
+    assert_eq!(store.delete_by_user("ada", None).await.unwrap(), 2);
+
+    // Expired ones purged: room again.
+    let mut old = Record::new(1);
+    old.expires_at = 10;
+    assert!(store.create(&keys[4], &old).await.unwrap());
+    assert!(store.create(&keys[5], &old).await.unwrap());
+    assert!(store.create(&a1, &live(1)).await.is_err());
+    assert_eq!(store.purge_expired(100, 1000).await.unwrap(), 2);
+    assert!(store.create(&a1, &live(1)).await.unwrap());
+    // Saves and touches change no count.
+    let mut saved = store.load(&a1).await.unwrap().unwrap();
+    saved.version += 1;
+    store.save(&a1, &saved, saved.version - 1).await.unwrap();
+    store.touch(&a1, None, 5, i64::MAX / 2).await.unwrap();
+    assert_eq!(counts(&dir.db()), (2, 2));
+}
+
+/// Two stores on one file (two processes, say) share the count: racing
+/// creates from both never make more than the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_sharing_a_file_share_its_limit() {
+    let dir = TempDir::new("shared-limit");
+    let a = SqliteStore::builder(dir.db())
+        .max_sessions(5)
+        .open()
+        .unwrap();
+    let b = SqliteStore::builder(dir.db())
+        .max_sessions(5)
+        .open()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            store
+                .create(&SessionId::generate().store_key(), &live(1))
+                .await
+                .is_ok()
+        }));
+    }
+    let mut made = 0;
+    for task in tasks {
+        made += usize::from(task.await.unwrap());
+    }
+    assert_eq!(made, 5);
+    assert_eq!(counts(&dir.db()), (5, 5));
+}
+
+/// A database written before the count existed (schema 1, sessions in it):
+/// opening it counts what it holds, and the limit counts them too.
+#[tokio::test]
+async fn an_older_database_is_counted_when_it_is_opened() {
+    let dir = TempDir::new("count-migration");
+    {
+        let store = SqliteStore::open(dir.db()).unwrap();
+        for _ in 0..4 {
+            let key = SessionId::generate().store_key();
+            assert!(store.create(&key, &live(1)).await.unwrap());
+        }
+    }
+    // Back to schema 1, as a build before the count left the file.
+    Connection::open(dir.db())
+        .unwrap()
+        .execute_batch(
+            "DROP TRIGGER latch_sessions_count_insert;
+             DROP TRIGGER latch_sessions_count_delete;
+             DROP TABLE latch_session_count;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    let store = SqliteStore::builder(dir.db())
+        .max_sessions(5)
+        .open()
+        .unwrap();
+    assert_eq!(counts(&dir.db()), (4, 4));
+    let key = SessionId::generate().store_key();
+    assert!(store.create(&key, &live(1)).await.unwrap());
+    let key = SessionId::generate().store_key();
+    assert!(store.create(&key, &live(1)).await.is_err(), "4 old + 1 = 5");
+}
+
+#[test]
+fn a_limit_of_no_sessions_is_refused_at_open() {
+    let dir = TempDir::new("limit-zero");
+    let err = SqliteStore::builder(dir.db())
+        .max_sessions(0)
+        .open()
+        .unwrap_err();
+    assert_eq!(err.kind(), &latch::ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("at least 1"), "{err}");
+    assert!(!dir.db().exists(), "refused before any file is made");
 }
