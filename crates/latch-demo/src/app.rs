@@ -81,7 +81,37 @@ pub fn router_with(state: AppState) -> Router {
         // Outside the session layer: a health check never touches the session.
         .route("/healthz", get(|| async { "ok" }))
         .merge(with_sessions)
+        .layer(middleware::from_fn(form_type_in_lower_case))
         .layer(middleware::from_fn(security_headers))
+}
+
+/// The form media type this site takes, as axum's `Form` expects it.
+const FORM_TYPE: &[u8] = b"application/x-www-form-urlencoded";
+
+/// Media types are case-insensitive (RFC 9110, section 8.3.1), but axum's
+/// `Form` compares `Content-Type` byte for byte, so a form posted as
+/// `Application/X-WWW-Form-Urlencoded` got `415 Unsupported Media Type`.
+/// The form type is spelled in lower case here, before any handler; its
+/// parameters (a `charset`) are left as they came.
+async fn form_type_in_lower_case(mut req: Request, next: Next) -> Response {
+    let lowered = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(HeaderValue::as_bytes)
+        .filter(|value| {
+            value
+                .get(..FORM_TYPE.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(FORM_TYPE) && start != FORM_TYPE)
+        })
+        .map(|value| {
+            let mut value = value.to_vec();
+            value[..FORM_TYPE.len()].make_ascii_lowercase();
+            value
+        });
+    if let Some(value) = lowered.and_then(|v| HeaderValue::from_bytes(&v).ok()) {
+        req.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    next.run(req).await
 }
 
 /// `router` answering only requests whose `Host` is one of `hosts` (names,

@@ -19,6 +19,13 @@ use crate::users::Users;
 /// The most sessions `--store memory` holds.
 const MEMORY_STORE_SESSIONS: usize = 100_000;
 
+/// The most sessions (and throttling counters, which share its table)
+/// `--store sqlite` holds: about a gigabyte of disk at the usual session
+/// size. A backstop behind the per-client limits: a flood from ever new
+/// addresses that gets past them fills this and is answered 503, rather
+/// than filling the disk that also holds the accounts.
+const SQLITE_STORE_SESSIONS: u64 = 1_000_000;
+
 /// The most throttling counters `--store memory` holds, in a store of their
 /// own: counters in the sessions' store could fill it, and then nobody got a
 /// session (one outsider did that with sign-in attempts from ever new
@@ -31,7 +38,11 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Sessio
     Ok(Some(match &settings.store {
         StoreSpec::Sqlite(path) => {
             ensure_parent(path)?;
-            Arc::new(SqliteStore::open(path)?)
+            Arc::new(
+                SqliteStore::builder(path)
+                    .max_sessions(SQLITE_STORE_SESSIONS)
+                    .open()?,
+            )
         }
         // Bounded, so an anonymous flood gets 503s rather than the process
         // running out of memory (about 1 KiB to 64 KiB a session).

@@ -138,13 +138,25 @@ impl Client {
     }
 
     async fn post(&mut self, site: &Site, uri: &str, form: &[(&str, &str)]) -> Reply {
+        self.post_as(site, uri, "application/x-www-form-urlencoded", form)
+            .await
+    }
+
+    /// `post` with the given `Content-Type`.
+    async fn post_as(
+        &mut self,
+        site: &Site,
+        uri: &str,
+        content_type: &str,
+        form: &[(&str, &str)],
+    ) -> Reply {
         let body = form
             .iter()
             .map(|(k, v)| format!("{k}={}", urlencode(v)))
             .collect::<Vec<_>>()
             .join("&");
         let req = Request::post(uri)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::CONTENT_TYPE, content_type)
             .header("sec-fetch-site", "same-origin");
         self.send(site, req, Body::from(body)).await
     }
@@ -234,6 +246,49 @@ async fn failed_sign_in_is_401_and_says_nothing_specific() {
         assert!(r.body.contains("action=\"/login\""), "form shown again");
     }
     assert_eq!(c.me(&site).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_form_type_in_capitals_is_still_a_form() {
+    // Media types are case-insensitive; axum's `Form` alone answered 415.
+    let site = site();
+    Client::default().signup(&site, "carol").await;
+    let mut c = Client::default();
+    for content_type in [
+        "Application/X-WWW-Form-Urlencoded",
+        "APPLICATION/X-WWW-FORM-URLENCODED; charset=UTF-8",
+    ] {
+        let token = c.get(&site, "/login").await.csrf();
+        let fields = [
+            ("username", "carol"),
+            ("password", "not the password"),
+            ("csrf_token", token.as_str()),
+        ];
+        let r = c.post_as(&site, "/login", content_type, &fields).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{content_type}");
+    }
+    let token = c.get(&site, "/login").await.csrf();
+    let fields = [
+        ("username", "carol"),
+        ("password", "correct horse"),
+        ("csrf_token", token.as_str()),
+    ];
+    let r = c
+        .post_as(
+            &site,
+            "/login",
+            "Application/x-www-form-urlencoded",
+            &fields,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(c.me(&site).await, StatusCode::OK);
+    // Another type is still refused, whatever its case.
+    let token = c.get(&site, "/login").await.csrf();
+    let fields = [("csrf_token", token.as_str())];
+    let r = c.post_as(&site, "/login", "Text/Plain", &fields).await;
+    assert_ne!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.status.is_client_error(), "{}", r.status);
 }
 
 #[tokio::test]
