@@ -27,8 +27,8 @@
 //! last_seen, expires_at, remember, user_id, user_agent, ip)`, indexed on
 //! `expires_at` (purging costs what expired) and on `user_id` (listing a user's
 //! devices costs what that user has). `latch_session_count(n)` holds how many
-//! rows the table has, kept by triggers on insert and delete, for stores
-//! opened with a limit ([`SqliteStoreBuilder::max_sessions`]).
+//! rows the table has, kept by triggers on insert and delete, in files a
+//! store with a limit ([`SqliteStoreBuilder::max_sessions`]) has opened.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -59,7 +59,7 @@ impl Pool {
             sync,
             wal_limit,
             readers,
-            max_sessions: _,
+            max_sessions,
         } = config;
         let err = |e| {
             latch::Error::store(
@@ -100,6 +100,9 @@ impl Pool {
             )
             .map_err(err)?;
         crate::migrate::run(&mut writer)?;
+        if max_sessions.is_some() {
+            crate::migrate::count_rows(&mut writer)?;
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;

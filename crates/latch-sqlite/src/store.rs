@@ -69,9 +69,12 @@ impl SqliteStoreBuilder {
     /// limits them); limit how fast one client may start sessions as well,
     /// so that a flood does not leave the site full for everyone else.
     ///
-    /// The count is kept in the database by triggers, so every process
-    /// writing the file shares it; each process enforces the limit it was
-    /// opened with.
+    /// The count is kept in the database by triggers, made the first time a
+    /// store with a limit opens the file (counting what it holds then), so
+    /// every process writing the file keeps it and each enforces the limit it
+    /// was opened with. From then on each insert and delete costs one more
+    /// page in its commit (about 7 µs of CPU on the project's machine); files
+    /// never opened with a limit pay nothing.
     ///
     /// # Example
     /// ```

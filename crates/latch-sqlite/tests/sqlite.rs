@@ -46,7 +46,7 @@ fn database_is_in_wal_mode_with_current_schema() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!((mode.as_str(), version), ("wal", 2));
+    assert_eq!((mode.as_str(), version), ("wal", 1));
     let indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'latch_sessions' ORDER BY name")
         .unwrap()
@@ -86,7 +86,7 @@ fn newer_schema_is_refused_with_a_clear_message() {
     let err = SqliteStore::open(dir.db()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the session database has schema version 99, newer than the 2 this build of \
+        "the session database has schema version 99, newer than the 1 this build of \
          latch-sqlite knows; upgrade latch or use another database file"
     );
 }
@@ -694,37 +694,52 @@ async fn stores_sharing_a_file_share_its_limit() {
     assert_eq!(counts(&dir.db()), (5, 5));
 }
 
-/// A database written before the count existed (schema 1, sessions in it):
-/// opening it counts what it holds, and the limit counts them too.
+/// A file written without a limit (sessions in it, no count) is counted
+/// when a store with a limit first opens it, and the limit counts them; a
+/// file never opened with a limit has no count to keep.
 #[tokio::test]
-async fn an_older_database_is_counted_when_it_is_opened() {
-    let dir = TempDir::new("count-migration");
-    {
-        let store = SqliteStore::open(dir.db()).unwrap();
-        for _ in 0..4 {
-            let key = SessionId::generate().store_key();
-            assert!(store.create(&key, &live(1)).await.unwrap());
-        }
+async fn a_file_is_counted_when_a_store_with_a_limit_first_opens_it() {
+    let dir = TempDir::new("count-later");
+    let unlimited = SqliteStore::open(dir.db()).unwrap();
+    for _ in 0..4 {
+        let key = SessionId::generate().store_key();
+        assert!(unlimited.create(&key, &live(1)).await.unwrap());
     }
-    // Back to schema 1, as a build before the count left the file.
-    Connection::open(dir.db())
+    let tables: i64 = Connection::open(dir.db())
         .unwrap()
-        .execute_batch(
-            "DROP TRIGGER latch_sessions_count_insert;
-             DROP TRIGGER latch_sessions_count_delete;
-             DROP TABLE latch_session_count;
-             PRAGMA user_version = 1;",
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE 'latch_session_count%' \
+             OR name LIKE 'latch_sessions_count%'",
+            [],
+            |r| r.get(0),
         )
         .unwrap();
-    let store = SqliteStore::builder(dir.db())
+    assert_eq!(tables, 0, "nothing counted without a limit");
+    let limited = SqliteStore::builder(dir.db())
         .max_sessions(5)
         .open()
         .unwrap();
     assert_eq!(counts(&dir.db()), (4, 4));
     let key = SessionId::generate().store_key();
-    assert!(store.create(&key, &live(1)).await.unwrap());
+    assert!(limited.create(&key, &live(1)).await.unwrap());
     let key = SessionId::generate().store_key();
-    assert!(store.create(&key, &live(1)).await.is_err(), "4 old + 1 = 5");
+    assert!(
+        limited.create(&key, &live(1)).await.is_err(),
+        "4 old + 1 = 5"
+    );
+    // The store without a limit keeps the count it now shares.
+    let key = SessionId::generate().store_key();
+    assert!(unlimited.create(&key, &live(1)).await.unwrap());
+    assert!(unlimited.delete(&key).await.unwrap());
+    assert_eq!(counts(&dir.db()), (5, 5));
+    // Opening with a limit again does not count twice.
+    drop(
+        SqliteStore::builder(dir.db())
+            .max_sessions(9)
+            .open()
+            .unwrap(),
+    );
+    assert_eq!(counts(&dir.db()), (5, 5));
 }
 
 #[test]
