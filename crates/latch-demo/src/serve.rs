@@ -19,12 +19,25 @@ use crate::users::Users;
 /// The most sessions `--store memory` holds.
 const MEMORY_STORE_SESSIONS: usize = 100_000;
 
-/// The most sessions (and throttling counters, which share its table)
-/// `--store sqlite` holds: about a gigabyte of disk at the usual session
-/// size. A backstop behind the per-client limits: a flood from ever new
-/// addresses that gets past them fills this and is answered 503, rather
-/// than filling the disk that also holds the accounts.
+/// The most sessions `--store sqlite` holds: about 150 MB of disk at the
+/// usual session size, 4.6 GB at the largest a client can make (a 1 KB
+/// scratch value and an 8 KB `User-Agent`, black-box attack of the
+/// sixteenth round). A backstop behind the per-client limits: a flood from
+/// ever new addresses that gets past them is answered 503 rather than
+/// filling the disk that also holds the accounts.
 const SQLITE_STORE_SESSIONS: u64 = 1_000_000;
+
+/// How full each store may get with sessions nobody is signed in to: the
+/// rest of its room is kept for sign-ins, which create their session under
+/// a new ID. Without it a flood of anonymous sessions (5,000 a second from
+/// fake addresses, black-box attack of the sixteenth round) filled the
+/// store and then every sign-in got a 503.
+const ANONYMOUS_SHARE_PERCENT: u64 = 80;
+
+/// `limit`'s share for anonymous sessions.
+const fn anonymous_share(limit: u64) -> u64 {
+    limit / 100 * ANONYMOUS_SHARE_PERCENT
+}
 
 /// The most throttling counters `--store memory` holds, in a store of their
 /// own: counters in the sessions' store could fill it, and then nobody got a
@@ -32,6 +45,14 @@ const SQLITE_STORE_SESSIONS: u64 = 1_000_000;
 /// addresses). Full, it refuses what it counts (sign-ins, sign-ups, new
 /// sessions: 503, failing closed); sessions already made carry on.
 const MEMORY_STORE_COUNTERS: usize = 100_000;
+
+/// The most throttling counters `--store sqlite` holds, in a file of their
+/// own beside the sessions' (see `MEMORY_STORE_COUNTERS`).
+const SQLITE_STORE_COUNTERS: u64 = 100_000;
+
+/// The file of `--store sqlite`'s throttling counters, in the sessions'
+/// folder.
+const SQLITE_COUNTERS_FILE: &str = "latch-demo-counters.db";
 
 /// The store behind `spec`, for server-side kinds.
 async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn SessionStore>>> {
@@ -41,12 +62,16 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Sessio
             Arc::new(
                 SqliteStore::builder(path)
                     .max_sessions(SQLITE_STORE_SESSIONS)
+                    .max_anonymous_sessions(anonymous_share(SQLITE_STORE_SESSIONS))
                     .open()?,
             )
         }
         // Bounded, so an anonymous flood gets 503s rather than the process
         // running out of memory (about 1 KiB to 64 KiB a session).
-        StoreSpec::Memory => Arc::new(MemoryStore::with_max_sessions(MEMORY_STORE_SESSIONS)),
+        StoreSpec::Memory => Arc::new(
+            MemoryStore::with_max_sessions(MEMORY_STORE_SESSIONS)
+                .max_anonymous_sessions(anonymous_share(MEMORY_STORE_SESSIONS as u64) as usize),
+        ),
         StoreSpec::Redis(url) if settings.redis_read_cache => Arc::new(
             latch_redis::RedisStore::builder(url)
                 .read_cache(latch_redis::ReadCache::default())
@@ -119,10 +144,20 @@ async fn manager_and_counters(
                 }
                 None => builder,
             };
-            let counters: Arc<dyn SessionStore> = if settings.store == StoreSpec::Memory {
-                Arc::new(MemoryStore::with_max_sessions(MEMORY_STORE_COUNTERS))
-            } else {
-                store
+            let counters: Arc<dyn SessionStore> = match &settings.store {
+                StoreSpec::Memory => {
+                    Arc::new(MemoryStore::with_max_sessions(MEMORY_STORE_COUNTERS))
+                }
+                // Apart too: counters are sessions without a user, and in the
+                // sessions' table they would count against the anonymous
+                // share, so a flood that filled it left no room to count a
+                // sign-in attempt. Shared by instances that share the folder.
+                StoreSpec::Sqlite(path) => Arc::new(
+                    SqliteStore::builder(path.with_file_name(SQLITE_COUNTERS_FILE))
+                        .max_sessions(SQLITE_STORE_COUNTERS)
+                        .open()?,
+                ),
+                _ => store,
             };
             (builder, counters)
         }
@@ -179,7 +214,7 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Vec<latch::Purg
     // expired throttling counters, where they live beside them).
     let every = Duration::from_secs(60);
     let mut purgers = vec![manager.spawn_purger(every, 1000)];
-    if settings.store == StoreSpec::Memory {
+    if matches!(settings.store, StoreSpec::Memory | StoreSpec::Sqlite(_)) {
         // The counters have a store of their own.
         let counters = latch::SessionManager::builder()
             .shared_store(counters)
@@ -352,13 +387,15 @@ mod tests {
         assert!(manager.expiry().touch_every() < Duration::from_secs(5));
     }
 
-    /// With `--store memory`, throttling counters live in a bounded store of
-    /// their own: counters filling the sessions' store had left every visitor
-    /// without a session (attack round nine). A full counter store refuses
-    /// counting (fail closed), and sessions are still made.
+    /// With `--store memory` or `sqlite`, throttling counters live in a
+    /// bounded store of their own: counters filling the sessions' store had
+    /// left every visitor without a session (attack round nine), and in the
+    /// sessions' table they would count against the share kept from
+    /// anonymous sessions. A full counter store refuses counting (fail
+    /// closed), and sessions are still made.
     #[tokio::test]
     async fn memory_sessions_do_not_share_their_room_with_throttling_counters() {
-        for (store, apart) in [("memory", true), ("sqlite", false)] {
+        for (store, apart) in [("memory", true), ("sqlite", true)] {
             let dir = std::env::temp_dir().join(format!(
                 "latch-demo-serve-{}-{}",
                 std::process::id(),
@@ -377,7 +414,7 @@ mod tests {
                 .unwrap();
             let sessions = manager.store().unwrap();
             assert_eq!(!Arc::ptr_eq(sessions, &counters), apart, "{store}");
-            if apart {
+            if store == "memory" {
                 // Fill the counters' store: counting fails, sessions go on.
                 let limits = Limits::new(Arc::clone(&counters), 10).unwrap();
                 let mut refused = false;

@@ -1638,3 +1638,74 @@ async fn https_responses_carry_strict_transport_security() {
     let r = Client::default().get(&plain, "/login").await;
     assert!(r.headers.get(header::STRICT_TRANSPORT_SECURITY).is_none());
 }
+
+/// Black-box attack, sixteenth round: anonymous sessions made as fast as the
+/// per-client limits allowed (from fake addresses) filled the store, and
+/// then every sign-in got a 503, since a sign-in creates its session under
+/// a new ID. With part of the store kept from anonymous sessions
+/// (`max_anonymous_sessions`), the flood is refused at its share and people
+/// still sign in.
+#[tokio::test]
+async fn a_store_full_of_anonymous_sessions_still_lets_people_sign_in() {
+    let store = MemoryStore::with_max_sessions(30).max_anonymous_sessions(20);
+    let keys = latch::Keyring::new(latch::SecretKey::generate());
+    // With keys, as served: a form's CSRF secret waits in a signed cookie,
+    // not in a stored session, until someone signs in.
+    let manager = SessionManager::builder()
+        .store(store)
+        .keys(keys.clone())
+        .build()
+        .unwrap();
+    let dir = unique_dir("anonymous-flood");
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = latch_demo::app::AppState {
+        users: Users::open(&dir.join("users.db")).unwrap(),
+        manager,
+        // Counters apart, as the served demo keeps them.
+        limits: latch_demo::limits::Limits::new(Arc::new(MemoryStore::new()), 100).unwrap(),
+        known_browsers: latch_demo::known_browsers::KnownBrowsers::new(&keys, true).unwrap(),
+        scheme: "http",
+        proxies: latch_axum::TrustedProxies::default(),
+    };
+    let site = Site {
+        app: latch_demo::app::router_with(state),
+        _dir: Arc::new(TempDir(dir)),
+        _purger: Arc::default(),
+    };
+    let mut ada = Client::default();
+    assert_eq!(ada.signup(&site, "ada").await.status, StatusCode::SEE_OTHER);
+    let r = Client::default().signup(&site, "bob").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // A browser with an anonymous session from before the flood.
+    let mut laptop = Client::default();
+    assert!(put_scratch(&site, &mut laptop, "k", "v").await.is_success());
+    // The flood: a new anonymous session per request, until refused.
+    let mut made = 0;
+    loop {
+        let status = put_scratch(&site, &mut Client::default(), "k", "v").await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        assert!(status.is_success(), "{status}");
+        made += 1;
+        assert!(made < 30, "the flood was never refused");
+    }
+    assert_eq!(
+        made, 17,
+        "2 signed in, the laptop and 17 more: the share of 20"
+    );
+    // A new browser signs in (its session is made signed in): room kept.
+    let mut phone = Client::default();
+    let r = phone.login(&site, "ada", "correct horse").await;
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/"),
+        "{}",
+        r.body
+    );
+    assert_eq!(phone.me(&site).await, StatusCode::OK);
+    // So does the browser that had an anonymous session.
+    let r = laptop.login(&site, "bob", "correct horse").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(laptop.me(&site).await, StatusCode::OK);
+}

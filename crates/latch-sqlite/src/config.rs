@@ -34,6 +34,8 @@ pub(crate) struct Config {
     pub(crate) readers: usize,
     /// The most sessions the table may hold, if bounded.
     pub(crate) max_sessions: Option<u64>,
+    /// The count past which sessions without a user are refused, if set.
+    pub(crate) max_anonymous: Option<u64>,
 }
 
 impl Default for Config {
@@ -43,6 +45,7 @@ impl Default for Config {
             wal_limit: DEFAULT_WAL_LIMIT,
             readers: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
             max_sessions: None,
+            max_anonymous: None,
         }
     }
 }

@@ -60,6 +60,7 @@ impl Pool {
             wal_limit,
             readers,
             max_sessions,
+            max_anonymous,
         } = config;
         let err = |e| {
             latch::Error::store(
@@ -100,7 +101,7 @@ impl Pool {
             )
             .map_err(err)?;
         crate::migrate::run(&mut writer)?;
-        if max_sessions.is_some() {
+        if max_sessions.is_some() || max_anonymous.is_some() {
             crate::migrate::count_rows(&mut writer)?;
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY

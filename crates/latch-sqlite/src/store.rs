@@ -21,6 +21,9 @@ pub struct SqliteStore {
     /// The most sessions the table may hold (see
     /// [`SqliteStoreBuilder::max_sessions`]).
     max_sessions: Option<i64>,
+    /// The count past which sessions without a user are refused (see
+    /// [`SqliteStoreBuilder::max_anonymous_sessions`]).
+    max_anonymous: Option<i64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -103,6 +106,43 @@ impl SqliteStoreBuilder {
         self
     }
 
+    /// Keep room for sign-ins: once the database holds `max` sessions, a
+    /// session created without a signed-in user (`Record::user_id` unset)
+    /// is refused like one past [`max_sessions`](Self::max_sessions), while
+    /// one created signed in may still use the room above `max`. A sign-in
+    /// gives its session a new ID, which creates it signed in, so a flood of
+    /// anonymous sessions fills the store only up to `max` and people can
+    /// still sign in. Counted as `max_sessions` is (and turns the count on
+    /// the same way).
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{Record, SessionId, SessionStore as _};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// # let dir = std::env::temp_dir().join(format!("latch-anon-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let store = latch_sqlite::SqliteStore::builder(dir.join("s.db"))
+    ///     .max_sessions(2)
+    ///     .max_anonymous_sessions(1)
+    ///     .open()?;
+    /// let new_key = || SessionId::generate().store_key();
+    /// assert!(store.create(&new_key(), &Record::new(0)).await?);
+    /// assert!(store.create(&new_key(), &Record::new(0)).await.is_err());
+    /// let mut signed_in = Record::new(0);
+    /// signed_in.user_id = Some("ada".into());
+    /// assert!(store.create(&new_key(), &signed_in).await?);
+    /// # std::fs::remove_dir_all(dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn max_anonymous_sessions(mut self, max: u64) -> Self {
+        self.config.max_anonymous = Some(max);
+        self
+    }
+
     /// Open (creating if needed, readable by its owner only) the database,
     /// switch it to WAL and apply any pending migrations.
     ///
@@ -120,11 +160,16 @@ impl SqliteStoreBuilder {
             }
             Some(max) => Some(i64::try_from(max).unwrap_or(i64::MAX)),
         };
+        let max_anonymous = self
+            .config
+            .max_anonymous
+            .map(|max| i64::try_from(max).unwrap_or(i64::MAX));
         create_owner_only(&self.path)?;
         Ok(SqliteStore {
             pool: Arc::new(Pool::open(&self.path, self.config)?),
             path: Arc::new(self.path),
             max_sessions,
+            max_anonymous,
         })
     }
 }
@@ -289,7 +334,8 @@ impl SqliteStore {
         made.ok_or_else(|| {
             latch::Error::store_msg(format!(
                 "creating a session: the session database holds its limit of {max} sessions \
-                 (SqliteStoreBuilder::max_sessions)"
+                 for this one (SqliteStoreBuilder::max_sessions, or max_anonymous_sessions for \
+                 a session without a signed-in user)"
             ))
         })
     }
@@ -370,7 +416,16 @@ fn version(v: u64) -> i64 {
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create(&self, key: &StoreKey, record: &Record) -> latch::Result<bool> {
-        if let Some(max) = self.max_sessions {
+        let anonymous = if record.user_id.is_none() {
+            self.max_anonymous
+        } else {
+            None
+        };
+        let limit = match (self.max_sessions, anonymous) {
+            (Some(all), Some(anonymous)) => Some(all.min(anonymous)),
+            (all, anonymous) => all.or(anonymous),
+        };
+        if let Some(max) = limit {
             return self.create_within(key, record, max).await;
         }
         let (key, record) = (*key, record.clone());

@@ -753,3 +753,42 @@ fn a_limit_of_no_sessions_is_refused_at_open() {
     assert!(err.to_string().contains("at least 1"), "{err}");
     assert!(!dir.db().exists(), "refused before any file is made");
 }
+
+/// Room kept for sign-ins, as `MemoryStore::max_anonymous_sessions`: past
+/// the mark only sessions created signed in are made, up to the limit.
+#[tokio::test]
+async fn anonymous_sessions_leave_room_for_sign_ins() {
+    let dir = TempDir::new("anonymous");
+    let store = SqliteStore::builder(dir.db())
+        .max_sessions(5)
+        .max_anonymous_sessions(3)
+        .open()
+        .unwrap();
+    let mut signed_in = live(1);
+    signed_in.user_id = Some("ada".into());
+    let new_key = || SessionId::generate().store_key();
+    for _ in 0..3 {
+        assert!(store.create(&new_key(), &live(1)).await.unwrap());
+    }
+    let refused = store.create(&new_key(), &live(1)).await.unwrap_err();
+    assert!(refused.is_unavailable(), "{refused}");
+    assert!(refused.to_string().contains("limit of 3"), "{refused}");
+    assert!(store.create(&new_key(), &signed_in).await.unwrap());
+    assert!(store.create(&new_key(), &signed_in).await.unwrap());
+    assert!(
+        store.create(&new_key(), &signed_in).await.is_err(),
+        "5 in all"
+    );
+    assert_eq!(counts(&dir.db()), (5, 5));
+    // Only an anonymous limit: signed-in sessions are not limited.
+    let other = TempDir::new("anonymous-only");
+    let store = SqliteStore::builder(other.db())
+        .max_anonymous_sessions(1)
+        .open()
+        .unwrap();
+    assert!(store.create(&new_key(), &live(1)).await.unwrap());
+    assert!(store.create(&new_key(), &live(1)).await.is_err());
+    for _ in 0..3 {
+        assert!(store.create(&new_key(), &signed_in).await.unwrap());
+    }
+}

@@ -132,3 +132,59 @@ async fn a_bounded_store_holds_exactly_its_limit_and_frees_room() {
             .is_err()
     );
 }
+
+/// Room kept for sign-ins (black-box attack, sixteenth round: a flood of
+/// anonymous sessions filled the demo's store and then every sign-in got a
+/// 503, since a sign-in creates its session under a new ID): past
+/// `max_anonymous_sessions`, only sessions created signed in are made, up
+/// to the store's limit; room freed below the mark is anyone's again.
+#[tokio::test]
+async fn anonymous_sessions_leave_room_for_sign_ins() {
+    use latch::{Record, SessionId};
+
+    let store = MemoryStore::with_max_sessions(6).max_anonymous_sessions(4);
+    let anonymous = Record::new(1_000);
+    let mut signed_in = Record::new(1_000);
+    signed_in.user_id = Some("ada".into());
+    let mut made = Vec::new();
+    for _ in 0..4 {
+        let key = SessionId::generate().store_key();
+        assert!(store.create(&key, &anonymous).await.unwrap());
+        made.push(key);
+    }
+    let refused = store
+        .create(&SessionId::generate().store_key(), &anonymous)
+        .await
+        .unwrap_err();
+    assert!(refused.is_unavailable(), "{refused}");
+    assert!(refused.to_string().contains("signed-in"), "{refused}");
+    for _ in 0..2 {
+        let key = SessionId::generate().store_key();
+        assert!(store.create(&key, &signed_in).await.unwrap(), "room kept");
+    }
+    assert!(
+        store
+            .create(&SessionId::generate().store_key(), &signed_in)
+            .await
+            .is_err(),
+        "the store's own limit still holds"
+    );
+    assert_eq!(store.len(), 6);
+    // Three anonymous ones end: one anonymous one fits again (5 < 4 is
+    // false, 3 < 4 is true), then no more.
+    for key in &made[..3] {
+        assert!(store.delete(key).await.unwrap());
+    }
+    assert!(
+        store
+            .create(&SessionId::generate().store_key(), &anonymous)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .create(&SessionId::generate().store_key(), &anonymous)
+            .await
+            .is_err()
+    );
+}

@@ -52,6 +52,8 @@ pub struct MemoryStore {
     count: AtomicUsize,
     /// The most sessions the store holds, if bounded.
     max_sessions: Option<usize>,
+    /// The count past which sessions without a user are refused, if set.
+    max_anonymous: Option<usize>,
     /// Held by `delete_by_user` and `delete_one_by_user` with a session to
     /// keep, so that checking that session and deleting, shard by shard, is
     /// one step for any other such call (see [`UserIndex::delete_by_user`]).
@@ -143,6 +145,7 @@ impl Default for MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             count: AtomicUsize::new(0),
             max_sessions: None,
+            max_anonymous: None,
             signing_out: Mutex::default(),
         }
     }
@@ -178,6 +181,42 @@ impl MemoryStore {
             max_sessions: Some(max_sessions),
             ..Self::default()
         }
+    }
+
+    /// Keep room for sign-ins: once the store holds `max` sessions, a
+    /// session created without a signed-in user (`Record::user_id` unset) is
+    /// refused like one past [`with_max_sessions`](Self::with_max_sessions),
+    /// while one created signed in may still use the room above `max`. A
+    /// sign-in gives its session a new ID, which creates it signed in, so a
+    /// flood of anonymous sessions fills the store only up to `max` and
+    /// people can still sign in (without it, a full store refused every
+    /// sign-in: black-box attack, sixteenth round). Signed-in sessions are
+    /// harder to flood: each needs an account and a password check. Above
+    /// the store's limit, or on an unbounded store, it still bounds the
+    /// anonymous ones.
+    ///
+    /// # Example
+    /// ```
+    /// use latch::{MemoryStore, Record, SessionId, SessionStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let store = MemoryStore::with_max_sessions(10).max_anonymous_sessions(8);
+    /// let new_key = || SessionId::generate().store_key();
+    /// for _ in 0..8 {
+    ///     assert!(store.create(&new_key(), &Record::new(0)).await?);
+    /// }
+    /// assert!(store.create(&new_key(), &Record::new(0)).await.is_err());
+    /// let mut signed_in = Record::new(0);
+    /// signed_in.user_id = Some("ada".into());
+    /// assert!(store.create(&new_key(), &signed_in).await?);
+    /// # Ok::<(), latch::Error>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn max_anonymous_sessions(mut self, max: usize) -> Self {
+        self.max_anonymous = Some(max);
+        self
     }
 
     /// How many sessions (expired or not) the store holds.
@@ -317,6 +356,14 @@ impl InProcess for MemoryStore {
             self.forget(1);
             return Err(crate::Error::store_msg(
                 "the in-memory session store is full (MemoryStore::with_max_sessions)",
+            ));
+        }
+        let anonymous = record.user_id.is_none();
+        if anonymous && self.max_anonymous.is_some_and(|max| before >= max) {
+            self.forget(1);
+            return Err(crate::Error::store_msg(
+                "the in-memory session store has no more room for sessions without a signed-in \
+                 user (MemoryStore::max_anonymous_sessions)",
             ));
         }
         inner.insert(*key, Arc::clone(record));
