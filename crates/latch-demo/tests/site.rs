@@ -59,6 +59,29 @@ fn site_with(manager: SessionManager) -> Site {
     }
 }
 
+/// The demo's routes on `manager`, with users in a fresh folder and the
+/// throttling counters in a store of their own, as the served demo keeps
+/// them (`router` keeps them in the sessions' store).
+fn site_with_counters_apart(manager: SessionManager, tag: &str, new_sessions: u32) -> Site {
+    let dir = unique_dir(tag);
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = latch::Keyring::new(latch::SecretKey::generate());
+    let state = latch_demo::state::AppState {
+        users: Users::open(&dir.join("users.db")).unwrap(),
+        manager,
+        limits: latch_demo::limits::Limits::new(Arc::new(MemoryStore::new()), new_sessions)
+            .unwrap(),
+        known_browsers: latch_demo::known_browsers::KnownBrowsers::new(&keys, true).unwrap(),
+        scheme: "http",
+        proxies: latch_axum::TrustedProxies::default(),
+    };
+    Site {
+        app: latch_demo::app::router_with(state),
+        _dir: Arc::new(TempDir(dir)),
+        _purger: Arc::default(),
+    }
+}
+
 /// A browser-like client: keeps its cookie, sends same-origin fetch metadata.
 #[derive(Clone, Default)]
 struct Client {
@@ -1349,32 +1372,13 @@ async fn new_sessions_and_sign_ups_are_throttled_per_client() {
 /// behind, and the counters in turn filled their own store.
 #[tokio::test]
 async fn new_sessions_the_store_refuses_are_not_counted() {
-    use latch_demo::limits::{Limits, NEW_SESSIONS_PER_CLIENT};
-    let dir = unique_dir("full");
-    std::fs::create_dir_all(&dir).unwrap();
+    use latch_demo::limits::NEW_SESSIONS_PER_CLIENT;
     // Room for 16 sessions: most new sessions are refused.
     let manager = SessionManager::builder()
         .store(MemoryStore::with_max_sessions(16))
         .build()
         .unwrap();
-    let counters = Arc::new(MemoryStore::new());
-    let state = latch_demo::state::AppState {
-        users: Users::open(&dir.join("users.db")).unwrap(),
-        manager,
-        limits: Limits::new(counters.clone(), NEW_SESSIONS_PER_CLIENT).unwrap(),
-        known_browsers: latch_demo::known_browsers::KnownBrowsers::new(
-            &latch::Keyring::new(latch::SecretKey::generate()),
-            true,
-        )
-        .unwrap(),
-        scheme: "http",
-        proxies: latch_axum::TrustedProxies::default(),
-    };
-    let site = Site {
-        app: latch_demo::app::router_with(state),
-        _dir: Arc::new(TempDir(dir)),
-        _purger: Arc::default(),
-    };
+    let site = site_with_counters_apart(manager, "full", NEW_SESSIONS_PER_CLIENT);
     let (mut made, mut refused) = (0, 0);
     for _ in 0..2 * NEW_SESSIONS_PER_CLIENT {
         match put_scratch(&site, &mut Client::default(), "k", "v").await {
@@ -1653,25 +1657,10 @@ async fn a_store_full_of_anonymous_sessions_still_lets_people_sign_in() {
     // not in a stored session, until someone signs in.
     let manager = SessionManager::builder()
         .store(store)
-        .keys(keys.clone())
+        .keys(keys)
         .build()
         .unwrap();
-    let dir = unique_dir("anonymous-flood");
-    std::fs::create_dir_all(&dir).unwrap();
-    let state = latch_demo::app::AppState {
-        users: Users::open(&dir.join("users.db")).unwrap(),
-        manager,
-        // Counters apart, as the served demo keeps them.
-        limits: latch_demo::limits::Limits::new(Arc::new(MemoryStore::new()), 100).unwrap(),
-        known_browsers: latch_demo::known_browsers::KnownBrowsers::new(&keys, true).unwrap(),
-        scheme: "http",
-        proxies: latch_axum::TrustedProxies::default(),
-    };
-    let site = Site {
-        app: latch_demo::app::router_with(state),
-        _dir: Arc::new(TempDir(dir)),
-        _purger: Arc::default(),
-    };
+    let site = site_with_counters_apart(manager, "anonymous-flood", 100);
     let mut ada = Client::default();
     assert_eq!(ada.signup(&site, "ada").await.status, StatusCode::SEE_OTHER);
     let r = Client::default().signup(&site, "bob").await;

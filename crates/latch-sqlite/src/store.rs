@@ -301,19 +301,7 @@ impl SqliteStore {
                      WHERE (SELECT n FROM latch_session_count) < ?11 \
                      ON CONFLICT (key) DO NOTHING"
                 );
-                let n = tx.prepare_cached(&sql)?.execute(params![
-                    key.as_bytes(),
-                    version(record.version),
-                    data_json(&record)?,
-                    record.created_at,
-                    record.last_seen,
-                    record.expires_at,
-                    record.remember,
-                    record.user_id,
-                    record.user_agent,
-                    record.ip,
-                    max,
-                ])?;
+                let n = insert(&mut tx.prepare_cached(&sql)?, &key, &record, Some(max))?;
                 // Not made: either the key is taken (the create-if-absent
                 // answer) or the store is full. Asked in the same
                 // transaction, so no other writer changes the answer between.
@@ -384,6 +372,37 @@ fn data_json(record: &Record) -> rusqlite::Result<String> {
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
 }
 
+/// Run `insert`, whose parameters are the columns of `COLUMNS` in order
+/// and then `limit` when there is one, for `record` under `key`.
+fn insert(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    key: &StoreKey,
+    record: &Record,
+    limit: Option<i64>,
+) -> rusqlite::Result<usize> {
+    let (version, data) = (version(record.version), data_json(record)?);
+    let columns: [&dyn rusqlite::ToSql; 10] = [
+        key.as_bytes(),
+        &version,
+        &data,
+        &record.created_at,
+        &record.last_seen,
+        &record.expires_at,
+        &record.remember,
+        &record.user_id,
+        &record.user_agent,
+        &record.ip,
+    ];
+    match &limit {
+        None => insert.execute(&columns[..]),
+        Some(limit) => {
+            let mut with_limit = columns.to_vec();
+            with_limit.push(limit);
+            insert.execute(with_limit.as_slice())
+        }
+    }
+}
+
 fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
     let data: String = row.get(2)?;
     let data = serde_json::from_str(&data).map_err(|e| {
@@ -434,18 +453,7 @@ impl SessionStore for SqliteStore {
                 "INSERT INTO latch_sessions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                  ON CONFLICT (key) DO NOTHING"
             );
-            let n = conn.prepare_cached(&sql)?.execute(params![
-                key.as_bytes(),
-                version(record.version),
-                data_json(&record)?,
-                record.created_at,
-                record.last_seen,
-                record.expires_at,
-                record.remember,
-                record.user_id,
-                record.user_agent,
-                record.ip,
-            ])?;
+            let n = insert(&mut conn.prepare_cached(&sql)?, &key, &record, None)?;
             Ok(n == 1)
         })
         .await
